@@ -1,0 +1,35 @@
+"""State and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+
+console = Console()
+console_err = Console(stderr=True)
+
+
+@dataclass
+class _State:
+    debug: bool = False
+    offline: bool = False
+    data_dir: str | None = None
+
+
+STATE = _State()
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def print_json(payload: Any) -> None:
+    """Print JSON to stdout (plain, machine-readable: no rich markup or wrapping)."""
+    import sys
+
+    sys.stdout.write(json.dumps(payload, indent=2, default=str, allow_nan=False) + "\n")

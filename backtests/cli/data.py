@@ -1,0 +1,7 @@
+"""``flushback data ...``: import, fetch, list and validate datasets."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,51 @@
+"""Where flushback keeps its files.
+
+- ``FLUSHBACK_HOME``: when set, the store is ``$FLUSHBACK_HOME/store`` and runs go to
+  ``$FLUSHBACK_HOME/runs``.
+- ``FLUSHBACK_STORE`` / ``FLUSHBACK_RUNS_DIR`` override each one separately.
+- Otherwise the store lives in the user cache directory (platformdirs) and runs in ``./runs``.
+- ``FLUSHBACK_DATA_DIR``: a folder laid out like ``../shared/data`` (prices/, sentiment/,
+  liquidations/, derivatives/) that is read directly, without importing it into the store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def home() -> Path | None:
+    value = os.environ.get("FLUSHBACK_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def store_dir(override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get("FLUSHBACK_STORE"):
+        return Path(os.environ["FLUSHBACK_STORE"]).expanduser()
+    h = home()
+    if h is not None:
+        return h / "store"
+    return Path(platformdirs.user_cache_dir("flushback")) / "store"
+
+
+def runs_dir(override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get("FLUSHBACK_RUNS_DIR"):
+        return Path(os.environ["FLUSHBACK_RUNS_DIR"]).expanduser()
+    h = home()
+    if h is not None:
+        return h / "runs"
+    return Path("runs")
+
+
+def data_dir(override: str | Path | None = None) -> Path | None:
+    """The directly-read data folder, if one was given by flag or ``FLUSHBACK_DATA_DIR``."""
+    if override:
+        return Path(override).expanduser()
+    value = os.environ.get("FLUSHBACK_DATA_DIR")
+    return Path(value).expanduser() if value else None

@@ -1,0 +1,47 @@
+"""Shared fixtures.
+
+Real-data tests find ``../shared/data`` through one fixture, ``shared_data_dir``: the directory
+named by ``FLUSHBACK_SHARED_DATA`` (default: ``../shared/data`` next to the repository). When it
+is absent the test is skipped with the reason, unless ``FLUSHBACK_REQUIRE_DATA=1`` (set by
+``.ci/run``), in which case it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get("FLUSHBACK_SHARED_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    path = _shared_data_dir()
+    if not (path / "prices").is_dir():
+        reason = (
+            f"real market data not found at {path} (set FLUSHBACK_SHARED_DATA to a folder laid "
+            "out like ../shared/data)"
+        )
+        if os.environ.get("FLUSHBACK_REQUIRE_DATA") == "1":
+            pytest.fail(reason + "; FLUSHBACK_REQUIRE_DATA=1 makes this a failure")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own FLUSHBACK_HOME so no test touches the user's store or runs."""
+    home = tmp_path_factory.mktemp("flushback_home")
+    monkeypatch.setenv("FLUSHBACK_HOME", str(home))
+    monkeypatch.delenv("FLUSHBACK_DATA_DIR", raising=False)
+    monkeypatch.delenv("FLUSHBACK_STORE", raising=False)
+    monkeypatch.delenv("FLUSHBACK_RUNS_DIR", raising=False)
+    monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    return home
