@@ -1,0 +1,816 @@
+"""The three bias checks of ``flushback audit``, written over small interfaces.
+
+The checks never import the runner, backtrader or the data layer: they work on a
+:class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
+as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
+``warmup_bars``, ``tolerance``). :mod:`flushback.backtests.audit` wires them to a spec, the data
+layer and the runner; the tests drive the same functions with planted biases.
+
+Time conventions (DESIGN.md, "Time"): bars are indexed by their OPEN time, a bar's values are
+known at its close (open + interval), and an order decided at the close of bar ``s`` fills at the
+open of bar ``s + 1``. So the data a fill at bar ``e`` may depend on is exactly the bars up to
+``e - 1`` and the external rows with ``known_at <= close(e - 1) = open(e)``.
+
+Look-ahead (:func:`check_lookahead`)
+    For each sampled trade, the whole pipeline is recomputed on raw data cut at four bars:
+    the entry *decision* bar ``e - 1`` (the last bar the entry may depend on: a signal peeking
+    one bar ahead sees different data there; cutting at the fill bar ``e`` would hide it, the
+    blind spot of freqtrade's lookahead-analysis), the entry *fill* bar ``e`` (the trade must
+    exist with the same entry time and price), and likewise the exit decision bar ``x - 1`` and
+    the exit fill bar ``x``. Seeded samples of trigger bars (per boolean signal column) and of
+    bars where nothing fired are cut too, so a biased signal that never led to a trade is still
+    caught. At every cut, every signal column and every assembled frame column is compared on
+    every bar up to the cut (not only the last one): a value at bar ``t`` may depend on rows up
+    to ``t`` only, so an honest pipeline reproduces the full run there exactly.
+
+Warm-up (:func:`check_warmup`)
+    Each signal's values at evaluation bars are recomputed from only ``N`` bars of history for
+    ``N`` = the declared ``warmup_bars`` and multiples of it; the relative difference to the
+    full-history value must be within the signal's declared ``tolerance`` at ``N = warmup_bars``.
+
+External timing (:func:`check_external_timing`)
+    From the ``known_at`` / ``period_end`` frames of the assembled data: for each external
+    column, the lag between each value's period end and the close of the first bar that used
+    it. Fails when a value was used at a bar closing before its ``known_at``, when a value is
+    declared known before its period ended, or when a value has no ``known_at`` at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PASS",
+    "FAIL",
+    "SKIP",
+    "PipelineOutput",
+    "Pipeline",
+    "SignalLike",
+    "Finding",
+    "CheckResult",
+    "check_lookahead",
+    "check_warmup",
+    "check_external_timing",
+    "compare_columns",
+    "relative_difference",
+]
+
+PASS = "pass"
+FAIL = "fail"
+SKIP = "skip"
+
+TRADE_COLUMNS = ("entry_time", "entry_price", "exit_time", "exit_price")
+
+
+# --------------------------------------------------------------------------- interfaces
+@dataclass(frozen=True)
+class PipelineOutput:
+    """What one (possibly truncated) pipeline run produced.
+
+    ``frame``: the assembled frame (index = bar open times). ``signals``: signal/indicator
+    columns on the same index. ``trades``: one row per trade with at least ``entry_time``,
+    ``entry_price``, ``exit_time``, ``exit_price`` (a position still open at the end of the data
+    has ``exit_time`` NaT, not an artificial end-of-data exit), or None when trades were not
+    requested. ``known_at`` / ``period_end``: per external column, the known_at / period end of
+    the value used at each bar (optional).
+    """
+
+    frame: pd.DataFrame
+    signals: pd.DataFrame
+    trades: pd.DataFrame | None = None
+    known_at: pd.DataFrame | None = None
+    period_end: pd.DataFrame | None = None
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """Recomputes the whole strategy from raw inputs known at a given moment.
+
+    ``run(until)`` must truncate the RAW inputs before anything is derived from them: the bars
+    whose open time is ``<= until`` and the external rows whose ``known_at`` is ``<= until +
+    interval`` (the close of bar ``until``); then assemble, compute signals and (when
+    ``trades``) run the backtest. ``until=None`` means all data.
+    """
+
+    @property
+    def index(self) -> pd.DatetimeIndex: ...
+
+    @property
+    def interval(self) -> pd.Timedelta: ...
+
+    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True) -> PipelineOutput: ...
+
+
+@runtime_checkable
+class SignalLike(Protocol):
+    warmup_bars: int
+    tolerance: float
+
+    def compute(self, frame: pd.DataFrame) -> pd.Series: ...
+
+
+@dataclass
+class Finding:
+    """One piece of evidence of bias: where (bar, column), what (both values), found how."""
+
+    kind: str
+    message: str
+    bar: pd.Timestamp | None = None
+    column: str | None = None
+    full: Any = None
+    truncated: Any = None
+    cut: pd.Timestamp | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "bar": _iso(self.bar),
+            "column": self.column,
+            "full": _plain(self.full),
+            "truncated": _plain(self.truncated),
+            "cut": _iso(self.cut),
+        }
+
+
+@dataclass
+class CheckResult:
+    """A check's verdict, a one-line summary, table rows and the findings behind a failure."""
+
+    name: str
+    title: str
+    verdict: str
+    summary: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != FAIL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "params": {k: _plain(v) for k, v in self.params.items()},
+            "columns": list(self.columns),
+            "rows": [{k: _plain(v) for k, v in row.items()} for row in self.rows],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+def _iso(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    ts = ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalar: numpy -> python, NaN/inf -> None, timestamps -> ISO UTC."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return _iso(value)
+    if isinstance(value, pd.Timedelta):
+        return value.total_seconds() / 3600.0
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
+
+
+def _differs(a: pd.Series, b: pd.Series, rtol: float, atol: float) -> np.ndarray:
+    """Element-wise "not the same value" (both missing counts as the same)."""
+    if _is_numeric(a) and _is_numeric(b):
+        x = a.astype("float64").to_numpy()
+        y = b.astype("float64").to_numpy()
+        both_nan = np.isnan(x) & np.isnan(y)
+        with np.errstate(invalid="ignore"):
+            close = np.isclose(x, y, rtol=rtol, atol=atol)
+        return ~(close | both_nan)
+    xa = a.astype(object).to_numpy()
+    ya = b.astype(object).to_numpy()
+    na_x = pd.isna(a).to_numpy()
+    na_y = pd.isna(b).to_numpy()
+    same = (xa == ya) | (na_x & na_y)
+    return ~same.astype(bool)
+
+
+def compare_columns(
+    full: pd.DataFrame,
+    truncated: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    *,
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
+    columns: Iterable[str] | None = None,
+) -> list[tuple[str, pd.Timestamp, Any, Any, int]]:
+    """Columns whose values differ on ``index`` between two runs.
+
+    Returns ``(column, first differing bar, full value, truncated value, number of differing
+    bars)`` per differing column. A column missing from ``truncated`` differs everywhere.
+    """
+    out: list[tuple[str, pd.Timestamp, Any, Any, int]] = []
+    for col in columns if columns is not None else full.columns:
+        a = full[col].reindex(index)
+        if col not in truncated.columns:
+            b = pd.Series(np.nan, index=index, dtype="float64")
+        else:
+            b = truncated[col].reindex(index)
+        mask = _differs(a, b, rtol, atol)
+        if mask.any():
+            pos = int(np.argmax(mask))
+            out.append((str(col), index[pos], a.iloc[pos], b.iloc[pos], int(mask.sum())))
+    return out
+
+
+def relative_difference(full: Any, other: Any, *, floor: float = 1e-12) -> float:
+    """|other - full| / max(|full|, floor); booleans compare as 0/1; NaN vs NaN is 0,
+    NaN vs a number is infinite."""
+    def _f(v: Any) -> float:
+        if v is None:
+            return math.nan
+        try:
+            if pd.isna(v):
+                return math.nan
+        except (TypeError, ValueError):
+            pass
+        return float(v)
+
+    x, y = _f(full), _f(other)
+    if math.isnan(x) and math.isnan(y):
+        return 0.0
+    if math.isnan(x) or math.isnan(y):
+        return math.inf
+    return abs(y - x) / max(abs(x), floor)
+
+
+def _trades_frame(trades: pd.DataFrame | None) -> pd.DataFrame:
+    if trades is None:
+        return pd.DataFrame(columns=list(TRADE_COLUMNS))
+    missing = [c for c in ("entry_time", "entry_price") if c not in trades.columns]
+    if missing:
+        raise ValueError(f"trades frame lacks columns {missing}")
+    t = trades.copy()
+    for c in ("exit_time", "exit_price"):
+        if c not in t.columns:
+            t[c] = pd.NaT if c == "exit_time" else np.nan
+    t["entry_time"] = pd.to_datetime(t["entry_time"], utc=True)
+    t["exit_time"] = pd.to_datetime(t["exit_time"], utc=True)
+    if "trade_id" not in t.columns:
+        t["trade_id"] = np.arange(1, len(t) + 1)
+    return t.sort_values("entry_time", kind="stable").reset_index(drop=True)
+
+
+def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    try:
+        if pd.isna(a) and pd.isna(b):
+            return True
+        return bool(np.isclose(float(a), float(b), rtol=rtol, atol=atol))
+    except (TypeError, ValueError):
+        return a == b
+
+
+@dataclass
+class _Cut:
+    pos: int
+    purposes: list[str] = field(default_factory=list)
+    trades: bool = False
+
+
+# --------------------------------------------------------------------------- look-ahead
+def check_lookahead(
+    pipeline: Pipeline,
+    *,
+    full: PipelineOutput | None = None,
+    max_trades: int | None = 20,
+    trigger_bars: int = 5,
+    other_bars: int = 10,
+    seed: int = 0,
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
+    max_findings: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckResult:
+    """Recompute the pipeline on data truncated at trade and sample bars; report differences.
+
+    ``max_trades``: check every trade when there are at most this many, else a seeded sample of
+    this many (``None`` or 0: all). ``trigger_bars``: per boolean signal column, how many of its
+    trigger bars (not already cut for a trade) to cut at; ``other_bars``: how many bars where no
+    boolean signal fired. ``progress(done, total)`` is called after every truncated run.
+    """
+    index = pipeline.index
+    if full is None:
+        full = pipeline.run(None, trades=True)
+    trades = _trades_frame(full.trades)
+    rng = np.random.default_rng(seed)
+    findings: list[Finding] = []
+    n_findings = 0
+
+    def add(f: Finding) -> None:
+        nonlocal n_findings
+        n_findings += 1
+        if len(findings) < max_findings:
+            findings.append(f)
+
+    # ---- which trades
+    n_trades = len(trades)
+    if max_trades and n_trades > max_trades:
+        chosen = np.sort(rng.choice(n_trades, size=max_trades, replace=False))
+    else:
+        chosen = np.arange(n_trades)
+    sample = trades.iloc[chosen]
+
+    cuts: dict[int, _Cut] = {}
+
+    def cut_at(pos: int, purpose: str, with_trades: bool) -> None:
+        if pos < 0 or pos >= len(index):
+            return
+        c = cuts.setdefault(pos, _Cut(pos))
+        c.purposes.append(purpose)
+        c.trades = c.trades or with_trades
+
+    for _, tr in sample.iterrows():
+        tid = tr["trade_id"]
+        entry = tr["entry_time"]
+        if entry not in index:
+            add(Finding("trade_time", f"trade {tid}: entry time is not a bar open", bar=entry))
+            continue
+        e = int(index.get_loc(entry))
+        cut_at(e - 1, f"trade {tid} entry decision", False)
+        cut_at(e, f"trade {tid} entry fill", True)
+        if pd.notna(tr["exit_time"]):
+            if tr["exit_time"] not in index:
+                add(Finding("trade_time", f"trade {tid}: exit time is not a bar open",
+                            bar=tr["exit_time"]))
+                continue
+            x = int(index.get_loc(tr["exit_time"]))
+            cut_at(x - 1, f"trade {tid} exit decision", False)
+            cut_at(x, f"trade {tid} exit fill", True)
+
+    # ---- sample trigger bars per boolean signal column, and bars where nothing fired
+    sig = full.signals
+    bool_cols = [c for c in sig.columns if pd.api.types.is_bool_dtype(sig[c])]
+    fired = np.zeros(len(index), dtype=bool)
+    trade_cut_positions = set(cuts)
+    n_trigger_cuts = 0
+    for col in bool_cols:
+        values = sig[col].reindex(index).fillna(False).to_numpy(dtype=bool)
+        fired |= values
+        candidates = [p for p in np.flatnonzero(values) if p not in trade_cut_positions]
+        if candidates:
+            k = min(trigger_bars, len(candidates))
+            for p in np.sort(rng.choice(candidates, size=k, replace=False)):
+                cut_at(int(p), f"trigger of {col}", False)
+                n_trigger_cuts += 1
+    quiet = [p for p in np.flatnonzero(~fired) if p not in cuts]
+    n_other_cuts = 0
+    if quiet and other_bars:
+        k = min(other_bars, len(quiet))
+        for p in np.sort(rng.choice(quiet, size=k, replace=False)):
+            cut_at(int(p), "no trigger", False)
+            n_other_cuts += 1
+
+    # ---- recompute at every cut and compare
+    per_column: dict[str, dict[str, Any]] = {}
+    trade_cuts = trade_bad = 0
+    total = len(cuts)
+    for done, pos in enumerate(sorted(cuts), start=1):
+        c = cuts[pos]
+        until = index[pos]
+        out = pipeline.run(until, trades=c.trades)
+        upto = index[: pos + 1]
+        if not out.frame.index.equals(upto):
+            add(Finding(
+                "truncation",
+                f"the run truncated at {_iso(until)} returned {len(out.frame)} bars, "
+                f"expected {len(upto)} (the pipeline does not truncate its raw inputs)",
+                cut=until,
+            ))
+        for source, full_df, trunc_df in (
+            ("signal", full.signals, out.signals),
+            ("frame", full.frame, out.frame),
+        ):
+            diffs = compare_columns(full_df, trunc_df, upto, rtol=rtol, atol=atol)
+            diff_cols = {d[0] for d in diffs}
+            for col in full_df.columns:
+                key = f"{source}:{col}"
+                stat = per_column.setdefault(
+                    key, {"source": source, "column": str(col), "cuts": 0, "biased_cuts": 0,
+                          "first": None})
+                stat["cuts"] += 1
+                if col in diff_cols:
+                    stat["biased_cuts"] += 1
+            for col, bar, a, b, count in diffs:
+                stat = per_column[f"{source}:{col}"]
+                f = Finding(
+                    "signal_value" if source == "signal" else "frame_value",
+                    f"{source} column '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
+                    f"{_plain(b)!r} on data truncated at {_iso(until)} ({count} bar(s) differ; "
+                    f"cut for {', '.join(c.purposes)})",
+                    bar=bar, column=col, full=a, truncated=b, cut=until,
+                )
+                if stat["first"] is None or bar < stat["first"].bar:
+                    stat["first"] = f
+                add(f)
+        if c.trades:
+            trade_cuts += 1
+            bad = _compare_trades(trades, _trades_frame(out.trades), until, rtol, atol)
+            if bad:
+                trade_bad += 1
+            for f in bad:
+                add(f)
+        if progress is not None:
+            progress(done, total)
+
+    rows: list[dict[str, Any]] = []
+    for stat in per_column.values():
+        first: Finding | None = stat["first"]
+        rows.append({
+            "item": f"{stat['source']} {stat['column']}",
+            "cuts": stat["cuts"],
+            "biased": stat["biased_cuts"],
+            "bar": first.bar if first else None,
+            "full": first.full if first else None,
+            "truncated": first.truncated if first else None,
+            "verdict": FAIL if stat["biased_cuts"] else PASS,
+        })
+    trade_findings = [f for f in findings if f.kind.startswith("trade")]
+    first_trade = trade_findings[0] if trade_findings else None
+    rows.append({
+        "item": f"trades ({len(sample)} of {n_trades} checked)",
+        "cuts": trade_cuts,
+        "biased": trade_bad,
+        "bar": first_trade.bar if first_trade else None,
+        "full": first_trade.full if first_trade else None,
+        "truncated": first_trade.truncated if first_trade else None,
+        "verdict": FAIL if trade_findings else PASS,
+    })
+    verdict = FAIL if n_findings else PASS
+    biased_cols = [r["item"] for r in rows if r["verdict"] == FAIL]
+    if verdict == PASS:
+        summary = (f"{total} truncated re-runs ({len(sample)} of {n_trades} trades, "
+                   f"{n_trigger_cuts} trigger bars, {n_other_cuts} quiet bars): every signal, "
+                   "frame value and trade reproduced")
+    else:
+        summary = (f"look-ahead: {n_findings} difference(s) in {total} truncated re-runs; "
+                   f"biased: {', '.join(biased_cols)}")
+    return CheckResult(
+        name="lookahead",
+        title="Look-ahead (re-run on truncated raw data)",
+        verdict=verdict,
+        summary=summary,
+        columns=["item", "cuts", "biased", "bar", "full", "truncated", "verdict"],
+        rows=rows,
+        findings=findings,
+        params={
+            "trades_total": n_trades,
+            "trades_checked": len(sample),
+            "max_trades": max_trades or 0,
+            "trigger_bars": n_trigger_cuts,
+            "quiet_bars": n_other_cuts,
+            "truncated_runs": total,
+            "findings_total": n_findings,
+            "seed": seed,
+            "rtol": rtol,
+        },
+    )
+
+
+def _compare_trades(
+    full: pd.DataFrame, trunc: pd.DataFrame, until: pd.Timestamp, rtol: float, atol: float
+) -> list[Finding]:
+    """Trades known by bar ``until`` must be identical in the full and the truncated run."""
+    out: list[Finding] = []
+    f_known = full[full["entry_time"] <= until]
+    t_known = trunc[trunc["entry_time"] <= until]
+    t_by_entry = {row.entry_time: row for row in t_known.itertuples(index=False)}
+    f_entries = set(f_known["entry_time"])
+    for row in f_known.itertuples(index=False):
+        tid = row.trade_id
+        match = t_by_entry.get(row.entry_time)
+        if match is None:
+            nearest = None
+            if len(t_known):
+                diffs = (t_known["entry_time"] - row.entry_time).abs()
+                nearest = t_known["entry_time"].iloc[int(np.argmin(diffs.to_numpy()))]
+            out.append(Finding(
+                "trade_entry",
+                f"trade {tid} entered at {_iso(row.entry_time)} on the full data but not on data "
+                f"truncated at {_iso(until)}"
+                + (f" (nearest entry there: {_iso(nearest)})" if nearest is not None else ""),
+                bar=row.entry_time, column="entry_time", full=row.entry_time, truncated=nearest,
+                cut=until,
+            ))
+            continue
+        if not _close(row.entry_price, match.entry_price, rtol, atol):
+            out.append(Finding(
+                "trade_entry_price",
+                f"trade {tid} entry price {row.entry_price} on the full data, "
+                f"{match.entry_price} on data truncated at {_iso(until)}",
+                bar=row.entry_time, column="entry_price", full=row.entry_price,
+                truncated=match.entry_price, cut=until,
+            ))
+        f_exit_known = pd.notna(row.exit_time) and row.exit_time <= until
+        t_exit_known = pd.notna(match.exit_time) and match.exit_time <= until
+        if f_exit_known or t_exit_known:
+            same_time = f_exit_known and t_exit_known and row.exit_time == match.exit_time
+            if not same_time:
+                out.append(Finding(
+                    "trade_exit",
+                    f"trade {tid} exit {_iso(row.exit_time) or 'still open'} on the full data, "
+                    f"{_iso(match.exit_time) or 'still open'} on data truncated at {_iso(until)}",
+                    bar=row.exit_time if f_exit_known else match.exit_time, column="exit_time",
+                    full=row.exit_time, truncated=match.exit_time, cut=until,
+                ))
+            elif not _close(row.exit_price, match.exit_price, rtol, atol):
+                out.append(Finding(
+                    "trade_exit_price",
+                    f"trade {tid} exit price {row.exit_price} on the full data, "
+                    f"{match.exit_price} on data truncated at {_iso(until)}",
+                    bar=row.exit_time, column="exit_price", full=row.exit_price,
+                    truncated=match.exit_price, cut=until,
+                ))
+    for row in t_known.itertuples(index=False):
+        if row.entry_time not in f_entries:
+            out.append(Finding(
+                "trade_extra",
+                f"a trade entered at {_iso(row.entry_time)} on data truncated at {_iso(until)} "
+                "does not exist on the full data",
+                bar=row.entry_time, column="entry_time", full=None, truncated=row.entry_time,
+                cut=until,
+            ))
+    return out
+
+
+# --------------------------------------------------------------------------- warm-up
+def _eval_positions(values: pd.Series, points: int, need: int) -> list[int]:
+    """Evaluation bars: the last ``points`` bars, plus for boolean signals the last ``points``
+    trigger bars (a trigger is where a short warm-up flips a decision); all at positions with
+    at least ``need`` bars of history before them."""
+    n = len(values)
+    pos = [p for p in range(max(need, n - points), n)]
+    if pd.api.types.is_bool_dtype(values):
+        trig = [int(p) for p in np.flatnonzero(values.fillna(False).to_numpy(dtype=bool))
+                if p >= need]
+        pos.extend(trig[-points:])
+    return sorted(set(pos))
+
+
+def _declared_warmup(signal: Any, interval: pd.Timedelta) -> int:
+    if hasattr(signal, "warmup_for"):
+        return int(signal.warmup_for(interval) or 0)
+    return int(getattr(signal, "warmup_bars", 0) or 0)
+
+
+def _abs_difference(full: Any, other: Any) -> float:
+    rel = relative_difference(full, other)
+    if rel in (0.0, math.inf):
+        return rel
+    return abs(float(other) - float(full))
+
+
+def check_warmup(
+    frame: pd.DataFrame,
+    signals: Mapping[str, SignalLike],
+    *,
+    interval: pd.Timedelta | None = None,
+    multiples: Sequence[float] = (1, 2, 4),
+    points: int = 5,
+    full_values: Mapping[str, pd.Series] | None = None,
+) -> CheckResult:
+    """Compare each signal's values from full history with values from only N bars of history.
+
+    For each signal and each ``N = ceil(m * warmup)`` (``m`` in ``multiples``; ``warmup`` is
+    ``signal.warmup_for(interval)`` when the signal has it, else ``warmup_bars``), the value at
+    each evaluation bar ``t`` is recomputed on ``frame.iloc[t - N : t + 1]`` (``N`` bars of
+    history before ``t``, plus ``t``) and compared with the full-history value. The table
+    reports the largest relative difference per ``N``; a signal fails when, at ``N = warmup``,
+    a value differs by more than its declared ``tolerance`` (the Signal contract's absolute
+    difference, on the signal's own scale; a boolean flip counts as 1, a value against NaN as
+    infinite).
+    """
+    if interval is None:
+        interval = _interval_of(frame)
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    mults = sorted({float(m) for m in multiples} | {1.0})
+    for name, signal in signals.items():
+        w = _declared_warmup(signal, interval)
+        tol = float(getattr(signal, "tolerance", 0.0) or 0.0)
+        if full_values and name in full_values:
+            full = full_values[name]
+        else:
+            full = signal.compute(frame)
+        full = full.reindex(frame.index)
+        ns = {m: max(int(math.ceil(m * w)), 0) for m in mults}
+        need = ns[1.0]
+        positions = _eval_positions(full, points, need)
+        row: dict[str, Any] = {"signal": name, "warmup_bars": w, "tolerance": tol,
+                               "points": len(positions)}
+        if not positions:
+            row.update({"max_abs_diff": None, "verdict": SKIP,
+                        "note": f"history shorter than {need + 1} bars"})
+            rows.append(row)
+            continue
+        worst_abs = 0.0
+        for m, n in ns.items():
+            worst_rel: float | None = 0.0
+            usable = [p for p in positions if p >= n]
+            if not usable:  # not enough history for this multiple
+                row[f"rel_diff_x{m:g}"] = None
+                continue
+            for p in usable:
+                sub = frame.iloc[p - n: p + 1]
+                value = signal.compute(sub).iloc[-1]
+                a = full.iloc[p]
+                worst_rel = max(worst_rel or 0.0, relative_difference(a, value))
+                if m == 1.0:
+                    d = _abs_difference(a, value)
+                    if d > tol:
+                        findings.append(Finding(
+                            "warmup",
+                            f"signal '{name}': with its declared warm-up of {w} bars the value "
+                            f"at {_iso(frame.index[p])} is {_plain(value)!r}, {_plain(a)!r} "
+                            f"with full history (difference {d:.4g} > tolerance {tol:g}); "
+                            "declare a longer warm-up",
+                            bar=frame.index[p], column=name, full=a, truncated=value,
+                        ))
+                    worst_abs = max(worst_abs, d)
+            row[f"rel_diff_x{m:g}"] = worst_rel
+        row["max_abs_diff"] = worst_abs
+        row["verdict"] = FAIL if worst_abs > tol else PASS
+        rows.append(row)
+    failing = [r["signal"] for r in rows if r["verdict"] == FAIL]
+    if failing:
+        verdict = FAIL
+    elif any(r["verdict"] == PASS for r in rows):
+        verdict = PASS
+    else:
+        verdict = SKIP
+    summary = (
+        f"declared warm-up too short for: {', '.join(failing)}" if failing
+        else f"{len(rows)} signal(s) converge within their tolerance at the declared warm-up"
+    )
+    cols: list[str] = ["signal", "warmup_bars", "tolerance", "points"]
+    for r in rows:
+        for k in r:
+            if k.startswith("rel_diff") and k not in cols:
+                cols.append(k)
+    cols += ["max_abs_diff", "verdict"]
+    return CheckResult(
+        name="warmup",
+        title="Warm-up (full history vs N bars of history)",
+        verdict=verdict,
+        summary=summary,
+        columns=cols,
+        rows=rows,
+        findings=findings[:200],
+        params={"multiples": list(mults), "points": points},
+    )
+
+
+def _interval_of(frame: pd.DataFrame) -> pd.Timedelta:
+    attr = frame.attrs.get("interval")
+    if attr:
+        return pd.Timedelta(str(attr).replace("1d", "1D"))
+    return pd.Timedelta(pd.Series(frame.index).diff().dropna().min())
+
+
+# --------------------------------------------------------------------------- external timing
+def check_external_timing(
+    index: pd.DatetimeIndex,
+    interval: pd.Timedelta,
+    known_at: pd.DataFrame | None,
+    period_end: pd.DataFrame | None,
+    *,
+    frame: pd.DataFrame | None = None,
+    columns: Iterable[str] | None = None,
+) -> CheckResult:
+    """Lag between each external value's period end and its first use (the bar close).
+
+    A value counts as *used* at bar ``t`` from that bar's close, ``t + interval``. Fails when a
+    value is used before its ``known_at``, when ``known_at`` precedes ``period_end`` (nothing is
+    known before its period ended), or when ``frame`` holds a value without a ``known_at``.
+    """
+    if known_at is None or period_end is None or known_at.shape[1] == 0:
+        return CheckResult(
+            name="external_timing", title="External data timing", verdict=SKIP,
+            summary="the spec uses no external series", columns=[], rows=[],
+        )
+    cols = list(columns) if columns is not None else list(known_at.columns)
+    close = pd.Series(index + interval, index=index)
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    for col in cols:
+        if col not in known_at.columns:
+            continue
+        ka = pd.to_datetime(known_at[col].reindex(index), utc=True)
+        pe = pd.to_datetime(period_end[col].reindex(index), utc=True) if (
+            col in period_end.columns) else pd.Series(pd.NaT, index=index, dtype=ka.dtype)
+        used = ka.notna()
+        early = used & (ka > close)
+        before_end = used & pe.notna() & (ka < pe)
+        orphan = pd.Series(False, index=index)
+        if frame is not None and col in frame.columns:
+            orphan = frame[col].reindex(index).notna() & ~used
+        row: dict[str, Any] = {"column": col, "values_used": 0, "bars_used": int(used.sum())}
+        if used.any():
+            d = pd.DataFrame({"pe": pe[used], "ka": ka[used], "close": close[used]})
+            first = d.groupby(["ka", "pe"], dropna=False)["close"].min().reset_index()
+            lag = (first["close"] - first["pe"]).dropna()
+            pub = (first["ka"] - first["pe"]).dropna()
+            hours = lag.dt.total_seconds() / 3600.0
+            row.update({
+                "values_used": len(first),
+                "first_use_lag_h_min": float(hours.min()) if len(hours) else None,
+                "first_use_lag_h_median": float(hours.median()) if len(hours) else None,
+                "first_use_lag_h_max": float(hours.max()) if len(hours) else None,
+                "publication_lag_h_min": (float(pub.dt.total_seconds().min() / 3600.0)
+                                          if len(pub) else None),
+            })
+        row["early_uses"] = int(early.sum())
+        row["known_before_period_end"] = int(before_end.sum())
+        row["without_known_at"] = int(orphan.sum())
+        bad = row["early_uses"] or row["known_before_period_end"] or row["without_known_at"]
+        row["verdict"] = FAIL if bad else PASS
+        rows.append(row)
+        if early.any():
+            t = early.idxmax()
+            findings.append(Finding(
+                "early_use",
+                f"column '{col}': a value known at {_iso(ka[t])} was used at the close of bar "
+                f"{_iso(t)} ({_iso(close[t])}), {int(early.sum())} bar(s) in all",
+                bar=t, column=col, full=ka[t], truncated=close[t],
+            ))
+        if before_end.any():
+            t = before_end.idxmax()
+            findings.append(Finding(
+                "known_before_period_end",
+                f"column '{col}': known_at {_iso(ka[t])} precedes the end of the period it "
+                f"describes ({_iso(pe[t])}) at bar {_iso(t)}",
+                bar=t, column=col, full=pe[t], truncated=ka[t],
+            ))
+        if orphan.any():
+            t = orphan.idxmax()
+            findings.append(Finding(
+                "no_known_at",
+                f"column '{col}': value at bar {_iso(t)} has no known_at",
+                bar=t, column=col,
+            ))
+    failing = [r["column"] for r in rows if r["verdict"] == FAIL]
+    verdict = FAIL if failing else (PASS if rows else SKIP)
+    if failing:
+        summary = f"values used before they were known in: {', '.join(failing)}"
+    elif rows:
+        summary = f"{len(rows)} external column(s): every value used at or after its known_at"
+    else:
+        summary = "no external column to check"
+    return CheckResult(
+        name="external_timing",
+        title="External data timing (period end -> first use at bar close)",
+        verdict=verdict,
+        summary=summary,
+        columns=["column", "values_used", "bars_used", "publication_lag_h_min",
+                 "first_use_lag_h_min", "first_use_lag_h_median", "first_use_lag_h_max",
+                 "early_uses", "known_before_period_end", "without_known_at", "verdict"],
+        rows=rows,
+        findings=findings,
+    )
