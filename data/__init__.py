@@ -1,4 +1,15 @@
-"""flushback.data: bars and point-in-time external series, sources, the local store."""
+"""flushback.data: bars and point-in-time external series, sources, the local store.
+
+The public API is imported lazily so ``import flushback.data.errors`` (the CLI) stays light::
+
+    from flushback.data import load_frame
+    af = load_frame("BTC-USD", "1d", data_dir="../shared/data")
+    af.frame, af.fingerprints, af.known_at
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from flushback.data.errors import (
     BiasDetected,
@@ -10,6 +21,22 @@ from flushback.data.errors import (
     StoreError,
 )
 
+_LAZY = {
+    "load_frame": "flushback.data.load",
+    "load_dataset": "flushback.data.load",
+    "DEFAULT_EXTERNALS": "flushback.data.load",
+    "AssembledFrame": "flushback.data.frames",
+    "bar_interval": "flushback.data.frames",
+    "resample_bars": "flushback.data.frames",
+    "fill_gaps": "flushback.data.frames",
+    "DatasetInfo": "flushback.data.datasets",
+    "DatasetSpec": "flushback.data.datasets",
+    "catalog": "flushback.data.datasets",
+    "fingerprint": "flushback.data.datasets",
+    "validate_bars": "flushback.data.validate",
+    "validate_external": "flushback.data.validate",
+}
+
 __all__ = [
     "BiasDetected",
     "ConfigError",
@@ -18,4 +45,15 @@ __all__ = [
     "SourceUnavailable",
     "StaleDataError",
     "StoreError",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'flushback.data' has no attribute {name!r}")

@@ -1,0 +1,361 @@
+"""The dataset catalog: what each dataset is, where it comes from and when its values are known.
+
+A *dataset id* names one series independently of where it is stored. It is the file's path
+inside a folder laid out like ``../shared/data`` without the ``.csv`` suffix, e.g.
+``prices/BTC-USD_1d`` or ``liquidations/coinglass_binance_BTC_1d``; the local store keeps the
+same ids (``<store>/datasets/<id>.parquet``) and a live source writes to the same id as the file
+it replaces.
+
+Every external dataset declares its ``publication_lag``: a value describing the period
+``[start, period_end)`` becomes known at ``known_at = period_end + publication_lag``. The lags
+are documented in ``docs/data.md``:
+
+- exchange-generated aggregates (liquidations, funding, open interest) are known when their
+  bucket closes: lag 0;
+- alternative.me's Fear & Greed value dated D is published at D 00:00 UTC and describes the day
+  that ends then; we declare a 1 h lag, so the daily bar D (closing D+1 00:00) uses the value
+  dated D and never the one dated D+1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flushback.data.errors import DataError
+
+__all__ = [
+    "BAR_COLUMNS",
+    "EXTERNAL_KINDS",
+    "INTERVALS",
+    "DatasetInfo",
+    "DatasetSpec",
+    "catalog",
+    "default_externals",
+    "fingerprint",
+    "parse_interval",
+    "spec_for",
+    "spec_for_path",
+]
+
+BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+
+INTERVALS: dict[str, pd.Timedelta] = {
+    "1h": pd.Timedelta(hours=1),
+    "4h": pd.Timedelta(hours=4),
+    "8h": pd.Timedelta(hours=8),
+    "1d": pd.Timedelta(days=1),
+}
+
+# kind -> the frame columns it provides (liq_regime is a string column)
+EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {
+    "fng": ("fng",),
+    "liquidations": ("liq_long_usd", "liq_short_usd", "liq_regime"),
+    "funding": ("funding_rate",),
+    "open_interest": ("oi_usd",),
+}
+
+# How a finer source is combined into a coarser bar: flows are summed, rates averaged,
+# levels take the last value.
+AGGREGATION = {
+    "liq_long_usd": "sum",
+    "liq_short_usd": "sum",
+    "liq_regime": "last",
+    "funding_rate": "mean",
+    "oi_usd": "last",
+    "fng": "last",
+}
+
+
+def parse_interval(interval: str | pd.Timedelta, *, file: str | None = None) -> pd.Timedelta:
+    """``"1h" | "4h" | "8h" | "1d"`` (or a Timedelta) -> Timedelta; anything else is a DataError."""
+    if isinstance(interval, pd.Timedelta):
+        return interval
+    key = str(interval).strip().lower()
+    if key in INTERVALS:
+        return INTERVALS[key]
+    raise DataError(
+        f"unknown interval {interval!r}",
+        file=file,
+        hint=f"use one of {', '.join(INTERVALS)}",
+    )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Static description of one dataset (no data)."""
+
+    id: str
+    kind: str  # "bars" | one of EXTERNAL_KINDS
+    source: str  # yahoo | binance | alternative.me | coinglass | coinalyze | cryptodatadownload
+    symbol: str  # bar symbol ("BTC-USD"), coin ("BTC") or "crypto" for the F&G index
+    interval: str  # the period each row describes
+    parser: str  # name of the function in flushback.data.parsers
+    publication_lag: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(0))
+    max_staleness: pd.Timedelta | None = None  # default staleness for the as-of join
+    units: str = ""
+    notes: str = ""
+    default: bool = True  # used by load_frame's defaults (False: flagged / lower quality)
+
+    @property
+    def period(self) -> pd.Timedelta:
+        return INTERVALS[self.interval]
+
+    @property
+    def staleness(self) -> pd.Timedelta:
+        """Maximum age (bar close - known_at) after which a value is treated as absent.
+
+        Flows (liquidations) are only valid until the next bucket is due; levels and rates may
+        be carried over one missing period; Fear & Greed up to 48 h.
+        """
+        if self.max_staleness is not None:
+            return self.max_staleness
+        if self.kind == "liquidations":
+            return self.period - pd.Timedelta(seconds=1)
+        return self.period
+
+
+_LIQ_NOTE = (
+    "Coinglass aggregated-history, Binance only, coin-aggregated over all Binance futures pairs; "
+    "binance_feed marks the 2021-04-27 reporting break (full -> throttled)"
+)
+
+
+def _builtin_catalog() -> dict[str, DatasetSpec]:
+    h = pd.Timedelta(hours=1)
+    specs: list[DatasetSpec] = []
+    for sym in ("BTC-USD", "ETH-USD"):
+        for iv in ("1d", "1h"):
+            specs.append(
+                DatasetSpec(
+                    f"prices/{sym}_{iv}", "bars", "yahoo", sym, iv, "bars",
+                    units="USD; volume in USD"
+                    + ("" if iv == "1d" else " (hourly volume unreliable)"),
+                )
+            )
+    for sym, ivs in (("BTCUSDT", ("1d", "4h", "1h")), ("ETHUSDT", ("1d",)), ("SOLUSDT", ("1d",))):
+        for iv in ivs:
+            specs.append(
+                DatasetSpec(
+                    f"prices/{sym}_{iv}", "bars", "binance", sym, iv, "bars",
+                    units="USDT; volume in base units",
+                )
+            )
+    specs.append(
+        DatasetSpec(
+            "prices/BTCUSDT_1h_2017-2020_cryptodatadownload", "bars", "cryptodatadownload",
+            "BTCUSDT", "1h", "bars", units="USDT; volume differs from Binance by ~4 %",
+            notes="lower quality, see quality_flag; not used by default", default=False,
+        )
+    )
+    specs.append(
+        DatasetSpec(
+            "sentiment/crypto_fear_greed", "fng", "alternative.me", "crypto", "1d", "fng",
+            publication_lag=h, max_staleness=pd.Timedelta(hours=48),
+            units="index 0..100",
+            notes="value dated D is published at D 00:00 UTC and describes the day ending then",
+        )
+    )
+    for coin in ("BTC", "ETH", "SOL"):
+        for iv in ("1d", "4h"):
+            specs.append(
+                DatasetSpec(
+                    f"liquidations/coinglass_binance_{coin}_{iv}", "liquidations", "coinglass",
+                    coin, iv, "coinglass_liquidations", units="USD", notes=_LIQ_NOTE,
+                )
+            )
+    specs += [
+        DatasetSpec(
+            "liquidations/coinalyze_btc_perps_1d", "liquidations", "coinalyze", "BTC", "1d",
+            "coinalyze_liquidations", units="USD",
+            notes="12 BTC perpetual markets on 7 exchanges; n_markets_reporting varies",
+            default=False,
+        ),
+        DatasetSpec(
+            "derivatives/binance_btcusdt_funding_1d", "funding", "binance", "BTC", "1d",
+            "funding_fraction", units="fraction per 8h (daily mean of the 8h rates)",
+        ),
+        DatasetSpec(
+            "derivatives/coinglass_binance_btcusdt_funding_1d", "funding", "coinglass", "BTC",
+            "1d", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
+            notes="OHLC of the predicted rate; close is used", default=False,
+        ),
+        DatasetSpec(
+            "derivatives/coinglass_binance_btcusdt_funding_8h", "funding", "coinglass", "BTC",
+            "8h", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
+            default=False,
+        ),
+        DatasetSpec(
+            "derivatives/coinglass_btc_funding_oiweighted_1d", "funding", "coinglass", "BTC",
+            "1d", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
+            notes="open-interest weighted across exchanges", default=False,
+        ),
+        DatasetSpec(
+            "derivatives/coinglass_btc_funding_oiweighted_4h", "funding", "coinglass", "BTC",
+            "4h", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
+            notes="open-interest weighted across exchanges", default=False,
+        ),
+        DatasetSpec(
+            "derivatives/coinglass_btc_open_interest_aggregated_4h", "open_interest",
+            "coinglass", "BTC", "4h", "oi_ohlc", units="USD (close of the bucket)",
+        ),
+        DatasetSpec(
+            "derivatives/coinalyze_btc_perps_funding_1d", "funding", "coinalyze", "BTC", "1d",
+            "coinalyze_funding", units="percent per interval in the file -> fraction",
+            notes="binance_btcusdt market", default=False,
+        ),
+        DatasetSpec(
+            "derivatives/coinalyze_btc_perps_open_interest_1d", "open_interest", "coinalyze",
+            "BTC", "1d", "coinalyze_open_interest",
+            units="USD, sum over the markets reporting that day",
+        ),
+    ]
+    return {s.id: s for s in specs}
+
+
+_CATALOG = _builtin_catalog()
+_PRICE_RE = re.compile(r"^prices/([A-Za-z0-9.\-]+?)_(1h|4h|8h|1d)$")
+
+
+def catalog() -> dict[str, DatasetSpec]:
+    """All built-in dataset specs, by id."""
+    return dict(_CATALOG)
+
+
+def spec_for(dataset_id: str) -> DatasetSpec:
+    """The spec for a dataset id; price files of any symbol follow ``prices/<SYMBOL>_<iv>``."""
+    if dataset_id in _CATALOG:
+        return _CATALOG[dataset_id]
+    m = _PRICE_RE.match(dataset_id)
+    if m:
+        sym, iv = m.groups()
+        source = "binance" if sym.endswith(("USDT", "BUSD", "USDC")) else "yahoo"
+        return DatasetSpec(dataset_id, "bars", source, sym, iv, "bars")
+    raise DataError(
+        f"unknown dataset {dataset_id!r}",
+        hint="name files like prices/<SYMBOL>_<1h|4h|1d>.csv or use a dataset listed in "
+        "docs/data.md",
+    )
+
+
+def spec_for_path(path: Any, root: Any) -> DatasetSpec:
+    """Spec for a CSV file inside a data folder (its id is the relative path minus .csv)."""
+    from pathlib import Path
+
+    rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    if rel.endswith(".csv"):
+        rel = rel[:-4]
+    try:
+        return spec_for(rel)
+    except DataError as exc:
+        raise DataError(exc.message, file=str(path), hint=exc.hint) from None
+
+
+# Symbol -> the default external datasets per kind, for bar intervals (1d vs intraday).
+_COIN = {"BTC-USD": "BTC", "BTCUSDT": "BTC", "ETH-USD": "ETH", "ETHUSDT": "ETH", "SOLUSDT": "SOL",
+         "SOL-USD": "SOL"}
+
+
+def coin_of(symbol: str) -> str:
+    if symbol in _COIN:
+        return _COIN[symbol]
+    for quote in ("-USD", "USDT", "USDC", "BUSD", "USD"):
+        if symbol.endswith(quote):
+            return symbol[: -len(quote)]
+    return symbol
+
+
+def default_externals(symbol: str, interval: str) -> dict[str, tuple[str, ...]]:
+    """kind -> dataset ids (priority order: the first covers what it can, the next fill the rest).
+
+    Kinds without a dataset for this coin map to ``()`` (the column is all NaN).
+    """
+    coin = coin_of(symbol)
+    daily = parse_interval(interval) >= pd.Timedelta(days=1)
+    out: dict[str, tuple[str, ...]] = {"fng": ("sentiment/crypto_fear_greed",)}
+    if coin in ("BTC", "ETH", "SOL"):
+        liq_1d = f"liquidations/coinglass_binance_{coin}_1d"
+        liq_4h = f"liquidations/coinglass_binance_{coin}_4h"
+        out["liquidations"] = (liq_1d,) if daily else (liq_4h, liq_1d)
+    else:
+        out["liquidations"] = ()
+    if coin == "BTC":
+        out["funding"] = ("derivatives/binance_btcusdt_funding_1d",)
+        out["open_interest"] = (
+            "derivatives/coinalyze_btc_perps_open_interest_1d",
+            "derivatives/coinglass_btc_open_interest_aggregated_4h",
+        )
+    else:
+        out["funding"] = ()
+        out["open_interest"] = ()
+    return out
+
+
+@dataclass
+class DatasetInfo:
+    """What a loaded dataset holds: spec facts plus coverage and the content fingerprint."""
+
+    id: str
+    kind: str
+    source: str
+    symbol: str
+    interval: str
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    gaps: int
+    fingerprint: str
+    publication_lag: str = "0s"
+    units: str = ""
+    location: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("first", "last"):
+            v = d[k]
+            d[k] = None if v is None else pd.Timestamp(v).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return d
+
+
+def count_gaps(index: pd.DatetimeIndex, period: pd.Timedelta) -> int:
+    """Number of missing period starts inside ``[first, last]`` of a regular series."""
+    if len(index) < 2:
+        return 0
+    steps = np.diff(index.asi8) // period.value
+    return int(np.clip(steps - 1, 0, None).sum())
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's content: index, column names, dtypes and values (order-sensitive).
+
+    Deterministic across processes and independent of the file format it was read from, so a
+    dataset read from a CSV folder and the same dataset served from the Parquet store share one
+    fingerprint.
+    """
+    h = hashlib.sha256()
+    idx = frame.index
+    if isinstance(idx, pd.DatetimeIndex):
+        h.update(idx.as_unit("ns").asi8.tobytes())
+    else:
+        h.update("\x1f".join(map(str, idx)).encode())
+    for col in frame.columns:
+        s = frame[col]
+        h.update(f"\x1e{col}".encode())
+        if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(s):
+            h.update(b"dt")
+            h.update(pd.DatetimeIndex(s).as_unit("ns").asi8.tobytes())
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            h.update(b"f8")
+            arr = s.to_numpy(dtype="float64", na_value=np.nan)
+            arr = np.where(np.isnan(arr), np.nan, arr)  # one canonical NaN bit pattern
+            h.update(np.ascontiguousarray(arr).tobytes())
+        else:
+            h.update(b"str")
+            h.update("\x1f".join("" if pd.isna(v) else str(v) for v in s).encode())
+    return h.hexdigest()

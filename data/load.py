@@ -1,0 +1,327 @@
+"""``load_frame``: the one function that assembles the aligned frame a backtest needs."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from flushback.data import paths
+from flushback.data.datasets import (
+    EXTERNAL_KINDS,
+    INTERVALS,
+    DatasetInfo,
+    DatasetSpec,
+    count_gaps,
+    default_externals,
+    fingerprint,
+    parse_interval,
+    spec_for,
+    spec_for_path,
+)
+from flushback.data.errors import ConfigError, DataError
+from flushback.data.frames import (
+    AssembledFrame,
+    asof_join,
+    conform_external,
+    resample_bars,
+    splice_externals,
+)
+from flushback.data.frames import (
+    fill_gaps as _fill_gaps,
+)
+from flushback.data.parsers import parse_file
+from flushback.data.validate import validate_dataset
+
+__all__ = ["DEFAULT_EXTERNALS", "FolderRepository", "Repository", "load_dataset", "load_frame"]
+
+DEFAULT_EXTERNALS = ("fng", "liquidations", "funding", "open_interest")
+
+
+class Repository(Protocol):
+    """Where datasets come from: a CSV folder or the Parquet store."""
+
+    location: str
+
+    def has(self, dataset_id: str) -> bool: ...
+
+    def read(self, dataset_id: str) -> tuple[pd.DataFrame, DatasetInfo]: ...
+
+    def ids(self) -> list[str]: ...
+
+
+def make_info(spec: DatasetSpec, frame: pd.DataFrame, fp: str, location: str) -> DatasetInfo:
+    idx = pd.DatetimeIndex(frame.index)
+    return DatasetInfo(
+        id=spec.id, kind=spec.kind, source=spec.source, symbol=spec.symbol,
+        interval=spec.interval, rows=len(frame),
+        first=idx[0] if len(idx) else None, last=idx[-1] if len(idx) else None,
+        gaps=count_gaps(idx, spec.period), fingerprint=fp,
+        publication_lag=str(spec.publication_lag), units=spec.units, location=location,
+        notes=spec.notes,
+    )
+
+
+_CACHE: dict[tuple[str, int, int], tuple[pd.DataFrame, DatasetInfo]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class FolderRepository:
+    """A folder laid out like ``../shared/data``: ``<dataset id>.csv`` files, read in place.
+
+    Each file is parsed and validated on first use and cached in memory by (path, mtime, size).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.location = str(self.root)
+        if not self.root.is_dir():
+            raise DataError("data folder not found", file=str(self.root),
+                            hint="pass a folder laid out like ../shared/data (prices/, "
+                            "sentiment/, liquidations/, derivatives/)")
+
+    def path(self, dataset_id: str) -> Path:
+        return self.root / f"{dataset_id}.csv"
+
+    def has(self, dataset_id: str) -> bool:
+        return self.path(dataset_id).is_file()
+
+    def ids(self) -> list[str]:
+        return sorted(p.relative_to(self.root).as_posix()[:-4]
+                      for p in self.root.glob("*/*.csv"))
+
+    def read(self, dataset_id: str) -> tuple[pd.DataFrame, DatasetInfo]:
+        path = self.path(dataset_id)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise DataError("dataset file not found", file=str(path),
+                            hint=f"available: {', '.join(self.ids()) or 'none'}") from None
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+        if hit is None:
+            spec = spec_for_path(path, self.root)
+            frame = parse_file(path, spec)
+            validate_dataset(frame, spec, file=str(path))
+            hit = (frame, make_info(spec, frame, fingerprint(frame), str(path)))
+            with _CACHE_LOCK:
+                _CACHE[key] = hit
+        frame, info = hit
+        return frame.copy(), info
+
+
+def _repository(data_dir: str | Path | None, offline: bool | None) -> Repository:
+    folder = paths.data_dir(data_dir)
+    if folder is not None:
+        return FolderRepository(folder)
+    from flushback.data.store import StoreRepository
+
+    return StoreRepository(paths.store_dir(), offline=_offline(offline))
+
+
+def _offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return bool(offline)
+    return os.environ.get("FLUSHBACK_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+def load_dataset(dataset_id: str, *, data_dir: str | Path | None = None,
+                 offline: bool | None = None) -> tuple[pd.DataFrame, DatasetInfo]:
+    """One canonical dataset (bars or external series) and its info."""
+    return _repository(data_dir, offline).read(dataset_id)
+
+
+def _utc(ts: Any, name: str) -> pd.Timestamp | None:
+    if ts is None:
+        return None
+    try:
+        t = pd.Timestamp(ts)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}={ts!r} is not a date", hint="use YYYY-MM-DD") from None
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _load_bars(repo: Repository, symbol: str, interval: str,
+               ) -> tuple[pd.DataFrame, list[DatasetInfo]]:
+    target = parse_interval(interval)
+    did = f"prices/{symbol}_{interval}"
+    if repo.has(did):
+        bars, info = repo.read(did)
+        return bars, [info]
+    # Not stored at this interval: derive from the coarsest finer interval that divides it.
+    for name, td in sorted(INTERVALS.items(), key=lambda kv: -kv[1]):
+        if td < target and target.value % td.value == 0 and repo.has(f"prices/{symbol}_{name}"):
+            fine, info = repo.read(f"prices/{symbol}_{name}")
+            return resample_bars(fine, interval, source_interval=name), [info]
+    avail = sorted(i[len("prices/"):] for i in repo.ids() if i.startswith("prices/"))
+    symbols = sorted({a.rsplit("_", 1)[0] for a in avail})
+    if symbol not in symbols:
+        close = difflib.get_close_matches(symbol, symbols, n=1)
+        raise DataError(
+            f"unknown symbol {symbol!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            file=repo.location,
+            hint=f"available: {', '.join(symbols) or 'none'}; import or fetch it first",
+        )
+    raise DataError(
+        f"no {interval} bars for {symbol} (and none finer to resample from)",
+        file=repo.location,
+        hint=f"available: {', '.join(a for a in avail if a.startswith(symbol + '_'))}",
+    )
+
+
+def _resolve_externals(
+    externals: Sequence[str] | Mapping[str, str | Sequence[str]] | None,
+    symbol: str, interval: str,
+) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    """kind -> dataset ids, and the set of kinds the caller named explicitly (must exist)."""
+    defaults = default_externals(symbol, interval)
+    if externals is None:
+        return {}, set()
+    if isinstance(externals, str):
+        externals = (externals,)
+    explicit: set[str] = set()
+    out: dict[str, tuple[str, ...]] = {}
+    items: list[tuple[str, Any]]
+    if isinstance(externals, Mapping):
+        items = list(externals.items())
+    else:
+        items = [(k, None) for k in externals]
+    aliases = {"liq": "liquidations", "oi": "open_interest", "funding_rate": "funding",
+               "fear_greed": "fng"}
+    for kind, ids in items:
+        kind = aliases.get(kind, kind)
+        if kind not in EXTERNAL_KINDS:
+            close = difflib.get_close_matches(str(kind), list(EXTERNAL_KINDS), n=1)
+            raise ConfigError(
+                f"unknown external {kind!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"use any of {', '.join(EXTERNAL_KINDS)}",
+            )
+        if ids is None:
+            out[kind] = defaults.get(kind, ())
+        else:
+            out[kind] = (ids,) if isinstance(ids, str) else tuple(ids)
+            explicit.add(kind)
+            for i in out[kind]:
+                s = spec_for(i)
+                if s.kind != kind:
+                    raise ConfigError(f"dataset {i!r} holds {s.kind}, not {kind}",
+                                      hint="map each external kind to a dataset of that kind")
+    return out, explicit
+
+
+def _staleness_for(kind: str, spec: DatasetSpec, max_staleness: Any) -> pd.Timedelta:
+    value = max_staleness
+    if isinstance(max_staleness, Mapping):
+        value = max_staleness.get(kind, max_staleness.get(spec.id))
+    if value is None:
+        return spec.staleness
+    try:
+        td = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"max_staleness={value!r} is not a duration",
+                          hint="use e.g. '48h' or pd.Timedelta(hours=48)") from None
+    if td < pd.Timedelta(0):
+        raise ConfigError(f"max_staleness={value!r} is negative", hint="use a duration >= 0")
+    return td
+
+
+def load_frame(
+    symbol: str = "BTC-USD",
+    interval: str = "1d",
+    *,
+    externals: Sequence[str] | Mapping[str, str | Sequence[str]] | None = DEFAULT_EXTERNALS,
+    start: Any = None,
+    end: Any = None,
+    data_dir: str | Path | None = None,
+    offline: bool | None = None,
+    max_staleness: Any = None,
+    fill_gaps: bool = False,
+) -> AssembledFrame:
+    """Bars for ``symbol``/``interval`` plus point-in-time external columns.
+
+    - ``externals``: kinds (``"fng", "liquidations", "funding", "open_interest"``) using the
+      defaults for the symbol (docs/data.md), or a dict kind -> dataset id (or a list of ids,
+      first has priority). A kind without a dataset for this symbol yields an all-NaN column;
+      a dataset named explicitly must exist.
+    - ``start``/``end``: inclusive bounds on the bar open time (UTC).
+    - ``data_dir``: a folder laid out like ``../shared/data`` (default ``FLUSHBACK_DATA_DIR``);
+      without one the local store is used.
+    - ``max_staleness``: a duration for every external, or a dict kind -> duration; default per
+      dataset (F&G 48 h, liquidations until the next bucket is due, funding/OI two periods).
+    - ``fill_gaps``: insert missing bars, flagged in a ``filled`` column (never by default).
+
+    Every external value at bar t satisfies ``known_at <= t + interval`` (``.known_at``).
+    """
+    if interval not in INTERVALS or interval == "8h":
+        raise DataError(f"unknown interval {interval!r}", hint="use one of 1h, 4h, 1d")
+    repo = _repository(data_dir, offline)
+    bar_iv = parse_interval(interval)
+    bars, bar_infos = _load_bars(repo, symbol, interval)
+    t0, t1 = _utc(start, "start"), _utc(end, "end")
+    if t0 is not None or t1 is not None:
+        bars = bars.loc[t0:t1]
+    if len(bars) == 0:
+        raise DataError(f"empty data: no {interval} bars for {symbol} between {start} and {end}",
+                        file=bar_infos[0].location,
+                        hint=f"the dataset covers {bar_infos[0].first} .. {bar_infos[0].last}")
+    frame = bars[["open", "high", "low", "close", "volume"]].astype("float64")
+    if fill_gaps:
+        frame = _fill_gaps(frame, bar_iv)
+    frame.index.name = "timestamp"
+    infos: dict[str, DatasetInfo] = {i.id: i for i in bar_infos}
+
+    kinds, explicit = _resolve_externals(externals, symbol, interval)
+    idx = pd.DatetimeIndex(frame.index)
+    known_cols: dict[str, np.ndarray] = {}
+    pend_cols: dict[str, np.ndarray] = {}
+    for kind, ids in kinds.items():
+        cols = EXTERNAL_KINDS[kind]
+        pieces = []
+        stale: dict[str, pd.Timedelta] = {}
+        for did in ids:
+            if not repo.has(did):
+                if kind in explicit:
+                    raise DataError(f"external dataset {did!r} not found", file=repo.location,
+                                    hint="import or fetch it, or choose another dataset")
+                continue
+            spec = spec_for(did)
+            ext, info = repo.read(did)
+            infos[did] = info
+            stale[did] = _staleness_for(kind, spec, max_staleness)
+            pieces.append((spec, conform_external(ext, spec, bar_iv)))
+        joined = splice_externals(pieces, stale) if pieces else None
+        vals, known, pend = asof_join(idx, bar_iv, joined, cols)
+        for c in cols:
+            frame[c] = vals[c]
+            known_cols[c] = known
+            pend_cols[c] = pend
+    if "liq_regime" in frame.columns:
+        frame["liq_regime"] = pd.Categorical(
+            frame["liq_regime"],
+            categories=["binance_full", "binance_throttled", "coinalyze_multi"],
+        )
+
+    def _times(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {c: pd.DatetimeIndex(pd.to_datetime(v, utc=True)) for c, v in cols.items()},
+            index=frame.index,
+        )
+
+    frame.attrs = {"interval": interval, "symbol": symbol}
+    if bars.attrs.get("resampled_from"):
+        frame.attrs["resampled_from"] = bars.attrs["resampled_from"]
+    frame.attrs["gaps"] = count_gaps(idx, bar_iv) if not fill_gaps else 0
+    return AssembledFrame(
+        frame=frame,
+        fingerprints={k: v.fingerprint for k, v in infos.items()},
+        datasets=infos,
+        known_at=_times(known_cols),
+        period_end=_times(pend_cols),
+    )

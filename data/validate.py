@@ -1,0 +1,231 @@
+"""Validation: bad input is refused before it reaches an engine.
+
+Every rule raises a typed error that names the file, the column, the offending timestamps and
+what to do. Gaps are *reported* (counts and spans) and only refused beyond a tolerance (or with
+``strict=True``); flushback never fills a gap silently (``load_frame(fill_gaps=True)`` inserts
+flagged bars on request).
+
+Rules for bars: empty data; naive (timezone-less) index; duplicated timestamps; unsorted
+timestamps; timestamps off the interval grid; NaN in OHLC; zero or negative prices; negative
+volume; high < low; open or close outside [low, high]; gaps longer than ``max_gap``.
+Rules for external series: empty; naive; duplicated; unsorted; NaN values; negative
+liquidations/open interest; F&G outside 0..100; spans longer than the maximum staleness
+(reported; refused with ``strict``, as :class:`StaleDataError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flushback.data.datasets import DatasetSpec, parse_interval
+from flushback.data.errors import DataError, StaleDataError
+
+__all__ = [
+    "ValidationReport",
+    "default_max_gap",
+    "find_gaps",
+    "validate_bars",
+    "validate_dataset",
+    "validate_external",
+]
+
+
+@dataclass
+class ValidationReport:
+    """What validation found that is not an error: coverage, gap counts and spans, warnings."""
+
+    file: str | None
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    gaps: int = 0
+    gap_spans: list[tuple[pd.Timestamp, pd.Timestamp, int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(t: Any) -> str | None:
+            return None if t is None else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "first": iso(self.first),
+            "last": iso(self.last),
+            "gaps": self.gaps,
+            "gap_spans": [
+                {"after": iso(a), "before": iso(b), "missing": n} for a, b, n in self.gap_spans
+            ],
+            "warnings": list(self.warnings),
+        }
+
+
+def default_max_gap(interval: pd.Timedelta) -> pd.Timedelta:
+    """Longest tolerated hole in bars: 3 days for daily bars, 48 h for intraday."""
+    return max(3 * interval, pd.Timedelta(hours=48)) if interval < pd.Timedelta(days=1) else (
+        3 * interval
+    )
+
+
+def find_gaps(index: pd.DatetimeIndex, period: pd.Timedelta
+              ) -> list[tuple[pd.Timestamp, pd.Timestamp, int]]:
+    """Spans ``(last present, next present, n missing)`` of a regular, sorted index."""
+    if len(index) < 2:
+        return []
+    i8 = index.asi8
+    steps = np.diff(i8) // period.value
+    where = np.flatnonzero(steps > 1)
+    return [(index[k], index[k + 1], int(steps[k] - 1)) for k in where]
+
+
+def _common(frame: pd.DataFrame, file: str | None, what: str) -> pd.DatetimeIndex:
+    if frame is None or len(frame) == 0:
+        raise DataError(f"empty data: no {what}", file=file,
+                        hint="check the date range, the symbol and the source")
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        raise DataError("the index is not a DatetimeIndex", file=file, column="timestamp",
+                        hint="index the frame by the UTC timestamp of each row")
+    if idx.tz is None:
+        raise DataError("naive timestamps (no timezone)", file=file, column="timestamp",
+                        timestamps=list(idx[:3]),
+                        hint="localize to UTC (frame.tz_localize('UTC')) if they are UTC")
+    if str(idx.tz) not in ("UTC", "utc"):
+        raise DataError(f"timestamps in {idx.tz}, not UTC", file=file, column="timestamp",
+                        timestamps=list(idx[:3]), hint="convert with frame.tz_convert('UTC')")
+    dup = idx.duplicated(keep=False)
+    if dup.any():
+        raise DataError(
+            f"{int(idx.duplicated().sum())} duplicated timestamps", file=file,
+            column="timestamp", timestamps=list(pd.unique(idx[dup])[:5]),
+            hint="keep one row per timestamp (the newest source revision)",
+        )
+    if not idx.is_monotonic_increasing:
+        pos = np.flatnonzero(np.diff(idx.asi8) < 0)
+        raise DataError(
+            f"unsorted timestamps ({len(pos)} place(s) go backwards)", file=file,
+            column="timestamp", timestamps=[idx[p + 1] for p in pos[:5]],
+            hint="sort the rows by timestamp, ascending",
+        )
+    return idx
+
+
+def _fail_rows(mask: np.ndarray, idx: pd.DatetimeIndex, msg: str, file: str | None,
+               column: str, hint: str) -> None:
+    if mask.any():
+        raise DataError(f"{int(mask.sum())} row(s) with {msg}", file=file, column=column,
+                        timestamps=list(idx[mask][:5]), hint=hint)
+
+
+def validate_bars(
+    frame: pd.DataFrame,
+    *,
+    interval: str | pd.Timedelta | None = None,
+    file: str | None = None,
+    max_gap: pd.Timedelta | None = None,
+    strict: bool = False,
+) -> ValidationReport:
+    """Check OHLCV bars; raise :class:`DataError` on the first violated rule."""
+    idx = _common(frame, file, "bars")
+    missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing required column(s) {missing}", file=file, column=missing[0],
+                        hint="bars need open, high, low, close (and volume)")
+    period = parse_interval(interval, file=file) if interval is not None else None
+    if period is not None:
+        off = (idx.asi8 % period.value) != 0 if period <= pd.Timedelta(days=1) else None
+        if off is not None and off.any():
+            _fail_rows(off, idx, f"timestamps not on the {interval} grid (bar open times)", file,
+                       "timestamp", "index bars by their UTC open time (e.g. 00:00, 04:00 for 4h)")
+    o, h, lo, c = (frame[k].to_numpy(dtype="float64", na_value=np.nan)
+                   for k in ("open", "high", "low", "close"))
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        _fail_rows(np.isnan(arr), idx, "NaN prices", file, name,
+                   "fill them from the source or drop those rows (never interpolated)")
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        _fail_rows(arr <= 0, idx, "zero or negative prices", file, name,
+                   "re-fetch the bars; prices must be > 0")
+    if "volume" in frame.columns:
+        v = frame["volume"].to_numpy(dtype="float64", na_value=np.nan)
+        _fail_rows(v < 0, idx, "negative volume", file, "volume", "re-fetch the bars")
+    _fail_rows(h < lo, idx, "high < low", file, "high", "the bar is corrupt; re-fetch it")
+    _fail_rows((c < lo) | (c > h), idx, "close outside [low, high]", file, "close",
+               "the bar is corrupt; re-fetch it")
+    _fail_rows((o < lo) | (o > h), idx, "open outside [low, high]", file, "open",
+               "the bar is corrupt; re-fetch it")
+    report = ValidationReport(file, len(frame), idx[0], idx[-1])
+    if period is not None:
+        spans = find_gaps(idx, period)
+        report.gap_spans = spans
+        report.gaps = sum(n for _, _, n in spans)
+        if spans:
+            limit = pd.Timedelta(0) if strict else (max_gap or default_max_gap(period))
+            too_long = [(a, b, n) for a, b, n in spans if (n * period) > limit]
+            if too_long:
+                a, b, n = max(too_long, key=lambda t: t[2])
+                raise DataError(
+                    f"gaps in the bars: {report.gaps} missing {interval} bar(s) in "
+                    f"{len(spans)} gap(s); the longest, {n} bar(s) after {a}, exceeds "
+                    f"{limit}", file=file, column="timestamp",
+                    timestamps=[a + period * (k + 1) for k in range(min(n, 5))],
+                    hint="re-fetch the missing bars, raise --max-gap, or load with "
+                    "fill_gaps=True (filled bars are flagged)",
+                )
+            report.warnings.append(
+                f"{report.gaps} missing bar(s) in {len(spans)} gap(s) (not filled)")
+    return report
+
+
+def validate_external(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    file: str | None = None,
+    strict: bool = False,
+) -> ValidationReport:
+    """Check a canonical external series (output of a parser)."""
+    idx = _common(frame, file, f"{spec.kind} rows")
+    value_cols = [c for c in frame.columns
+                  if c not in ("period_end", "known_at", "liq_regime", "n_markets_reporting")]
+    for col in value_cols:
+        arr = frame[col].to_numpy(dtype="float64", na_value=np.nan)
+        _fail_rows(np.isnan(arr), idx, "missing (NaN) values", file, col,
+                   "drop those rows: an absent value is a gap, not a NaN")
+        if spec.kind in ("liquidations", "open_interest"):
+            _fail_rows(arr < 0, idx, "negative values", file, col, "the source is corrupt")
+    for col in ("period_end", "known_at"):
+        if col not in frame.columns:
+            raise DataError(f"missing column '{col}'", file=file, column=col,
+                            hint="external series must carry when each value became known")
+    early = (pd.DatetimeIndex(frame["known_at"]) < pd.DatetimeIndex(frame["period_end"]))
+    _fail_rows(np.asarray(early), idx, "known_at before the end of the period they describe",
+               file, "known_at", "declare a publication lag >= 0")
+    report = ValidationReport(file, len(frame), idx[0], idx[-1])
+    spans = find_gaps(idx, spec.period)
+    report.gap_spans = spans
+    report.gaps = sum(n for _, _, n in spans)
+    if spans:
+        report.warnings.append(f"{report.gaps} missing period(s) in {len(spans)} gap(s)")
+    stale = [(a, b, n) for a, b, n in spans if (n + 1) * spec.period > spec.staleness]
+    if stale:
+        msg = (f"{len(stale)} span(s) where the value would be older than the maximum "
+               f"staleness {spec.staleness} (NaN on those bars)")
+        if strict:
+            a, b, n = stale[0]
+            raise StaleDataError(msg, file=file, column=value_cols[0] if value_cols else None,
+                                 timestamps=[a + spec.period * (k + 1) for k in range(min(n, 5))],
+                                 hint="re-fetch the missing periods or raise max_staleness")
+        report.warnings.append(msg)
+    return report
+
+
+def validate_dataset(frame: pd.DataFrame, spec: DatasetSpec, *, file: str | None = None,
+                     strict: bool = False, max_gap: pd.Timedelta | None = None
+                     ) -> ValidationReport:
+    if spec.kind == "bars":
+        return validate_bars(frame, interval=spec.interval, file=file, max_gap=max_gap,
+                             strict=strict)
+    return validate_external(frame, spec, file=file, strict=strict)

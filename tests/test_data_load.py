@@ -1,0 +1,181 @@
+"""load_frame: point-in-time assembly, on small hand-written folders and on the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flushback.data import load_frame
+from flushback.data.errors import ConfigError, DataError
+from flushback.data.frames import bar_interval
+from flushback.data.synthetic import write_sample_folder
+
+UTC = "UTC"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.strip() + "\n")
+    return path
+
+
+def _tiny_folder(root: Path) -> Path:
+    """Four daily bars, F&G, 1d and 4h liquidations, funding in fraction and percent."""
+    _write(root / "prices/BTC-USD_1d.csv", """
+timestamp,open,high,low,close,volume
+2024-01-01,100,110,90,105,1
+2024-01-02,105,120,100,118,2
+2024-01-03,118,119,80,85,3
+2024-01-04,85,95,84,94,4
+""")
+    _write(root / "sentiment/crypto_fear_greed.csv", """
+date,value,classification
+2024-01-01,50,Neutral
+2024-01-02,40,Fear
+2024-01-03,10,Extreme Fear
+2024-01-04,20,Extreme Fear
+2024-01-05,99,Extreme Greed
+""")
+    _write(root / "liquidations/coinglass_binance_BTC_1d.csv", """
+timestamp,long_usd,short_usd,source_interval,exchange,binance_feed
+2024-01-02,1000,10,1d,Binance,throttled
+2024-01-03,5000,50,1d,Binance,throttled
+""")
+    _write(root / "derivatives/coinglass_binance_btcusdt_funding_8h.csv", """
+timestamp,funding_pct_open,funding_pct_high,funding_pct_low,funding_pct_close
+2024-01-02T00:00:00Z,0.01,0.01,0.01,0.01
+2024-01-02T08:00:00Z,0.01,0.01,0.01,-0.03
+2024-01-02T16:00:00Z,0.01,0.01,0.01,0.05
+""")
+    return root
+
+
+def test_daily_bar_uses_fng_dated_same_day_never_next(tmp_path):
+    af = load_frame("BTC-USD", "1d", data_dir=_tiny_folder(tmp_path),
+                    externals=("fng", "liquidations"))
+    f = af.frame
+    # Bar D closes at D+1 00:00; the value dated D+1 is published at D+1 00:00 + 1h lag.
+    assert f["fng"].tolist() == [50.0, 40.0, 10.0, 20.0]
+    assert (af.known_at["fng"] == f.index + pd.Timedelta(hours=1)).all()
+    assert (af.period_end["fng"] == f.index).all()
+
+
+def test_liquidation_bucket_appears_on_its_own_daily_bar_not_earlier(tmp_path):
+    af = load_frame("BTC-USD", "1d", data_dir=_tiny_folder(tmp_path),
+                    externals=("liquidations",))
+    f = af.frame
+    assert np.isnan(f.loc["2024-01-01", "liq_long_usd"])
+    assert f.loc["2024-01-02", "liq_long_usd"] == 1000.0
+    assert f.loc["2024-01-03", "liq_long_usd"] == 5000.0
+    assert f.loc["2024-01-03", "liq_short_usd"] == 50.0
+    assert f.loc["2024-01-03", "liq_regime"] == "binance_throttled"
+    # The day after the last bucket: the bucket is over, no next one -> stale -> NaN.
+    assert np.isnan(f.loc["2024-01-04", "liq_long_usd"])
+    assert pd.isna(af.known_at.loc["2024-01-04", "liq_long_usd"])
+    assert af.known_at.loc["2024-01-02", "liq_long_usd"] == pd.Timestamp("2024-01-03", tz=UTC)
+
+
+def test_funding_percent_file_is_converted_to_fraction_and_averaged(tmp_path):
+    af = load_frame("BTC-USD", "1d", data_dir=_tiny_folder(tmp_path),
+                    externals={"funding": "derivatives/coinglass_binance_btcusdt_funding_8h"})
+    f = af.frame
+    # Three 8h buckets of 2024-01-02 -> mean of (0.01, -0.03, 0.05) % = 0.01 % = 1e-4.
+    assert f.loc["2024-01-02", "funding_rate"] == pytest.approx(1e-4)
+    assert np.isnan(f.loc["2024-01-01", "funding_rate"])
+    assert np.isnan(f.loc["2024-01-03", "funding_rate"])  # older than one period -> stale
+
+
+def test_max_staleness_makes_old_values_nan(tmp_path):
+    root = _tiny_folder(tmp_path)
+    af = load_frame("BTC-USD", "1d", data_dir=root, externals=("fng",), max_staleness="12h")
+    assert af.frame["fng"].isna().all()  # age at every daily close is 23 h > 12 h
+    af = load_frame("BTC-USD", "1d", data_dir=root, externals=("fng",),
+                    max_staleness={"fng": "23h"})
+    assert af.frame["fng"].notna().all()
+
+
+def test_attrs_interval_fingerprints_and_start_end(tmp_path):
+    root = _tiny_folder(tmp_path)
+    af = load_frame("BTC-USD", "1d", data_dir=root, start="2024-01-02", end="2024-01-03")
+    assert list(af.frame.index) == [pd.Timestamp("2024-01-02", tz=UTC),
+                                    pd.Timestamp("2024-01-03", tz=UTC)]
+    assert af.frame.attrs["interval"] == "1d" and af.frame.attrs["symbol"] == "BTC-USD"
+    assert bar_interval(af.frame) == pd.Timedelta(days=1)
+    assert set(af.fingerprints) >= {"prices/BTC-USD_1d", "sentiment/crypto_fear_greed"}
+    assert all(len(v) == 64 for v in af.fingerprints.values())
+    assert af.frame.index.name == "timestamp" and str(af.frame.index.tz) == "UTC"
+    for col in ("open", "high", "low", "close", "volume", "fng", "funding_rate", "oi_usd"):
+        assert af.frame[col].dtype == "float64"
+
+
+def test_unknown_symbol_interval_external_are_typed_errors(tmp_path):
+    root = _tiny_folder(tmp_path)
+    with pytest.raises(DataError, match="unknown symbol 'BTC-USDD'.*did you mean 'BTC-USD'"):
+        load_frame("BTC-USDD", "1d", data_dir=root)
+    with pytest.raises(DataError, match="unknown interval"):
+        load_frame("BTC-USD", "15m", data_dir=root)
+    with pytest.raises(DataError, match="no 4h bars"):
+        load_frame("BTC-USD", "4h", data_dir=root)
+    with pytest.raises(ConfigError, match="did you mean 'funding'"):
+        load_frame("BTC-USD", "1d", data_dir=root, externals=("fundng",))
+    with pytest.raises(DataError, match="not found"):
+        oi = "derivatives/coinglass_btc_open_interest_aggregated_4h"
+        load_frame("BTC-USD", "1d", data_dir=root, externals={"open_interest": oi})
+
+
+def test_intraday_bars_from_sample_folder_respect_known_at(tmp_path):
+    root = write_sample_folder(tmp_path, days=20)
+    af = load_frame("BTC-USD", "1h", data_dir=root)
+    close = af.frame.index + pd.Timedelta(hours=1)
+    for col in af.known_at.columns:
+        k = af.known_at[col]
+        assert (k[k.notna()] <= close[k.notna()]).all()
+        assert (af.frame[col].isna() == k.isna()).all()
+    # 4h bars derived from 1h when no 4h file exists.
+    af4 = load_frame("BTC-USD", "4h", data_dir=root, externals=None)
+    assert af4.frame.attrs["resampled_from"] == "1h"
+    assert len(af4.frame) == 20 * 6
+
+
+def test_frame_via_env_variable(tmp_path, monkeypatch):
+    root = _tiny_folder(tmp_path)
+    monkeypatch.setenv("FLUSHBACK_DATA_DIR", str(root))
+    af = load_frame("BTC-USD", "1d", externals=None)
+    assert af.frame["close"].tolist() == [105.0, 118.0, 85.0, 94.0]
+
+
+# ---------------------------------------------------------------- real data
+
+@pytest.mark.realdata
+def test_real_known_values_btc_daily(shared_data_dir):
+    af = load_frame("BTC-USD", "1d", data_dir=shared_data_dir)
+    f = af.frame
+    assert f.loc["2026-02-05", "close"] == pytest.approx(62702.10, abs=0.01)
+    assert f.loc["2026-02-06", "fng"] == 9.0
+    assert f.loc["2026-02-02", "fng"] == 14.0
+    assert f.loc["2025-10-10", "liq_long_usd"] == pytest.approx(286.4e6, rel=1e-3)
+    assert f.loc["2025-10-10", "liq_short_usd"] == pytest.approx(117.3e6, rel=1e-3)
+    assert f.loc["2025-10-09", "liq_long_usd"] < 50e6  # not the flush value a day early
+    assert f.loc["2021-04-26", "liq_regime"] == "binance_full"
+    assert f.loc["2021-04-27", "liq_regime"] == "binance_throttled"
+    assert f.loc["2020-03-13", "funding_rate"] == pytest.approx(-0.001272, abs=1e-6)
+    assert f.loc["2026-02-06", "funding_rate"] == pytest.approx(-0.000096, abs=1e-6)
+    close = f.index + pd.Timedelta(days=1)
+    for col in af.known_at.columns:
+        k = af.known_at[col]
+        assert (k[k.notna()] <= close[k.notna()]).all(), col
+
+
+@pytest.mark.realdata
+def test_real_hourly_btcusdt_uses_4h_liquidations(shared_data_dir):
+    af = load_frame("BTCUSDT", "1h", data_dir=shared_data_dir)
+    f = af.frame
+    # The 2025-10-10T20:00Z bucket (long $235.6M) is known at 2025-10-11 00:00: it shows on
+    # the 23:00 bar (closing at midnight), not on the 20:00-22:00 bars.
+    assert f.loc["2025-10-10 23:00", "liq_long_usd"] == pytest.approx(235.6e6, rel=1e-3)
+    assert f.loc["2025-10-10 22:00", "liq_long_usd"] < 100e6
+    assert f.attrs["gaps"] == 20
+    assert f.loc["2026-02-02 00:00", "close"] == pytest.approx(77672.61)
