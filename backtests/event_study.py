@@ -107,7 +107,7 @@ def events_from_triggers(
 
     A trigger on bar t is known at t + interval (its close).
     """
-    step = pd.Timedelta(interval)
+    step = to_timedelta(interval)
     if isinstance(triggers, pd.Series):
         idx = triggers.index[triggers.fillna(False).astype(bool).to_numpy()]
     else:
@@ -132,10 +132,20 @@ def events_from_triggers(
 # --------------------------------------------------------------------------------------------
 # outcomes (forward-looking)
 # --------------------------------------------------------------------------------------------
+def to_timedelta(value: Any) -> pd.Timedelta:
+    """``"1d"``/``"4h"``/``"1h"`` or a Timedelta -> Timedelta (days written as ``D``)."""
+    if isinstance(value, str):
+        v = value.strip()
+        if v[-1:] in ("d", "D"):
+            v = v[:-1] + "D"
+        return pd.Timedelta(v)
+    return pd.Timedelta(value)
+
+
 def _interval(frame: pd.DataFrame) -> pd.Timedelta:
     value = frame.attrs.get("interval")
     if value:
-        return pd.Timedelta(value)
+        return to_timedelta(value)
     try:
         from flushback.data.frames import bar_interval  # type: ignore[import-not-found]
 
