@@ -1,0 +1,273 @@
+"""Performance metrics: pure functions with the annualisation explicit.
+
+Written by hand on purpose: quantstats/empyrical assume 252 trading days a year and guess
+whether they were given prices or returns; crypto trades every day of the year and flushback
+always passes an equity curve plus ``periods_per_year`` (365 for daily bars, 8760 hourly,
+6*365 = 2190 for 4h bars).
+
+Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns of the equity curve
+``E_0..E_n``; ``P = periods_per_year``; the risk-free rate is 0):
+
+- ``total_return = E_n / E_0 - 1``; ``cagr = (E_n / E_0) ** (P / n) - 1``
+- ``volatility = std(r, ddof=1) * sqrt(P)``; ``sharpe = mean(r) / std(r, ddof=1) * sqrt(P)``
+- ``sortino = mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(P)`` (downside deviation over all bars)
+- ``max_drawdown = min(E_t / max_{s<=t} E_s - 1)`` (a negative fraction);
+  ``max_drawdown_duration_bars``: the longest run of consecutive bars that end below the
+  running peak (underwater bars; a drawdown not yet recovered counts to the end);
+  ``..._days`` = bars * 365 / P
+- ``calmar = cagr / |max_drawdown|``
+- ``exposure``: the fraction of bars that end with a non-zero position
+- trades (one row per closed trade, ``pnl`` in cash net of fees and funding, ``return_pct``
+  = pnl / (size * entry_price + entry_fee)): ``n_trades``, ``win_rate`` (pnl > 0),
+  ``avg_win``/``avg_loss`` (mean pnl of winners / losers), ``avg_win_pct``/``avg_loss_pct``,
+  ``profit_factor = sum(winning pnl) / |sum(losing pnl)|``, ``expectancy`` (mean pnl),
+  ``expectancy_pct`` (mean return_pct), ``best_trade``/``worst_trade`` (return_pct),
+  ``avg_bars_held``, ``avg_holding_days``, ``avg_mae``/``worst_mae``, ``avg_mfe``/``best_mfe``.
+
+Undefined values (no trades, no losing trades, zero volatility) are ``None``, never NaN or inf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "METRIC_NAMES",
+    "returns_from_equity",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar",
+    "exposure",
+    "trade_metrics",
+    "compute_metrics",
+    "periods_per_year_for",
+]
+
+PERIODS_PER_YEAR = {"1d": 365, "4h": 6 * 365, "1h": 8760}
+
+
+def periods_per_year_for(interval: str) -> int:
+    """365 for "1d", 2190 for "4h", 8760 for "1h" (crypto trades around the clock)."""
+    if interval in PERIODS_PER_YEAR:
+        return PERIODS_PER_YEAR[interval]
+    hours = pd.Timedelta(interval).total_seconds() / 3600.0
+    return int(round(8760 / hours))
+
+
+def _arr(equity: pd.Series | Sequence[float] | np.ndarray) -> np.ndarray:
+    return np.asarray(equity, dtype=np.float64)
+
+
+def _none_if_bad(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def returns_from_equity(equity: pd.Series | Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-bar simple returns ``E_t / E_{t-1} - 1`` (length n-1)."""
+    e = _arr(equity)
+    return e[1:] / e[:-1] - 1.0
+
+
+def total_return(equity) -> float:
+    e = _arr(equity)
+    return float(e[-1] / e[0] - 1.0)
+
+
+def cagr(equity, periods_per_year: int) -> float | None:
+    e = _arr(equity)
+    n = len(e) - 1
+    if n <= 0 or e[0] <= 0:
+        return None
+    growth = e[-1] / e[0]
+    if growth <= 0:
+        return -1.0
+    return float(growth ** (periods_per_year / n) - 1.0)
+
+
+def volatility(equity, periods_per_year: int) -> float | None:
+    r = returns_from_equity(equity)
+    if len(r) < 2:
+        return None
+    return float(np.std(r, ddof=1) * math.sqrt(periods_per_year))
+
+
+def sharpe(equity, periods_per_year: int) -> float | None:
+    r = returns_from_equity(equity)
+    if len(r) < 2:
+        return None
+    sd = np.std(r, ddof=1)
+    if not sd > 0:
+        return None
+    return float(np.mean(r) / sd * math.sqrt(periods_per_year))
+
+
+def sortino(equity, periods_per_year: int) -> float | None:
+    r = returns_from_equity(equity)
+    if len(r) < 1:
+        return None
+    dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if not dd > 0:
+        return None
+    return float(np.mean(r) / dd * math.sqrt(periods_per_year))
+
+
+def max_drawdown(equity) -> float:
+    e = _arr(equity)
+    peak = np.maximum.accumulate(e)
+    return float(np.min(e / peak - 1.0))
+
+
+def max_drawdown_duration(equity) -> int:
+    """The longest run of consecutive bars that end below the running peak (underwater)."""
+    e = _arr(equity)
+    under = e < np.maximum.accumulate(e)
+    longest = run = 0
+    for flag in under:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    return int(longest)
+
+
+def calmar(equity, periods_per_year: int) -> float | None:
+    c = cagr(equity, periods_per_year)
+    mdd = max_drawdown(equity)
+    if c is None or mdd == 0:
+        return None
+    return float(c / abs(mdd))
+
+
+def exposure(position) -> float:
+    p = _arr(position)
+    if len(p) == 0:
+        return 0.0
+    return float(np.mean(np.abs(p) > 1e-12))
+
+
+def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "n_trades": 0,
+        "win_rate": None,
+        "avg_win": None,
+        "avg_loss": None,
+        "avg_win_pct": None,
+        "avg_loss_pct": None,
+        "profit_factor": None,
+        "expectancy": None,
+        "expectancy_pct": None,
+        "best_trade": None,
+        "worst_trade": None,
+        "avg_bars_held": None,
+        "avg_holding_days": None,
+        "avg_mae": None,
+        "worst_mae": None,
+        "avg_mfe": None,
+        "best_mfe": None,
+    }
+    if trades is None or len(trades) == 0:
+        return out
+    pnl = trades["pnl"].to_numpy(dtype=np.float64)
+    ret = trades["return_pct"].to_numpy(dtype=np.float64)
+    wins, losses = pnl > 0, pnl < 0
+    out["n_trades"] = int(len(pnl))
+    out["win_rate"] = float(np.mean(wins))
+    if wins.any():
+        out["avg_win"] = float(np.mean(pnl[wins]))
+        out["avg_win_pct"] = float(np.mean(ret[wins]))
+    if losses.any():
+        out["avg_loss"] = float(np.mean(pnl[losses]))
+        out["avg_loss_pct"] = float(np.mean(ret[losses]))
+        out["profit_factor"] = float(np.sum(pnl[wins]) / abs(np.sum(pnl[losses])))
+    out["expectancy"] = float(np.mean(pnl))
+    out["expectancy_pct"] = float(np.mean(ret))
+    out["best_trade"] = float(np.max(ret))
+    out["worst_trade"] = float(np.min(ret))
+    if "bars_held" in trades:
+        bars = trades["bars_held"].to_numpy(dtype=np.float64)
+        out["avg_bars_held"] = float(np.mean(bars))
+        out["avg_holding_days"] = float(np.mean(bars) * 365.0 / periods_per_year)
+    if "mae" in trades:
+        mae = trades["mae"].to_numpy(dtype=np.float64)
+        out["avg_mae"] = float(np.mean(mae))
+        out["worst_mae"] = float(np.min(mae))
+    if "mfe" in trades:
+        mfe = trades["mfe"].to_numpy(dtype=np.float64)
+        out["avg_mfe"] = float(np.mean(mfe))
+        out["best_mfe"] = float(np.max(mfe))
+    return out
+
+
+METRIC_NAMES = (
+    "start_equity",
+    "end_equity",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_bars",
+    "max_drawdown_duration_days",
+    "exposure",
+    "n_bars",
+    "years",
+)
+
+
+def compute_metrics(
+    equity: pd.Series,
+    trades: pd.DataFrame | None,
+    periods_per_year: int,
+    *,
+    position: pd.Series | None = None,
+) -> dict[str, Any]:
+    """All metrics of an equity curve (one value per bar) and its closed trades.
+
+    ``position`` (units held at each bar close) gives the exposure; without it the exposure
+    is derived from the trades' ``entry_time``/``exit_time`` intervals.
+    """
+    if periods_per_year is None or periods_per_year <= 0:
+        raise ValueError("periods_per_year must be a positive integer (365 daily, 8760 hourly)")
+    e = _arr(equity)
+    if len(e) == 0:
+        raise ValueError("empty equity curve")
+    if position is not None:
+        expo = exposure(position)
+    elif trades is not None and len(trades) and isinstance(equity, pd.Series):
+        held = np.zeros(len(e), dtype=bool)
+        idx = equity.index
+        for entry, exit_ in zip(trades["entry_time"], trades["exit_time"], strict=True):
+            held |= (idx >= entry) & (idx < exit_)
+        expo = float(np.mean(held))
+    else:
+        expo = 0.0
+    mdd_bars = max_drawdown_duration(e)
+    n = len(e) - 1
+    out: dict[str, Any] = {
+        "start_equity": float(e[0]),
+        "end_equity": float(e[-1]),
+        "total_return": total_return(e),
+        "cagr": cagr(e, periods_per_year),
+        "volatility": volatility(e, periods_per_year),
+        "sharpe": sharpe(e, periods_per_year),
+        "sortino": sortino(e, periods_per_year),
+        "calmar": calmar(e, periods_per_year),
+        "max_drawdown": max_drawdown(e),
+        "max_drawdown_duration_bars": mdd_bars,
+        "max_drawdown_duration_days": mdd_bars * 365.0 / periods_per_year,
+        "exposure": expo,
+        "n_bars": int(len(e)),
+        "years": n / periods_per_year,
+    }
+    out.update(trade_metrics(trades, periods_per_year))
+    return {k: (_none_if_bad(v) if isinstance(v, float) else v) for k, v in out.items()}

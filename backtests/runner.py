@@ -1,0 +1,328 @@
+"""Run a backtest spec: load once (``prepare``), run many times (``run_backtest``).
+
+``prepare`` loads the assembled frame (with enough history before ``start`` for every
+signal's warm-up) and its dataset fingerprints once; ``run_backtest`` computes the signals in
+pandas on the whole loaded history, cuts the trading window, hands the bars plus the signal
+columns to backtrader through :mod:`flushback.strategies.adapter`, runs the benchmark the same
+way (cached on the ``Prepared`` object: it does not depend on the strategy's parameters) and
+computes the metrics. ``params`` (a flat dict of dotted overrides) is what the optimizer
+changes per trial.
+
+``run_id`` = the first 16 hex digits of sha256 over the effective config (the spec after
+overrides, plus the trading window), the dataset fingerprints and the flushback version: the
+same inputs give the same id and, backtrader being deterministic, the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flushback.backtests.metrics import compute_metrics, periods_per_year_for
+from flushback.backtests.spec import BacktestSpec, load_spec
+from flushback.data.errors import ConfigError, DataError
+
+__all__ = [
+    "Prepared",
+    "BacktestResult",
+    "prepare",
+    "prepare_frame",
+    "run_backtest",
+    "compute_run_id",
+    "flushback_version",
+    "validate_bars",
+]
+
+_INTERVAL = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
+_MIN_WARMUP_BARS = 400
+
+
+def flushback_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("flushback")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    if value is None or value == "":
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _window_end(value: Any) -> pd.Timestamp | None:
+    """An inclusive end: a plain date includes that whole day."""
+    ts = _ts(value)
+    if ts is None:
+        return None
+    if ts == ts.normalize() and isinstance(value, str) and "T" not in value and ":" not in value:
+        return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts
+
+
+@dataclass
+class Prepared:
+    """A loaded frame (with warm-up history) and its fingerprints, reusable across runs."""
+
+    spec: BacktestSpec
+    frame: pd.DataFrame
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    datasets: dict[str, Any] = field(default_factory=dict)
+    warmup_bars: int = 0
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def window(self) -> pd.DataFrame:
+        f = self.frame
+        mask = np.ones(len(f), dtype=bool)
+        if self.start is not None:
+            mask &= f.index >= self.start
+        if self.end is not None:
+            mask &= f.index <= self.end
+        out = f.loc[mask]
+        out.attrs = dict(f.attrs)
+        return out
+
+
+@dataclass
+class BacktestResult:
+    """Everything a run produced (see the team contract; ``write_run`` persists it)."""
+
+    spec: BacktestSpec
+    run_id: str
+    frame: pd.DataFrame
+    signals: pd.DataFrame
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    metrics: dict[str, Any]
+    benchmark_metrics: dict[str, Any]
+    fingerprints: dict[str, str]
+    periods_per_year: int
+    benchmark_trades: pd.DataFrame | None = None
+    datasets: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _signal_warmup(spec: BacktestSpec) -> int:
+    from flushback.signals import build_signal
+
+    iv = _INTERVAL[spec.data.interval]
+    w = 0
+    for cfg in spec.signals.values():
+        sig = build_signal(cfg)
+        w = max(w, int(sig.warmup_for(iv)) if hasattr(sig, "warmup_for") else sig.warmup_bars)
+    if spec.strategy.params.get("sizing") == "volatility":
+        w = max(w, int(spec.strategy.params.get("vol_lookback", 0)) + 1)
+    return w
+
+
+def validate_bars(frame: pd.DataFrame) -> None:
+    """Refuse bars that must never reach backtrader (DataError naming the timestamps)."""
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
+        raise DataError("bars need a tz-aware (UTC) DatetimeIndex of bar open times",
+                        hint="load frames with flushback.data.load_frame")
+    if not idx.is_monotonic_increasing or idx.has_duplicates:
+        dup = idx[idx.duplicated()]
+        raise DataError("bar timestamps are unsorted or duplicated", timestamps=list(dup),
+                        hint="sort and de-duplicate the bars")
+    missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
+    if missing:
+        raise DataError(f"bars lack column(s) {', '.join(missing)}", column=missing[0])
+    ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ohlc).all(axis=1) | (ohlc <= 0).any(axis=1)
+    if bad.any():
+        raise DataError("bars with missing, zero or negative prices", timestamps=list(idx[bad]),
+                        hint="repair the source data; flushback never fills prices")
+    hl = frame["high"].to_numpy() < frame["low"].to_numpy()
+    if hl.any():
+        raise DataError("bars with high < low", column="high", timestamps=list(idx[hl]))
+
+
+def prepare_frame(
+    spec: BacktestSpec | str | Path,
+    frame: pd.DataFrame,
+    *,
+    fingerprints: Mapping[str, str] | None = None,
+    since: Any = None,
+    until: Any = None,
+) -> Prepared:
+    """A :class:`Prepared` over a frame you already have (tests, notebooks, custom data).
+
+    Without ``fingerprints`` the frame's content is fingerprinted (sha256 of its values).
+    """
+    spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
+    validate_bars(frame)
+    if fingerprints is None:
+        h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+        fingerprints = {"frame": h.hexdigest()}
+    start = _ts(since if since is not None else spec.data.start)
+    end = _window_end(until if until is not None else spec.data.end)
+    if "interval" not in frame.attrs:
+        frame = frame.copy()
+        frame.attrs["interval"] = spec.data.interval
+    return Prepared(spec=spec, frame=frame, start=start, end=end,
+                    fingerprints=dict(fingerprints), warmup_bars=_signal_warmup(spec))
+
+
+def prepare(
+    spec: BacktestSpec | str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    since: Any = None,
+    until: Any = None,
+) -> Prepared:
+    """Load the data a spec needs (plus warm-up history before its start) once."""
+    from flushback.data import load_frame
+
+    spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
+    start = _ts(since if since is not None else spec.data.start)
+    end = _window_end(until if until is not None else spec.data.end)
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"the window ends ({end}) before it starts ({start})",
+                          hint="check --since/--until and data.start/data.end")
+    warmup = _signal_warmup(spec)
+    if spec.data.warmup_bars is not None:
+        warmup = max(warmup, spec.data.warmup_bars)
+    history = max(2 * warmup, _MIN_WARMUP_BARS)
+    load_start = None if start is None else start - history * _INTERVAL[spec.data.interval]
+    externals: Any = spec.data.externals
+    externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
+    af = load_frame(spec.data.symbol, spec.data.interval, externals=externals,
+                    start=load_start, end=end, data_dir=data_dir)
+    frame = af.frame
+    validate_bars(frame)
+    prepared = Prepared(spec=spec, frame=frame, start=start, end=end,
+                        fingerprints=dict(af.fingerprints), datasets=dict(af.datasets),
+                        warmup_bars=warmup)
+    if len(prepared.window) < 2:
+        raise DataError(
+            f"fewer than two {spec.data.interval} bars of {spec.data.symbol} in the window "
+            f"{start} .. {end}",
+            hint=f"the loaded data covers {frame.index[0]} .. {frame.index[-1]}",
+        )
+    return prepared
+
+
+def compute_run_id(config: Mapping[str, Any], fingerprints: Mapping[str, str],
+                   version: str | None = None) -> str:
+    payload = {
+        "config": config,
+        "fingerprints": dict(sorted(fingerprints.items())),
+        "version": version or flushback_version(),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    from flushback.signals import build_signal
+
+    cols = {}
+    for name, cfg in spec.signals.items():
+        s = build_signal(cfg).compute(frame)
+        cols[name] = s
+    out = pd.DataFrame(cols, index=frame.index)
+    return out
+
+
+def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy):
+    from flushback.strategies.adapter import run_engine
+    from flushback.strategies.config import get_strategy
+
+    cls = get_strategy(spec_strategy.type)
+    cfg = dict(spec_strategy.params)
+    extra = pd.DataFrame(index=window.index)
+    for name in signals_full.columns:
+        extra[name] = signals_full[name].loc[window.index]
+    for name, series in cls.feed_columns(frame_full, cfg, ppy).items():
+        extra[name] = pd.Series(series, index=frame_full.index).loc[window.index]
+    if spec.costs.funding:
+        if "funding_rate" not in window.columns:
+            raise ConfigError("costs.funding = true needs the funding_rate column",
+                              hint="add 'funding' to data.externals")
+        extra["funding_rate"] = window["funding_rate"]
+    return run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
+                      slippage=spec.costs.slippage, funding=spec.costs.funding,
+                      strategy_params={"cfg": cfg})
+
+
+def run_backtest(
+    spec: BacktestSpec | str | Path,
+    *,
+    prepared: Prepared | None = None,
+    data_dir: str | Path | None = None,
+    since: Any = None,
+    until: Any = None,
+    params: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Run one backtest. ``params``: flat dotted overrides, e.g.
+    ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``."""
+    spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
+    if params:
+        spec = spec.with_overrides(dict(params))
+    if prepared is None:
+        if progress:
+            progress("loading data")
+        prepared = prepare(spec, data_dir=data_dir, since=since, until=until)
+    frame_full = prepared.frame
+    window = prepared.window
+    if len(window) < 2:
+        raise DataError("fewer than two bars in the backtest window",
+                        hint="widen --since/--until or data.start/data.end")
+    ppy = periods_per_year_for(spec.data.interval)
+    if progress:
+        progress("computing signals")
+    signals_full = _compute_signals(spec, frame_full)
+    if progress:
+        progress(f"running {spec.strategy.type} on {len(window):,} bars")
+    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy)
+
+    bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
+                       str(window.index[0]), str(window.index[-1])], sort_keys=True, default=str)
+    bench = prepared.cache.get(bkey)
+    if bench is None:
+        if progress:
+            progress(f"running benchmark {spec.benchmark.type}")
+        bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy)
+        prepared.cache[bkey] = bench
+
+    equity = res.equity.copy()
+    equity["benchmark_equity"] = bench.equity["equity"].to_numpy()
+    metrics = compute_metrics(equity["equity"], res.trades, ppy, position=equity["position"])
+    bmetrics = compute_metrics(bench.equity["equity"], bench.trades, ppy,
+                               position=bench.equity["position"])
+    config = spec.to_dict()
+    config["window"] = {
+        "start": window.index[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": window.index[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    run_id = compute_run_id(config, prepared.fingerprints)
+    return BacktestResult(
+        spec=spec,
+        run_id=run_id,
+        frame=window,
+        signals=signals_full.loc[window.index],
+        equity=equity,
+        trades=res.trades,
+        metrics=metrics,
+        benchmark_metrics=bmetrics,
+        fingerprints=dict(prepared.fingerprints),
+        periods_per_year=ppy,
+        benchmark_trades=bench.trades,
+        datasets=dict(prepared.datasets),
+        config=config,
+    )

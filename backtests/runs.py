@@ -1,0 +1,155 @@
+"""Run folders: ``runs/<run_id>/report.json``, ``trades.csv``, ``equity.csv`` (+ report.html).
+
+A run folder is written atomically: everything goes to a temporary sibling folder first,
+which then replaces ``runs/<run_id>`` in one rename, so a reader never sees half a run.
+The report follows :mod:`flushback.backtests.report_schema` (validated on write).
+
+CSV conventions: timestamps ISO 8601 UTC (``2026-02-05T00:00:00Z``), floats written with
+full precision (they round-trip exactly), so metrics recomputed from the CSVs match the
+report's to the last bit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flushback.data.errors import StoreError
+
+__all__ = ["write_run", "load_report", "report_dict", "run_dir_for", "trades_csv", "equity_csv"]
+
+_TS_FMT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    s = pd.to_datetime(series, utc=True)
+    return s.dt.strftime(_TS_FMT).where(s.notna(), "")
+
+
+def trades_csv(trades: pd.DataFrame) -> str:
+    t = trades.copy()
+    for col in ("signal_time", "entry_time", "exit_time"):
+        if col in t:
+            t[col] = _iso(t[col])
+    return t.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+
+
+def equity_csv(equity: pd.DataFrame) -> str:
+    e = equity.copy()
+    e.index = pd.DatetimeIndex(e.index).strftime(_TS_FMT)
+    e.index.name = "timestamp"
+    return e.to_csv(float_format="%.17g", lineterminator="\n")
+
+
+def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
+                created_at: Any = None) -> dict[str, Any]:
+    """The ``report.json`` document of a :class:`~flushback.backtests.runner.BacktestResult`."""
+    from flushback.backtests.report_schema import build_report
+
+    frame = result.frame
+    spec = result.spec
+    sources = {}
+    for k, info in (result.datasets or {}).items():
+        d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+        d.pop("location", None)  # machine-specific path: not part of the evidence
+        sources[k] = d
+    data = {
+        "symbol": frame.attrs.get("symbol", spec.data.symbol),
+        "interval": spec.data.interval,
+        "start": frame.index[0],
+        "end": frame.index[-1],
+        "fingerprints": dict(result.fingerprints),
+        "sources": sources,
+    }
+    series_cols = [c for c in ("open", "high", "low", "close", "fng", "liq_long_usd",
+                               "liq_short_usd") if c in frame.columns]
+    series = frame[series_cols].astype("float64")
+    triggers = result.signals.copy()
+    extra = dict(sections or {})
+    return build_report(
+        run_id=result.run_id,
+        data=data,
+        periods_per_year=result.periods_per_year,
+        metrics=result.metrics,
+        benchmark={"name": spec.benchmark.type, "metrics": result.benchmark_metrics},
+        trades=result.trades,
+        equity=result.equity,
+        series=series,
+        triggers=triggers,
+        config=result.config or spec.to_dict(),
+        spec_name=spec.name,
+        kind=extra.pop("kind", "backtest"),
+        created_at=created_at,
+        events=extra.pop("events", None),
+        optimization=extra.pop("optimization", None),
+        audit=extra.pop("audit", None),
+    )
+
+
+def run_dir_for(run_id: str, runs_dir: str | Path | None = None) -> Path:
+    from flushback.data.paths import runs_dir as _runs_dir
+
+    return _runs_dir(runs_dir) / run_id
+
+
+def write_run(result: Any, runs_dir: str | Path | None = None,
+              sections: Mapping[str, Any] | None = None) -> Path:
+    """Write ``<runs_dir>/<run_id>/`` atomically and return its path.
+
+    ``sections``: optional report sections owned by other modules (``events``,
+    ``optimization``, ``audit``). ``report.html`` is rendered when the report module exists.
+    """
+    from flushback.data.paths import runs_dir as _runs_dir
+
+    root = _runs_dir(runs_dir)
+    doc = report_dict(result, sections=sections)
+    target = root / result.run_id
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{result.run_id}.", dir=root))
+    except OSError as exc:
+        raise StoreError(f"cannot create the run folder: {exc}", file=str(root),
+                         hint="check --runs-dir / FLUSHBACK_RUNS_DIR permissions") from None
+    try:
+        from flushback.backtests.report_schema import write_report_file
+
+        write_report_file(doc, tmp / "report.json")
+        (tmp / "trades.csv").write_text(trades_csv(result.trades), encoding="utf-8")
+        (tmp / "equity.csv").write_text(equity_csv(result.equity), encoding="utf-8")
+        try:
+            from flushback.backtests.report_html import render_report_html
+        except ImportError:  # pragma: no cover - report module not installed
+            render_report_html = None
+        if render_report_html is not None:
+            render_report_html(doc, tmp / "report.html")
+        if target.exists():
+            old = root / f".{result.run_id}.old.{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write the run folder: {exc}", file=str(target)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_report(run_id_or_path: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
+    """Read a run's ``report.json`` (a run id, a run folder or a report.json path) as a dict,
+    validated (and migrated) by the report schema."""
+    from flushback.backtests.report_schema import load_report_file
+
+    p = Path(run_id_or_path)
+    if not p.exists():
+        p = run_dir_for(str(run_id_or_path), runs_dir)
+    return load_report_file(p).to_dict()

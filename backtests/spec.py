@@ -1,0 +1,430 @@
+"""Backtest specs: one typed, frozen object per backtest, loaded from TOML.
+
+Layers, later wins: the model defaults -> the TOML file -> ``FLUSHBACK_SET`` (environment:
+``"k=v;k=v"``) -> ``overrides`` (the CLI's ``--set k=v``). Unknown keys are refused with a
+did-you-mean at every level (``[data]``, ``[costs]``, ``[strategy]`` keys are validated against
+the strategy's declared parameters, ``[signals.*]`` against the signal registry).
+
+A spec file::
+
+    name = "fear_flush_btc_daily"
+    description = "..."
+    cash = 10000.0
+
+    [data]
+    symbol = "BTC-USD"
+    interval = "1d"            # "1h" | "4h" | "1d"
+    start = "2018-02-01"       # optional; the bars before it are used for warm-up only
+    end = "2026-06-04"         # optional, inclusive (a date includes that whole day)
+    externals = ["fng", "liquidations", "funding", "open_interest"]
+
+    [signals.entry]            # each [signals.X] becomes the feed line X
+    type = "extreme_fear"
+    threshold = 20
+
+    [strategy]
+    type = "contrarian"        # | "buy_and_hold" | "fear_greed_accumulation" | registered
+    hold_bars = 30
+    take_profit = 0.25
+
+    [benchmark]
+    type = "buy_and_hold"
+
+    [costs]
+    commission = 0.001         # FRACTION of notional per side (0.1 %)
+    slippage = 0.0005          # fraction of the open price
+    funding = false            # perpetuals: pay funding_rate on long positions
+
+    [search]                   # optional, for `flushback optimize`
+    "strategy.take_profit" = { low = 0.05, high = 0.5 }
+    "signals.entry.threshold" = 20     # a scalar fixes the parameter
+
+Every value can be overridden by a dotted path: ``strategy.take_profit=0.2``,
+``signals.entry.of.0.threshold=15``, ``data.start=2020-01-01``. Values are parsed as TOML
+(``0.2``, ``true``, ``"text"``, ``[1, 2]``), falling back to a plain string.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flushback.data.errors import ConfigError
+
+__all__ = [
+    "BacktestSpec",
+    "DataSpec",
+    "CostsSpec",
+    "StrategySpec",
+    "load_spec",
+    "parse_spec",
+    "apply_overrides",
+    "parse_override",
+    "list_specs",
+    "spec_path",
+    "search_space",
+    "SPECS_DIR",
+]
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+_PRICE_LINES = {"open", "high", "low", "close", "volume", "datetime", "openinterest",
+                "funding_rate", "vol", "fng"}
+_DEFAULT_EXTERNALS = ("fng", "liquidations", "funding", "open_interest")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_date(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} = {value!r} is not a date (use YYYY-MM-DD)") from None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if ts == ts.normalize():
+        return ts.strftime("%Y-%m-%d")
+    return ts.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class DataSpec(_Frozen):
+    """``[data]``: what to load."""
+
+    symbol: str = "BTC-USD"
+    interval: Literal["1h", "4h", "1d"] = "1d"
+    start: str | None = None
+    end: str | None = None
+    externals: tuple[str, ...] | dict[str, str] = _DEFAULT_EXTERNALS
+    warmup_bars: int | None = Field(default=None, ge=0)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date(cls, v: Any, info: Any) -> str | None:
+        return _parse_date(v, f"data.{info.field_name}")
+
+    @model_validator(mode="after")
+    def _order(self) -> DataSpec:
+        if self.start and self.end and pd.Timestamp(self.end) < pd.Timestamp(self.start):
+            raise ValueError(f"data.end {self.end} is before data.start {self.start}")
+        return self
+
+
+class CostsSpec(_Frozen):
+    """``[costs]``: commission and slippage as FRACTIONS (0.001 = 0.1 %), funding on/off."""
+
+    commission: float = Field(default=0.001, ge=0.0, lt=0.1)
+    slippage: float = Field(default=0.0005, ge=0.0, lt=0.1)
+    funding: bool = False
+
+
+class StrategySpec(_Frozen):
+    """``[strategy]`` / ``[benchmark]``: a type and its declared parameters (flat in TOML)."""
+
+    type: str = "contrarian"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        from flushback.strategies.config import validate_strategy_params
+
+        if isinstance(data, StrategySpec):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValueError("must be a table")
+        data = dict(data)
+        kind = data.pop("type", "contrarian")
+        nested = data.pop("params", None)
+        if nested:
+            data.update(nested)
+        return {"type": kind, "params": validate_strategy_params(str(kind), data)}
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": self.type, **self.params}
+
+
+class BacktestSpec(_Frozen):
+    """A backtest: data, signals, strategy, benchmark, costs, cash (see the module docstring)."""
+
+    name: str = "custom"
+    description: str = ""
+    cash: float = Field(default=10_000.0, gt=0)
+    data: DataSpec = Field(default_factory=DataSpec)
+    signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    benchmark: StrategySpec = Field(default_factory=lambda: StrategySpec(type="buy_and_hold"))
+    costs: CostsSpec = Field(default_factory=CostsSpec)
+    search: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("signals")
+    @classmethod
+    def _signals(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from flushback.signals import build_signal
+
+        for name, cfg in v.items():
+            if not name.isidentifier() or name in _PRICE_LINES:
+                raise ConfigError(
+                    f"signal table name 'signals.{name}' cannot be used as a feed line",
+                    hint="use an identifier such as entry, exit, fear (not a price column)",
+                )
+            try:
+                build_signal(cfg)
+            except ConfigError as exc:
+                raise ConfigError(f"signals.{name}: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> BacktestSpec:
+        from flushback.strategies.config import strategy_signals
+
+        required, _ = strategy_signals(self.strategy.type)
+        missing = [s for s in required if s not in self.signals]
+        if missing:
+            raise ConfigError(
+                f"strategy type '{self.strategy.type}' needs [signals.{missing[0]}]",
+                hint=f"add a [signals.{missing[0]}] table with a signal config",
+            )
+        return self
+
+    # -- helpers ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The full spec as a plain dict (what a report's ``config`` holds; TOML-shaped)."""
+        data = self.data.model_dump()
+        data["externals"] = (
+            list(data["externals"]) if isinstance(data["externals"], tuple) else data["externals"]
+        )
+        return {
+            "name": self.name,
+            "description": self.description,
+            "cash": self.cash,
+            "data": data,
+            "signals": copy.deepcopy(self.signals),
+            "strategy": self.strategy.to_config(),
+            "benchmark": self.benchmark.to_config(),
+            "costs": self.costs.model_dump(),
+            "search": copy.deepcopy(self.search),
+        }
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> BacktestSpec:
+        """A new spec with dotted-path overrides applied (a dict or ``"k=v"`` strings)."""
+        return parse_spec(apply_overrides(self.to_dict(), overrides))
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"strategy.take_profit=0.2"`` -> ``("strategy.take_profit", 0.2)`` (TOML value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value",
+                          hint="write e.g. --set strategy.take_profit=0.2")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        value = value.isoformat()
+    return key, value
+
+
+def _fields_at(path: list[str]) -> list[str]:
+    models: dict[tuple[str, ...], type[BaseModel]] = {
+        (): BacktestSpec, ("data",): DataSpec, ("costs",): CostsSpec,
+    }
+    model = models.get(tuple(path))
+    return list(model.model_fields) if model else []
+
+
+def apply_overrides(
+    raw: Mapping[str, Any], overrides: Mapping[str, Any] | Iterable[str] | None
+) -> dict[str, Any]:
+    """Apply dotted-path overrides to a raw (TOML-shaped) spec dict; returns a new dict."""
+    doc = copy.deepcopy(dict(raw))
+    if not overrides:
+        return doc
+    items = (
+        list(overrides.items())
+        if isinstance(overrides, Mapping)
+        else [parse_override(o) for o in overrides]
+    )
+    for key, value in items:
+        parts = key.split(".")
+        node: Any = doc
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError):
+                    raise ConfigError(f"override '{key}': no item {part!r} at '{where}'",
+                                      hint=f"the list has {len(node)} item(s)") from None
+                continue
+            if part not in node:
+                if depth == 0 and part not in _fields_at([]):
+                    raise ConfigError(
+                        f"unknown key '{part}' in override '{key}'"
+                        + _dym(part, _fields_at([])),
+                        hint="top-level keys: " + ", ".join(_fields_at([])),
+                    )
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict | list):
+                raise ConfigError(f"override '{key}': '{where}' is a value, not a table")
+        last = parts[-1]
+        if isinstance(node, list):
+            try:
+                node[int(last)] = value
+            except (ValueError, IndexError):
+                raise ConfigError(f"override '{key}': no item {last!r}") from None
+        else:
+            node[last] = value
+    return doc
+
+
+def _dym(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------------- loading
+def parse_spec(raw: Mapping[str, Any], *, file: str | None = None) -> BacktestSpec:
+    """Validate a raw spec dict; pydantic errors become one ConfigError with did-you-mean."""
+    try:
+        return BacktestSpec.model_validate(dict(raw))
+    except ConfigError as exc:
+        if file and not exc.file:
+            exc.file = file
+            exc.args = (str(exc),)
+        raise
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            dotted = ".".join(loc)
+            if err["type"] == "extra_forbidden":
+                fields = _fields_at(loc[:-1])
+                msgs.append(f"unknown key '{dotted}'" + _dym(loc[-1], fields))
+            else:
+                msgs.append(f"{dotted or 'spec'}: {err['msg']}")
+        raise ConfigError(
+            "invalid spec: " + "; ".join(msgs), file=file,
+            hint="see docs/strategies.md for the spec format",
+        ) from None
+
+
+def list_specs() -> list[str]:
+    """Names of the shipped specs (``backtests/specs/*.toml``)."""
+    return sorted(p.stem for p in SPECS_DIR.glob("*.toml"))
+
+
+def spec_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise ConfigError("spec file not found", file=str(p),
+                              hint="give a path to a .toml spec or a shipped spec name")
+        return p
+    candidate = SPECS_DIR / f"{path_or_name}.toml"
+    if candidate.exists():
+        return candidate
+    raise ConfigError(
+        f"no spec named '{path_or_name}'" + _dym(str(path_or_name), list_specs()),
+        hint="shipped specs: " + ", ".join(list_specs()),
+    )
+
+
+def load_spec(
+    path_or_name: str | Path | BacktestSpec | Mapping[str, Any],
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    env: bool = True,
+) -> BacktestSpec:
+    """Load a spec from a TOML path or a shipped spec name, then apply the overrides.
+
+    ``FLUSHBACK_SET="k=v;k=v"`` in the environment is applied before ``overrides``.
+    """
+    file = None
+    if isinstance(path_or_name, BacktestSpec):
+        raw = path_or_name.to_dict()
+    elif isinstance(path_or_name, Mapping):
+        raw = dict(path_or_name)
+    else:
+        p = spec_path(path_or_name)
+        file = str(p)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+        raw.setdefault("name", p.stem)
+    env_set = os.environ.get("FLUSHBACK_SET", "").strip() if env else ""
+    if env_set:
+        raw = apply_overrides(raw, [s for s in env_set.split(";") if s.strip()])
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return parse_spec(raw, file=file)
+
+
+# --------------------------------------------------------------------------- search space
+_RANGE_KEYS = {"low", "high", "step", "log", "choices"}
+
+
+def _flatten_search(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and not (set(v) <= _RANGE_KEYS and v):
+            out.update(_flatten_search(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def search_space(spec: BacktestSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(space, fixed)``: flat name -> Param for every tunable parameter of the spec's signals
+    and strategy (``signals.<name>.<param>``, ``strategy.<param>``), narrowed by ``[search]``;
+    and the parameters ``[search]`` fixes to a value."""
+    from dataclasses import replace
+
+    from flushback.signals import build_signal
+    from flushback.strategies.config import strategy_param_specs
+
+    space: dict[str, Any] = {}
+    for name, cfg in spec.signals.items():
+        for k, p in build_signal(cfg).search_space().items():
+            space[f"signals.{name}.{k}"] = p
+    for k, p in strategy_param_specs(spec.strategy.type).items():
+        space[f"strategy.{k}"] = p
+    fixed: dict[str, Any] = {}
+    for key, v in _flatten_search(spec.search).items():
+        if key not in space:
+            raise ConfigError(
+                f"[search] names unknown parameter '{key}'" + _dym(key, space),
+                hint="tunable: " + ", ".join(sorted(space)),
+            )
+        if isinstance(v, Mapping):
+            bad = set(v) - _RANGE_KEYS
+            if bad:
+                raise ConfigError(f"[search] '{key}': unknown range key(s) {sorted(bad)}")
+            space[key] = replace(space[key], **dict(v))
+        else:
+            fixed[key] = space.pop(key).validate(v, key)
+    return space, fixed

@@ -1,0 +1,471 @@
+"""The backtrader adapter: the only module (with the strategy modules built on it) that touches
+backtrader.
+
+What it pins, because this is exactly where backtesting frameworks disagree:
+
+- **Feed.** :func:`make_feed` builds a data feed whose lines are filled from numpy arrays in one
+  call per line (no per-cell ``iloc`` as in ``PandasData``). Precomputed signal columns travel
+  as extra lines (``self.data.entry[0]``); nothing is computed inside backtrader and nothing is
+  resampled there.
+- **Fill timing.** A decision taken on bar ``t`` (its values are known at its close) fills at
+  the OPEN of bar ``t+1``. backtrader's cheat-on-close stays off; ``cheat_on_open`` is on only so
+  that an order can be *sized* at the price it fills at (an all-in order sized at the signal
+  bar's close is rejected when the next open gaps up). Strategies express decisions with
+  :meth:`FlushbackStrategy.enter` / :meth:`FlushbackStrategy.exit` in ``next()``; the base class
+  submits them in ``next_open()`` of the following bar.
+- **Sizes** are fractional (BTC is not traded in whole coins).
+- **Commission** is a FRACTION of traded notional per side: ``0.001`` means 0.1 %. A custom
+  ``CommInfoBase`` would read 0.001 as 0.001 % unless ``percabs=True``; :class:`FractionCommission`
+  pins it.
+- **Slippage** is a fraction of the open price, always applied (buys at ``open*(1+s)``, sells at
+  ``open*(1-s)``), even when that lies outside the bar's range (``slip_out=True``), so fills are
+  predictable to the cent.
+- **Funding** (perpetuals, optional): a long position pays ``size * close * funding_rate *
+  bar_hours / 8`` at each bar close it is held over (``funding_rate`` is a fraction per 8 h;
+  negative rates are received).
+
+Bookkeeping is average-cost: every reducing fill closes a trade row (a full exit is one row),
+so ``sum(trades.pnl) == final equity - initial cash`` holds exactly. A position still open on
+the last bar is marked to the last close as a trade with ``exit_reason="end_of_data"`` and no
+exit fee.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FractionCommission",
+    "FlushbackStrategy",
+    "EngineResult",
+    "make_feed",
+    "run_engine",
+    "TRADE_COLUMNS",
+]
+
+PRICE_LINES = ("open", "high", "low", "close", "volume")
+TRADE_COLUMNS = [
+    "trade_id",
+    "signal_time",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "size",
+    "entry_fee",
+    "exit_fee",
+    "funding",
+    "pnl",
+    "return_pct",
+    "bars_held",
+    "exit_reason",
+    "tranches",
+    "mae",
+    "mfe",
+]
+_EPS_SIZE = 1e-12
+# Orders are sized a hair below the available cash so float rounding never overdraws it
+# (1e-12 relative: far below a cent on any account size).
+_CASH_SAFETY = 1.0 - 1e-12
+# bt.date2num(1970-01-01) == 719163.0 (days since 0001-01-01, plus one)
+_EPOCH_NUM = 719163.0
+
+
+def _to_num(index: pd.DatetimeIndex) -> np.ndarray:
+    ns = index.tz_convert("UTC").tz_localize(None).as_unit("ns").asi8.astype(np.float64)
+    return ns / 86_400e9 + _EPOCH_NUM
+
+
+class FractionCommission(bt.CommInfoBase):
+    """Commission as a fraction of traded notional per side (0.001 = 0.1 %), spot-like."""
+
+    params = (
+        ("commission", 0.0),
+        ("commtype", bt.CommInfoBase.COMM_PERC),
+        ("percabs", True),  # 0.001 is a fraction, NOT 0.001 %
+        ("stocklike", True),
+        ("mult", 1.0),
+        ("margin", None),
+        ("leverage", 1.0),
+    )
+
+
+class _ArrayFeed(bt.feed.DataBase):
+    """Base for feeds preloaded from numpy arrays (see :func:`make_feed`)."""
+
+    params = (("arrays", None),)
+
+    def preload(self) -> None:
+        arrays: dict[str, np.ndarray] = self.p.arrays
+        n = len(arrays["datetime"])
+        for name in self.lines.getlinealiases():
+            line = getattr(self.lines, name)
+            values = arrays.get(name)
+            if values is None:
+                values = np.full(n, np.nan)
+            buf = array.array("d")
+            buf.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+            line.array = buf
+        self.home()
+
+    def _load(self) -> bool:  # only preloaded operation is supported
+        return False
+
+
+_FEED_CLASSES: dict[tuple[str, ...], type] = {}
+
+
+def make_feed(frame: pd.DataFrame, extra: pd.DataFrame | None = None) -> bt.feed.DataBase:
+    """A backtrader feed over ``frame``'s OHLCV plus ``extra``'s columns as extra lines.
+
+    ``extra`` columns (bool or float, aligned to ``frame.index``) become lines of the same name;
+    booleans are 1.0/0.0, missing values NaN. Column names must be valid identifiers.
+    """
+    extra = pd.DataFrame(index=frame.index) if extra is None else extra
+    names = tuple(str(c) for c in extra.columns)
+    for name in names:
+        if not name.isidentifier() or name in PRICE_LINES or name in ("datetime", "openinterest"):
+            raise ValueError(f"extra feed column {name!r} is not a usable line name")
+    cls = _FEED_CLASSES.get(names)
+    if cls is None:
+        cls = type(f"FlushbackFeed_{len(_FEED_CLASSES)}", (_ArrayFeed,), {"lines": names})
+        _FEED_CLASSES[names] = cls
+    arrays: dict[str, np.ndarray] = {"datetime": _to_num(frame.index)}
+    for col in PRICE_LINES:
+        arrays[col] = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+    for col in names:
+        arrays[col] = pd.to_numeric(extra[col].astype("float64"), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    return cls(arrays=arrays)
+
+
+@dataclass
+class _Intent:
+    kind: str  # "enter" | "exit" | "buy_cash" | "sell_fraction"
+    value: float
+    reason: str
+    signal_bar: int
+
+
+@dataclass
+class _OpenLot:
+    trade_id: int
+    signal_bar: int
+    entry_bar: int
+    size: float = 0.0
+    cost: float = 0.0  # sum(size * price) of the remaining units (average-cost)
+    fees: float = 0.0  # entry fees of the remaining units
+    funding: float = 0.0  # funding paid on the remaining units
+    tranches: int = 0
+    low: float = math.inf
+    high: float = -math.inf
+    peak_close: float = -math.inf
+
+    @property
+    def avg_price(self) -> float:
+        return self.cost / self.size if self.size > 0 else float("nan")
+
+
+@dataclass
+class EngineResult:
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    fills: pd.DataFrame
+    strategy: Any = field(repr=False, default=None)
+
+
+class FlushbackStrategy(bt.Strategy):
+    """Base class for flushback strategies: fills, costs, bookkeeping and recording.
+
+    Subclasses decide in ``next()`` (bar ``t``, values known at its close) and call
+    :meth:`enter`, :meth:`exit`, :meth:`buy_cash_fraction` or :meth:`sell_position_fraction`;
+    those decisions are filled at the open of bar ``t+1``. Read the feed's lines as usual
+    (``self.data.close[0]``, ``self.data.entry[0]``...). Useful state: :attr:`bar` (index of the
+    current bar), :attr:`position_size`, :attr:`lot` (the open position: ``avg_price``,
+    ``entry_bar``, ``tranches``, ``peak_close``...), :attr:`last_exit_bar`.
+    Subclasses that override ``next_open`` must call ``super().next_open()``.
+    """
+
+    params = (
+        ("commission", 0.0),
+        ("slippage", 0.0),
+        ("funding", False),
+        ("bar_hours", 24.0),
+        ("periods_per_year", 365),
+        ("cfg", None),  # the validated strategy parameters (a dict)
+    )
+
+    #: name -> Param declarations (see flushback.strategies.config.register_strategy)
+    param_specs: dict = {}
+    #: ``[signals.<name>]`` tables this strategy reads as feed lines
+    required_signals: tuple[str, ...] = ()
+    optional_signals: tuple[str, ...] = ()
+
+    @classmethod
+    def feed_columns(cls, frame: pd.DataFrame, cfg: dict, periods_per_year: int) -> dict:
+        """Extra per-bar columns (computed in pandas) to put on the feed. Default: none."""
+        return {}
+
+    @property
+    def cfg(self) -> dict:
+        return self.p.cfg or {}
+
+    def lineval(self, name: str) -> float:
+        """The current value of an extra feed line, NaN when the feed does not carry it."""
+        if name in self.data.lines.getlinealiases():
+            return float(getattr(self.data, name)[0])
+        return float("nan")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __init__(self) -> None:
+        self._intents: list[_Intent] = []
+        self._lot: _OpenLot | None = None
+        self._trade_seq = 0
+        self._rows: list[dict[str, Any]] = []
+        self._fills: list[dict[str, Any]] = []
+        self._eq: list[tuple[float, float, float]] = []
+        self._pending_orders = 0
+        self.last_exit_bar: int | None = None
+        self._has_funding = "funding_rate" in self.data.lines.getlinealiases()
+
+    @property
+    def bar(self) -> int:
+        return len(self) - 1
+
+    @property
+    def position_size(self) -> float:
+        return self._lot.size if self._lot is not None else 0.0
+
+    @property
+    def lot(self) -> _OpenLot | None:
+        return self._lot
+
+    # -- decisions (called from next()) --------------------------------------------------
+    def enter(self, fraction: float, reason: str = "entry") -> None:
+        """Buy ``fraction`` of equity (valued at the fill bar's open) at the next open."""
+        if fraction > 0:
+            self._intents.append(_Intent("enter", float(fraction), reason, self.bar))
+
+    def exit(self, reason: str) -> None:
+        """Sell the whole position at the next open."""
+        if self._lot is not None and not any(i.kind == "exit" for i in self._intents):
+            self._intents.append(_Intent("exit", 1.0, reason, self.bar))
+
+    def buy_cash_fraction(self, fraction: float, reason: str = "buy") -> None:
+        """Spend ``fraction`` of the cash (at the fill bar's open, fees included) next open."""
+        if fraction > 0:
+            self._intents.append(_Intent("buy_cash", float(fraction), reason, self.bar))
+
+    def sell_position_fraction(self, fraction: float, reason: str = "sell") -> None:
+        """Sell ``fraction`` of the position at the next open."""
+        if fraction > 0 and self._lot is not None:
+            self._intents.append(_Intent("sell_fraction", float(fraction), reason, self.bar))
+
+    def pending(self) -> bool:
+        return bool(self._intents)
+
+    # -- execution (next bar open) -------------------------------------------------------
+    def next_open(self) -> None:
+        if not self._intents:
+            return
+        intents, self._intents = self._intents, []
+        open_ = float(self.data.open[0])
+        if not (open_ > 0):
+            return
+        s, c = float(self.p.slippage), float(self.p.commission)
+        buy_px, sell_px = open_ * (1.0 + s), open_ * (1.0 - s)
+        cash = float(self.broker.get_cash())
+        size_held = self.position_size
+        for it in intents:
+            if it.kind in ("exit", "sell_fraction") and size_held > _EPS_SIZE:
+                size = size_held if it.kind == "exit" else size_held * min(it.value, 1.0)
+                if size_held - size < _EPS_SIZE:
+                    size = size_held
+                self._submit(-size, sell_px, it)
+                size_held -= size
+                cash += size * sell_px * (1.0 - c)
+        for it in intents:
+            if it.kind == "enter":
+                equity = cash + size_held * open_
+                alloc = min(equity * it.value, cash)
+            elif it.kind == "buy_cash":
+                alloc = cash * min(it.value, 1.0)
+            else:
+                continue
+            size = alloc * _CASH_SAFETY / (buy_px * (1.0 + c))
+            if size > _EPS_SIZE:
+                self._submit(size, buy_px, it)
+                size_held += size
+                cash -= size * buy_px * (1.0 + c)
+
+    def _submit(self, size: float, price: float, intent: _Intent) -> None:
+        # ``price`` only informs backtrader's cash check; the fill is at the open +/- slippage.
+        if size > 0:
+            order = self.buy(size=size, exectype=bt.Order.Market, price=price)
+        else:
+            order = self.sell(size=-size, exectype=bt.Order.Market, price=price)
+        order.addinfo(reason=intent.reason, signal_bar=intent.signal_bar)
+
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (order.Margin, order.Rejected):
+            raise RuntimeError(f"order rejected by the broker ({order.getstatusname()}); "
+                               "sizing should have prevented this")
+        if order.status != order.Completed:
+            return
+        size = float(order.executed.size)
+        price = float(order.executed.price)
+        fee = float(order.executed.comm)
+        reason = order.info.get("reason", "")
+        signal_bar = int(order.info.get("signal_bar", self.bar))
+        self._fills.append(
+            {"bar": self.bar, "size": size, "price": price, "fee": fee, "reason": reason}
+        )
+        if size > 0:
+            self._on_buy(size, price, fee, signal_bar)
+        else:
+            self._on_sell(-size, price, fee, reason, mark=False)
+
+    def _on_buy(self, size: float, price: float, fee: float, signal_bar: int) -> None:
+        if self._lot is None:
+            self._trade_seq += 1
+            self._lot = _OpenLot(self._trade_seq, signal_bar, self.bar, peak_close=price)
+        lot = self._lot
+        lot.size += size
+        lot.cost += size * price
+        lot.fees += fee
+        lot.tranches += 1
+
+    def _on_sell(self, size: float, price: float, fee: float, reason: str, mark: bool) -> None:
+        lot = self._lot
+        if lot is None:
+            return
+        share = min(size / lot.size, 1.0)
+        avg = lot.avg_price
+        entry_fee = lot.fees * share
+        funding = lot.funding * share
+        # Excursions: the entry bar up to the bar before the exit, plus the exit price.
+        low = min(lot.low, price)
+        high = max(lot.high, price)
+        pnl = size * (price - avg) - entry_fee - fee - funding
+        basis = size * avg + entry_fee
+        self._rows.append(
+            {
+                "trade_id": lot.trade_id,
+                "signal_bar": lot.signal_bar,
+                "entry_bar": lot.entry_bar,
+                "entry_price": avg,
+                "exit_bar": self.bar,
+                "exit_price": price,
+                "size": size,
+                "entry_fee": entry_fee,
+                "exit_fee": fee,
+                "funding": funding,
+                "pnl": pnl,
+                "return_pct": pnl / basis if basis > 0 else float("nan"),
+                "bars_held": self.bar - lot.entry_bar + (1 if mark else 0),
+                "exit_reason": reason,
+                "tranches": lot.tranches,
+                "mae": low / avg - 1.0,
+                "mfe": high / avg - 1.0,
+            }
+        )
+        if share >= 1.0 or lot.size - size < _EPS_SIZE:
+            self._lot = None
+            if not mark:
+                self.last_exit_bar = self.bar
+        else:
+            lot.size -= size
+            lot.cost -= size * avg
+            lot.fees -= entry_fee
+            lot.funding -= funding
+
+    # -- per-bar recording (bar close) ---------------------------------------------------
+    def next(self) -> None:
+        """Record the bar; subclasses call ``super().next()`` FIRST, then decide."""
+        close = float(self.data.close[0])
+        lot = self._lot
+        if lot is not None:
+            lot.low = min(lot.low, float(self.data.low[0]))
+            lot.high = max(lot.high, float(self.data.high[0]))
+            lot.peak_close = max(lot.peak_close, close)
+            if self.p.funding and self._has_funding:
+                rate = float(self.data.funding_rate[0])
+                if rate == rate:  # not NaN
+                    cost = lot.size * close * rate * float(self.p.bar_hours) / 8.0
+                    lot.funding += cost
+                    # Immediate (broker.add_cash would only apply at the next bar).
+                    self.broker.cash -= cost
+        cash = float(self.broker.get_cash())
+        self._eq.append((cash + self.position_size * close, cash, self.position_size))
+
+    def stop(self) -> None:
+        if self._lot is not None:
+            close = float(self.data.close[0])
+            lot = self._lot
+            self._on_sell(lot.size, close, 0.0, "end_of_data", mark=True)
+
+
+def run_engine(
+    strategy_cls: type,
+    frame: pd.DataFrame,
+    extra: pd.DataFrame | None = None,
+    *,
+    cash: float = 10_000.0,
+    commission: float = 0.0,
+    slippage: float = 0.0,
+    funding: bool = False,
+    strategy_params: dict[str, Any] | None = None,
+) -> EngineResult:
+    """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines)."""
+    interval = frame.attrs.get("interval")
+    if interval:
+        bar_hours = pd.Timedelta(interval).total_seconds() / 3600.0
+    elif len(frame.index) > 1:
+        bar_hours = (frame.index[1] - frame.index[0]).total_seconds() / 3600.0
+    else:
+        bar_hours = 24.0
+    cerebro = bt.Cerebro(
+        stdstats=False, cheat_on_open=True, preload=True, runonce=True, quicknotify=False
+    )
+    cerebro.broker.set_coc(False)
+    cerebro.broker.set_coo(True)
+    cerebro.broker.set_cash(float(cash))
+    cerebro.broker.set_slippage_perc(
+        float(slippage), slip_open=True, slip_limit=True, slip_match=True, slip_out=True
+    )
+    cerebro.broker.addcommissioninfo(FractionCommission(commission=float(commission)))
+    cerebro.adddata(make_feed(frame, extra))
+    params = dict(strategy_params or {})
+    params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=bar_hours,
+                  periods_per_year=int(round(8760 / bar_hours)))
+    cerebro.addstrategy(strategy_cls, **params)
+    strat = cerebro.run()[0]
+
+    idx = frame.index
+    eq = np.asarray(strat._eq, dtype=np.float64).reshape(-1, 3)
+    equity = pd.DataFrame(eq, index=idx[: len(eq)], columns=["equity", "cash", "position"])
+    equity.index.name = "timestamp"
+    trades = pd.DataFrame(strat._rows)
+    if trades.empty:
+        trades = pd.DataFrame(columns=TRADE_COLUMNS)
+        for col in ("signal_time", "entry_time", "exit_time"):
+            trades[col] = pd.Series(dtype="datetime64[ns, UTC]")
+    else:
+        trades["signal_time"] = idx[trades.pop("signal_bar").to_numpy()]
+        trades["entry_time"] = idx[trades.pop("entry_bar").to_numpy()]
+        trades["exit_time"] = idx[trades.pop("exit_bar").to_numpy()]
+        trades = trades[TRADE_COLUMNS]
+    trades["bars_held"] = trades["bars_held"].astype("int64")
+    trades["trade_id"] = trades["trade_id"].astype("int64")
+    trades["tranches"] = trades["tranches"].astype("int64")
+    fills = pd.DataFrame(strat._fills, columns=["bar", "size", "price", "fee", "reason"])
+    return EngineResult(equity=equity, trades=trades.reset_index(drop=True), fills=fills,
+                        strategy=strat)

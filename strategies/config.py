@@ -1,0 +1,166 @@
+"""Strategy parameter declarations and the strategy registry (no backtrader import here).
+
+Strategy parameters are declared with the same :class:`~flushback.signals.base.Param` type as
+signal parameters: the declaration is both the validation rule and the search range the
+optimizer samples. A spec's ``[strategy]`` table is validated against these declarations, so
+unknown keys are refused with a did-you-mean.
+
+Built-in strategy types (classes are imported lazily, so loading a spec stays cheap):
+
+- ``contrarian``: entry on ``signals.entry``; exits by holding period, take-profit,
+  stop-loss, trailing stop or ``signals.exit``; cooldown; fraction or volatility-target sizing;
+  optional scale-in up to ``max_tranches``.
+- ``buy_and_hold``: buy at the first opportunity (the open of the second bar), hold to the end.
+- ``fear_greed_accumulation``: buy ``buy_fraction`` of the cash at the next open after each
+  bar whose Fear & Greed value is ``<= buy_below``; sell ``sell_fraction`` of the position after
+  each bar ``>= sell_above``.
+
+Custom strategies: subclass :class:`flushback.strategies.adapter.FlushbackStrategy`, declare
+``param_specs`` and register with :func:`register_strategy` (see docs/strategies.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from flushback.data.errors import ConfigError
+from flushback.signals.base import Param, did_you_mean
+
+__all__ = [
+    "CONTRARIAN_PARAMS",
+    "BUY_AND_HOLD_PARAMS",
+    "FEAR_GREED_ACCUMULATION_PARAMS",
+    "register_strategy",
+    "get_strategy",
+    "strategy_param_specs",
+    "strategy_signals",
+    "validate_strategy_params",
+    "list_strategies",
+]
+
+CONTRARIAN_PARAMS: Mapping[str, Param] = MappingProxyType(
+    {
+        "sizing": Param(str, "fraction", choices=("fraction", "volatility"),
+                        doc="fraction of equity, or volatility target"),
+        "fraction": Param(float, 1.0, 0.01, 1.0,
+                          doc="fraction of equity invested when fully in (all tranches); "
+                          "with sizing='volatility' the cap"),
+        "vol_target": Param(float, 0.6, 0.05, 3.0,
+                            doc="annualised volatility target (sizing='volatility')", units="frac"),
+        "vol_lookback": Param(int, 30, 5, 400, doc="bars of log returns for realised volatility"),
+        "hold_bars": Param(int, 0, 0, 5000, doc="exit after this many bars held (0 = off)"),
+        "take_profit": Param(float, 0.0, 0.0, 3.0,
+                             doc="exit when close >= avg entry * (1 + take_profit) (0 = off)"),
+        "stop_loss": Param(float, 0.0, 0.0, 0.95,
+                           doc="exit when close <= avg entry * (1 - stop_loss) (0 = off)"),
+        "trailing_stop": Param(float, 0.0, 0.0, 0.95,
+                               doc="exit when close <= highest close since entry * (1 - x)"),
+        "exit_on_signal": Param(bool, True, doc="exit when signals.exit fires (if declared)"),
+        "cooldown_bars": Param(int, 0, 0, 2000,
+                               doc="no new entry until this many bars after an exit fill"),
+        "max_tranches": Param(int, 1, 1, 10, doc="scale in over repeated triggers, up to K"),
+        "tranche_spacing_bars": Param(int, 1, 1, 2000,
+                                      doc="minimum bars between two tranches"),
+    }
+)
+
+BUY_AND_HOLD_PARAMS: Mapping[str, Param] = MappingProxyType(
+    {"fraction": Param(float, 1.0, 0.01, 1.0, doc="fraction of equity bought")}
+)
+
+FEAR_GREED_ACCUMULATION_PARAMS: Mapping[str, Param] = MappingProxyType(
+    {
+        "buy_below": Param(float, 20.0, 0.0, 100.0, doc="buy when F&G <= this"),
+        "sell_above": Param(float, 80.0, 0.0, 100.0, doc="sell when F&G >= this"),
+        "buy_fraction": Param(float, 0.1, 0.001, 1.0, doc="fraction of the cash spent per buy"),
+        "sell_fraction": Param(float, 0.1, 0.001, 1.0,
+                               doc="fraction of the position sold per sell"),
+    }
+)
+
+# name -> (module, class, params, signals the strategy reads: required, optional)
+_BUILTIN: dict[str, tuple[str, str, Mapping[str, Param], tuple[str, ...], tuple[str, ...]]] = {
+    "contrarian": ("flushback.strategies.contrarian", "ContrarianStrategy", CONTRARIAN_PARAMS,
+                   ("entry",), ("exit",)),
+    "buy_and_hold": ("flushback.strategies.benchmarks", "BuyAndHold", BUY_AND_HOLD_PARAMS,
+                     (), ()),
+    "fear_greed_accumulation": ("flushback.strategies.benchmarks", "FearGreedAccumulation",
+                                FEAR_GREED_ACCUMULATION_PARAMS, (), ()),
+}
+_CUSTOM: dict[str, type] = {}
+
+
+def register_strategy(name: str) -> Callable[[type], type]:
+    """Class decorator: make a FlushbackStrategy subclass usable as ``[strategy] type = name``.
+
+    The class declares ``param_specs`` (name -> Param) and may declare ``required_signals`` /
+    ``optional_signals`` (names of ``[signals.<name>]`` tables it reads as feed lines).
+    """
+
+    def deco(cls: type) -> type:
+        if name in _BUILTIN or (name in _CUSTOM and _CUSTOM[name] is not cls):
+            raise ConfigError(f"strategy type '{name}' is already registered",
+                              hint="choose another name")
+        _CUSTOM[name] = cls
+        cls.strategy_type = name
+        return cls
+
+    return deco
+
+
+def list_strategies() -> list[str]:
+    return sorted({*_BUILTIN, *_CUSTOM})
+
+
+def _check(name: str) -> None:
+    if name not in _BUILTIN and name not in _CUSTOM:
+        raise ConfigError(
+            f"unknown strategy type '{name}'" + did_you_mean(name, list_strategies()),
+            hint="one of: " + ", ".join(list_strategies()),
+        )
+
+
+def get_strategy(name: str) -> type:
+    """The backtrader strategy class for ``name`` (imports backtrader)."""
+    _check(name)
+    if name in _CUSTOM:
+        return _CUSTOM[name]
+    module, cls, *_ = _BUILTIN[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def strategy_param_specs(name: str) -> Mapping[str, Param]:
+    _check(name)
+    if name in _CUSTOM:
+        return MappingProxyType(dict(getattr(_CUSTOM[name], "param_specs", {})))
+    return _BUILTIN[name][2]
+
+
+def strategy_signals(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) signal names a strategy type reads."""
+    _check(name)
+    if name in _CUSTOM:
+        cls = _CUSTOM[name]
+        return (tuple(getattr(cls, "required_signals", ())),
+                tuple(getattr(cls, "optional_signals", ())))
+    return _BUILTIN[name][3], _BUILTIN[name][4]
+
+
+def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``values`` against the declarations of ``name``; defaults filled in."""
+    specs = strategy_param_specs(name)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in specs:
+            raise ConfigError(
+                f"unknown key 'strategy.{key}' for strategy type '{name}'"
+                + did_you_mean(key, specs),
+                hint=f"keys of {name}: type, {', '.join(specs)}",
+            )
+        out[key] = specs[key].validate(value, key, f"strategy({name})")
+    for key, spec in specs.items():
+        out.setdefault(key, spec.default)
+    return out

@@ -1,0 +1,121 @@
+"""The contrarian strategy: configured, not subclassed.
+
+Decisions are taken on a bar's close and filled at the next bar's open (see the adapter).
+Exit rules, checked in this order on each bar close while a position is open (the first that
+holds wins):
+
+1. ``stop_loss``: close <= average entry price * (1 - stop_loss)
+2. ``trailing_stop``: close <= highest close since entry (the entry fill price counts) *
+   (1 - trailing_stop)
+3. ``take_profit``: close >= average entry price * (1 + take_profit)
+4. ``exit_signal``: ``signals.exit`` is true on the bar (and ``exit_on_signal``)
+5. ``time``: ``hold_bars`` bars held, counting the entry bar (entry at the open of bar ``e``,
+   exit at the open of bar ``e + hold_bars``)
+
+Exits are close-based, not intrabar: a stop at -10 % on a bar that closes at -15 % exits at the
+next open. Entries: ``signals.entry`` true on a bar close while flat, at least
+``cooldown_bars`` bars after the last exit fill; while in a position, further triggers add
+tranches (``max_tranches``, at least ``tranche_spacing_bars`` apart). Each tranche buys
+``fraction / max_tranches`` of the equity (valued at the fill open), capped by the cash; with
+``sizing = "volatility"`` the fraction is ``min(fraction, vol_target / realised_vol)``, the
+realised volatility being the annualised std of the last ``vol_lookback`` log returns up to
+the signal bar's close (no entry while it is undefined).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from flushback.strategies.adapter import FlushbackStrategy
+from flushback.strategies.config import CONTRARIAN_PARAMS
+
+__all__ = ["ContrarianStrategy", "realised_volatility"]
+
+
+def realised_volatility(close: pd.Series, lookback: int, periods_per_year: int) -> pd.Series:
+    """Annualised std (ddof=1) of the last ``lookback`` log returns, known at each bar close."""
+    logret = np.log(close.astype("float64")).diff()
+    return logret.rolling(lookback, min_periods=lookback).std(ddof=1) * math.sqrt(
+        periods_per_year
+    )
+
+
+class ContrarianStrategy(FlushbackStrategy):
+    param_specs = dict(CONTRARIAN_PARAMS)
+    required_signals = ("entry",)
+    optional_signals = ("exit",)
+
+    @classmethod
+    def feed_columns(cls, frame: pd.DataFrame, cfg: dict, periods_per_year: int) -> dict:
+        if cfg.get("sizing") == "volatility":
+            return {"vol": realised_volatility(frame["close"], int(cfg["vol_lookback"]),
+                                               periods_per_year)}
+        return {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        c = self.cfg
+        self._sl = float(c.get("stop_loss", 0.0))
+        self._tp = float(c.get("take_profit", 0.0))
+        self._trail = float(c.get("trailing_stop", 0.0))
+        self._hold = int(c.get("hold_bars", 0))
+        self._cooldown = int(c.get("cooldown_bars", 0))
+        self._k = int(c.get("max_tranches", 1))
+        self._spacing = int(c.get("tranche_spacing_bars", 1))
+        self._fraction = float(c.get("fraction", 1.0))
+        self._vol_sizing = c.get("sizing", "fraction") == "volatility"
+        self._vol_target = float(c.get("vol_target", 0.6))
+        aliases = self.data.lines.getlinealiases()
+        self._entry = self.data.entry if "entry" in aliases else None
+        self._exit = (
+            self.data.exit if "exit" in aliases and c.get("exit_on_signal", True) else None
+        )
+        self._last_tranche_bar = -(10**9)
+
+    def _tranche_fraction(self) -> float:
+        frac = self._fraction
+        if self._vol_sizing:
+            vol = self.lineval("vol")
+            if not (vol > 0):
+                return 0.0
+            frac = min(frac, self._vol_target / vol)
+        return frac / self._k
+
+    def next(self) -> None:
+        super().next()
+        i = self.bar
+        lot = self.lot
+        if lot is not None:
+            close = float(self.data.close[0])
+            avg = lot.avg_price
+            reason = None
+            if self._sl and close <= avg * (1.0 - self._sl):
+                reason = "stop_loss"
+            elif self._trail and close <= lot.peak_close * (1.0 - self._trail):
+                reason = "trailing_stop"
+            elif self._tp and close >= avg * (1.0 + self._tp):
+                reason = "take_profit"
+            elif self._exit is not None and self._exit[0] > 0:
+                reason = "exit_signal"
+            elif self._hold and i - lot.entry_bar + 1 >= self._hold:
+                reason = "time"
+            if reason is not None:
+                self.exit(reason)
+                return
+        if self._entry is None or not (self._entry[0] > 0):
+            return
+        if lot is None:
+            if self.last_exit_bar is not None and i - self.last_exit_bar < self._cooldown:
+                return
+            frac = self._tranche_fraction()
+            if frac > 0:
+                self.enter(frac, "entry")
+                self._last_tranche_bar = i
+        elif lot.tranches < self._k and i - self._last_tranche_bar >= self._spacing:
+            frac = self._tranche_fraction()
+            if frac > 0:
+                self.enter(frac, "scale_in")
+                self._last_tranche_bar = i
