@@ -1,0 +1,373 @@
+"""The signal contract: :class:`Param` declarations and the :class:`Signal` base class.
+
+Every signal in flushback is a subclass of :class:`Signal`; its docstring below *is* the
+contract, and ``tests/test_signals_conformance.py`` checks every registered signal against it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from flushback.data.errors import ConfigError, DataError
+
+__all__ = [
+    "Param",
+    "Signal",
+    "bar_interval",
+    "bars_for",
+    "did_you_mean",
+]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def did_you_mean(word: str, candidates: Any) -> str:
+    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` if nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: its type, default, valid/search range and documentation.
+
+    The declaration is the single source of truth for validation *and* for the search space
+    the optimizer samples (``Signal.search_space()``); no signal declares its ranges twice.
+
+    - ``type``: ``int``, ``float``, ``str`` or ``bool``.
+    - numeric parameters: ``low``/``high`` (inclusive, both the valid range and the search
+      range), and either ``step`` (a grid) or ``log=True`` (sample on a log scale).
+    - categorical parameters: ``choices`` (a tuple of allowed values; ``bool`` parameters are
+      categorical over ``(False, True)``).
+    - ``doc`` and ``units`` are shown by ``flushback signals list`` and in docs/signals.md.
+    """
+
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+    units: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type is bool and self.choices is None:
+            object.__setattr__(self, "choices", (False, True))
+        if self.type in (int, float) and self.choices is None:
+            if self.low is None or self.high is None or self.low > self.high:
+                raise ValueError("numeric Param needs low <= high")
+            if self.log and (self.step is not None or self.low <= 0):
+                raise ValueError("log-scale Param needs low > 0 and no step")
+        if self.type is str and not self.choices:
+            raise ValueError("str Param needs choices")
+
+    @property
+    def kind(self) -> str:
+        """``"int"``, ``"float"`` or ``"categorical"`` (what the optimizer samples)."""
+        if self.choices is not None:
+            return "categorical"
+        return "int" if self.type is int else "float"
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            return "{" + ", ".join(str(c) for c in self.choices) + "}"
+        text = f"[{_fmt(self.low)}, {_fmt(self.high)}]"
+        if self.log:
+            text += " log"
+        elif self.step is not None:
+            text += f" step {_fmt(self.step)}"
+        return text
+
+    def validate(self, value: Any, name: str, owner: str = "") -> Any:
+        """Coerce ``value`` (strings from the CLI are parsed) and check it; ConfigError if bad."""
+        where = f"{owner}.{name}" if owner else name
+        try:
+            value = self._coerce(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"parameter '{where}' must be {self.type.__name__}, got {value!r}",
+                hint=f"allowed: {self.describe_range()}",
+            ) from None
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ConfigError(
+                    f"parameter '{where}' = {value!r} is not one of {self.describe_range()}"
+                    + did_you_mean(value, self.choices),
+                    hint="pick one of the listed values",
+                )
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"parameter '{where}' must be finite, got {value!r}")
+        if value < self.low or value > self.high:  # type: ignore[operator]
+            raise ConfigError(
+                f"parameter '{where}' = {value!r} is outside its range {self.describe_range()}",
+                hint="choose a value inside the declared range (see `flushback signals list`)",
+            )
+        return value
+
+    def _coerce(self, value: Any) -> Any:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                return value.strip().lower() in _TRUE
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError(value)
+        if self.type is int:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            if isinstance(value, str):
+                value = float(value.strip())
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(value)
+                return int(value)
+            if isinstance(value, int):
+                return value
+            raise TypeError(value)
+        if self.type is float:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            if isinstance(value, str):
+                return float(value.strip())
+            if isinstance(value, int | float):
+                return float(value)
+            raise TypeError(value)
+        if self.type is str:
+            if not isinstance(value, str):
+                raise TypeError(value)
+            return value.strip()
+        raise TypeError(value)  # pragma: no cover
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type.__name__,
+            "kind": self.kind,
+            "default": self.default,
+        }
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high, step=self.step, log=self.log)
+        out["units"] = self.units
+        out["doc"] = self.doc
+        return out
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and (abs(x) >= 1e6 or (x != 0 and abs(x) < 1e-3)):
+        return f"{x:g}"
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+_INTERVALS = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
+
+
+def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
+    """The bar interval of ``frame``: ``frame.attrs["interval"]``, else inferred from the index.
+
+    Raises DataError when neither is possible (fewer than two bars and no attrs).
+    """
+    attr = frame.attrs.get("interval")
+    if attr is not None:
+        try:
+            return _INTERVALS.get(str(attr)) or pd.Timedelta(str(attr))
+        except ValueError:
+            raise DataError(
+                f"frame.attrs['interval'] = {attr!r} is not a duration",
+                hint="set it to '1h', '4h' or '1d'",
+            ) from None
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        return pd.Timedelta(pd.Series(index).diff().dropna().min())
+    raise DataError(
+        "cannot tell the bar interval: frame.attrs['interval'] is missing and the frame has "
+        "fewer than two bars",
+        hint="load frames through flushback.data.load_frame, or set frame.attrs['interval']",
+    )
+
+
+def bars_for(duration: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "window") -> int:
+    """How many bars of ``interval`` make ``duration``; ConfigError unless it is a whole number."""
+    duration = pd.Timedelta(duration)
+    ratio = duration / interval
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise ConfigError(
+            f"{what} {_td(duration)} is not a whole number of {_td(interval)} bars",
+            hint=f"use a {what} that is a multiple of the bar interval {_td(interval)}",
+        )
+    return int(round(ratio))
+
+
+def _td(td: pd.Timedelta) -> str:
+    if td % pd.Timedelta(days=1) == pd.Timedelta(0):
+        return f"{td.days}d"
+    if td % pd.Timedelta(hours=1) == pd.Timedelta(0):
+        return f"{int(td / pd.Timedelta(hours=1))}h"
+    return str(td)
+
+
+class Signal:
+    """Base class of every signal. **This docstring is the contract.**
+
+    A signal turns an assembled frame (see ``flushback.data``: index = bar OPEN time, UTC; a
+    bar's values are known at its close; ``frame.attrs["interval"]``) into one value per bar:
+
+    ``compute(frame) -> pd.Series``
+        - aligned: the result's index *is* ``frame.index`` (same length, same order);
+        - typed: ``dtype bool`` for a trigger (``kind = "bool"``) or ``float64`` for a strength
+          (``kind = "float"``);
+        - named: ``series.name == self.name``;
+        - warm-up: the first ``warmup_bars`` values are ``False`` (bool) / ``NaN`` (float), and a
+          bool signal is ``False`` wherever its inputs are missing (NaN never triggers);
+        - point-in-time: the value at bar ``t`` depends only on rows ``<= t``; dropping rows after
+          ``t`` never changes it (no ``shift(-k)``, no centred windows, no full-sample statistics);
+        - pure: the input frame (values, index, attrs) is never mutated; the same frame and
+          parameters give the same result (no randomness, no clock, no I/O);
+        - convergent: given ``warmup_bars`` bars of history, the value at the last bar differs
+          from the full-history value by at most ``tolerance`` (0 for exact, finite-memory
+          signals; a recursive smoother declares the error it accepts).
+
+    Metadata
+        ``name`` (the registry name, set by ``@register``), ``params`` (a frozen mapping of the
+        validated parameter values), ``warmup_bars`` (int, from the parameters), ``inputs``
+        (the frame columns required), ``tolerance`` (float) and ``kind`` ("bool" | "float").
+
+    Parameters are declared once, as :class:`Param` objects in the class attribute
+    ``param_specs``; the constructor validates keyword arguments against them (unknown names and
+    out-of-range values raise :class:`ConfigError` with a did-you-mean). ``search_space()``
+    returns the declarations: that is what the optimizer samples.
+
+    Subclasses implement ``_compute(frame) -> pd.Series`` and ``warmup_bars`` (if it depends
+    on the bar interval, ``warmup_for(interval)``); the base class checks the inputs, applies
+    the warm-up mask and the dtype, and names the result. ``explain(frame)`` returns the
+    intermediate values (a DataFrame on the frame's index) that a trigger is made of; the CLI's
+    ``signals scan`` prints them.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "bool"
+    inputs: ClassVar[tuple[str, ...]] = ()
+    optional_inputs: ClassVar[tuple[str, ...]] = ()
+    param_specs: ClassVar[Mapping[str, Param]] = {}
+    summary: ClassVar[str] = ""
+    tolerance: float = 0.0
+
+    def __init__(self, **params: Any) -> None:
+        specs = self.param_specs
+        values: dict[str, Any] = {}
+        for key, value in params.items():
+            if key not in specs:
+                raise ConfigError(
+                    f"unknown parameter '{key}' for signal '{self.name}'"
+                    + did_you_mean(key, specs),
+                    hint=f"parameters of {self.name}: {', '.join(specs) or '(none)'}",
+                )
+            values[key] = specs[key].validate(value, key, self.name)
+        for key, spec in specs.items():
+            values.setdefault(key, spec.default)
+        self._validate(values)
+        self.params: Mapping[str, Any] = MappingProxyType(values)
+
+    # --- hooks -------------------------------------------------------------------------
+    def _validate(self, values: dict[str, Any]) -> None:
+        """Cross-parameter checks (raise ConfigError). Default: none."""
+
+    def _compute(self, frame: pd.DataFrame) -> pd.Series:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def warmup_for(self, interval: pd.Timedelta) -> int:
+        """Warm-up in bars for frames of ``interval`` (default 0: no history needed)."""
+        return 0
+
+    @property
+    def warmup_bars(self) -> int:
+        """Warm-up in bars on the frame's own interval (daily bars when it depends on it)."""
+        return self.warmup_for(pd.Timedelta(days=1))
+
+    # --- public API ----------------------------------------------------------------------
+    @classmethod
+    def search_space(cls) -> dict[str, Param]:
+        """The declared parameters (name -> :class:`Param`): what the optimizer samples."""
+        return dict(cls.param_specs)
+
+    @classmethod
+    def example(cls) -> Signal:
+        """An instance with default parameters (composites override this with children)."""
+        return cls()
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def to_config(self) -> dict[str, Any]:
+        """The config dict that ``build_signal`` turns back into an equal signal."""
+        return {"type": self.name, **self.params}
+
+    def with_params(self, overrides: Mapping[str, Any]) -> Signal:
+        """A new signal with some parameters replaced (flat names, as in ``search_space``)."""
+        return type(self)(**{**self.params, **dict(overrides)})
+
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
+
+    def compute(self, frame: pd.DataFrame) -> pd.Series:
+        """Compute the signal on ``frame`` (see the class docstring for the contract)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"signal '{self.name}' needs a pandas DataFrame, got {type(frame)}")
+        missing = [c for c in self.required_columns() if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"signal '{self.name}' needs column(s) {', '.join(missing)}",
+                column=missing[0],
+                hint="load the frame with the externals this signal uses "
+                "(flushback.data.load_frame(..., externals=...))",
+            )
+        if len(frame) == 0:
+            return self._finish(pd.Series([], index=frame.index, dtype="float64"), frame, 0)
+        warmup = self.warmup_for(bar_interval(frame))
+        raw = self._compute(frame)
+        return self._finish(raw, frame, warmup)
+
+    def _finish(self, raw: pd.Series, frame: pd.DataFrame, warmup: int) -> pd.Series:
+        values = pd.Series(np.asarray(raw), index=frame.index)
+        if self.kind == "bool":
+            out = values.astype("float64").fillna(0.0).astype(bool)
+            if warmup:
+                out.iloc[:warmup] = False
+        else:
+            out = values.astype("float64")
+            if warmup:
+                out.iloc[:warmup] = np.nan
+        out.name = self.name
+        return out
+
+    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Intermediate values per bar (the inputs by default) for ``signals scan``."""
+        cols = [c for c in (*self.required_columns(), *self.optional_inputs) if c in frame.columns]
+        return frame[cols].copy()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_config() == other.to_config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_config()))
