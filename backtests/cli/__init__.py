@@ -56,6 +56,8 @@ def _register() -> None:
     from flushback.backtests.cli import data as _data
 
     app.add_typer(_data.app, name="data", help="Import, fetch, list and validate datasets.")
+    app.command("backtest")(__import__("flushback.backtests.cli.backtest", fromlist=["x"]).backtest)
+    app.add_typer(__import__("flushback.backtests.cli.events", fromlist=["app"]).app, name="events")
 
 
 _register()

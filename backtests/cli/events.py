@@ -1,0 +1,317 @@
+"""``flushback events ...``: the flush catalog, the detector and the event study."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from flushback.backtests.cli._common import STATE, OutputFormat, console, print_json
+
+app = typer.Typer(no_args_is_help=True, help="Flush events: catalog, detector, event study.")
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "-"
+    if v != v:  # NaN
+        return "-"
+    return f"{v * 100:+.{digits}f}%"
+
+
+def _p(x: Any) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:.4f}" if x >= 0.0001 else "<0.0001"
+
+
+def _usd(x: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"${x / div:,.2f}{unit}"
+    return f"${x:,.0f}"
+
+
+def _parse_horizons(text: str) -> list[int]:
+    from flushback.data.errors import ConfigError
+
+    try:
+        out = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(
+            f"--horizons {text!r} is not a comma-separated list of days",
+            hint="e.g. --horizons 1,3,7,30",
+        ) from None
+    if not out or any(h <= 0 for h in out):
+        raise ConfigError(f"--horizons {text!r} must list positive days", hint="e.g. 7,30,90")
+    return out
+
+
+def _load(symbol: str, interval: str, start: str | None, end: str | None):
+    from flushback.data import load_frame
+
+    return load_frame(symbol, interval, start=start, end=end, data_dir=STATE.data_dir or None)
+
+
+@app.command("list")
+def list_events(
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
+    catalog: str = typer.Option(None, "--catalog", help="A catalog TOML (default: shipped)."),
+) -> None:
+    """List the catalog of historical flushes with their headline facts."""
+    from flushback.data.flush_events import load_catalog
+
+    cat = load_catalog(catalog)
+    if fmt == OutputFormat.json:
+        print_json({"version": cat.version, "events": [e.as_dict() for e in cat]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"flush catalog v{cat.version} ({len(cat)} events, UTC days)")
+    for col in ("id", "window", "name", "F&G min", "liq 24h (max reported)", "BTC low", "facts"):
+        table.add_column(col, overflow="fold")
+    for ev in cat:
+        fng = ev.headline("fng")
+        liq = ev.headline("liq_24h_usd")
+        low = ev.headline("btc_low_usd")
+        window = ev.start.isoformat() + ("" if ev.end == ev.start else f"..{ev.end.isoformat()}")
+        table.add_row(
+            ev.id,
+            window,
+            ev.name,
+            "-" if fng is None else f"{fng.value:g}",
+            "-" if liq is None else f"{_usd(liq.value)} ({liq.scope.split(',')[0]})",
+            "-" if low is None else f"{low.value:,.0f}",
+            str(len(ev.facts)),
+        )
+    console.print(table)
+    console.print("each fact's source: `flushback events list --format json`")
+
+
+def _detect(symbol, interval, start, end, cluster_days, fear, fear_window, mode):
+    from flushback.backtests.flush_detector import detect_flushes
+
+    af = _load(symbol, interval, start, end)
+    det = detect_flushes(
+        af.frame, fear=fear, fear_window_days=fear_window, cluster_days=cluster_days, mode=mode
+    )
+    return af, det
+
+
+@app.command("detect")
+def detect(
+    symbol: str = typer.Option("BTC-USD", "--symbol"),
+    interval: str = typer.Option("1d", "--interval"),
+    start: str = typer.Option(None, "--start", help="First bar (UTC date)."),
+    end: str = typer.Option(None, "--end", help="Last bar (UTC date)."),
+    cluster_days: float = typer.Option(7, "--cluster-days", help="Merge triggers <= N days apart."),
+    fear: float = typer.Option(
+        None, "--fear", help="Gate: Fear & Greed <= this on the bar or shortly before."
+    ),
+    fear_window: int = typer.Option(3, "--fear-window", help="Days the fear gate looks back."),
+    mode: str = typer.Option(
+        "prefer_liquidations", "--mode",
+        help="prefer_liquidations (proxy only without liquidation data) or union.",
+    ),
+    tolerance: int = typer.Option(3, "--tolerance", help="Days of slack when matching."),
+    catalog: str = typer.Option(None, "--catalog", help="A catalog TOML (default: shipped)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
+) -> None:
+    """Detect flushes with the signals and score them against the catalog (recall)."""
+    from flushback.backtests.flush_detector import score_detection
+    from flushback.data.flush_events import load_catalog
+
+    af, det = _detect(symbol, interval, start, end, cluster_days, fear, fear_window, mode)
+    idx = af.frame.index
+    score = score_detection(
+        det.events, load_catalog(catalog), period=(idx[0], idx[-1]), tolerance_days=tolerance
+    )
+    if fmt == OutputFormat.json:
+        print_json(
+            {
+                "symbol": symbol,
+                "interval": interval,
+                "settings": det.settings,
+                "detected": [
+                    {
+                        "id": e.id,
+                        "first": e.first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "last": e.last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "n_triggers": e.n_triggers,
+                        "sources": list(e.sources),
+                    }
+                    for e in det.events
+                ],
+                "score": score.model_dump(mode="json"),
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"catalog events vs detected flushes, {symbol} {interval}")
+    for col in ("catalog event", "start", "found", "detected on"):
+        table.add_column(col)
+    for m in sorted(score.found + score.missed, key=lambda m: m.start):
+        table.add_row(
+            m.event_id, m.start, "[green]yes[/]" if m.found else "[red]no[/]",
+            ", ".join(m.detected) or "-",
+        )
+    console.print(table)
+    recall = "-" if score.recall is None else f"{score.recall:.0%}"
+    precision = "-" if score.precision is None else f"{score.precision:.0%}"
+    console.print(
+        f"recall {recall} ({len(score.found)}/{score.n_catalog} catalog events in "
+        f"{score.period_start}..{score.period_end}); {score.n_detected} detected events, "
+        f"precision vs catalog {precision}; tolerance +-{tolerance} days; mode {mode}"
+        + ("" if fear is None else f"; fear gate F&G <= {fear:g}"),
+        highlight=False,
+    )
+    if score.extra:
+        console.print(f"detected but not in the catalog: {', '.join(score.extra)}", soft_wrap=True)
+
+
+def _signal_events(spec: str, frame):
+    from flushback.backtests.event_study import events_from_triggers
+    from flushback.signals import build_signal
+
+    text = spec.strip()
+    if text.startswith("signal:"):
+        text = text[len("signal:"):]
+    if text.startswith("{"):
+        from flushback.data.errors import ConfigError
+
+        try:
+            cfg = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--events: invalid JSON signal config: {exc}") from None
+    else:
+        cfg = {"type": text}
+    sig = build_signal(cfg)
+    fired = sig.compute(frame)
+    if fired.dtype != bool:
+        from flushback.data.errors import ConfigError
+
+        raise ConfigError(
+            f"--events {cfg['type']}: the signal returns a float strength, not a trigger",
+            hint="use a trigger signal (e.g. extreme_fear, liquidation_spike, capitulation)",
+        )
+    return events_from_triggers(fired, frame.attrs.get("interval", "1d"), prefix=cfg["type"])
+
+
+@app.command("study")
+def study(
+    events: str = typer.Option(
+        "catalog", "--events",
+        help="catalog | detected | a signal name or JSON config (its triggers are the events).",
+    ),
+    symbol: str = typer.Option("BTC-USD", "--symbol"),
+    interval: str = typer.Option("1d", "--interval"),
+    start: str = typer.Option(None, "--start", help="First bar (UTC date)."),
+    end: str = typer.Option(None, "--end", help="Last bar (UTC date)."),
+    horizons: str = typer.Option("1,3,7,14,30,90", "--horizons", help="Days, comma-separated."),
+    baseline: str = typer.Option("random", "--baseline", help="random (random entry days)."),
+    draws: int = typer.Option(10_000, "--draws", help="Bootstrap draws."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Level of the intervals / test."),
+    match_volatility: bool = typer.Option(
+        False, "--match-volatility", help="Draw baseline days from the event's volatility regime."
+    ),
+    cluster: str = typer.Option(
+        "mean", "--cluster", help="Overlapping events count once: mean of members, or first."
+    ),
+    per_event: bool = typer.Option(True, "--per-event/--no-per-event", help="Per-event table."),
+    catalog: str = typer.Option(None, "--catalog", help="A catalog TOML (default: shipped)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
+) -> None:
+    """Forward returns after the events vs a random-day baseline (intervals, p-values)."""
+    from flushback.backtests.event_study import events_from_catalog, run_event_study
+    from flushback.data.errors import ConfigError
+    from flushback.data.flush_events import load_catalog
+
+    if baseline != "random":
+        raise ConfigError(f"--baseline {baseline!r} is not supported", hint="use --baseline random")
+    hs = _parse_horizons(horizons)
+    af = _load(symbol, interval, start, end)
+    frame = af.frame
+    cat = load_catalog(catalog)
+    version = None
+    if events == "catalog":
+        idx = frame.index
+        evs = events_from_catalog(cat.between(idx[0], idx[-1]))
+        version = cat.version
+    elif events == "detected":
+        from flushback.backtests.flush_detector import detect_flushes
+
+        evs = detect_flushes(frame).study_events(frame.attrs.get("interval", interval))
+    else:
+        evs = _signal_events(events, frame)
+    if not evs:
+        from flushback.data.errors import DataError
+
+        raise DataError(f"no events ({events}) inside the loaded bars", hint="widen --start/--end")
+    st = run_event_study(
+        frame, evs, horizons=hs, draws=draws, seed=seed, alpha=alpha,
+        cluster=cluster, match_volatility=match_volatility,
+    )
+    section = st.to_section(
+        source=events, catalog_version=version, symbol=symbol, interval=interval
+    )
+    if fmt == OutputFormat.json:
+        print_json(section.to_report())
+        return
+    from rich.table import Table
+
+    lvl = f"{(1 - alpha) * 100:g}%"
+    table = Table(
+        title=(
+            f"event study: {events} events on {symbol} {interval}, entry at next bar's open; "
+            f"baseline = random days ({draws} draws, seed {seed}"
+            + (", volatility-matched" if match_volatility else "") + ")"
+        )
+    )
+    for col in (
+        "horizon", "events", "clusters", "mean", f"{lvl} CI", "median", "win",
+        "baseline", f"baseline {lvl}", "p (2-sided)", "p (>)", "MAE mean", "MFE mean",
+    ):
+        table.add_column(col, justify="right")
+    for row in section.summary:
+        table.add_row(
+            f"{row.horizon}d", str(row.n_events), str(row.n_clusters), _pct(row.ret_mean),
+            f"[{_pct(row.ret_ci_lo)}, {_pct(row.ret_ci_hi)}]", _pct(row.ret_median),
+            "-" if row.win_rate is None else f"{row.win_rate:.0%}",
+            _pct(row.ret_baseline),
+            f"[{_pct(row.ret_baseline_lo)}, {_pct(row.ret_baseline_hi)}]",
+            _p(row.ret_p_value), _p(row.ret_p_greater), _pct(row.mae_mean), _pct(row.mfe_mean),
+        )
+    console.print(table)
+    b = section.baseline
+    console.print(
+        f"baseline period {b['period_start'][:10]}..{b['period_end'][:10]}; overlapping events "
+        f"are clustered per horizon (cluster value = {cluster}); CI = bootstrap over clusters.",
+        highlight=False,
+    )
+    if per_event:
+        pt = Table(title="per event (returns from the open after the event day's close)")
+        for col in ("event", "entry", "entry price", *[f"{h}d" for h in hs],
+                    "MAE max-h", "days to recover", "drawdown ahead"):
+            pt.add_column(col, justify="right" if col != "event" else "left", overflow="fold")
+        hmax = str(max(hs))
+        for o in section.outcomes:
+            rec = o.days_to_recover
+            pt.add_row(
+                o.event_id,
+                (o.entry_time or "-")[:10],
+                "-" if o.entry_price is None else f"{o.entry_price:,.2f}",
+                *[_pct(o.returns.get(str(h))) for h in hs],
+                _pct(o.mae.get(hmax)),
+                "not yet" if rec is None and o.status == "ok" else (
+                    "-" if rec is None else f"{rec:g}"
+                ),
+                _pct(o.drawdown_ahead),
+            )
+        console.print(pt)
