@@ -238,7 +238,7 @@ def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy):
+def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, on_progress=None):
     from flushback.strategies.adapter import run_engine
     from flushback.strategies.config import get_strategy
 
@@ -256,7 +256,7 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy):
         extra["funding_rate"] = window["funding_rate"]
     return run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
                       slippage=spec.costs.slippage, funding=spec.costs.funding,
-                      strategy_params={"cfg": cfg})
+                      strategy_params={"cfg": cfg}, on_progress=on_progress)
 
 
 def run_backtest(
@@ -267,10 +267,14 @@ def run_backtest(
     since: Any = None,
     until: Any = None,
     params: Mapping[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> BacktestResult:
     """Run one backtest. ``params``: flat dotted overrides, e.g.
-    ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``."""
+    ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``.
+
+    ``progress(stage, done=None, total=None)`` is called with the stage name and, while
+    backtrader runs, with the bars done so far (the CLI draws a rich progress bar from it).
+    """
     spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
     if params:
         spec = spec.with_overrides(dict(params))
@@ -289,7 +293,11 @@ def run_backtest(
     signals_full = _compute_signals(spec, frame_full)
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
-    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy)
+    bar_cb = None
+    if progress:
+        def bar_cb(done: int, total: int, _stage: str = spec.strategy.type) -> None:
+            progress(_stage, done, total)
+    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, bar_cb)
 
     bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
                        str(window.index[0]), str(window.index[-1])], sort_keys=True, default=str)
@@ -297,7 +305,11 @@ def run_backtest(
     if bench is None:
         if progress:
             progress(f"running benchmark {spec.benchmark.type}")
-        bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy)
+        bench_cb = None
+        if progress:
+            def bench_cb(done: int, total: int, _stage: str = spec.benchmark.type) -> None:
+                progress(_stage, done, total)
+        bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy, bench_cb)
         prepared.cache[bkey] = bench
 
     equity = res.equity.copy()

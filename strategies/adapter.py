@@ -201,6 +201,8 @@ class FlushbackStrategy(bt.Strategy):
         ("bar_hours", 24.0),
         ("periods_per_year", 365),
         ("cfg", None),  # the validated strategy parameters (a dict)
+        ("on_progress", None),  # callable(done_bars, total_bars), every ~1 % of the bars
+        ("total_bars", 0),
     )
 
     #: name -> Param declarations (see flushback.strategies.config.register_strategy)
@@ -405,6 +407,12 @@ class FlushbackStrategy(bt.Strategy):
                     self.broker.cash -= cost
         cash = float(self.broker.get_cash())
         self._eq.append((cash + self.position_size * close, cash, self.position_size))
+        cb = self.p.on_progress
+        if cb is not None:
+            n = len(self._eq)
+            step = max(self.p.total_bars // 100, 1000)
+            if n % step == 0 or n == self.p.total_bars:
+                cb(n, self.p.total_bars)
 
     def stop(self) -> None:
         if self._lot is not None:
@@ -423,11 +431,14 @@ def run_engine(
     slippage: float = 0.0,
     funding: bool = False,
     strategy_params: dict[str, Any] | None = None,
+    on_progress: Any = None,
 ) -> EngineResult:
     """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines)."""
     interval = frame.attrs.get("interval")
     if interval:
-        bar_hours = pd.Timedelta(interval).total_seconds() / 3600.0
+        bar_hours = {"1h": 1.0, "4h": 4.0, "1d": 24.0}.get(str(interval))
+        if bar_hours is None:
+            bar_hours = pd.Timedelta(str(interval).upper()).total_seconds() / 3600.0
     elif len(frame.index) > 1:
         bar_hours = (frame.index[1] - frame.index[0]).total_seconds() / 3600.0
     else:
@@ -445,7 +456,8 @@ def run_engine(
     cerebro.adddata(make_feed(frame, extra))
     params = dict(strategy_params or {})
     params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=bar_hours,
-                  periods_per_year=int(round(8760 / bar_hours)))
+                  periods_per_year=int(round(8760 / bar_hours)),
+                  on_progress=on_progress, total_bars=len(frame))
     cerebro.addstrategy(strategy_cls, **params)
     strat = cerebro.run()[0]
 
