@@ -16,7 +16,9 @@ Rules
   and trigger count kept.
 - Scoring: a catalog event is *found* when a detected event overlaps its window widened by
   ``tolerance_days`` on both sides; detected events that match no catalog event are *extra*.
-  Only catalog events whose anchor lies inside the scored frame count towards recall.
+  Only catalog events whose anchor lies inside the scored period count towards recall, and
+  only detected events inside it towards precision (the CLI scores from January 1 of the
+  catalog's first year, since the catalog does not cover earlier years).
 """
 
 from __future__ import annotations
@@ -230,6 +232,7 @@ def score_detection(
     if period is not None:
         lo, hi = period
         cat = [e for e in cat if lo <= pd.Timestamp(e.start, tz="UTC") <= hi]
+        det = [d for d in det if d.last >= lo - tol and d.first <= hi]
     matched_det: set[int] = set()
     found: list[CatalogMatch] = []
     missed: list[CatalogMatch] = []

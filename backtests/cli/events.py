@@ -127,10 +127,14 @@ def detect(
     from flushback.data.flush_events import load_catalog
 
     af, det = _detect(symbol, interval, start, end, cluster_days, fear, fear_window, mode)
+    import pandas as pd
+
     idx = af.frame.index
-    score = score_detection(
-        det.events, load_catalog(catalog), period=(idx[0], idx[-1]), tolerance_days=tolerance
-    )
+    cat = load_catalog(catalog)
+    # the catalog covers its own years only: score from January 1 of its first year
+    first_year = pd.Timestamp(year=min(e.start for e in cat).year, month=1, day=1, tz="UTC")
+    period = (max(idx[0], first_year), idx[-1])
+    score = score_detection(det.events, cat, period=period, tolerance_days=tolerance)
     if fmt == OutputFormat.json:
         print_json(
             {
