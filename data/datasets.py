@@ -38,6 +38,7 @@ __all__ = [
     "catalog",
     "default_externals",
     "fingerprint",
+    "fmt_td",
     "parse_interval",
     "spec_for",
     "spec_for_path",
@@ -70,6 +71,18 @@ AGGREGATION = {
     "oi_usd": "last",
     "fng": "last",
 }
+
+
+def fmt_td(td: pd.Timedelta) -> str:
+    """A duration as a short string: 0s, 1h, 48h, 1d 4h."""
+    secs = int(pd.Timedelta(td).total_seconds())
+    if secs == 0:
+        return "0s"
+    if secs % 3600 == 0:
+        return f"{secs // 3600}h"
+    if secs % 60 == 0:
+        return f"{secs // 60}min"
+    return f"{secs}s"
 
 
 def parse_interval(interval: str | pd.Timedelta, *, file: str | None = None) -> pd.Timedelta:

@@ -21,6 +21,7 @@ from flushback.data.datasets import (
     count_gaps,
     default_externals,
     fingerprint,
+    fmt_td,
     parse_interval,
     spec_for,
     spec_for_path,
@@ -63,7 +64,7 @@ def make_info(spec: DatasetSpec, frame: pd.DataFrame, fp: str, location: str) ->
         interval=spec.interval, rows=len(frame),
         first=idx[0] if len(idx) else None, last=idx[-1] if len(idx) else None,
         gaps=count_gaps(idx, spec.period), fingerprint=fp,
-        publication_lag=str(spec.publication_lag), units=spec.units, location=location,
+        publication_lag=fmt_td(spec.publication_lag), units=spec.units, location=location,
         notes=spec.notes,
     )
 
@@ -160,6 +161,9 @@ def _load_bars(repo: Repository, symbol: str, interval: str,
         if td < target and target.value % td.value == 0 and repo.has(f"prices/{symbol}_{name}"):
             fine, info = repo.read(f"prices/{symbol}_{name}")
             return resample_bars(fine, interval, source_interval=name), [info]
+    fetch_error = getattr(repo, "errors", {}).get(did)
+    if fetch_error is not None:
+        raise fetch_error
     avail = sorted(i[len("prices/"):] for i in repo.ids() if i.startswith("prices/"))
     symbols = sorted({a.rsplit("_", 1)[0] for a in avail})
     if symbol not in symbols:

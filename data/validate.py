@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.datasets import DatasetSpec, parse_interval
+from flushback.data.datasets import DatasetSpec, fmt_td, parse_interval
 from flushback.data.errors import DataError, StaleDataError
 
 __all__ = [
@@ -169,7 +169,7 @@ def validate_bars(
                 raise DataError(
                     f"gaps in the bars: {report.gaps} missing {interval} bar(s) in "
                     f"{len(spans)} gap(s); the longest, {n} bar(s) after {a}, exceeds "
-                    f"{limit}", file=file, column="timestamp",
+                    f"{fmt_td(limit)}", file=file, column="timestamp",
                     timestamps=[a + period * (k + 1) for k in range(min(n, 5))],
                     hint="re-fetch the missing bars, raise --max-gap, or load with "
                     "fill_gaps=True (filled bars are flagged)",
@@ -212,7 +212,7 @@ def validate_external(
     stale = [(a, b, n) for a, b, n in spans if (n + 1) * spec.period > spec.staleness]
     if stale:
         msg = (f"{len(stale)} span(s) where the value would be older than the maximum "
-               f"staleness {spec.staleness} (NaN on those bars)")
+               f"staleness {fmt_td(spec.staleness)} (NaN on those bars)")
         if strict:
             a, b, n = stale[0]
             raise StaleDataError(msg, file=file, column=value_cols[0] if value_cols else None,
