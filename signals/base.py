@@ -176,31 +176,12 @@ def _fmt(x: float | None) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-_INTERVALS = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
-
-
 def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
-    """The bar interval of ``frame``: ``frame.attrs["interval"]``, else inferred from the index.
+    """The bar interval of ``frame`` (``frame.attrs["interval"]``, else inferred from the index);
+    DataError when it cannot be told. Delegates to ``flushback.data.frames.bar_interval``."""
+    from flushback.data.frames import bar_interval as _data_bar_interval
 
-    Raises DataError when neither is possible (fewer than two bars and no attrs).
-    """
-    attr = frame.attrs.get("interval")
-    if attr is not None:
-        try:
-            return _INTERVALS.get(str(attr)) or pd.Timedelta(str(attr))
-        except ValueError:
-            raise DataError(
-                f"frame.attrs['interval'] = {attr!r} is not a duration",
-                hint="set it to '1h', '4h' or '1d'",
-            ) from None
-    index = frame.index
-    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
-        return pd.Timedelta(pd.Series(index).diff().dropna().min())
-    raise DataError(
-        "cannot tell the bar interval: frame.attrs['interval'] is missing and the frame has "
-        "fewer than two bars",
-        hint="load frames through flushback.data.load_frame, or set frame.attrs['interval']",
-    )
+    return _data_bar_interval(frame)
 
 
 def bars_for(duration: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "window") -> int:

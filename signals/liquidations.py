@@ -1,7 +1,8 @@
 """``liquidation_spike``: long liquidations far above their usual level.
 
 Inputs ``liq_long_usd`` / ``liq_short_usd`` hold the USD liquidated in the source bucket that
-ended most recently at each bar's close (see the data contract). ``liq_regime`` names the
+ended most recently at each bar's close (see the data contract); a bucket repeated on several
+bars (source coarser than the bars) is counted once in a window sum. ``liq_regime`` names the
 reporting regime; Binance throttled its public liquidation feed on 2021-04-27, so reported
 levels fell 5-10x and a baseline that straddles the break is meaningless. With
 ``regime_aware=True`` the rolling baseline restarts at every change of ``liq_regime``.
@@ -20,6 +21,18 @@ from flushback.signals.base import Param, Signal, bar_interval, bars_for
 from flushback.signals.registry import register
 
 __all__ = ["LiquidationSpike"]
+
+
+def _fresh(x: pd.Series) -> pd.Series:
+    """Count each reported bucket once. When the source is coarser than the bars (a 4h or 1d
+    total on 1h bars) the as-of join repeats the bucket's value on every bar until the next
+    bucket is known; summing a window would count it several times. A value equal to the
+    previous bar's is a repeat and contributes 0. Applied on intraday bars only (daily bars
+    are never finer than a liquidation source); there, two exactly equal consecutive totals
+    from a source as fine as the bars are in practice zeros, where this changes nothing.
+    """
+    repeat = x.eq(x.shift(1))
+    return x.where(~repeat, 0.0)
 
 
 @register("liquidation_spike")
@@ -93,9 +106,12 @@ class LiquidationSpike(Signal):
 
     def parts(self, frame: pd.DataFrame) -> pd.DataFrame:
         p = self.params
-        w, lb, mp = self._bars(bar_interval(frame))
+        interval = bar_interval(frame)
+        w, lb, mp = self._bars(interval)
         long_ = frame["liq_long_usd"].astype("float64")
         short = frame["liq_short_usd"].astype("float64")
+        if interval < pd.Timedelta(days=1):  # the sources are 4h or 1d: repeats only intraday
+            long_, short = _fresh(long_), _fresh(short)
         long_w = long_.rolling(w, min_periods=w).sum()
         short_w = short.rolling(w, min_periods=w).sum()
         total_w = long_w + short_w
