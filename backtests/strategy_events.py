@@ -34,7 +34,12 @@ from flushback.backtests.event_study import (
 )
 from flushback.data.errors import DataError
 
-__all__ = ["strategy_at_events", "strategy_events_frame", "events_section_for_run"]
+__all__ = [
+    "strategy_at_events",
+    "strategy_events_frame",
+    "events_section_for_run",
+    "report_sections",
+]
 
 _DAY = pd.Timedelta(days=1)
 
@@ -164,3 +169,8 @@ def events_section_for_run(
         interval=frame.attrs.get("interval"),
         strategy=rows,
     )
+
+
+def report_sections(result: Any, **kwargs: Any) -> dict[str, Any]:
+    """``{"events": ...}`` ready for ``write_run(result, sections=report_sections(result))``."""
+    return {"events": events_section_for_run(result, **kwargs).to_report()}

@@ -122,3 +122,27 @@ def test_study_other_event_sources(shared_data_dir, capsys):
     code, _, err = _run(capsys, "--data-dir", str(shared_data_dir), "events", "study",
                         "--events", "extreme_feer")
     assert code == 2 and "extreme_fear" in err
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_strategy_command_writes_events_section(shared_data_dir, capsys, tmp_path):
+    code, out, err = _run(
+        capsys, "--data-dir", str(shared_data_dir), "events", "strategy", "fear_flush_btc_daily",
+        "--draws", "300", "--write", "--runs-dir", str(tmp_path), "--format", "json",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {r["action"] for r in doc["strategy"]} <= {"entered", "in_position", "none", "no_data"}
+    report = json.loads((tmp_path / doc["run_id"] / "report.json").read_text())
+    assert report["events"]["strategy"] == doc["strategy"]
+    assert [s["horizon"] for s in report["events"]["summary"]] == [7, 30, 90]
+    # every 'entered' row is one of the run's trades in trades.csv, with the same numbers
+    with (tmp_path / doc["run_id"] / "trades.csv").open(newline="") as fh:
+        trades = {int(t["trade_id"]): t for t in csv.DictReader(fh)}
+    entered = [r for r in doc["strategy"] if r["action"] == "entered"]
+    assert entered
+    for r in entered:
+        t = trades[r["trade_id"]]
+        assert float(t["entry_price"]) == pytest.approx(r["entry_price"])
+        assert float(t["pnl"]) == pytest.approx(r["pnl"])

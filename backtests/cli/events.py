@@ -319,3 +319,63 @@ def study(
                 _pct(o.drawdown_ahead),
             )
         console.print(pt)
+
+
+@app.command("strategy")
+def strategy(
+    spec: str = typer.Argument(..., help="A backtest spec: shipped name or TOML path."),
+    override: list[str] = typer.Option(
+        None, "--set", help="Spec override KEY=VALUE (repeatable), e.g. strategy.take_profit=0.2"
+    ),
+    entry_window: int = typer.Option(
+        7, "--entry-window", help="Days after an event's end an entry still counts."
+    ),
+    horizons: str = typer.Option("7,30,90", "--horizons", help="Event-study horizons (days)."),
+    draws: int = typer.Option(2_000, "--draws", help="Bootstrap draws of the event study."),
+    seed: int = typer.Option(0, "--seed"),
+    write: bool = typer.Option(
+        False, "--write", help="Write the run folder with the events section in report.json."
+    ),
+    runs_dir: str = typer.Option(None, "--runs-dir", help="Where to write the run (--write)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
+) -> None:
+    """Run a backtest spec and show what the strategy did at each catalog event."""
+    from flushback.backtests.runner import run_backtest
+    from flushback.backtests.spec import load_spec
+    from flushback.backtests.strategy_events import events_section_for_run
+
+    result = run_backtest(load_spec(spec, overrides=list(override or [])),
+                          data_dir=STATE.data_dir or None)
+    section = events_section_for_run(
+        result, horizons=_parse_horizons(horizons), draws=draws, seed=seed,
+        entry_window_days=entry_window,
+    )
+    run_dir = None
+    if write:
+        from flushback.backtests.runs import write_run
+
+        run_dir = write_run(result, runs_dir=runs_dir, sections={"events": section.to_report()})
+    if fmt == OutputFormat.json:
+        doc = section.to_report()
+        doc["run_id"] = result.run_id
+        doc["run_dir"] = None if run_dir is None else str(run_dir)
+        print_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result.spec.name}: what the strategy did at each flush (run "
+                        f"{result.run_id})")
+    for col in ("event", "day", "action", "entry", "price", "days after", "exit", "reason",
+                "P&L", "return"):
+        table.add_column(col, justify="left" if col in ("event", "action", "reason") else "right")
+    for r in section.strategy or []:
+        table.add_row(
+            r.event_id, r.event_day[:10], r.action, (r.entry_time or "-")[:10],
+            "-" if r.entry_price is None else f"{r.entry_price:,.2f}",
+            "-" if r.days_after_event is None else f"{r.days_after_event:g}",
+            (r.exit_time or "-")[:10], r.exit_reason or "-",
+            "-" if r.pnl is None else f"{r.pnl:,.2f}", _pct(r.return_pct),
+        )
+    console.print(table)
+    if run_dir is not None:
+        console.print(f"run written with the events section: {run_dir}", markup=False)
