@@ -517,6 +517,12 @@ def load_report_file(path: str | Path) -> Report:
     return validate_report(doc, file=p)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:
     """Validate and write ``report.json`` atomically (temp file + rename). Returns the path."""
     model = report if isinstance(report, Report) else validate_report(report)
@@ -527,6 +533,7 @@ def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> P
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(model.to_json())
             fh.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):

@@ -58,6 +58,8 @@ def _register() -> None:
     app.add_typer(_data.app, name="data", help="Import, fetch, list and validate datasets.")
     app.command("backtest")(__import__("flushback.backtests.cli.backtest", fromlist=["x"]).backtest)
     app.add_typer(__import__("flushback.backtests.cli.events", fromlist=["app"]).app, name="events")
+    __import__("flushback.backtests.cli.report", fromlist=["register"]).register(app)
+    app.add_typer(__import__("flushback.backtests.cli.signals", fromlist=["a"]).app, name="signals")
 
 
 _register()

@@ -1,0 +1,158 @@
+"""A seeded generator of small, schema-valid reports for the report and compare tests.
+
+Prices are a seeded random walk with planted flushes (a sharp drop with fear and a liquidation
+spike) on given dates; the "strategy" buys at the next bar's open after Fear & Greed < 20 and
+holds a fixed number of bars, all-in, no costs; the benchmark buys and holds from the first
+open. Everything is computed here in a few lines so tests can check the renderers against it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flushback.backtests.report_schema import build_report
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # pragma: no cover - import helper for sibling modules
+    sys.path.insert(0, str(TESTS_DIR))
+
+DEFAULT_FLUSHES = ("2021-05-19", "2021-09-07", "2022-06-13")
+
+
+def make_report(
+    seed: int = 0,
+    *,
+    symbol: str = "BTC-USD",
+    interval: str = "1d",
+    start: str = "2021-01-01",
+    n: int = 600,
+    hold: int = 10,
+    threshold: float = 20.0,
+    flushes: tuple[str, ...] = DEFAULT_FLUSHES,
+    spec_name: str = "synthetic_fear",
+    kind: str = "backtest",
+    optimization: dict[str, Any] | None = None,
+    audit: dict[str, Any] | None = None,
+    with_events_section: bool = True,
+    cash: float = 10_000.0,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    freq = {"1d": "1D", "4h": "4h", "1h": "1h"}[interval]
+    idx = pd.date_range(start, periods=n, freq=freq, tz="UTC", name="timestamp")
+    rets = rng.normal(0.0008, 0.03, n)
+    fng = np.clip(50 + np.cumsum(rng.normal(0, 3, n)) * 0.3, 25, 90)
+    liq_long = rng.lognormal(17, 0.6, n)
+    liq_short = rng.lognormal(16.5, 0.6, n)
+    for day in flushes:
+        t = pd.Timestamp(day, tz="UTC")
+        if idx[0] <= t <= idx[-1]:
+            i = int(idx.get_indexer([t], method="nearest")[0])
+            rets[i] -= 0.12
+            rets[i + 1 : i + 8] += 0.01
+            fng[max(i - 1, 0) : i + 3] = rng.uniform(8, 15, len(fng[max(i - 1, 0) : i + 3]))
+            liq_long[i] *= 12
+    close = 30_000 * np.exp(np.cumsum(rets))
+    open_ = np.concatenate([[30_000.0], close[:-1]]) * np.exp(rng.normal(0, 0.002, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.02, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.02, n))
+    fng_s = pd.Series(fng.round(), index=idx)
+    fng_s.iloc[:3] = np.nan  # sentiment starts later than prices
+    frame = pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "fng": fng_s,
+         "liq_long_usd": liq_long, "liq_short_usd": liq_short},
+        index=idx,
+    )
+    trigger = (frame["fng"] < threshold).fillna(False)
+    # simulate: enter next open after a trigger when flat, exit at the open `hold` bars later
+    trades = []
+    equity = np.empty(n)
+    cash_now, units, entry_i, entry_px, sig_i = cash, 0.0, -1, 0.0, -1
+    for i in range(n):
+        if units > 0 and i == entry_i + hold:
+            px = open_[i]
+            cash_now = units * px
+            trades.append({
+                "trade_id": len(trades) + 1, "signal_time": idx[sig_i], "entry_time": idx[entry_i],
+                "entry_price": entry_px, "exit_time": idx[i], "exit_price": px, "size": units,
+                "entry_fee": 0.0, "exit_fee": 0.0, "pnl": units * (px - entry_px),
+                "return_pct": px / entry_px - 1.0, "bars_held": hold, "exit_reason": "time",
+                "mae": float(low[entry_i:i].min() / entry_px - 1.0),
+                "mfe": float(high[entry_i:i].max() / entry_px - 1.0),
+            })
+            units = 0.0
+        if units == 0 and i > 0 and trigger.iloc[i - 1] and i + hold < n:
+            entry_i, entry_px, sig_i = i, open_[i], i - 1
+            units = cash_now / entry_px
+            cash_now = 0.0
+        equity[i] = cash_now + units * close[i]
+    bench = cash / open_[0] * close
+    eq = pd.DataFrame({"equity": equity, "benchmark_equity": bench}, index=idx)
+
+    def metrics(values: np.ndarray) -> dict[str, float]:
+        r = np.diff(values) / values[:-1]
+        sharpe = float(r.mean() / r.std(ddof=1) * np.sqrt(365))
+        dd = float((values / np.maximum.accumulate(values) - 1).min())
+        return {"total_return": float(values[-1] / values[0] - 1), "sharpe": sharpe,
+                "max_drawdown": dd}
+
+    m = metrics(equity)
+    m["n_trades"] = len(trades)
+    events_section = None
+    if with_events_section:
+        events_section = {
+            "events": [{"event_id": f"ev{k}", "name": f"planted flush {k}", "date": d}
+                       for k, d in enumerate(flushes)],
+        }
+    return build_report(
+        run_id=f"synthetic-{spec_name}-{seed}",
+        spec_name=spec_name,
+        kind=kind,
+        created_at="2026-03-01T12:00:00Z",
+        config={"data": {"symbol": symbol, "interval": interval},
+                "signals": {"entry": {"type": "extreme_fear", "threshold": threshold}},
+                "strategy": {"type": "contrarian", "hold_bars": hold}, "cash": cash},
+        data={"symbol": symbol, "interval": interval, "start": idx[0], "end": idx[-1],
+              "fingerprints": {f"prices/{symbol}_{interval}": "ab" * 32,
+                               "sentiment/fng": "cd" * 32},
+              "sources": {"prices": "synthetic"}},
+        periods_per_year={"1d": 365, "4h": 2190, "1h": 8760}[interval],
+        metrics=m,
+        benchmark={"name": "buy_and_hold", "metrics": metrics(bench)},
+        trades=pd.DataFrame(trades),
+        equity=eq,
+        series=frame,
+        triggers=pd.DataFrame({"entry": trigger}),
+        events=events_section,
+        optimization=optimization,
+        audit=audit,
+    )
+
+
+def make_optimization_section(seed: int = 0, n_trials: int = 40) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    trials = []
+    for k in range(n_trials):
+        thr = float(rng.uniform(5, 40))
+        hold = int(rng.integers(3, 30))
+        value = float(1.5 - ((thr - 18) / 15) ** 2 - ((hold - 12) / 20) ** 2 + rng.normal(0, 0.1))
+        trials.append({"number": k, "value": value, "state": "COMPLETE",
+                       "params": {"signals.entry.threshold": thr, "strategy.hold_bars": hold,
+                                  "strategy.mode": ["a", "b"][k % 2]}})
+    return {
+        "objective": "sharpe",
+        "direction": "maximize",
+        "n_trials": n_trials,
+        "best_params": max(trials, key=lambda t: t["value"])["params"],
+        "trials": trials,
+        "importances": {"signals.entry.threshold": 0.7, "strategy.hold_bars": 0.25,
+                        "strategy.mode": 0.05},
+        "folds": [{"fold": i, "in_sample": 1.4 - 0.1 * i, "out_of_sample": 0.6 + 0.05 * i}
+                  for i in range(4)],
+        "dsr": 0.81,
+        "pbo": 0.23,
+    }

@@ -1,0 +1,211 @@
+"""report.html and the Markdown summary, rendered from report.json (no browser here; see
+test_report_browser.py for the rendering in Chromium)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from report_testkit import make_optimization_section, make_report
+
+from flushback.backtests import report_html as rh
+from flushback.backtests.cli import main
+from flushback.backtests.report_data import (
+    FlushEvent,
+    drawdown,
+    forward_event_outcomes,
+    monthly_returns,
+)
+from flushback.backtests.report_schema import load_report_file, validate_report
+
+GOLDEN = Path(__file__).parent / "golden"
+FEB5 = FlushEvent("2026-02-05-x", "February capitulation", pd.Timestamp("2026-02-05", tz="UTC"),
+                  pd.Timestamp("2026-02-06", tz="UTC"))
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return load_report_file(GOLDEN / "report_v1_0.json")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return validate_report(make_report(
+        3, optimization=make_optimization_section(1),
+        audit={"verdict": "pass", "checks": [{"check": "lookahead", "passed": True}]},
+    ))
+
+
+def test_page_is_self_contained_with_plotly_embedded_once(synthetic):
+    from plotly.offline import get_plotlyjs
+
+    text, figs = rh.build_report_html(synthetic)
+    assert text.count(get_plotlyjs()) == 1
+    assert text.count("Plotly.newPlot(") == len(figs)
+    ours = text.replace(get_plotlyjs(), "")  # the bundle itself mentions its CDN in comments
+    assert not re.search(r"<script[^>]+src=", ours) and not re.search(r"<link[^>]+href=", ours)
+    assert "cdn.plot.ly" not in ours and "https://" not in ours
+    assert set(figs) == {"equity", "underwater", "monthly", "price", "opt-history",
+                         "opt-importances", "opt-parallel", "opt-folds"}
+    for needle in (synthetic.run_id, synthetic.flushback_version, "prices/BTC-USD_1d",
+                   "ab" * 32, "Deflated Sharpe Ratio", "Probability of Backtest Overfitting",
+                   "Bias audit", 'id="trades-table"', 'id="events-table"'):
+        assert needle in text, needle
+
+
+def test_equity_and_underwater_figures_carry_the_report_curves(golden):
+    eq = [p.equity for p in golden.equity]
+    bench = [p.benchmark for p in golden.equity]
+    fig = rh.fig_equity(golden)
+    assert list(fig.data[0].y) == eq and list(fig.data[1].y) == bench
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["linear", "log"]
+    uw = rh.fig_underwater(golden)
+    # hand-computed: 10000, 10000, 9800 (-2 %), 10200 (new peak), 10500
+    assert np.allclose(list(uw.data[0].y), [0, 0, -2.0, 0, 0])
+    # benchmark: 10000, 9000 (-10 %), 8700 (-13 %), 8900 (-11 %), 9000 (-10 %)
+    assert np.allclose(list(uw.data[1].y), [0, -10.0, -13.0, -11.0, -10.0])
+
+
+def test_monthly_returns_by_hand():
+    idx = pd.to_datetime(["2024-01-01", "2024-01-31", "2024-02-15", "2024-02-29",
+                          "2024-04-10"], utc=True)
+    eq = pd.Series([100.0, 110.0, 99.0, 121.0, 133.1], index=idx)
+    table = monthly_returns(eq)
+    assert table.loc[2024, 1] == pytest.approx(0.10)   # 100 -> 110
+    assert table.loc[2024, 2] == pytest.approx(0.10)   # 110 -> 121
+    assert np.isnan(table.loc[2024, 3])                # no data in March
+    assert table.loc[2024, 4] == pytest.approx(0.10)   # 121 -> 133.1
+    dd = drawdown(pd.Series([1.0, 2.0, 1.0, 3.0]))
+    assert dd.tolist() == [0.0, 0.0, -0.5, 0.0]
+
+
+def test_price_chart_marks_triggers_entries_exits_and_links_the_panels(golden):
+    fig = rh.fig_price(golden, [FEB5])
+    names = [t.name for t in fig.data]
+    assert names[:4] == ["BTC-USD close", "signal: entry", "entry", "exit"]
+    trig = fig.data[1]
+    assert [str(x)[:10] for x in trig.x] == ["2026-02-05"] and list(trig.y) == [63000.0]
+    entry, exit_ = fig.data[2], fig.data[3]
+    assert list(entry.y) == [62000.0] and str(entry.x[0])[:10] == "2026-02-06"
+    assert list(exit_.y) == [65100.0] and str(exit_.x[0])[:10] == "2026-02-08"
+    assert "Fear & Greed" in names and "longs liquidated" in names
+    # three panels on one shared (linked) time axis
+    # (make_subplots links every x axis to the bottom one, "x3")
+    groups = {fig.layout.xaxis.matches, fig.layout.xaxis2.matches, fig.layout.xaxis3.matches
+              or "x3"}
+    assert groups == {"x3"}
+    fng = fig.data[names.index("Fear & Greed")]
+    assert list(fng.yaxis for _ in [0]) == ["y2"]
+    liq = fig.data[names.index("longs liquidated")]
+    assert liq.yaxis == "y3" and liq.y[1] == pytest.approx(2100.0)  # $M
+    scale, zoom = fig.layout.updatemenus
+    assert [b.label for b in scale.buttons] == ["linear", "log"]
+    assert scale.buttons[1].args[0]["yaxis.type"] == "log"
+    labels = [b.label for b in zoom.buttons]
+    assert labels == ["full history", FEB5.label]
+    args = zoom.buttons[1].args[0]
+    lo, hi = (pd.Timestamp(x) for x in args["xaxis.range"])
+    assert lo < pd.Timestamp("2026-02-05") and hi > pd.Timestamp("2026-02-06")
+    ylo, yhi = args["yaxis.range"]
+    assert ylo < 60000.0 and yhi > 73500.0  # the window's low and high fit
+
+
+def test_forward_event_outcomes_by_hand(golden):
+    out = forward_event_outcomes(golden, [FEB5])
+    row = out.iloc[0]
+    assert bool(row["entered"]) and row["n_trades"] == 1
+    assert row["entry_price"] == 62000.0 and row["trade_return"] == pytest.approx(0.0478)
+    # equity from the last bar at/before 2026-02-04 (10000) to the data end (10500)
+    assert row["strategy_return"] == pytest.approx(0.05)
+    assert row["benchmark_return"] == pytest.approx(-0.10)
+    assert row["horizon_end"] == pd.Timestamp("2026-02-08", tz="UTC")
+    early = FlushEvent("old", "before the data", pd.Timestamp("2026-01-01", tz="UTC"),
+                       pd.Timestamp("2026-01-01", tz="UTC"))
+    row = forward_event_outcomes(golden, [early]).iloc[0]
+    assert not row["entered"] and np.isnan(row["strategy_return"])
+
+
+def test_trades_table_is_sortable_with_raw_sort_keys(synthetic):
+    text, _ = rh.build_report_html(synthetic)
+    table = text[text.index('id="trades-table"'):]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr>") == len(synthetic.trades) + 1
+    assert 'class="sortable"' in text[text.index('id="trades-table"') - 40:]
+    first = synthetic.trades[0]
+    assert f'data-v="{first.pnl!r}"' in table
+
+
+def test_optimization_and_audit_sections(synthetic):
+    opt = synthetic.optimization
+    hist = rh.fig_opt_history(opt)
+    vals = [t["value"] for t in opt["trials"]]
+    assert list(hist.data[0].y) == vals
+    assert list(hist.data[1].y) == list(np.maximum.accumulate(vals))
+    imp = rh.fig_opt_importances(opt)
+    assert dict(zip(imp.data[0].y, imp.data[0].x, strict=True)) == opt["importances"]
+    par = rh.fig_opt_parallel(opt)
+    labels = [d.label for d in par.data[0].dimensions]
+    assert labels == ["signals.entry.threshold", "strategy.hold_bars", "strategy.mode", "sharpe"]
+    assert list(par.data[0].dimensions[2].ticktext) == ["a", "b"]
+    folds = rh.fig_opt_folds(opt)
+    assert list(folds.data[0].y) == [f["in_sample"] for f in opt["folds"]]
+    assert list(folds.data[1].y) == [f["out_of_sample"] for f in opt["folds"]]
+    text, _ = rh.build_report_html(synthetic)
+    assert "0.8100" in text and "0.2300" in text and rh.DSR_SENTENCE in text
+    assert "Verdict: <span class=\"good\">pass" in text
+
+
+def test_minimal_report_renders_only_charts_with_data(golden):
+    doc = golden.to_dict()
+    doc["series"] = {k: v for k, v in doc["series"].items() if k in
+                     ("timestamp", "open", "high", "low", "close")}
+    doc["trades"] = []
+    doc["triggers"] = {}
+    text, figs = rh.build_report_html(doc, events=[])
+    assert figs == ["equity", "underwater", "monthly", "price"]
+    fig = rh.fig_price(validate_report(doc), [])
+    assert [t.name for t in fig.data] == ["BTC-USD close"]
+    assert "no closed trades" in text
+
+
+def test_markdown_summary(golden):
+    md = rh.render_report_markdown(golden, events=[FEB5])
+    assert md.startswith("## flushback report: golden_fear_flush\n")
+    assert "`golden0000000001`" in md
+    assert "| total_return | +5.00 % | -10.00 % |" in md
+    assert "| sharpe | 1.500 | -2.000 |" in md
+    assert "| 1 | 2026-02-06 | 62,000 | 2026-02-08 | 65,100 | +4.78 % | time |" in md
+    assert "| 2026-02-05 February capitulation | yes | 2026-02-06 | +4.78 % | +5.00 % |" \
+        " -10.00 % |" in md
+
+
+def test_cli_report_html_md_and_runs_list(tmp_path, capsys, monkeypatch):
+    runs = tmp_path / "runs"
+    run = runs / "golden0000000001"
+    run.mkdir(parents=True)
+    shutil.copy(GOLDEN / "report_v1_0.json", run / "report.json")
+    monkeypatch.setenv("FLUSHBACK_RUNS_DIR", str(runs))
+    assert main(["report", "golden00", "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## flushback report: golden_fear_flush")
+    assert main(["report", "golden0000000001"]) == 0
+    assert f"-> {run / 'report.html'}" in capsys.readouterr().out
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "golden0000000001" in html
+    assert main(["runs", "list", "--format", "json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in listing["runs"]] == ["golden0000000001"]
+    assert listing["runs"][0]["total_return"] == 0.05
+    assert main(["runs", "list"]) == 0
+    assert "golden0000000001" in capsys.readouterr().out
+    assert main(["report", "nosuchrun"]) == 3
+    err = capsys.readouterr().err
+    assert "no run or report 'nosuchrun'" in err and "runs list" in err
