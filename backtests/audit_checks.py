@@ -78,7 +78,9 @@ class PipelineOutput:
     ``entry_price``, ``exit_time``, ``exit_price`` (a position still open at the end of the data
     has ``exit_time`` NaT, not an artificial end-of-data exit), or None when trades were not
     requested. ``known_at`` / ``period_end``: per external column, the known_at / period end of
-    the value used at each bar (optional).
+    the value used at each bar (optional). ``equity``: per bar account state (e.g. ``equity``,
+    ``cash``, ``position``; optional) -- compared bar by bar, it pins every fill, including
+    scale-ins whose average entry price legitimately changes after the cut.
     """
 
     frame: pd.DataFrame
@@ -86,6 +88,7 @@ class PipelineOutput:
     trades: pd.DataFrame | None = None
     known_at: pd.DataFrame | None = None
     period_end: pd.DataFrame | None = None
+    equity: pd.DataFrame | None = None
 
 
 @runtime_checkable
@@ -248,12 +251,15 @@ def compare_columns(
     bars)`` per differing column. A column missing from ``truncated`` differs everywhere.
     """
     out: list[tuple[str, pd.Timestamp, Any, Any, int]] = []
+    n = len(index)
+    full_aligned = full.index[:n].equals(index)
+    trunc_aligned = truncated.index.equals(index)
     for col in columns if columns is not None else full.columns:
-        a = full[col].reindex(index)
+        a = full[col].iloc[:n] if full_aligned else full[col].reindex(index)
         if col not in truncated.columns:
             b = pd.Series(np.nan, index=index, dtype="float64")
         else:
-            b = truncated[col].reindex(index)
+            b = truncated[col] if trunc_aligned else truncated[col].reindex(index)
         mask = _differs(a, b, rtol, atol)
         if mask.any():
             pos = int(np.argmax(mask))
@@ -453,6 +459,16 @@ def check_lookahead(
         if c.trades:
             trade_cuts += 1
             bad = _compare_trades(trades, _trades_frame(out.trades), until, rtol, atol)
+            if full.equity is not None and out.equity is not None:
+                for col, bar, a, b, count in compare_columns(
+                        full.equity, out.equity, upto, rtol=rtol, atol=atol):
+                    bad.append(Finding(
+                        "trade_equity",
+                        f"account '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
+                        f"{_plain(b)!r} on data truncated at {_iso(until)} ({count} bar(s) "
+                        "differ)",
+                        bar=bar, column=col, full=a, truncated=b, cut=until,
+                    ))
             if bad:
                 trade_bad += 1
             for f in bad:
@@ -517,65 +533,85 @@ def check_lookahead(
 def _compare_trades(
     full: pd.DataFrame, trunc: pd.DataFrame, until: pd.Timestamp, rtol: float, atol: float
 ) -> list[Finding]:
-    """Trades known by bar ``until`` must be identical in the full and the truncated run."""
+    """Trades known by bar ``until`` must be identical in the full and the truncated run.
+
+    Entries: the set of entry times up to the cut must be equal. Exits: every trade row closed
+    by the cut (a partial exit is its own row, with the same entry time) must exist in both runs
+    with the same entry time, exit time and prices. A position still open at the cut is pinned
+    by the account state (see ``PipelineOutput.equity``), not by its average entry price.
+    """
     out: list[Finding] = []
     f_known = full[full["entry_time"] <= until]
     t_known = trunc[trunc["entry_time"] <= until]
-    t_by_entry = {row.entry_time: row for row in t_known.itertuples(index=False)}
-    f_entries = set(f_known["entry_time"])
-    for row in f_known.itertuples(index=False):
-        tid = row.trade_id
-        match = t_by_entry.get(row.entry_time)
-        if match is None:
+    f_entries = sorted(set(f_known["entry_time"]))
+    t_entries = sorted(set(t_known["entry_time"]))
+    t_entry_set, f_entry_set = set(t_entries), set(f_entries)
+    for e in f_entries:
+        if e not in t_entry_set:
             nearest = None
-            if len(t_known):
-                diffs = (t_known["entry_time"] - row.entry_time).abs()
-                nearest = t_known["entry_time"].iloc[int(np.argmin(diffs.to_numpy()))]
+            if t_entries:
+                nearest = min(t_entries, key=lambda x: abs(x - e))
             out.append(Finding(
                 "trade_entry",
-                f"trade {tid} entered at {_iso(row.entry_time)} on the full data but not on data "
-                f"truncated at {_iso(until)}"
+                f"a trade entered at {_iso(e)} on the full data but not on data truncated at "
+                f"{_iso(until)}"
                 + (f" (nearest entry there: {_iso(nearest)})" if nearest is not None else ""),
-                bar=row.entry_time, column="entry_time", full=row.entry_time, truncated=nearest,
-                cut=until,
+                bar=e, column="entry_time", full=e, truncated=nearest, cut=until,
             ))
-            continue
-        if not _close(row.entry_price, match.entry_price, rtol, atol):
-            out.append(Finding(
-                "trade_entry_price",
-                f"trade {tid} entry price {row.entry_price} on the full data, "
-                f"{match.entry_price} on data truncated at {_iso(until)}",
-                bar=row.entry_time, column="entry_price", full=row.entry_price,
-                truncated=match.entry_price, cut=until,
-            ))
-        f_exit_known = pd.notna(row.exit_time) and row.exit_time <= until
-        t_exit_known = pd.notna(match.exit_time) and match.exit_time <= until
-        if f_exit_known or t_exit_known:
-            same_time = f_exit_known and t_exit_known and row.exit_time == match.exit_time
-            if not same_time:
-                out.append(Finding(
-                    "trade_exit",
-                    f"trade {tid} exit {_iso(row.exit_time) or 'still open'} on the full data, "
-                    f"{_iso(match.exit_time) or 'still open'} on data truncated at {_iso(until)}",
-                    bar=row.exit_time if f_exit_known else match.exit_time, column="exit_time",
-                    full=row.exit_time, truncated=match.exit_time, cut=until,
-                ))
-            elif not _close(row.exit_price, match.exit_price, rtol, atol):
-                out.append(Finding(
-                    "trade_exit_price",
-                    f"trade {tid} exit price {row.exit_price} on the full data, "
-                    f"{match.exit_price} on data truncated at {_iso(until)}",
-                    bar=row.exit_time, column="exit_price", full=row.exit_price,
-                    truncated=match.exit_price, cut=until,
-                ))
-    for row in t_known.itertuples(index=False):
-        if row.entry_time not in f_entries:
+    for e in t_entries:
+        if e not in f_entry_set:
             out.append(Finding(
                 "trade_extra",
-                f"a trade entered at {_iso(row.entry_time)} on data truncated at {_iso(until)} "
-                "does not exist on the full data",
-                bar=row.entry_time, column="entry_time", full=None, truncated=row.entry_time,
-                cut=until,
+                f"a trade entered at {_iso(e)} on data truncated at {_iso(until)} does not "
+                "exist on the full data",
+                bar=e, column="entry_time", full=None, truncated=e, cut=until,
+            ))
+
+    def closed(df: pd.DataFrame) -> dict[tuple[Any, Any], list[Any]]:
+        rows: dict[tuple[Any, Any], list[Any]] = {}
+        sel = df[df["exit_time"].notna() & (df["exit_time"] <= until)]
+        for row in sel.itertuples(index=False):
+            rows.setdefault((row.entry_time, row.exit_time), []).append(row)
+        return rows
+
+    f_closed, t_closed = closed(f_known), closed(t_known)
+    for key, rows in f_closed.items():
+        entry, exit_ = key
+        if entry not in t_entry_set:
+            continue  # already reported as a missing entry
+        others = t_closed.get(key, [])
+        if len(others) != len(rows):
+            still = t_known[t_known["entry_time"] == entry]["exit_time"]
+            alt = still.dropna()
+            alt = alt[alt != exit_]
+            out.append(Finding(
+                "trade_exit",
+                f"the trade entered at {_iso(entry)} exits at {_iso(exit_)} on the full data, "
+                + (f"at {_iso(alt.iloc[0])}" if len(alt) else "not (still open)")
+                + f" on data truncated at {_iso(until)}",
+                bar=exit_, column="exit_time", full=exit_,
+                truncated=alt.iloc[0] if len(alt) else None, cut=until,
+            ))
+            continue
+        for a, b in zip(rows, others, strict=True):
+            for col in ("entry_price", "exit_price"):
+                va, vb = getattr(a, col), getattr(b, col)
+                if not _close(va, vb, rtol, atol):
+                    out.append(Finding(
+                        f"trade_{col}",
+                        f"the trade entered at {_iso(entry)} (exit {_iso(exit_)}) has {col} "
+                        f"{va} on the full data, {vb} on data truncated at {_iso(until)}",
+                        bar=entry if col == "entry_price" else exit_, column=col, full=va,
+                        truncated=vb, cut=until,
+                    ))
+    for key in t_closed:
+        if key not in f_closed and key[0] in f_entry_set:
+            entry, exit_ = key
+            out.append(Finding(
+                "trade_exit",
+                f"the trade entered at {_iso(entry)} exits at {_iso(exit_)} on data truncated "
+                f"at {_iso(until)} but not on the full data",
+                bar=exit_, column="exit_time", full=None, truncated=exit_, cut=until,
             ))
     return out
 

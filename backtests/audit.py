@@ -1,0 +1,416 @@
+"""``flushback audit``: prove that a spec's backtest sees no future and is no warm-up artifact.
+
+This module wires the checks of :mod:`flushback.backtests.audit_checks` to a real spec:
+
+- :class:`SpecPipeline` implements the ``Pipeline`` protocol with the real data layer and the
+  real runner. ``run(until)`` truncates the RAW inputs first -- every dataset the spec reads is
+  cut while it is read (bars that closed by the cut-off, external rows with ``known_at`` at or
+  before it), then ``load_frame`` assembles the frame, the spec's signals are computed and the
+  backtest runs with ``flushback.backtests.runner.run_backtest``: the same code path as
+  ``flushback backtest``.
+- :func:`audit_spec` runs the three checks and returns an :class:`AuditReport`;
+  :func:`save_audit` stores it as the ``audit`` section of the run's ``report.json`` (the run of
+  the full backtest: same ``run_id`` as ``flushback backtest SPEC``).
+
+The shape of the ``audit`` section is documented in ``docs/audit.md`` and validated by
+:class:`AuditSection`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from flushback.backtests.audit_checks import (
+    FAIL,
+    PASS,
+    CheckResult,
+    PipelineOutput,
+    check_external_timing,
+    check_lookahead,
+    check_warmup,
+)
+from flushback.data.errors import BiasDetected, ConfigError
+
+__all__ = [
+    "AUDIT_SCHEMA",
+    "AuditReport",
+    "AuditSection",
+    "SpecPipeline",
+    "audit_spec",
+    "save_audit",
+    "spec_signals",
+    "truncated_inputs",
+    "raise_if_biased",
+]
+
+AUDIT_SCHEMA = "1.0"
+MIN_SAMPLE_TRADES = 20
+_INTERVAL = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
+
+
+# --------------------------------------------------------------------------- raw truncation
+class _TruncatingRepository:
+    """A data repository that serves every dataset as it was known at ``cutoff``.
+
+    Bars: rows whose bar closed at or before ``cutoff`` (open + the dataset's interval), so a
+    coarser bar resampled from finer ones is never built from a partial bucket. External
+    series: rows with ``known_at <= cutoff``.
+    """
+
+    def __init__(self, inner: Any, cutoff: pd.Timestamp) -> None:
+        self.inner = inner
+        self.cutoff = cutoff
+        self.location = getattr(inner, "location", "")
+        self._cache: dict[str, tuple[pd.DataFrame, Any]] = {}
+
+    def has(self, dataset_id: str) -> bool:
+        # A dataset with nothing known yet at the cut-off is absent, as it was at that time.
+        return self.inner.has(dataset_id) and len(self.read(dataset_id)[0]) > 0
+
+    def ids(self) -> list[str]:
+        return self.inner.ids()
+
+    def read(self, dataset_id: str) -> tuple[pd.DataFrame, Any]:
+        from flushback.data.datasets import spec_for
+
+        if dataset_id in self._cache:
+            frame, info = self._cache[dataset_id]
+            return frame.copy(), info
+        frame, info = self.inner.read(dataset_id)
+        if "known_at" in frame.columns:
+            keep = pd.to_datetime(frame["known_at"], utc=True) <= self.cutoff
+        else:
+            period = spec_for(dataset_id).period
+            keep = (pd.DatetimeIndex(frame.index) + period) <= self.cutoff
+        out = frame.loc[keep.to_numpy() if hasattr(keep, "to_numpy") else keep]
+        out.attrs = dict(frame.attrs)
+        self._cache[dataset_id] = (out, info)
+        return out.copy(), info
+
+    def __getattr__(self, name: str) -> Any:  # anything else the loader asks for
+        return getattr(self.inner, name)
+
+
+@contextlib.contextmanager
+def truncated_inputs(cutoff: pd.Timestamp) -> Iterator[None]:
+    """Inside the block, ``flushback.data.load_frame`` reads every dataset cut at ``cutoff``.
+
+    The data layer picks its repository (folder or store) in ``load._repository``; we wrap what
+    it returns. Not thread-safe (the audit runs its truncated re-runs one after another).
+    """
+    from flushback.data import load as _load
+
+    original = getattr(_load, "_repository", None)
+    if original is None:  # pragma: no cover - guards a refactor of the data layer
+        raise RuntimeError("flushback.data.load._repository is gone: the audit cannot truncate "
+                           "raw inputs; update flushback.backtests.audit.truncated_inputs")
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return _TruncatingRepository(original(*args, **kwargs), cutoff)
+
+    _load._repository = wrapped
+    try:
+        yield
+    finally:
+        _load._repository = original
+
+
+# --------------------------------------------------------------------------- spec pipeline
+def spec_signals(spec: Any) -> dict[str, Any]:
+    """Every signal of a spec, composites' children included (``entry``, ``entry.of.1``...)."""
+    from flushback.signals import build_signal
+
+    out: dict[str, Any] = {}
+
+    def walk(name: str, sig: Any) -> None:
+        out[name] = sig
+        for i, child in enumerate(getattr(sig, "children", ()) or ()):
+            walk(f"{name}.of.{i}", child)
+
+    for name, cfg in spec.signals.items():
+        walk(name, build_signal(cfg))
+    return out
+
+
+def _normalize_trades(trades: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A position still open at the end of the data is not an exit: exit_time NaT."""
+    if trades is None:
+        return None
+    t = trades.copy()
+    if "exit_reason" in t.columns and len(t):
+        open_ = t["exit_reason"].astype(str).eq("end_of_data").to_numpy()
+        if open_.any():
+            t["exit_time"] = pd.to_datetime(t["exit_time"], utc=True)
+            t.loc[open_, "exit_time"] = pd.NaT
+            t.loc[open_, "exit_price"] = float("nan")
+    return t
+
+
+class SpecPipeline:
+    """The ``Pipeline`` protocol over a spec, the data layer and the runner.
+
+    ``index`` is the trading window of the full run; ``run(until)`` recomputes everything from
+    raw data known at the close of bar ``until`` and returns the window's frame, signals, trades
+    (a position open at the end has ``exit_time`` NaT) and the ``known_at``/``period_end`` of
+    the external values used.
+    """
+
+    def __init__(self, spec: Any, *, data_dir: str | Path | None = None, since: Any = None,
+                 until: Any = None) -> None:
+        from flushback.backtests.runner import prepare
+
+        self.spec = spec
+        self.data_dir = data_dir
+        base = prepare(spec, data_dir=data_dir, since=since, until=until)
+        self._start = base.start
+        self._end = base.end
+        self._load_start = base.frame.index[0]
+        self._interval = _INTERVAL[spec.data.interval]
+        externals: Any = spec.data.externals
+        self._externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
+        self._signals = spec_signals(spec)
+        self.full_result: Any = None
+        self.full_frame: pd.DataFrame | None = None
+        self._index = base.window.index
+        self.runs = 0
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        return self._index
+
+    @property
+    def interval(self) -> pd.Timedelta:
+        return self._interval
+
+    def _load(self, until: pd.Timestamp | None) -> Any:
+        from flushback.data import load_frame
+
+        end = self._end if until is None else until
+        kwargs = dict(externals=self._externals, start=self._load_start, end=end,
+                      data_dir=self.data_dir)
+        if until is None:
+            return load_frame(self.spec.data.symbol, self.spec.data.interval, **kwargs)
+        with truncated_inputs(until + self._interval):
+            return load_frame(self.spec.data.symbol, self.spec.data.interval, **kwargs)
+
+    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True) -> PipelineOutput:
+        from flushback.backtests.runner import prepare_frame, run_backtest
+
+        self.runs += 1
+        af = self._load(until)
+        frame = af.frame
+        window_end = self._end if until is None else until
+        prepared = prepare_frame(self.spec, frame, fingerprints=af.fingerprints,
+                                 since=self._start, until=window_end)
+        prepared.datasets = dict(af.datasets)
+        window = prepared.window
+        if trades or until is None:
+            result = run_backtest(self.spec, prepared=prepared)
+            out_frame, signals, tr = result.frame, result.signals, result.trades
+            if until is None:
+                self.full_result = result
+                self.full_frame = frame
+        else:
+            signals = pd.DataFrame(
+                {name: sig.compute(frame) for name, sig in _top_signals(self.spec).items()},
+                index=frame.index,
+            ).loc[window.index]
+            out_frame, tr = window, None
+        signals = signals.join(self._indicators(frame).loc[window.index], how="left")
+        known = af.known_at.reindex(window.index) if af.known_at is not None else None
+        pend = af.period_end.reindex(window.index) if af.period_end is not None else None
+        return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend)
+
+
+    def _indicators(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Composite children's values and every leaf signal's intermediate values
+        (``Signal.explain``: e.g. the RSI behind ``oversold_rsi``, the z-score behind
+        ``liquidation_spike``), so a bias hidden inside a composite or below a threshold still
+        shows. Columns: ``entry.of.1`` (a child), ``entry.of.1.of.2:rsi`` (an indicator)."""
+        cols: dict[str, pd.Series] = {}
+        for name, sig in self._signals.items():
+            if "." in name:
+                cols[name] = sig.compute(frame)
+            if getattr(sig, "children", None):
+                continue
+            explain = getattr(sig, "explain", None)
+            if explain is None:
+                continue
+            extra = explain(frame)
+            for col in extra.columns:
+                if col not in frame.columns:
+                    cols[f"{name}:{col}"] = extra[col]
+        return pd.DataFrame(cols, index=frame.index)
+
+
+def _top_signals(spec: Any) -> dict[str, Any]:
+    from flushback.signals import build_signal
+
+    return {name: build_signal(cfg) for name, cfg in spec.signals.items()}
+
+
+# --------------------------------------------------------------------------- report
+class _CheckModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["lookahead", "warmup", "external_timing"]
+    title: str
+    verdict: Literal["pass", "fail", "skip"]
+    summary: str
+    params: dict[str, Any]
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+
+
+class AuditSection(BaseModel):
+    """The ``audit`` section of ``report.json`` (see docs/audit.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str
+    passed: bool
+    verdict: Literal["pass", "fail"]
+    spec_name: str
+    run_id: str | None
+    created_at: str
+    window: dict[str, str | None]
+    bars: int
+    settings: dict[str, Any]
+    checks: list[_CheckModel]
+
+
+@dataclass
+class AuditReport:
+    spec_name: str
+    run_id: str | None
+    checks: list[CheckResult]
+    window: dict[str, str | None] = field(default_factory=dict)
+    bars: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    result: Any = None  # the full BacktestResult (for write_run)
+    created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"))
+
+    @property
+    def passed(self) -> bool:
+        return all(c.verdict != FAIL for c in self.checks)
+
+    def check(self, name: str) -> CheckResult:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {
+            "schema_version": AUDIT_SCHEMA,
+            "passed": self.passed,
+            "verdict": PASS if self.passed else FAIL,
+            "spec_name": self.spec_name,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "window": dict(self.window),
+            "bars": int(self.bars),
+            "settings": dict(self.settings),
+            "checks": [c.to_dict() for c in self.checks],
+        }
+        return AuditSection.model_validate(doc).model_dump(mode="json")
+
+
+def audit_spec(
+    spec: Any,
+    *,
+    data_dir: str | Path | None = None,
+    since: Any = None,
+    until: Any = None,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+    trades: int | None = MIN_SAMPLE_TRADES,
+    trigger_bars: int = 5,
+    quiet_bars: int = 10,
+    warmup_multiples: Sequence[float] = (1, 2, 4),
+    warmup_points: int = 5,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Run the three checks on a spec (a BacktestSpec, a spec name or a TOML path).
+
+    ``trades``: check every trade when there are at most this many, else a seeded sample of
+    this many (at least 20; 0 or None = all trades).
+    """
+    from flushback.backtests.spec import BacktestSpec, load_spec
+
+    if trades and trades < MIN_SAMPLE_TRADES:
+        raise ConfigError(f"--trades {trades} is too small",
+                          hint=f"sample at least {MIN_SAMPLE_TRADES} trades, or 0 for all")
+    if not isinstance(spec, BacktestSpec):
+        spec = load_spec(spec, overrides=list(overrides or []) if not isinstance(
+            overrides, Mapping) else overrides)
+    elif overrides:
+        spec = spec.with_overrides(overrides)
+    pipeline = SpecPipeline(spec, data_dir=data_dir, since=since, until=until)
+    full = pipeline.run(None, trades=True)
+    lookahead = check_lookahead(pipeline, full=full, max_trades=trades or None,
+                                trigger_bars=trigger_bars, other_bars=quiet_bars, seed=seed,
+                                progress=progress)
+    assert pipeline.full_frame is not None
+    warmup = check_warmup(pipeline.full_frame, spec_signals(spec), interval=pipeline.interval,
+                          multiples=warmup_multiples, points=warmup_points)
+    timing = check_external_timing(pipeline.index, pipeline.interval, full.known_at,
+                                   full.period_end, frame=full.frame)
+    idx = pipeline.index
+    result = pipeline.full_result
+    return AuditReport(
+        spec_name=spec.name,
+        run_id=getattr(result, "run_id", None),
+        checks=[lookahead, warmup, timing],
+        window={"start": _iso(idx[0]) if len(idx) else None,
+                "end": _iso(idx[-1]) if len(idx) else None},
+        bars=len(idx),
+        settings={"trades": trades or 0, "trigger_bars": trigger_bars,
+                  "quiet_bars": quiet_bars, "warmup_multiples": list(warmup_multiples),
+                  "warmup_points": warmup_points, "seed": seed,
+                  "symbol": spec.data.symbol, "interval": spec.data.interval},
+        result=result,
+    )
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Path:
+    """Write the full run with its ``audit`` section; returns the run folder.
+
+    When the run folder already holds a ``report.json`` (e.g. from ``flushback backtest``), it
+    is rewritten with the new ``audit`` section; ``write_run`` writes atomically.
+    """
+    from flushback.backtests.runs import write_run
+
+    if report.result is None:
+        raise ValueError("the audit report carries no backtest result to store")
+    path = write_run(report.result, runs_dir=runs_dir, sections={"audit": report.to_dict()})
+    return Path(path)
+
+
+def raise_if_biased(report: AuditReport) -> None:
+    """BiasDetected (exit code 6) naming the failed checks, or nothing."""
+    if report.passed:
+        return
+    failed = [c for c in report.checks if c.verdict == FAIL]
+    first = next((f for c in failed for f in c.findings), None)
+    raise BiasDetected(
+        "audit failed: " + "; ".join(c.summary for c in failed),
+        column=None if first is None else first.column,
+        timestamps=[] if first is None or first.bar is None else [first.bar],
+        hint="see the tables above (or the audit section of the run's report); fix the "
+             "signal, its declared warm-up or the external data's known_at",
+    )
