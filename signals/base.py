@@ -23,6 +23,7 @@ __all__ = [
     "Signal",
     "bar_interval",
     "bars_for",
+    "duration",
     "did_you_mean",
 ]
 
@@ -184,13 +185,30 @@ def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
     return _data_bar_interval(frame)
 
 
-def bars_for(duration: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "window") -> int:
+def duration(text: str | pd.Timedelta) -> pd.Timedelta:
+    """``"1h"``, ``"4h"``, ``"24h"``, ``"1d"`` (or a Timedelta) as a Timedelta."""
+    if isinstance(text, pd.Timedelta):
+        return text
+    t = str(text).strip().lower()
+    try:
+        if t.endswith("d") and t[:-1].isdigit():
+            return pd.Timedelta(days=int(t[:-1]))
+        if t.endswith("h") and t[:-1].isdigit():
+            return pd.Timedelta(hours=int(t[:-1]))
+        if t.endswith("min") and t[:-3].isdigit():
+            return pd.Timedelta(minutes=int(t[:-3]))
+    except ValueError:  # pragma: no cover
+        pass
+    raise ConfigError(f"{text!r} is not a duration", hint="use e.g. 1h, 4h, 24h or 1d")
+
+
+def bars_for(span: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "window") -> int:
     """How many bars of ``interval`` make ``duration``; ConfigError unless it is a whole number."""
-    duration = pd.Timedelta(duration)
-    ratio = duration / interval
+    span = duration(span)
+    ratio = span / interval
     if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
         raise ConfigError(
-            f"{what} {_td(duration)} is not a whole number of {_td(interval)} bars",
+            f"{what} {_td(span)} is not a whole number of {_td(interval)} bars",
             hint=f"use a {what} that is a multiple of the bar interval {_td(interval)}",
         )
     return int(round(ratio))

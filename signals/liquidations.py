@@ -17,7 +17,7 @@ import pandas as pd
 
 from flushback.data.errors import ConfigError
 from flushback.signals._rolling import robust_z, run_ids
-from flushback.signals.base import Param, Signal, bar_interval, bars_for
+from flushback.signals.base import Param, Signal, bar_interval, bars_for, duration
 from flushback.signals.registry import register
 
 __all__ = ["LiquidationSpike"]
@@ -88,7 +88,7 @@ class LiquidationSpike(Signal):
 
     def _bars(self, interval: pd.Timedelta) -> tuple[int, int, int]:
         p = self.params
-        w = bars_for(pd.Timedelta(p["window"]), interval, what=f"{self.name}.window")
+        w = bars_for(duration(p["window"]), interval, what=f"{self.name}.window")
         lb = max(1, math.ceil(pd.Timedelta(days=p["lookback_days"]) / interval))
         mp = max(1, math.ceil(pd.Timedelta(days=p["min_days"]) / interval))
         return w, lb, mp

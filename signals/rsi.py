@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, Signal, bar_interval, bars_for
+from flushback.signals.base import Param, Signal, bar_interval, bars_for, duration
 from flushback.signals.registry import register
 
 __all__ = ["rsi_values", "rsi_on_timeframe", "RSI", "OversoldRSI", "OverboughtRSI"]
@@ -98,9 +98,9 @@ def rsi_on_timeframe(
     """
     interval = bar_interval(frame)
     close = frame[column]
-    if timeframe == "bar" or pd.Timedelta(timeframe) == interval:
+    if timeframe == "bar" or duration(timeframe) == interval:
         return rsi_values(close, period, smoothing)
-    tf = pd.Timedelta(timeframe)
+    tf = duration(timeframe)
     per = bars_for(tf, interval, what=f"RSI timeframe {timeframe}")
     idx = frame.index
     groups = idx.floor(tf)
@@ -136,13 +136,13 @@ class _RSIBase(Signal):
         base = rsi_warmup(p["period"], p["smoothing"])
         if p["timeframe"] == "bar":
             return base
-        per = max(1, round(pd.Timedelta(p["timeframe"]) / interval))
+        per = max(1, round(duration(p["timeframe"]) / interval))
         # base higher-timeframe bars, plus one more: the first group may be incomplete.
         return (base + 1) * per
 
     def rsi(self, frame: pd.DataFrame) -> pd.Series:
         p = self.params
-        if p["timeframe"] != "bar" and pd.Timedelta(p["timeframe"]) < bar_interval(frame):
+        if p["timeframe"] != "bar" and duration(p["timeframe"]) < bar_interval(frame):
             raise ConfigError(
                 f"{self.name}.timeframe {p['timeframe']} is shorter than the bars "
                 f"({frame.attrs.get('interval', bar_interval(frame))})",
