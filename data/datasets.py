@@ -39,6 +39,7 @@ __all__ = [
     "default_externals",
     "fingerprint",
     "fmt_td",
+    "ns_values",
     "parse_interval",
     "spec_for",
     "spec_for_path",
@@ -336,11 +337,16 @@ class DatasetInfo:
         return d
 
 
+def ns_values(times: Any) -> np.ndarray:
+    """int64 nanoseconds since the epoch, whatever the resolution (pandas 3 defaults to us)."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
 def count_gaps(index: pd.DatetimeIndex, period: pd.Timedelta) -> int:
     """Number of missing period starts inside ``[first, last]`` of a regular series."""
     if len(index) < 2:
         return 0
-    steps = np.diff(index.asi8) // period.value
+    steps = np.diff(ns_values(index)) // period.value
     return int(np.clip(steps - 1, 0, None).sum())
 
 

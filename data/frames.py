@@ -21,6 +21,7 @@ from flushback.data.datasets import (
     INTERVALS,
     DatasetInfo,
     DatasetSpec,
+    ns_values,
     parse_interval,
 )
 from flushback.data.errors import DataError
@@ -54,7 +55,7 @@ def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
     if len(idx) < 2:
         raise DataError("cannot infer the bar interval from fewer than two bars",
                         column="timestamp", hint='set frame.attrs["interval"] (e.g. "1d")')
-    diffs = np.diff(idx.asi8)
+    diffs = np.diff(ns_values(idx))
     diffs = diffs[diffs > 0]
     if len(diffs) == 0:
         raise DataError("cannot infer the bar interval: timestamps do not increase",
@@ -160,7 +161,7 @@ def conform_external(ext: pd.DataFrame, spec: DatasetSpec,
                         f"{_interval_name(bar_iv)} bars", hint="use a compatible dataset")
     expected = bar_iv.value // period.value
     starts = pd.DatetimeIndex(ext["period_end"]) - period
-    bins = pd.DatetimeIndex((starts.asi8 // bar_iv.value) * bar_iv.value, tz="UTC")
+    bins = pd.DatetimeIndex((ns_values(starts) // bar_iv.value) * bar_iv.value, tz="UTC")
     cols = [c for c in ext.columns if c in AGGREGATION]
     g = ext[cols].groupby(bins.to_numpy())
     out = g.agg({c: AGGREGATION[c] for c in cols})
@@ -185,8 +186,8 @@ def splice_externals(pieces: Sequence[tuple[DatasetSpec, pd.DataFrame]],
     for spec, df in pieces:
         if df is None or len(df) == 0:
             continue
-        end = pd.DatetimeIndex(df["period_end"]).asi8
-        period_ns = (pd.DatetimeIndex(df["period_end"]) - pd.DatetimeIndex(df.index)).asi8
+        end = ns_values(df["period_end"])
+        period_ns = end - ns_values(df.index)
         start = end - np.where(period_ns > 0, period_ns, spec.period.value)
         keep = np.ones(len(df), dtype=bool)
         for lo, hi in covered:
@@ -219,8 +220,8 @@ def asof_join(
         vals = {c: np.full(n, np.nan, dtype=object if c == "liq_regime" else "float64")
                 for c in columns}
         return vals, np.full(n, nat, dtype="int64"), np.full(n, nat, dtype="int64")
-    close = bar_open.asi8 + bar_iv.value
-    known = pd.DatetimeIndex(ext["known_at"]).as_unit("ns").asi8
+    close = ns_values(bar_open) + bar_iv.value
+    known = ns_values(ext["known_at"])
     pos = np.searchsorted(known, close, side="right") - 1
     ok = pos >= 0
     safe = np.where(ok, pos, 0)
@@ -238,7 +239,7 @@ def asof_join(
         else:
             v = src.astype("float64")[safe]
             vals[c] = np.where(ok, v, np.nan)
-    pend = pd.DatetimeIndex(ext["period_end"]).as_unit("ns").asi8
+    pend = ns_values(ext["period_end"])
     return vals, np.where(ok, known[safe], nat), np.where(ok, pend[safe], nat)
 
 

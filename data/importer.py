@@ -14,6 +14,7 @@ from flushback.data.datasets import (
     INTERVALS,
     DatasetInfo,
     DatasetSpec,
+    ns_values,
     spec_for,
     spec_for_path,
 )
@@ -53,7 +54,7 @@ def _infer_interval(path: Path, frame_index: pd.DatetimeIndex) -> str:
     if len(frame_index) < 2:
         raise DataError("cannot infer the interval from fewer than two rows", file=str(path),
                         hint="name the file <SYMBOL>_<1h|4h|1d>.csv or pass --interval")
-    d = np.diff(frame_index.asi8)
+    d = np.diff(ns_values(frame_index))
     d = d[d > 0]
     vals, counts = np.unique(d, return_counts=True) if len(d) else (np.array([0]), [1])
     step = pd.Timedelta(int(vals[int(np.argmax(counts))]), unit="ns")

@@ -16,6 +16,7 @@ rules (sorted, unique, positive prices, high >= low, gaps) live in :mod:`flushba
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,18 @@ def read_csv(source: str | Path | io.IOBase, *, file: str | None = None) -> pd.D
     """Read a CSV (path or buffer) into a frame of raw columns; malformed input -> DataError."""
     name = file or (str(source) if isinstance(source, (str, Path)) else "<buffer>")
     try:
-        df = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            # rows longer than the header would silently become an index or be cut off
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""],
+                             index_col=False)
     except FileNotFoundError:
         raise DataError("file not found", file=name, hint="check the path") from None
     except pd.errors.EmptyDataError:
         raise DataError("empty file (no header, no rows)", file=name,
                         hint="re-export or re-fetch the dataset") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError,
+            ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"unreadable or malformed CSV ({first})",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.datasets import DatasetSpec, fmt_td, parse_interval
+from flushback.data.datasets import DatasetSpec, fmt_td, ns_values, parse_interval
 from flushback.data.errors import DataError, StaleDataError
 
 __all__ = [
@@ -75,7 +75,7 @@ def find_gaps(index: pd.DatetimeIndex, period: pd.Timedelta
     """Spans ``(last present, next present, n missing)`` of a regular, sorted index."""
     if len(index) < 2:
         return []
-    i8 = index.asi8
+    i8 = ns_values(index)
     steps = np.diff(i8) // period.value
     where = np.flatnonzero(steps > 1)
     return [(index[k], index[k + 1], int(steps[k] - 1)) for k in where]
@@ -104,7 +104,7 @@ def _common(frame: pd.DataFrame, file: str | None, what: str) -> pd.DatetimeInde
             hint="keep one row per timestamp (the newest source revision)",
         )
     if not idx.is_monotonic_increasing:
-        pos = np.flatnonzero(np.diff(idx.asi8) < 0)
+        pos = np.flatnonzero(np.diff(ns_values(idx)) < 0)
         raise DataError(
             f"unsorted timestamps ({len(pos)} place(s) go backwards)", file=file,
             column="timestamp", timestamps=[idx[p + 1] for p in pos[:5]],
@@ -136,7 +136,7 @@ def validate_bars(
                         hint="bars need open, high, low, close (and volume)")
     period = parse_interval(interval, file=file) if interval is not None else None
     if period is not None:
-        off = (idx.asi8 % period.value) != 0 if period <= pd.Timedelta(days=1) else None
+        off = (ns_values(idx) % period.value) != 0 if period <= pd.Timedelta(days=1) else None
         if off is not None and off.any():
             _fail_rows(off, idx, f"timestamps not on the {interval} grid (bar open times)", file,
                        "timestamp", "index bars by their UTC open time (e.g. 00:00, 04:00 for 4h)")

@@ -51,7 +51,14 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
                          overflow="fold")
     for r in rows:
         table.add_row(*["" if v is None else str(v) for v in r])
-    console.print(table, width=None if console.is_terminal else 200)
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped or captured: do not fold rows at 80 columns
+        import sys
+
+        from rich.console import Console
+
+        Console(file=sys.stdout, width=220, highlight=False).print(table)
 
 
 @app.command("import")

@@ -30,12 +30,12 @@ _BREAK = pd.Timestamp("2021-04-27", tz="UTC")  # Binance forceOrder throttle (PR
 
 
 def _rows(payload: Any, url: str) -> list[dict[str, Any]]:
+    if isinstance(payload, dict) and str(payload.get("code", "0")) != "0":
+        raise SourceUnavailable(f"Coinglass error {payload.get('code')}: {payload.get('msg')}",
+                                file=url, hint="check the API key, plan limits and parameters")
     if not isinstance(payload, dict) or "data" not in payload:
         raise DataError("unexpected Coinglass response (no 'data')", file=url,
                         hint="the API may have changed; retry later")
-    if str(payload.get("code", "0")) != "0":
-        raise SourceUnavailable(f"Coinglass error {payload.get('code')}: {payload.get('msg')}",
-                                file=url, hint="check the API key, plan limits and parameters")
     rows = payload["data"]
     if not isinstance(rows, list):
         raise DataError("unexpected Coinglass response ('data' is not a list)", file=url,

@@ -1,0 +1,144 @@
+"""Real data (../shared/data through the ``shared_data_dir`` fixture): import all of it, check
+coverage against PROVENANCE.md and known values from the news and the source files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flushback.backtests.cli import main
+from flushback.data import load_frame
+from flushback.data.datasets import parse_interval
+from flushback.data.load import FolderRepository
+from flushback.data.store import Store
+
+pytestmark = pytest.mark.realdata
+
+# dataset id -> (rows, first, last, gaps) as documented in PROVENANCE.md
+COVERAGE = {
+    "prices/BTC-USD_1d": (4279, "2014-09-17", "2026-06-04", 0),
+    "prices/ETH-USD_1d": (3130, "2017-11-09", "2026-06-04", 0),
+    "prices/BTCUSDT_1d": (3183, "2017-08-17", "2026-05-04", 0),
+    "prices/ETHUSDT_1d": (3183, "2017-08-17", "2026-05-04", 0),
+    "prices/SOLUSDT_1d": (2043, "2020-08-11", "2026-03-15", 0),
+    "prices/BTCUSDT_4h": (18781, "2017-08-17T04:00", "2026-03-15T20:00", 16),
+    "prices/BTCUSDT_1h": (46629, "2020-10-07T18:00", "2026-02-02T10:00", 20),
+    "prices/BTCUSDT_1h_2017-2020_cryptodatadownload": (27538, "2017-08-17T04:00",
+                                                       "2020-10-07T17:00", 4),
+    "prices/BTC-USD_1h": (17451, "2024-05-07T00:00", "2026-05-05T10:00", 32),
+    "prices/ETH-USD_1h": (17448, "2024-05-07T00:00", "2026-05-05T10:00", 35),
+    "sentiment/crypto_fear_greed": (3121, "2018-02-01", "2026-08-22", 4),
+    "liquidations/coinglass_binance_BTC_1d": (1787, "2020-12-23", "2025-11-13", 0),
+    "liquidations/coinglass_binance_ETH_1d": (1787, "2020-12-23", "2025-11-13", 0),
+    "liquidations/coinglass_binance_SOL_1d": (1787, "2020-12-23", "2025-11-13", 0),
+    "liquidations/coinglass_binance_BTC_4h": (2195, "2024-11-13T20:00", "2025-11-14T12:00", 0),
+    "liquidations/coinglass_binance_ETH_4h": (2195, "2024-11-13T20:00", "2025-11-14T12:00", 0),
+    "liquidations/coinglass_binance_SOL_4h": (2195, "2024-11-13T20:00", "2025-11-14T12:00", 0),
+    "liquidations/coinalyze_btc_perps_1d": (993, "2022-01-02", "2024-09-20", 0),
+    "derivatives/binance_btcusdt_funding_1d": (2348, "2019-09-10", "2026-02-12", 0),
+    "derivatives/coinglass_binance_btcusdt_funding_1d": (1869, "2020-03-30", "2025-05-11", 0),
+    "derivatives/coinglass_binance_btcusdt_funding_8h": (1076, "2024-11-21T00:00",
+                                                         "2025-11-14T08:00", 0),
+    "derivatives/coinglass_btc_funding_oiweighted_1d": (1868, "2020-03-31", "2025-05-11", 0),
+    "derivatives/coinglass_btc_funding_oiweighted_4h": (2195, "2024-11-13T20:00",
+                                                        "2025-11-14T12:00", 0),
+    "derivatives/coinglass_btc_open_interest_aggregated_4h": (2147, "2024-11-21T20:00",
+                                                              "2025-11-14T12:00", 0),
+    "derivatives/coinalyze_btc_perps_funding_1d": (993, "2022-01-02", "2024-09-20", 0),
+    "derivatives/coinalyze_btc_perps_open_interest_1d": (993, "2022-01-02", "2024-09-20", 0),
+}
+
+
+def _z(s: str) -> str:
+    return pd.Timestamp(s, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.slow
+def test_import_all_shared_data_then_list_coverage_then_noop(shared_data_dir, capsys):
+    assert main(["data", "import", str(shared_data_dir), "--format", "json"]) == 0
+    imported = json.loads(capsys.readouterr().out)["datasets"]
+    assert {d["status"] for d in imported} == {"new"}
+    assert main(["data", "list", "--format", "json"]) == 0
+    listed = {d["id"]: d for d in json.loads(capsys.readouterr().out)["datasets"]}
+    assert set(listed) == set(COVERAGE)
+    for did, (rows, first, last, gaps) in COVERAGE.items():
+        d = listed[did]
+        assert (d["rows"], d["first"], d["last"], d["gaps"]) == (rows, _z(first), _z(last),
+                                                                  gaps), did
+        assert len(d["fingerprint"]) == 64
+    assert main(["data", "import", str(shared_data_dir), "--format", "json"]) == 0
+    again = json.loads(capsys.readouterr().out)["datasets"]
+    assert {d["status"] for d in again} == {"unchanged"}
+    assert {d["id"]: d["fingerprint"] for d in again} == {
+        k: v["fingerprint"] for k, v in listed.items()}
+    # the folder and the store agree on every fingerprint
+    repo = FolderRepository(shared_data_dir)
+    for did in ("prices/BTC-USD_1d", "sentiment/crypto_fear_greed"):
+        assert repo.read(did)[1].fingerprint == Store().info(did).fingerprint
+    assert main(["data", "validate"]) == 0
+
+
+def test_validate_shared_folder_passes(shared_data_dir, capsys):
+    assert main(["data", "validate", str(shared_data_dir)]) == 0
+
+
+@pytest.mark.parametrize("symbol,interval", [
+    ("BTC-USD", "1d"), ("BTC-USD", "1h"), ("BTCUSDT", "1d"), ("BTCUSDT", "4h"),
+    ("BTCUSDT", "1h"), ("ETH-USD", "1d"), ("ETHUSDT", "1d"), ("SOLUSDT", "1d"),
+])
+def test_every_default_symbol_loads_point_in_time(shared_data_dir, symbol, interval):
+    af = load_frame(symbol, interval, data_dir=shared_data_dir)
+    f = af.frame
+    assert f.attrs == {**f.attrs, "symbol": symbol, "interval": interval}
+    assert f.index.is_monotonic_increasing and f.index.is_unique
+    assert f.loc["2018-02-03":, "fng"].notna().mean() > 0.9
+    assert f["liq_long_usd"].notna().sum() > 300
+    iv = parse_interval(interval)
+    for col in af.known_at.columns:
+        k = af.known_at[col]
+        ok = k.notna().to_numpy()
+        assert (k[ok] <= (f.index + iv)[ok]).all(), col
+        assert (f[col].notna().to_numpy() == ok).all(), col
+
+
+def test_known_values_eth_sol_and_regime_break(shared_data_dir):
+    eth = load_frame("ETH-USD", "1d", data_dir=shared_data_dir).frame
+    assert eth.loc["2026-02-05", "close"] == pytest.approx(1821.68, abs=0.01)
+    assert eth.loc["2025-10-10", "liq_long_usd"] == pytest.approx(249.0e6, rel=1e-3)
+    assert np.isnan(eth.loc["2025-10-10", "funding_rate"])  # no ETH funding dataset
+    sol = load_frame("SOLUSDT", "1d", data_dir=shared_data_dir).frame
+    assert sol.loc["2025-10-10", "liq_short_usd"] == pytest.approx(136.2e6, rel=1e-3)
+    btc = load_frame("BTCUSDT", "1d", data_dir=shared_data_dir).frame
+    assert btc.loc["2026-02-05", "close"] == pytest.approx(62909.86)
+    regimes = btc["liq_regime"].dropna()
+    assert (regimes[:"2021-04-26"] == "binance_full").all()
+    assert (regimes["2021-04-27":] == "binance_throttled").all()
+    assert btc.loc["2021-04-18", "liq_long_usd"] == pytest.approx(1433.6e6, rel=1e-3)
+
+
+def test_fng_never_uses_next_days_value_and_goes_stale(shared_data_dir):
+    af = load_frame("BTC-USD", "1d", data_dir=shared_data_dir, externals=("fng",))
+    f = af.frame
+    raw = pd.read_csv(shared_data_dir / "sentiment" / "crypto_fear_greed.csv",
+                      parse_dates=["date"]).set_index("date")["value"]
+    # for every bar with a value, it equals the value dated that same day, or (if that day
+    # is missing at alternative.me) the previous day's, never a later one
+    for day in ("2020-03-12", "2022-06-18", "2024-08-05", "2026-02-06", "2026-02-07"):
+        assert f.loc[day, "fng"] == raw[pd.Timestamp(day)]
+    # 2018-04-14..16 are missing at the source: 04-14 carries 04-13 (47 h old), then NaN
+    assert f.loc["2018-04-14", "fng"] == raw[pd.Timestamp("2018-04-13")]
+    assert np.isnan(f.loc["2018-04-15", "fng"]) and np.isnan(f.loc["2018-04-16", "fng"])
+    assert f.loc["2018-04-17", "fng"] == raw[pd.Timestamp("2018-04-17")]
+
+
+def test_btc_usd_4h_resampled_from_hourly_matches_real_daily_structure(shared_data_dir):
+    af = load_frame("BTC-USD", "4h", data_dir=shared_data_dir, externals=None)
+    f = af.frame
+    assert f.attrs["resampled_from"] == "1h"
+    h = load_frame("BTC-USD", "1h", data_dir=shared_data_dir, externals=None).frame
+    day = h.loc["2026-02-06 00:00":"2026-02-06 03:00"]
+    assert f.loc["2026-02-06 00:00", "low"] == day["low"].min()
+    assert f.loc["2026-02-06 00:00", "close"] == day["close"].iloc[-1]
