@@ -28,6 +28,7 @@ import pandas as pd
 from flushback.backtests.metrics import compute_metrics, periods_per_year_for
 from flushback.backtests.spec import BacktestSpec, load_spec
 from flushback.data.errors import ConfigError, DataError
+from flushback.strategies.adapter import validate_bars
 
 __all__ = [
     "Prepared",
@@ -126,29 +127,6 @@ def _signal_warmup(spec: BacktestSpec) -> int:
     if spec.strategy.params.get("sizing") == "volatility":
         w = max(w, int(spec.strategy.params.get("vol_lookback", 0)) + 1)
     return w
-
-
-def validate_bars(frame: pd.DataFrame) -> None:
-    """Refuse bars that must never reach backtrader (DataError naming the timestamps)."""
-    idx = frame.index
-    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
-        raise DataError("bars need a tz-aware (UTC) DatetimeIndex of bar open times",
-                        hint="load frames with flushback.data.load_frame")
-    if not idx.is_monotonic_increasing or idx.has_duplicates:
-        dup = idx[idx.duplicated()]
-        raise DataError("bar timestamps are unsorted or duplicated", timestamps=list(dup),
-                        hint="sort and de-duplicate the bars")
-    missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
-    if missing:
-        raise DataError(f"bars lack column(s) {', '.join(missing)}", column=missing[0])
-    ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(ohlc).all(axis=1) | (ohlc <= 0).any(axis=1)
-    if bad.any():
-        raise DataError("bars with missing, zero or negative prices", timestamps=list(idx[bad]),
-                        hint="repair the source data; flushback never fills prices")
-    hl = frame["high"].to_numpy() < frame["low"].to_numpy()
-    if hl.any():
-        raise DataError("bars with high < low", column="high", timestamps=list(idx[hl]))
 
 
 def prepare_frame(

@@ -41,6 +41,8 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from flushback.data.errors import DataError
+
 __all__ = [
     "FractionCommission",
     "FlushbackStrategy",
@@ -48,6 +50,7 @@ __all__ = [
     "make_feed",
     "run_engine",
     "TRADE_COLUMNS",
+    "validate_bars",
 ]
 
 PRICE_LINES = ("open", "high", "low", "close", "volume")
@@ -118,6 +121,35 @@ class _ArrayFeed(bt.feed.DataBase):
     def _load(self) -> bool:  # only preloaded operation is supported
         return False
 
+    def advance(self, size: int = 1, datamaster: Any = None, ticks: bool = True) -> None:
+        # Bars are complete (no replay/live ticks): skip backtrader's per-bar copy of every line
+        # into ``tick_*`` attributes (a third of the run time); the broker then reads the bar.
+        super().advance(size, datamaster, ticks=False)
+
+
+def validate_bars(frame: pd.DataFrame) -> None:
+    """Refuse bars that must never reach backtrader (DataError naming the timestamps)."""
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
+        raise DataError("bars need a tz-aware (UTC) DatetimeIndex of bar open times",
+                        hint="load frames with flushback.data.load_frame")
+    if not idx.is_monotonic_increasing or idx.has_duplicates:
+        dup = idx[idx.duplicated()]
+        raise DataError("bar timestamps are unsorted or duplicated", timestamps=list(dup),
+                        hint="sort and de-duplicate the bars")
+    missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
+    if missing:
+        raise DataError(f"bars lack column(s) {', '.join(missing)}", column=missing[0])
+    ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ohlc).all(axis=1) | (ohlc <= 0).any(axis=1)
+    if bad.any():
+        raise DataError("bars with missing, zero or negative prices", timestamps=list(idx[bad]),
+                        hint="repair the source data; flushback never fills prices")
+    hl = frame["high"].to_numpy() < frame["low"].to_numpy()
+    if hl.any():
+        raise DataError("bars with high < low", column="high", timestamps=list(idx[hl]))
+
+
 
 _FEED_CLASSES: dict[tuple[str, ...], type] = {}
 
@@ -128,7 +160,11 @@ def make_feed(frame: pd.DataFrame, extra: pd.DataFrame | None = None) -> bt.feed
     ``extra`` columns (bool or float, aligned to ``frame.index``) become lines of the same name;
     booleans are 1.0/0.0, missing values NaN. Column names must be valid identifiers.
     """
+    validate_bars(frame)
     extra = pd.DataFrame(index=frame.index) if extra is None else extra
+    if not extra.index.equals(frame.index):
+        raise DataError("extra feed columns are not aligned to the bars' index",
+                        hint="reindex the signal columns on frame.index")
     names = tuple(str(c) for c in extra.columns)
     for name in names:
         if not name.isidentifier() or name in PRICE_LINES or name in ("datetime", "openinterest"):
