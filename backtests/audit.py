@@ -393,12 +393,25 @@ def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Pa
     When the run folder already holds a ``report.json`` (e.g. from ``flushback backtest``), it
     is rewritten with the new ``audit`` section; ``write_run`` writes atomically.
     """
+    import json
+
     from flushback.backtests.runs import write_run
+    from flushback.data.paths import runs_dir as _runs_dir
 
     if report.result is None:
         raise ValueError("the audit report carries no backtest result to store")
-    path = write_run(report.result, runs_dir=runs_dir, sections={"audit": report.to_dict()})
-    return Path(path)
+    sections: dict[str, Any] = {}
+    existing = _runs_dir(runs_dir) / report.result.run_id / "report.json"
+    if existing.is_file():  # keep what other commands stored with this run
+        try:
+            old = json.loads(existing.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        for key in ("events", "optimization"):
+            if old.get(key) is not None:
+                sections[key] = old[key]
+    sections["audit"] = report.to_dict()
+    return Path(write_run(report.result, runs_dir=runs_dir, sections=sections))
 
 
 def raise_if_biased(report: AuditReport) -> None:

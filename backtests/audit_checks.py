@@ -796,16 +796,16 @@ def check_external_timing(
             hours = lag.dt.total_seconds() / 3600.0
             row.update({
                 "values_used": len(first),
-                "first_use_lag_h_min": float(hours.min()) if len(hours) else None,
-                "first_use_lag_h_median": float(hours.median()) if len(hours) else None,
-                "first_use_lag_h_max": float(hours.max()) if len(hours) else None,
-                "publication_lag_h_min": (float(pub.dt.total_seconds().min() / 3600.0)
+                "lag_h_min": float(hours.min()) if len(hours) else None,
+                "lag_h_median": float(hours.median()) if len(hours) else None,
+                "lag_h_max": float(hours.max()) if len(hours) else None,
+                "publication_lag_h": (float(pub.dt.total_seconds().min() / 3600.0)
                                           if len(pub) else None),
             })
         row["early_uses"] = int(early.sum())
-        row["known_before_period_end"] = int(before_end.sum())
-        row["without_known_at"] = int(orphan.sum())
-        bad = row["early_uses"] or row["known_before_period_end"] or row["without_known_at"]
+        row["known_before_end"] = int(before_end.sum())
+        row["no_known_at"] = int(orphan.sum())
+        bad = row["early_uses"] or row["known_before_end"] or row["no_known_at"]
         row["verdict"] = FAIL if bad else PASS
         rows.append(row)
         if early.any():
@@ -819,7 +819,7 @@ def check_external_timing(
         if before_end.any():
             t = before_end.idxmax()
             findings.append(Finding(
-                "known_before_period_end",
+                "known_before_end",
                 f"column '{col}': known_at {_iso(ka[t])} precedes the end of the period it "
                 f"describes ({_iso(pe[t])}) at bar {_iso(t)}",
                 bar=t, column=col, full=pe[t], truncated=ka[t],
@@ -844,9 +844,9 @@ def check_external_timing(
         title="External data timing (period end -> first use at bar close)",
         verdict=verdict,
         summary=summary,
-        columns=["column", "values_used", "bars_used", "publication_lag_h_min",
-                 "first_use_lag_h_min", "first_use_lag_h_median", "first_use_lag_h_max",
-                 "early_uses", "known_before_period_end", "without_known_at", "verdict"],
+        columns=["column", "values_used", "bars_used", "publication_lag_h",
+                 "lag_h_min", "lag_h_median", "lag_h_max",
+                 "early_uses", "known_before_end", "no_known_at", "verdict"],
         rows=rows,
         findings=findings,
     )

@@ -233,7 +233,7 @@ def test_fear_greed_calendar_join_is_caught_by_lookahead_and_timing():
     assert timing.verdict == FAIL
     row = timing.rows[0]
     assert row["early_uses"] == len(p.index)
-    assert row["first_use_lag_h_min"] == 0.0  # used at the close of the bar its period ends
+    assert row["lag_h_min"] == 0.0  # used at the close of the bar its period ends
 
 
 def test_external_timing_passes_for_asof_join_with_hand_computed_lags():
@@ -245,8 +245,8 @@ def test_external_timing_passes_for_asof_join_with_hand_computed_lags():
     row = timing.rows[0]
     # value dated D (period end D 00:00, known D 01:00) is first used at the close of bar D,
     # D+1 00:00: a 24 h lag, for every value
-    assert row["first_use_lag_h_min"] == row["first_use_lag_h_max"] == 24.0
-    assert row["publication_lag_h_min"] == 1.0
+    assert row["lag_h_min"] == row["lag_h_max"] == 24.0
+    assert row["publication_lag_h"] == 1.0
     assert row["values_used"] == len(p.index)
     assert row["early_uses"] == 0
 
@@ -256,7 +256,7 @@ def test_external_timing_flags_values_known_before_their_period_end():
     ka = pd.DataFrame({"fng": idx - pd.Timedelta(hours=2)}, index=idx)
     pe = pd.DataFrame({"fng": idx}, index=idx)
     res = check_external_timing(idx, DAY, ka, pe)
-    assert res.verdict == FAIL and res.rows[0]["known_before_period_end"] == 3
+    assert res.verdict == FAIL and res.rows[0]["known_before_end"] == 3
     ok = check_external_timing(idx, DAY, pe, pe)
     assert ok.verdict == PASS
 

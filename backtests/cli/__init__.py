@@ -60,6 +60,7 @@ def _register() -> None:
     app.add_typer(__import__("flushback.backtests.cli.events", fromlist=["app"]).app, name="events")
     __import__("flushback.backtests.cli.report", fromlist=["register"]).register(app)
     app.add_typer(__import__("flushback.backtests.cli.signals", fromlist=["a"]).app, name="signals")
+    app.command("audit")(__import__("flushback.backtests.cli.audit", fromlist=["x"]).audit)
 
 
 _register()
