@@ -42,7 +42,7 @@ def rsi_warmup(period: int, smoothing: str) -> int:
     """Bars of history for an RSI of ``period`` to be within RSI_TOLERANCE of its limit.
 
     cutler: ``period + 1`` (exact). wilder/ema: ``period + k`` where ``(1 - alpha)^k`` <
-    SEED_WEIGHT; Wilder RSI(14): 14 + 187 = 201 bars.
+    SEED_WEIGHT; Wilder RSI(14): 14 + 1 + 187 = 202 bars.
     """
     if smoothing == "cutler":
         return period + 1

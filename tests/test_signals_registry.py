@@ -185,3 +185,19 @@ def test_signals_import_only_numpy_pandas_and_flushback_data():
             "'flushback.backtests'))]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_docs_cover_every_signal_and_parameter():
+    """docs/signals.md names every registered signal and each of its own parameters."""
+    import re
+
+    from flushback.signals.compose import Composite
+
+    text = (SIGNALS_DIR.parent / "docs" / "signals.md").read_text()
+    for name in list_signals():
+        cls = get_signal(name)
+        assert re.search(rf"`{name}`|### .*\b{name}\b", text), f"{name} is not documented"
+        if issubclass(cls, Composite):
+            continue
+        for param in cls.param_specs:
+            assert f"`{param}`" in text, f"{name}.{param} is not documented"
