@@ -26,7 +26,7 @@ from flushback.data.datasets import (
     spec_for,
     spec_for_path,
 )
-from flushback.data.errors import ConfigError, DataError
+from flushback.data.errors import ConfigError, DataError, StaleDataError
 from flushback.data.frames import (
     AssembledFrame,
     asof_join,
@@ -302,6 +302,16 @@ def load_frame(
             pieces.append((spec, conform_external(ext, spec, bar_iv)))
         joined = splice_externals(pieces, stale) if pieces else None
         vals, known, pend = asof_join(idx, bar_iv, joined, cols)
+        if kind in explicit and len(idx) and np.all(known == np.iinfo(np.int64).min):
+            used = [infos[i] for i in ids if i in infos]
+            cover = "; ".join(f"{i.id} covers {i.first} .. {i.last}" for i in used)
+            raise StaleDataError(
+                f"no {kind} value is fresh on any bar between {idx[0]} and {idx[-1]}",
+                file=used[0].location if used else repo.location, column=cols[0],
+                timestamps=[idx[0], idx[-1]],
+                hint=f"{cover}; choose a range inside it, another dataset, or raise "
+                "max_staleness",
+            )
         for c in cols:
             frame[c] = vals[c]
             known_cols[c] = known

@@ -179,3 +179,18 @@ def test_real_hourly_btcusdt_uses_4h_liquidations(shared_data_dir):
     assert f.loc["2025-10-10 22:00", "liq_long_usd"] < 100e6
     assert f.attrs["gaps"] == 20
     assert f.loc["2026-02-02 00:00", "close"] == pytest.approx(77672.61)
+
+
+def test_explicit_external_entirely_stale_is_a_stale_data_error(tmp_path):
+    from flushback.data.errors import StaleDataError
+
+    root = _tiny_folder(tmp_path)
+    with pytest.raises(StaleDataError) as ei:
+        load_frame("BTC-USD", "1d", data_dir=root, start="2024-01-04",
+                   externals={"liquidations": "liquidations/coinglass_binance_BTC_1d"})
+    e = ei.value
+    assert e.column == "liq_long_usd" and e.file.endswith("coinglass_binance_BTC_1d.csv")
+    assert "2024-01-04" in str(e) and "covers" in str(e)
+    # the default (implicit) request just yields NaN
+    af = load_frame("BTC-USD", "1d", data_dir=root, start="2024-01-04")
+    assert af.frame["liq_long_usd"].isna().all()
