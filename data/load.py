@@ -324,7 +324,8 @@ def load_frame(
 
     def _times(cols: dict[str, np.ndarray]) -> pd.DataFrame:
         return pd.DataFrame(
-            {c: pd.DatetimeIndex(pd.to_datetime(v, utc=True)) for c, v in cols.items()},
+            {c: pd.DatetimeIndex(v.astype("int64").view("datetime64[ns]")).tz_localize("UTC")
+             for c, v in cols.items()},
             index=frame.index,
         )
 
