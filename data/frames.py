@@ -217,9 +217,9 @@ def asof_join(
     n = len(bar_open)
     nat = np.iinfo(np.int64).min
     if ext is None or len(ext) == 0:
-        vals = {c: np.full(n, np.nan, dtype=object if c == "liq_regime" else "float64")
-                for c in columns}
-        return vals, np.full(n, nat, dtype="int64"), np.full(n, nat, dtype="int64")
+        empty = {c: np.full(n, np.nan, dtype=object if c == "liq_regime" else "float64")
+                 for c in columns}
+        return empty, np.full(n, nat, dtype="int64"), np.full(n, nat, dtype="int64")
     close = ns_values(bar_open) + bar_iv.value
     known = ns_values(ext["known_at"])
     pos = np.searchsorted(known, close, side="right") - 1
@@ -234,8 +234,9 @@ def asof_join(
             continue
         src = ext[c].to_numpy()
         if c == "liq_regime":
-            v = np.asarray(src, dtype=object)[safe]
-            vals[c] = np.where(ok, v, None).astype(object)
+            v = np.asarray(src, dtype=object)[safe].copy()
+            v[~ok] = None
+            vals[c] = v
         else:
             v = src.astype("float64")[safe]
             vals[c] = np.where(ok, v, np.nan)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, print_json
+from flushback.backtests.cli._common import STATE, OutputFormat, console, console_err, print_json
 
 app = typer.Typer(no_args_is_help=True, help="Import, fetch, list and validate datasets.")
 
@@ -74,7 +74,19 @@ def import_(
     from flushback.data.store import Store
 
     st = Store(store)
-    results = import_folder(directory, st, strict=strict, max_gap=_max_gap(max_gap))
+    gap = _max_gap(max_gap)
+    if console_err.is_terminal:
+        from rich.progress import Progress
+
+        from flushback.data.importer import scan_folder
+
+        total = len(scan_folder(directory))
+        with Progress(console=console_err, transient=True) as bar:
+            task = bar.add_task("validating", total=total)
+            results = import_folder(directory, st, strict=strict, max_gap=gap,
+                                    progress=lambda _p: bar.advance(task))
+    else:
+        results = import_folder(directory, st, strict=strict, max_gap=gap)
     if fmt is OutputFormat.json:
         print_json({"store": str(st.root), "datasets": [
             {"id": r.id, "status": r.status, **r.info.to_dict(),
