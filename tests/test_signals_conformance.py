@@ -299,6 +299,7 @@ def test_planted_short_warmup_fails_convergence():
     assert "short_warmup_planted" not in list_signals()
 
 
+@pytest.mark.slow
 def test_every_real_signal_passes_run_conformance():
     """The same runner that condemns the planted signals passes the library (1d)."""
     bad = {n: f for n in SIGNALS if (f := run_conformance(_instance(n), "1d"))}

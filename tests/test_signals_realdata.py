@@ -63,6 +63,7 @@ def test_default_trigger_rates_are_selective(btc_daily, name):
     assert 0 < rate <= DEFAULT_RATE_CEILING, (name, rate)
 
 
+@pytest.mark.slow
 def test_every_signal_runs_on_real_daily_and_hourly_data(btc_daily, shared_data_dir):
     hourly = load_frame("BTC-USD", "1h", data_dir=shared_data_dir).frame
     for name in list_signals():
@@ -99,3 +100,18 @@ def test_4h_rsi_on_hourly_bars_matches_rsi_on_4h_bars(shared_data_dir):
         for h in (1, 2, 3):
             assert on_hourly.loc[t - pd.Timedelta(hours=h)] == on_hourly.loc[prev]
         assert on_hourly.loc[t] == closing.loc[t]
+
+
+CUTS = ["2020-03-12", "2021-05-19", "2022-06-13", "2022-11-09", "2024-08-05", "2025-10-10",
+        "2026-02-05"]
+
+
+@pytest.mark.parametrize("name", list_signals())
+def test_no_look_ahead_at_the_flushes(btc_daily, name):
+    """A signal's values up to each flush day are identical when the history stops there."""
+    sig = get_signal(name).example()
+    full = sig.compute(btc_daily)
+    for cut in CUTS:
+        part = sig.compute(btc_daily.loc[:cut])
+        pd.testing.assert_series_equal(full.loc[:cut], part, check_exact=True,
+                                       obj=f"{name} at {cut}")
