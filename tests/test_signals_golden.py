@@ -9,6 +9,8 @@ from fractions import Fraction as Fr
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flushback.signals import build_signal
 from flushback.signals.rsi import rsi_on_timeframe, rsi_values, rsi_warmup
@@ -349,3 +351,39 @@ def test_not_is_false_where_child_inputs_are_missing():
     f = frame_of(fng=[50.0, np.nan, 5.0])
     neg = build_signal({"type": "not", "of": [{"type": "extreme_fear"}]})
     assert fired(neg.compute(f)) == [0]
+
+
+# --- properties on arbitrary inputs ---------------------------------------------------------
+
+_prices = st.lists(
+    st.one_of(st.floats(1.0, 1e6, allow_nan=False), st.sampled_from([100.0])),
+    min_size=1, max_size=80,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(closes=_prices, period=st.integers(2, 20),
+       smoothing=st.sampled_from(["wilder", "cutler", "ema"]))
+def test_rsi_is_bounded_and_silent_on_any_prices(closes, period, smoothing):
+    """Any price path, including long flat stretches: RSI in [0, 100] (or NaN while warming
+    up), never a division-by-zero warning (pytest turns warnings into failures here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = rsi_values(pd.Series(closes, dtype="float64"), period, smoothing)
+    vals = out.to_numpy()
+    assert np.isnan(vals[: min(period, len(vals))]).all()
+    ok = vals[~np.isnan(vals)]
+    assert ((ok >= 0) & (ok <= 100)).all()
+    if len(closes) > period and len(set(closes)) == 1:
+        assert (ok == 50.0).all()
+
+
+def test_liquidation_zscore_is_silent_when_the_baseline_is_flat():
+    # MAD = 0 (a constant baseline): the z-score is undefined, so no trigger, no warning
+    f = frame_of(liq_long_usd=[5e6] * 20 + [9e9], liq_short_usd=[1.0] * 21,
+                 liq_regime=["binance_throttled"] * 21)
+    sig = build_signal({"type": "liquidation_spike", "lookback_days": 14, "min_days": 3})
+    assert np.isnan(sig.explain(f)["z"].iloc[-1])
+    assert not sig.compute(f).any()
