@@ -401,7 +401,8 @@ def _flatten_search(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def search_space(spec: BacktestSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(space, fixed)``: flat name -> Param for every tunable parameter of the spec's signals
     and strategy (``signals.<name>.<param>``, ``strategy.<param>``), narrowed by ``[search]``;
-    and the parameters ``[search]`` fixes to a value."""
+    and the parameters ``[search]`` fixes to a value. ``[search]`` keys outside ``signals.``
+    and ``strategy.`` are options for the optimizer and are left alone here."""
     from dataclasses import replace
 
     from flushback.signals import build_signal
@@ -415,6 +416,8 @@ def search_space(spec: BacktestSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         space[f"strategy.{k}"] = p
     fixed: dict[str, Any] = {}
     for key, v in _flatten_search(spec.search).items():
+        if not key.startswith(("signals.", "strategy.")):
+            continue  # optimizer options (e.g. ``params = [...]``), not a parameter
         if key not in space:
             raise ConfigError(
                 f"[search] names unknown parameter '{key}'" + _dym(key, space),

@@ -272,6 +272,9 @@ class FlushbackStrategy(bt.Strategy):
         self._eq: list[tuple[float, float, float]] = []
         self._pending_orders = 0
         self.last_exit_bar: int | None = None
+        self._resting: list[Any] = []
+        #: (size, expected fill price) of the buy orders submitted at this bar's open
+        self.submitted_buys: list[tuple[float, float]] = []
         self._has_funding = "funding_rate" in self.data.lines.getlinealiases()
 
     @property
@@ -293,9 +296,45 @@ class FlushbackStrategy(bt.Strategy):
             self._intents.append(_Intent("enter", float(fraction), reason, self.bar))
 
     def exit(self, reason: str) -> None:
-        """Sell the whole position at the next open."""
+        """Sell the whole position at the next open (cancels resting exit orders)."""
+        self.cancel_resting_exits()
         if self._lot is not None and not any(i.kind == "exit" for i in self._intents):
             self._intents.append(_Intent("exit", 1.0, reason, self.bar))
+
+    def set_resting_exits(
+        self,
+        stop: float | None = None,
+        limit: float | None = None,
+        *,
+        stop_reason: str = "stop_loss",
+        limit_reason: str = "take_profit",
+        size: float | None = None,
+    ) -> None:
+        """Replace the resting exit orders for the whole position: a stop (sell if the price
+        trades at or below ``stop``) and/or a limit (sell at or above ``limit``), one cancels
+        the other. They fill INTRABAR on the following bars: at the stop price (minus slippage),
+        or at the open (minus slippage) when the bar gaps through it; the limit at its price,
+        or at the open when the bar gaps above it. When a bar touches both, the stop is assumed
+        to fill first (the pessimistic reading of an OHLC bar)."""
+        self.cancel_resting_exits()
+        size = self.position_size if size is None else float(size)
+        if size <= _EPS_SIZE:
+            return
+        first = None
+        if stop is not None and stop > 0:
+            first = self.sell(size=size, exectype=bt.Order.Stop, price=float(stop))
+            first.addinfo(reason=stop_reason, signal_bar=self.bar)
+            self._resting.append(first)
+        if limit is not None and limit > 0:
+            order = self.sell(size=size, exectype=bt.Order.Limit, price=float(limit), oco=first)
+            order.addinfo(reason=limit_reason, signal_bar=self.bar)
+            self._resting.append(order)
+
+    def cancel_resting_exits(self) -> None:
+        for order in self._resting:
+            if order.alive():
+                self.cancel(order)
+        self._resting = []
 
     def buy_cash_fraction(self, fraction: float, reason: str = "buy") -> None:
         """Spend ``fraction`` of the cash (at the fill bar's open, fees included) next open."""
@@ -303,7 +342,8 @@ class FlushbackStrategy(bt.Strategy):
             self._intents.append(_Intent("buy_cash", float(fraction), reason, self.bar))
 
     def sell_position_fraction(self, fraction: float, reason: str = "sell") -> None:
-        """Sell ``fraction`` of the position at the next open."""
+        """Sell ``fraction`` of the position at the next open (cancels resting exits)."""
+        self.cancel_resting_exits()
         if fraction > 0 and self._lot is not None:
             self._intents.append(_Intent("sell_fraction", float(fraction), reason, self.bar))
 
@@ -312,6 +352,7 @@ class FlushbackStrategy(bt.Strategy):
 
     # -- execution (next bar open) -------------------------------------------------------
     def next_open(self) -> None:
+        self.submitted_buys = []
         if not self._intents:
             return
         intents, self._intents = self._intents, []
@@ -341,6 +382,7 @@ class FlushbackStrategy(bt.Strategy):
             size = alloc * _CASH_SAFETY / (buy_px * (1.0 + c))
             if size > _EPS_SIZE:
                 self._submit(size, buy_px, it)
+                self.submitted_buys.append((size, buy_px))
                 size_held += size
                 cash -= size * buy_px * (1.0 + c)
 
@@ -357,7 +399,9 @@ class FlushbackStrategy(bt.Strategy):
             raise RuntimeError(f"order rejected by the broker ({order.getstatusname()}); "
                                "sizing should have prevented this")
         if order.status != order.Completed:
-            return
+            return  # Submitted/Accepted/Canceled (OCO siblings, replaced resting exits)
+        if any(o is order for o in self._resting):
+            self._resting = [o for o in self._resting if o is not order and o.alive()]
         size = float(order.executed.size)
         price = float(order.executed.price)
         fee = float(order.executed.comm)

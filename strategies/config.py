@@ -58,6 +58,9 @@ CONTRARIAN_PARAMS: Mapping[str, Param] = MappingProxyType(
                            doc="exit when close <= avg entry * (1 - stop_loss) (0 = off)"),
         "trailing_stop": Param(float, 0.0, 0.0, 0.95,
                                doc="exit when close <= highest close since entry * (1 - x)"),
+        "exit_mode": Param(str, "close", choices=("close", "intrabar"),
+                           doc="stop/take-profit/trailing: decided on the close and filled at "
+                           "the next open, or resting orders filled intrabar"),
         "exit_on_signal": Param(bool, True, doc="exit when signals.exit fires (if declared)"),
         "cooldown_bars": Param(int, 0, 0, 2000,
                                doc="no new entry until this many bars after an exit fill"),

@@ -12,8 +12,14 @@ holds wins):
 5. ``time``: ``hold_bars`` bars held, counting the entry bar (entry at the open of bar ``e``,
    exit at the open of bar ``e + hold_bars``)
 
-Exits are close-based, not intrabar: a stop at -10 % on a bar that closes at -15 % exits at the
-next open. Entries: ``signals.entry`` true on a bar close while flat, at least
+With ``exit_mode = "close"`` (the default) rules 1-3 are close-based: a stop at -10 % on a bar
+that closes at -15 % exits at the next open. With ``exit_mode = "intrabar"`` they are resting
+orders instead (see ``FlushbackStrategy.set_resting_exits``): placed right after each entry
+fill (so they guard the entry bar too) and re-placed at every close for the current position
+and levels; the stop is the higher of the stop-loss and trailing levels; a bar touching both
+the stop and the take-profit is read as stopped out. Rules 4-5 stay close-based.
+
+Entries: ``signals.entry`` true on a bar close while flat, at least
 ``cooldown_bars`` bars after the last exit fill; while in a position, further triggers add
 tranches (``max_tranches``, at least ``tranche_spacing_bars`` apart). Each tranche buys
 ``fraction / max_tranches`` of the equity (valued at the fill open), capped by the cash; with
@@ -74,6 +80,7 @@ class ContrarianStrategy(FlushbackStrategy):
             self.data.exit if "exit" in aliases and c.get("exit_on_signal", True) else None
         )
         self._last_tranche_bar = -(10**9)
+        self._intrabar = c.get("exit_mode", "close") == "intrabar"
 
     def _tranche_fraction(self) -> float:
         frac = self._fraction
@@ -84,6 +91,30 @@ class ContrarianStrategy(FlushbackStrategy):
             frac = min(frac, self._vol_target / vol)
         return frac / self._k
 
+    def _place_resting(self, size: float, avg: float, peak: float) -> None:
+        stop, reason = None, "stop_loss"
+        if self._sl:
+            stop = avg * (1.0 - self._sl)
+        if self._trail:
+            trail = peak * (1.0 - self._trail)
+            if stop is None or trail > stop:
+                stop, reason = trail, "trailing_stop"
+        limit = avg * (1.0 + self._tp) if self._tp else None
+        if stop is not None or limit is not None:
+            self.set_resting_exits(stop, limit, stop_reason=reason, size=size)
+
+    def next_open(self) -> None:
+        super().next_open()
+        if self._intrabar and self.submitted_buys:
+            # guard the entry bar too: the orders below are processed after the buy fills
+            lot = self.lot
+            size = sum(sz for sz, _ in self.submitted_buys)
+            cost = sum(sz * px for sz, px in self.submitted_buys)
+            peak = max(px for _, px in self.submitted_buys)
+            if lot is not None:
+                size, cost, peak = size + lot.size, cost + lot.cost, max(peak, lot.peak_close)
+            self._place_resting(size, cost / size, peak)
+
     def next(self) -> None:
         super().next()
         i = self.bar
@@ -92,19 +123,22 @@ class ContrarianStrategy(FlushbackStrategy):
             close = float(self.data.close[0])
             avg = lot.avg_price
             reason = None
-            if self._sl and close <= avg * (1.0 - self._sl):
-                reason = "stop_loss"
-            elif self._trail and close <= lot.peak_close * (1.0 - self._trail):
-                reason = "trailing_stop"
-            elif self._tp and close >= avg * (1.0 + self._tp):
-                reason = "take_profit"
-            elif self._exit is not None and self._exit[0] > 0:
+            if not self._intrabar:  # intrabar: stop/trailing/take-profit rest as orders
+                if self._sl and close <= avg * (1.0 - self._sl):
+                    reason = "stop_loss"
+                elif self._trail and close <= lot.peak_close * (1.0 - self._trail):
+                    reason = "trailing_stop"
+                elif self._tp and close >= avg * (1.0 + self._tp):
+                    reason = "take_profit"
+            if reason is None and self._exit is not None and self._exit[0] > 0:
                 reason = "exit_signal"
-            elif self._hold and i - lot.entry_bar + 1 >= self._hold:
+            elif reason is None and self._hold and i - lot.entry_bar + 1 >= self._hold:
                 reason = "time"
             if reason is not None:
                 self.exit(reason)
                 return
+            if self._intrabar:
+                self._place_resting(lot.size, avg, lot.peak_close)
         if self._entry is None or not (self._entry[0] > 0):
             return
         if lot is None:

@@ -343,3 +343,91 @@ def test_no_cheat_on_close_signal_on_last_bar_never_fills():
     frame, extra = bars([(100, 101, 99, 100), (100, 101, 99, 100)], entry=[0, 1])
     r = contrarian(frame, extra)
     assert r.trades.empty and (r.equity["position"] == 0).all()
+
+
+# --- exit_mode = "intrabar": stop / trailing / take-profit as resting orders -------------
+
+
+def test_intrabar_stop_guards_the_entry_bar():
+    frame, extra = bars(
+        [
+            (100, 101, 99, 100),  # 0: signal
+            (100, 101, 94, 99),  # 1: fill at the open 100; the low 94 trades through 95
+            (99, 100, 98, 99),
+        ],
+        entry=[1, 0, 0],
+    )
+    r = contrarian(frame, extra, stop_loss=0.05, exit_mode="intrabar")
+    # stopped INSIDE bar 1 at 95: pnl = 9.99000999 * (95 - 100) - 0.999001 - 0.949051 = -51.90
+    check_trade(r.trades.iloc[0], entry_bar=1, exit_bar=1, entry_price=100, exit_price=95,
+                size=SIZE, entry_fee=ENTRY_FEE, exit_fee=SIZE * 95 * 0.001, pnl=-51.90,
+                reason="stop_loss", frame=frame)
+    assert r.equity["position"].iloc[1] == 0.0
+    # the close-based mode holds on: the close 99 is above the stop
+    assert contrarian(frame, extra, stop_loss=0.05).trades.iloc[0]["exit_reason"] == (
+        "end_of_data")
+
+
+def test_intrabar_stop_gap_fills_at_the_open_with_slippage():
+    frame, extra = bars(
+        [
+            (100, 101, 99, 100),  # 0: signal
+            (100, 101, 96, 97),  # 1: fill at 100 * 1.01 = 101; stop = 101 * 0.95 = 95.95
+            (92, 93, 90, 91),  # 2: opens below the stop -> filled at 92 * 0.99 = 91.08
+        ],
+        entry=[1, 0, 0],
+    )
+    r = contrarian(frame, extra, slippage=0.01, stop_loss=0.05, exit_mode="intrabar")
+    t = r.trades.iloc[0]
+    size = 1000 / (101 * 1.001)
+    # pnl = size * (91.08 - 101) - size*101*0.001 - size*91.08*0.001 = -100.02
+    assert t["exit_price"] == pytest.approx(91.08)
+    assert round(t["pnl"], 2) == round(size * (91.08 - 101) - size * 101e-3 - size * 91.08e-3,
+                                       2) == -100.02
+    assert t["exit_time"] == frame.index[2] and t["exit_reason"] == "stop_loss"
+
+
+def test_intrabar_take_profit_fills_at_the_limit():
+    frame, extra = bars(
+        [
+            (100, 101, 99, 100),  # 0: signal
+            (100, 105, 99, 104),  # 1: fill 100; limit 110 not reached
+            (104, 112, 103, 105),  # 2: the high 112 reaches 110 -> sold at 110
+            (105, 106, 104, 105),
+        ],
+        entry=[1, 0, 0, 0],
+    )
+    r = contrarian(frame, extra, take_profit=0.10, stop_loss=0.5, exit_mode="intrabar")
+    # pnl = 9.99000999 * 10 - 0.999001 - 1.098901 = 97.80
+    check_trade(r.trades.iloc[0], entry_bar=1, exit_bar=2, entry_price=100, exit_price=110,
+                size=SIZE, entry_fee=ENTRY_FEE, exit_fee=SIZE * 110 * 0.001, pnl=97.80,
+                reason="take_profit", frame=frame)
+
+
+def test_intrabar_bar_touching_stop_and_target_is_read_as_stopped():
+    frame, extra = bars(
+        [(100, 101, 99, 100), (100, 101, 99, 100), (100, 115, 90, 100)],
+        entry=[1, 0, 0],
+    )
+    r = contrarian(frame, extra, take_profit=0.10, stop_loss=0.05, exit_mode="intrabar")
+    t = r.trades.iloc[0]
+    assert t["exit_reason"] == "stop_loss" and t["exit_price"] == pytest.approx(95)
+
+
+def test_intrabar_trailing_stop():
+    frame, extra = bars(
+        [
+            (100, 101, 99, 100),  # 0: signal
+            (100, 111, 99, 110),  # 1: fill 100; peak close 110 -> stop 99 from bar 2
+            (110, 121, 109, 120),  # 2: peak close 120 -> stop 108 from bar 3
+            (119, 120, 105, 107),  # 3: the low 105 trades through 108 -> sold at 108
+            (106, 107, 105, 106),
+        ],
+        entry=[1, 0, 0, 0, 0],
+    )
+    r = contrarian(frame, extra, trailing_stop=0.10, exit_mode="intrabar")
+    # pnl = 9.99000999 * 8 - 0.999001 - 1.078921 = 77.84
+    check_trade(r.trades.iloc[0], entry_bar=1, exit_bar=3, entry_price=100, exit_price=108,
+                size=SIZE, entry_fee=ENTRY_FEE, exit_fee=SIZE * 108 * 0.001, pnl=77.84,
+                reason="trailing_stop", frame=frame)
+    assert r.equity["equity"].iloc[-1] == pytest.approx(1000 + 77.84215784, abs=1e-6)
