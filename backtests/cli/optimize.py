@@ -1,0 +1,183 @@
+"""``flushback optimize SPEC``: an optuna study over the spec's parameters, out-of-sample.
+
+Running the same command again resumes the study (same storage, same study name); several
+processes -- on one machine or many, with ``--storage postgresql://...`` -- share one study.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from flushback.backtests.cli._common import STATE, OutputFormat, console, console_err, print_json
+
+
+def optimize(
+    spec: str = typer.Argument(..., help="A spec file (.toml) or a shipped spec name."),
+    trials: int = typer.Option(100, "--trials", "-n", help="Finished trials per fold study."),
+    objective: str = typer.Option(
+        None, "--objective",
+        help="Metric to optimize: sharpe (default), sortino, calmar, cagr, total_return, "
+             "profit_factor, win_rate, expectancy, max_drawdown (minimized).",
+    ),
+    directions: str = typer.Option(
+        None, "--directions",
+        help="Multi-objective, e.g. max_sharpe,min_max_drawdown (reports the Pareto front).",
+    ),
+    sampler: str = typer.Option(
+        None, "--sampler",
+        help="tpe (default), nsga2 (default multi-objective), cmaes, random, qmc.",
+    ),
+    walk_forward: int = typer.Option(
+        None, "--walk-forward", help="K walk-forward folds (K+1 equal blocks of bars)."
+    ),
+    anchored: bool = typer.Option(
+        True, "--anchored/--rolling", help="Walk-forward training windows: anchored or rolling."
+    ),
+    train_until: str = typer.Option(
+        None, "--train-until", help="One split: train up to this date, test after it."
+    ),
+    storage: str = typer.Option(
+        None, "--storage", envvar="FLUSHBACK_OPTUNA_STORAGE",
+        help="optuna storage: SQLAlchemy URL (sqlite:///..., postgresql://...) or a *.log "
+             "journal file. Default: sqlite:///<runs>/optuna.db",
+    ),
+    study: str = typer.Option(
+        None, "--study", help="Study name (default: spec name + hash of the settings)."
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes on this machine."),
+    seed: int = typer.Option(None, "--seed", help="Sampler seed (reproducible with 1 worker)."),
+    pruner: str = typer.Option(
+        "none", "--pruner", help="none, median, hyperband or sha (with --prune-chunks)."
+    ),
+    prune_chunks: int = typer.Option(
+        None, "--prune-chunks",
+        help="Split each training window into C parts reported to the pruner (default 3 "
+             "when a pruner is on).",
+    ),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a spec value: --set costs.commission=0.002 (repeatable)."
+    ),
+    heartbeat: int = typer.Option(
+        5, "--heartbeat", hidden=True,
+        help="Seconds between trial heartbeats (a dead worker's trial is retried after ~2x).",
+    ),
+    show_space: bool = typer.Option(
+        False, "--show-space", help="Print the search space and exit."
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    runs_dir: str = typer.Option(
+        None, "--runs-dir", envvar="FLUSHBACK_RUNS_DIR", help="Where run folders are written."
+    ),
+) -> None:
+    """Optimize a spec's parameters with optuna; report out-of-sample results, DSR and PBO."""
+    from flushback.backtests import optimize as opt
+
+    if show_space:
+        ev = opt.SpecEvaluator(spec, overrides=list(set_ or []), data_dir=STATE.data_dir)
+        space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                       default_keys=ev.default_search_keys())
+        if fmt == OutputFormat.json:
+            print_json(space.to_dict())
+        else:
+            _print_space(space)
+        return
+    run = opt.optimize_spec(
+        spec, n_trials=trials, objective=objective, directions=directions, sampler=sampler,
+        walk_forward=walk_forward, anchored=anchored, train_until=train_until, storage=storage,
+        study=study, workers=workers, seed=seed, pruner=pruner, prune_chunks=prune_chunks,
+        overrides=list(set_ or []), data_dir=STATE.data_dir, heartbeat=heartbeat,
+        runs_dir=runs_dir, progress=fmt == OutputFormat.table and console_err.is_terminal,
+        console=console_err,
+    )
+    sec = run.section
+    if fmt == OutputFormat.json:
+        print_json({
+            "run_id": run.result.run_id,
+            "run_dir": str(run.run_dir),
+            "study": sec["study"],
+            "best_params": sec["best_params"],
+            "out_of_sample_metrics": sec["out_of_sample_metrics"],
+            "benchmark_metrics": opt._jsonable_metrics(run.result.benchmark_metrics),
+            "is_vs_oos": sec["is_vs_oos"],
+            "dsr": sec["dsr"],
+            "pbo": sec["pbo"],
+            "param_importances": sec["param_importances"],
+            "pareto_front": sec["pareto_front"],
+        })
+        return
+    _print_summary(run)
+
+
+def _num(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v * 100:.1f}%" if pct else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _print_space(space: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="search space")
+    for col in ("parameter", "kind", "range"):
+        t.add_column(col)
+    for p in space.params:
+        rng = str(list(p.choices)) if p.choices is not None else f"[{p.low}, {p.high}]" + (
+            " log" if p.log else f" step {p.step}" if p.step else "")
+        t.add_row(p.name, p.kind, rng)
+    for k, v in space.fixed.items():
+        t.add_row(k, "fixed", repr(v))
+    console.print(t)
+    for c in space.constraints:
+        console.print(f"constraint: {c.expr}", markup=False)
+
+
+def _print_summary(run: Any) -> None:
+    from rich.table import Table
+
+    sec = run.section
+    label = sec["study"]["objectives"][0]
+    metric = label.split("_", 1)[1]
+    pct = metric in ("cagr", "total_return", "max_drawdown", "win_rate")
+    t = Table(title=f"in-sample vs out-of-sample ({sec['study']['validation']}, "
+                    f"{sec['study']['n_trials']} trials per fold)")
+    for col in ("fold", "train", "test", f"IS {metric}", f"OOS {metric}", "OOS trades",
+                "DSR", "PBO"):
+        t.add_column(col, justify="right" if col not in ("train", "test") else "left")
+    for row in sec["is_vs_oos"]:
+        t.add_row(
+            str(row["fold"]), f"{row['train'][0][:10]} .. {row['train'][1][:10]}",
+            f"{row['test'][0][:10]} .. {row['test'][1][:10]}",
+            _num(row["in_sample"].get(metric), pct), _num(row["out_of_sample"].get(metric), pct),
+            _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"]), _num(row["pbo"]),
+        )
+    console.print(t)
+    m, b = sec["out_of_sample_metrics"], run.result.benchmark_metrics
+    r = Table(title="result: stitched out-of-sample test windows (not in-sample)")
+    for col in ("metric", "strategy", "buy & hold"):
+        r.add_column(col, justify="right" if col != "metric" else "left")
+    for key, is_pct in (("total_return", True), ("cagr", True), ("sharpe", False),
+                        ("sortino", False), ("max_drawdown", True), ("n_trades", False)):
+        r.add_row(key, _num(m.get(key), is_pct), _num(b.get(key), is_pct))
+    console.print(r)
+    p = Table(title=f"best parameters (fold {sec['best_params_fold']} training window)")
+    p.add_column("parameter")
+    p.add_column("value", justify="right")
+    p.add_column("importance", justify="right")
+    imp = sec.get("param_importances") or {}
+    for k, v in (sec["best_params"] or {}).items():
+        p.add_row(k, _num(v), _num(imp.get(k)))
+    console.print(p)
+    if sec.get("pareto_front"):
+        console.print(f"Pareto front: {len(sec['pareto_front'])} trials (in report.json)")
+    dsr, pbo = sec.get("dsr") or {}, sec.get("pbo") or {}
+    console.print(
+        f"Deflated Sharpe Ratio {_num(dsr.get('dsr'))} (N={dsr.get('n_trials')}, "
+        f"SR0/bar={_num(dsr.get('expected_max_sharpe'))}); PBO {_num(pbo.get('pbo'))} "
+        f"over {pbo.get('n_combinations', '-')} CSCV splits", markup=False)
+    console.print(f"study: {', '.join(sec['study']['fold_studies'])} in {sec['study']['storage']}",
+                  markup=False)
+    console.print(f"run: {run.run_dir}", markup=False)

@@ -1,0 +1,1860 @@
+"""Optuna studies over signal and strategy parameters: out-of-sample, resumable, distributable.
+
+The pieces, in the order a study uses them:
+
+- **Search space** (:func:`build_search_space`): the ranges the signals and the strategy declare
+  (``Param``), narrowed, fixed or restricted by the spec's ``[search]`` table, plus constraints
+  such as ``"strategy.take_profit > strategy.stop_loss"`` (:class:`Constraint`).
+- **Folds** (:func:`make_folds`): one train/test split (``train_until``, default 70/30) or ``K``
+  walk-forward folds, anchored or rolling. A study only ever sees its fold's training window;
+  the test window is scored once, for the chosen parameters, with earlier bars given to the
+  signals as warm-up history only (never scored).
+- **Storage** (:func:`open_storage`): optuna's own storages. The local default is SQLite
+  (``runs/optuna.db``) because optuna's RDB storage supports *heartbeats* (optuna 5's journal
+  storage does not): a trial left RUNNING by a killed process is detected as stale, marked
+  FAIL and re-queued with the same parameters. SQLite commits are atomic, so a SIGKILL never
+  corrupts the file, and several processes on one machine share it through SQLite's locks.
+  Any SQLAlchemy URL works (PostgreSQL for several machines); ``*.log`` paths open a journal.
+- **Workers** (:func:`run_worker`): each process prepares the data once, then loops ask ->
+  evaluate -> tell. A gate (an advisory lock: ``fcntl`` for SQLite/journal files, PostgreSQL
+  ``pg_advisory_lock``) makes "count the finished + running trials, then ask" atomic, so W
+  processes on one or many machines finish *exactly* N trials. The sampler is rebuilt before
+  every trial with a seed derived from (seed, fold, number of finished trials): its state is a
+  function of the storage, so a resumed seeded study continues exactly as an uninterrupted one.
+- **Analysis** (:func:`analyse_fold`): best trial on the training window, DSR and PBO over the
+  stored per-trial training returns (:mod:`flushback.backtests.overfitting`), parameter
+  importances (``optuna.importance``), and the out-of-sample backtest of the chosen parameters.
+
+The finished-trial budget N counts COMPLETE and PRUNED trials (pruned = stopped early by the
+pruner, or infeasible under a constraint); FAIL trials do not count and are retried.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import copy
+import dataclasses
+import fnmatch
+import hashlib
+import importlib
+import json
+import math
+import os
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from flushback.data.errors import ConfigError, StoreError
+
+__all__ = [
+    "SearchParam",
+    "Constraint",
+    "SearchSpace",
+    "build_search_space",
+    "Objective",
+    "parse_objectives",
+    "Fold",
+    "make_folds",
+    "Evaluation",
+    "Evaluator",
+    "StudyConfig",
+    "default_storage_url",
+    "open_storage",
+    "run_worker",
+    "run_study",
+    "analyse_fold",
+    "encode_returns",
+    "decode_returns",
+    "OBJECTIVE_METRICS",
+]
+
+# metric name -> default direction ("max_drawdown" is scored by its magnitude, so "min" is the
+# sensible direction whatever sign convention the metrics module uses)
+OBJECTIVE_METRICS: dict[str, str] = {
+    "sharpe": "maximize",
+    "sortino": "maximize",
+    "calmar": "maximize",
+    "cagr": "maximize",
+    "total_return": "maximize",
+    "profit_factor": "maximize",
+    "win_rate": "maximize",
+    "expectancy": "maximize",
+    "max_drawdown": "minimize",
+    "volatility": "minimize",
+    "exposure": "minimize",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# search space
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One sampled parameter (flat key such as ``signals.entry.threshold``)."""
+
+    name: str
+    kind: str  # "int" | "float" | "categorical"
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def distribution(self) -> Any:
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.kind == "categorical":
+            return CategoricalDistribution(list(self.choices or ()))
+        if self.kind == "int":
+            step = int(self.step) if self.step else 1
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=step)
+        return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["choices"] is not None:
+            d["choices"] = list(d["choices"])
+        return d
+
+
+_ALLOWED_NODES = (
+    ast.Expression, ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant,
+    ast.Load, ast.And, ast.Or, ast.Not, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub,
+    ast.Gt, ast.GtE, ast.Lt, ast.LtE, ast.Eq, ast.NotEq,
+)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A feasibility rule, e.g. ``"strategy.take_profit > 1.5 * strategy.stop_loss"``.
+
+    Only comparisons, arithmetic (+ - * /), ``and``/``or``/``not``, numbers and parameter keys
+    are allowed; it is parsed once and evaluated without ``eval``.
+    """
+
+    expr: str
+
+    def _parsed(self) -> tuple[ast.Expression, dict[str, str]]:
+        import re
+
+        names: dict[str, str] = {}
+
+        def sub(m: re.Match[str]) -> str:
+            key = m.group(0)
+            if key in ("and", "or", "not"):
+                return key
+            alias = f"_v{len(names)}"
+            for a, k in names.items():
+                if k == key:
+                    return a
+            names[alias] = key
+            return alias
+
+        text = re.sub(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*", sub, self.expr)
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError as exc:
+            raise ConfigError(
+                f"cannot parse constraint {self.expr!r}: {exc.msg}",
+                hint="write e.g. 'strategy.take_profit > strategy.stop_loss'",
+            ) from None
+        for node in ast.walk(tree):
+            if not isinstance(node, _ALLOWED_NODES):
+                raise ConfigError(f"constraint {self.expr!r} uses {type(node).__name__}",
+                                  hint="only comparisons, + - * /, and/or/not are allowed")
+        return tree, names
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(self._parsed()[1].values())
+
+    def check(self, values: Mapping[str, Any]) -> bool:
+        tree, names = self._parsed()
+        env = {}
+        for alias, key in names.items():
+            if key not in values:
+                raise ConfigError(
+                    f"constraint {self.expr!r} names unknown parameter '{key}'",
+                    hint="use the flat keys shown by `flushback optimize SPEC --show-space`",
+                )
+            env[alias] = values[key]
+        return bool(_eval_node(tree.body, env))
+
+
+def _eval_node(node: ast.AST, env: dict[str, Any]) -> Any:
+    import operator as op
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        v = _eval_node(node.operand, env)
+        return (not v) if isinstance(node.op, ast.Not) else -v
+    if isinstance(node, ast.BinOp):
+        ops = {ast.Add: op.add, ast.Sub: op.sub, ast.Mult: op.mul, ast.Div: op.truediv}
+        return ops[type(node.op)](_eval_node(node.left, env), _eval_node(node.right, env))
+    if isinstance(node, ast.BoolOp):
+        vals = [_eval_node(v, env) for v in node.values]
+        return all(vals) if isinstance(node.op, ast.And) else any(vals)
+    if isinstance(node, ast.Compare):
+        cmp = {ast.Gt: op.gt, ast.GtE: op.ge, ast.Lt: op.lt, ast.LtE: op.le,
+               ast.Eq: op.eq, ast.NotEq: op.ne}
+        left = _eval_node(node.left, env)
+        for o, right_node in zip(node.ops, node.comparators, strict=True):
+            right = _eval_node(right_node, env)
+            if not cmp[type(o)](left, right):
+                return False
+            left = right
+        return True
+    raise ConfigError(f"unsupported expression {type(node).__name__}")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[SearchParam, ...]
+    fixed: dict[str, Any]  # parameters pinned by [search] (passed as overrides)
+    constraints: tuple[Constraint, ...]
+
+    def distributions(self) -> dict[str, Any]:
+        return {p.name: p.distribution() for p in self.params}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": [p.to_dict() for p in self.params],
+            "fixed": dict(self.fixed),
+            "constraints": [c.expr for c in self.constraints],
+        }
+
+
+def _param_from_declared(name: str, decl: Any) -> SearchParam:
+    choices = getattr(decl, "choices", None)
+    if choices is not None:
+        return SearchParam(name, "categorical", choices=tuple(choices))
+    kind = getattr(decl, "kind", None)
+    if kind is None:
+        kind = "int" if getattr(decl, "type", float) is int else "float"
+    return SearchParam(name, kind, low=decl.low, high=decl.high, step=decl.step,
+                       log=bool(getattr(decl, "log", False)))
+
+
+def build_search_space(
+    declared: Mapping[str, Any],
+    search: Mapping[str, Any] | None = None,
+    *,
+    default_keys: Sequence[str] | None = None,
+) -> SearchSpace:
+    """The sampled space from the declared ``Param`` ranges and the spec's ``[search]`` table.
+
+    ``declared``: flat key -> ``Param`` (e.g. ``"signals.entry.threshold"``).
+    ``search`` keys:
+
+    - ``params``: list of keys or glob patterns to search (default: ``default_keys``, or all);
+    - ``constraints``: list of expressions (see :class:`Constraint`);
+    - ``"<key>" = value``: fix the parameter to ``value`` (not searched);
+    - ``"<key>" = {low=.., high=.., step=.., log=..}`` or ``{choices=[..]}``: narrow it (it must
+      stay inside the declared range).
+    """
+    search = dict(search or {})
+    patterns = search.pop("params", None)
+    constraints = tuple(Constraint(str(c)) for c in (search.pop("constraints", None) or ()))
+    fixed: dict[str, Any] = {}
+    narrowed: dict[str, Mapping[str, Any]] = {}
+    from flushback.signals.base import did_you_mean
+
+    for key, value in search.items():
+        if key not in declared:
+            raise ConfigError(
+                f"[search] names unknown parameter '{key}'" + did_you_mean(key, declared),
+                hint="use a flat key such as 'signals.entry.threshold' or 'strategy.take_profit'",
+            )
+        if isinstance(value, Mapping):
+            narrowed[key] = value
+        else:
+            fixed[key] = declared[key].validate(value, key) if hasattr(
+                declared[key], "validate") else value
+    if patterns is None:
+        keys = list(default_keys) if default_keys is not None else list(declared)
+    else:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        keys = []
+        for pat in patterns:
+            hits = [k for k in declared if fnmatch.fnmatchcase(k, pat)]
+            if not hits:
+                raise ConfigError(f"[search] params pattern '{pat}' matches no parameter"
+                                  + did_you_mean(pat, declared))
+            keys += [k for k in hits if k not in keys]
+    keys += [k for k in narrowed if k not in keys]
+    params = []
+    for key in keys:
+        if key in fixed:
+            continue
+        base = _param_from_declared(key, declared[key])
+        if key in narrowed:
+            base = _narrow(base, narrowed[key], declared[key])
+        params.append(base)
+    space = SearchSpace(tuple(params), fixed, constraints)
+    for c in constraints:
+        for v in c.variables:
+            if v not in declared:
+                raise ConfigError(f"constraint {c.expr!r} names unknown parameter '{v}'"
+                                  + did_you_mean(v, declared))
+    return space
+
+
+def _narrow(p: SearchParam, spec: Mapping[str, Any], decl: Any) -> SearchParam:
+    unknown = set(spec) - {"low", "high", "step", "log", "choices"}
+    if unknown:
+        raise ConfigError(f"[search] '{p.name}' has unknown keys {sorted(unknown)}",
+                          hint="use low/high/step/log or choices")
+    if "choices" in spec:
+        allowed = set(p.choices) if p.choices is not None else None
+        choices = tuple(spec["choices"])
+        for c in choices:
+            if allowed is not None and c not in allowed:
+                raise ConfigError(f"[search] '{p.name}' choice {c!r} is not a declared choice")
+            if allowed is None and hasattr(decl, "validate"):
+                decl.validate(c, p.name)
+        return SearchParam(p.name, "categorical", choices=choices)
+    if p.kind == "categorical":
+        raise ConfigError(f"[search] '{p.name}' is categorical: narrow it with choices=[...]")
+    low = spec.get("low", p.low)
+    high = spec.get("high", p.high)
+    if low < p.low or high > p.high or low > high:
+        raise ConfigError(
+            f"[search] '{p.name}' range [{low}, {high}] is not inside the declared "
+            f"[{p.low}, {p.high}]",
+            hint="narrow the declared range, never widen it",
+        )
+    step = spec.get("step", p.step)
+    log = bool(spec.get("log", p.log and "step" not in spec))
+    if log and step is not None:
+        step = None if "step" not in spec else step
+    return SearchParam(p.name, p.kind, low=low, high=high, step=step, log=log)
+
+
+# --------------------------------------------------------------------------------------------
+# objectives
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # "maximize" | "minimize"
+
+    @property
+    def label(self) -> str:
+        return f"{'max' if self.direction == 'maximize' else 'min'}_{self.metric}"
+
+
+def parse_objectives(objective: str | None = None, directions: str | None = None) -> tuple[
+        Objective, ...]:
+    """``--objective sharpe`` or ``--directions max_sharpe,min_max_drawdown``."""
+    from flushback.signals.base import did_you_mean
+
+    out: list[Objective] = []
+    if directions:
+        for item in [s.strip() for s in directions.split(",") if s.strip()]:
+            head, _, metric = item.partition("_")
+            if head not in ("max", "min") or not metric:
+                raise ConfigError(f"direction '{item}' must look like max_<metric> or min_<metric>",
+                                  hint="e.g. --directions max_sharpe,min_max_drawdown")
+            if metric not in OBJECTIVE_METRICS:
+                raise ConfigError(f"unknown objective metric '{metric}'"
+                                  + did_you_mean(metric, OBJECTIVE_METRICS),
+                                  hint=f"choose from {', '.join(OBJECTIVE_METRICS)}")
+            out.append(Objective(metric, "maximize" if head == "max" else "minimize"))
+        if objective and objective != out[0].metric:
+            raise ConfigError("give either --objective or --directions, not both")
+        return tuple(out)
+    metric = objective or "sharpe"
+    if metric not in OBJECTIVE_METRICS:
+        raise ConfigError(f"unknown objective '{metric}'" + did_you_mean(metric, OBJECTIVE_METRICS),
+                          hint=f"choose from {', '.join(OBJECTIVE_METRICS)}")
+    return (Objective(metric, OBJECTIVE_METRICS[metric]),)
+
+
+def objective_value(metrics: Mapping[str, Any], metric: str) -> float:
+    """The value optuna sees; undefined metrics (no trades, flat equity) become 0.0."""
+    v = metrics.get(metric)
+    try:
+        v = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    if not math.isfinite(v):
+        return 0.0
+    return abs(v) if metric == "max_drawdown" else v
+
+
+# --------------------------------------------------------------------------------------------
+# folds
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test split; windows are inclusive bar-open timestamps.
+
+    ``train_end < test_start`` always; the test window's backtest may read bars before
+    ``test_start`` as signal warm-up, but scores (equity, trades, metrics) start at
+    ``test_start``.
+    """
+
+    index: int
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (_iso(v) if isinstance(v, pd.Timestamp) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Fold:
+        return cls(int(d["index"]), *(pd.Timestamp(d[k]) for k in (
+            "train_start", "train_end", "test_start", "test_end")))
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_folds(
+    index: pd.DatetimeIndex,
+    *,
+    walk_forward: int | None = None,
+    anchored: bool = True,
+    train_until: Any = None,
+    test_fraction: float = 0.3,
+    min_train_bars: int = 30,
+) -> list[Fold]:
+    """Train/test windows over ``index`` (the bars a backtest can score).
+
+    - ``train_until``: one fold, train ``[start, train_until]``, test the bars after it.
+    - ``walk_forward=K``: the bars are cut into ``K + 1`` equal blocks; fold ``k`` tests block
+      ``k + 1`` and trains on blocks ``0..k`` (anchored) or on block ``k`` only (rolling).
+    - neither: one fold with the last ``test_fraction`` of the bars as the test window.
+    """
+    idx = pd.DatetimeIndex(index)
+    n = len(idx)
+    if n < 2 * min_train_bars:
+        raise ConfigError(f"{n} bars are too few to split into training and test windows",
+                          hint="use a longer [data] period")
+    if walk_forward is not None and train_until is not None:
+        raise ConfigError("give either --walk-forward or --train-until, not both")
+    if train_until is not None:
+        cut = pd.Timestamp(train_until)
+        if cut.tzinfo is None and idx.tz is not None:
+            cut = cut.tz_localize(idx.tz)
+        pos = int(idx.searchsorted(cut, side="right"))  # bars <= cut are training
+        if pos < min_train_bars or pos >= n - 1:
+            raise ConfigError(
+                f"--train-until {train_until} leaves {pos} training and {n - pos} test bars",
+                hint=f"pick a date between {idx[min_train_bars].date()} and {idx[-2].date()}",
+            )
+        return [Fold(0, idx[0], idx[pos - 1], idx[pos], idx[-1])]
+    if walk_forward is None:
+        pos = int(round(n * (1 - test_fraction)))
+        return [Fold(0, idx[0], idx[pos - 1], idx[pos], idx[-1])]
+    k = int(walk_forward)
+    if k < 1:
+        raise ConfigError("--walk-forward needs K >= 1")
+    bounds = [int(round(i * n / (k + 1))) for i in range(k + 2)]
+    if min(np.diff(bounds)) < min_train_bars:
+        raise ConfigError(f"{n} bars are too few for {k} walk-forward folds",
+                          hint="use fewer folds or a longer period")
+    folds = []
+    for i in range(k):
+        tr0 = 0 if anchored else bounds[i]
+        folds.append(Fold(i, idx[tr0], idx[bounds[i + 1] - 1], idx[bounds[i + 1]],
+                          idx[bounds[i + 2] - 1]))
+    return folds
+
+
+def _chunks(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp,
+            n: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    sub = index[(index >= start) & (index <= end)]
+    if n <= 1 or len(sub) < 2 * n:
+        return [(start, end)]
+    b = [int(round(i * len(sub) / n)) for i in range(n + 1)]
+    return [(sub[b[i]], sub[b[i + 1] - 1]) for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class Evaluation:
+    """The scored part of one backtest: window ``[start, end]`` only."""
+
+    metrics: dict[str, Any]
+    returns: np.ndarray  # per-bar simple returns of the equity over the window (first = 0)
+    timings: dict[str, float] = field(default_factory=dict)
+    result: Any = None  # the full BacktestResult when the evaluator has one
+
+
+class Evaluator(Protocol):
+    """What a study needs from a backtest engine (``SpecEvaluator`` wraps the runner)."""
+
+    periods_per_year: int
+    index: pd.DatetimeIndex  # bars that can be scored
+
+    def declared_space(self) -> dict[str, Any]: ...  # flat key -> Param
+
+    def default_search_keys(self) -> list[str]: ...
+
+    def search_table(self) -> dict[str, Any] | None: ...
+
+    def current_values(self) -> dict[str, Any]: ...
+
+    def evaluate(self, params: Mapping[str, Any], start: pd.Timestamp, end: pd.Timestamp,
+                 *, keep: bool = False) -> Evaluation: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def load_evaluator(factory: str, kwargs: Mapping[str, Any]) -> Evaluator:
+    """Build an evaluator from ``"module:callable"`` (importable in worker processes)."""
+    module, _, name = factory.partition(":")
+    return getattr(importlib.import_module(module), name)(**dict(kwargs))
+
+
+def encode_returns(r: np.ndarray) -> str:
+    """float32 -> zlib -> base64: a compact, JSON-safe string for trial user attributes."""
+    a = np.nan_to_num(np.asarray(r, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return base64.b64encode(zlib.compress(a.tobytes(), 6)).decode("ascii")
+
+
+def decode_returns(s: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(s)), dtype=np.float32).astype(float)
+
+
+# --------------------------------------------------------------------------------------------
+# storage
+
+
+def default_storage_url() -> str:
+    """``<runs>/optuna-journal.log``: optuna's journal file storage (see the module docstring)."""
+    from flushback.data.paths import runs_dir
+
+    d = runs_dir().resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d / "optuna-journal.log")
+
+
+def _is_journal(url: str) -> bool:
+    return url.startswith("journal:") or url.endswith((".log", ".journal", ".jsonl"))
+
+
+def _journal_path(url: str) -> str:
+    return url[len("journal:"):] if url.startswith("journal:") else url
+
+
+def _journal_backend(path: str) -> Any:
+    from optuna.storages.journal import JournalFileBackend
+
+    class _PageCacheJournal(JournalFileBackend):
+        """optuna's journal file, minus the ``fsync`` after every append.
+
+        A write that returned is in the kernel's page cache and survives the writer being
+        SIGKILLed; ``fsync`` only adds durability against a power cut, at ~6 ms per append
+        here (8+ appends per trial). A power cut can lose the last trials; they are re-run.
+        """
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            from optuna.storages.journal._file import get_lock_file
+
+            with get_lock_file(self._lock):
+                text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+                with open(self._file_path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+
+    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return _PageCacheJournal(str(Path(path).expanduser()))
+
+
+def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
+    """An optuna storage for ``url`` (SQLAlchemy URL, or a ``*.log`` journal file path)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if _is_journal(url):
+            return optuna.storages.JournalStorage(_journal_backend(_journal_path(url)))
+        if "://" not in url:
+            raise ConfigError(f"storage '{url}' is neither a SQLAlchemy URL nor a *.log journal",
+                              hint="e.g. sqlite:///runs/optuna.db or postgresql://user@host/db")
+        engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine_kwargs = {"connect_args": {"timeout": 60}}
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
+        if heartbeat:
+            kwargs = {
+                "heartbeat_interval": int(heartbeat),
+                "grace_period": int(heartbeat) * 2 + 1,
+                "heartbeat_stale_trial_callback":
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            }
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as exc:  # sqlalchemy OperationalError, missing driver, ...
+            raise StoreError(
+                f"cannot open optuna storage {_redact(url)}: {exc}".splitlines()[0],
+                hint="check the URL, that the server is up and the database exists",
+            ) from None
+        if url.startswith("sqlite"):
+            _sqlite_wal(storage.engine)
+        return storage
+
+
+def _sqlite_wal(engine: Any) -> None:
+    """WAL journal + synchronous=NORMAL: every commit is still atomic (a killed process never
+    leaves a torn database; readers never block the writer), but commits no longer wait for
+    an fsync, which cost ~10 ms each -- about 20 per trial -- with the default settings."""
+    import sqlalchemy
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    sqlalchemy.event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener get replaced
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class _Gate:
+    """Cross-process mutex around "count trials, then ask" (see the module docstring)."""
+
+    def __init__(self, url: str, study_name: str) -> None:
+        self._url = url
+        self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big",
+                                   signed=True)
+        self._file = None
+        self._conn = None
+        if _is_journal(url):
+            self._file = _journal_path(url) + ".gate"
+        elif url.startswith("sqlite"):
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                self._file = str(Path(path).expanduser()) + ".gate"
+        elif url.startswith("postgresql"):
+            import sqlalchemy
+
+            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            self._conn = self._engine.connect()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self._file is not None:
+            import fcntl
+
+            with open(self._file, "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        elif self._conn is not None:
+            import sqlalchemy
+
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            try:
+                yield
+            finally:
+                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                                   {"k": self._key})
+                self._conn.commit()
+        else:
+            yield
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._engine.dispose()
+
+
+class _Lease:
+    """A file this worker process holds an exclusive ``flock`` on for its whole life.
+
+    The kernel drops the lock when the process dies, however it dies (SIGKILL included), so
+    another worker on the same machine can tell at once that a RUNNING trial tagged with this
+    lease belongs to a dead process. (Across machines optuna's RDB heartbeats do that job.)
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import fcntl
+        import socket
+        import uuid
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.host = socket.gethostname()
+        self.name = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.directory = directory
+        self.path = directory / (self.name.replace(":", "_") + ".lease")
+        self._fh = open(self.path, "w")
+        fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def owner_is_dead(self, owner: str) -> bool | None:
+        """True/False for owners on this machine; None when it cannot tell (another host)."""
+        import fcntl
+
+        host = owner.split(":", 1)[0]
+        if host != self.host:
+            return None
+        if owner == self.name:
+            return False
+        path = self.directory / (owner.replace(":", "_") + ".lease")
+        try:
+            fh = open(path)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: the owner is alive
+        else:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return True
+        finally:
+            fh.close()
+
+    def close(self) -> None:
+        import fcntl
+
+        with contextlib.suppress(Exception):
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self.path.unlink()
+
+
+def _lease_dir(url: str) -> Path:
+    from flushback.data.paths import runs_dir
+
+    if _is_journal(url):
+        return Path(_journal_path(url) + ".workers").expanduser()
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            return Path(str(Path(path).expanduser()) + ".workers")
+    tag = hashlib.sha256(_redact(url).encode()).hexdigest()[:12]
+    return runs_dir().resolve() / ".optuna-workers" / tag
+
+
+def _reap_dead_trials(study: Any, lease: _Lease) -> int:
+    """Fail RUNNING trials whose process is dead and re-queue them with the same parameters.
+
+    Called under the gate: a live worker tags its trial inside the gate, so an untagged
+    RUNNING trial seen under the gate was left by a process killed between ask and tag.
+    """
+    import optuna
+
+    TS = optuna.trial.TrialState
+    reaped = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+        for t in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+            owner = t.user_attrs.get("flushback_owner")
+            dead = True if owner is None else lease.owner_is_dead(owner)
+            if not dead:
+                continue
+            try:
+                if not study._storage.set_trial_state_values(t._trial_id, state=TS.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker got there first
+            failed = study._storage.get_trial(t._trial_id)
+            retry(study, copy.deepcopy(failed))
+            reaped += 1
+    return reaped
+
+
+# --------------------------------------------------------------------------------------------
+# samplers
+
+
+def _make_sampler(name: str, seed: int | None, multi: bool) -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if name == "cmaes":
+            if multi:
+                raise ConfigError("the cmaes sampler is single-objective",
+                                  hint="use --sampler nsga2 or tpe with --directions")
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise ConfigError(f"unknown sampler '{name}'", hint="tpe, nsga2, cmaes, random or qmc")
+
+
+_FINISHED = ("COMPLETE", "PRUNED")
+
+
+class _ReseededSampler:
+    """Delegate to a sampler rebuilt before each trial from (seed, fold, finished trials).
+
+    optuna's samplers keep their history in the storage but their random state in memory; a
+    process that dies loses that state. Deriving the seed from what the storage holds makes a
+    resumed seeded study sample exactly what the uninterrupted one would have.
+    """
+
+    def __init__(self, name: str, seed: int | None, fold: int, multi: bool):
+        self._args = (name, multi)
+        self._seed = seed
+        self._fold = fold
+        self._stable = name == "qmc"  # QMC's scramble seed must stay fixed for the sequence
+        self._inner = _make_sampler(name, seed, multi)
+
+    n_done: int | None = None  # set by the worker under the gate, just before ask()
+
+    def _reseed(self, study: Any) -> None:
+        if self._seed is None or self._stable:
+            return
+        n_done = self.n_done
+        if n_done is None:
+            import optuna
+
+            states = tuple(getattr(optuna.trial.TrialState, s) for s in _FINISHED)
+            n_done = len(study.get_trials(deepcopy=False, states=states))
+        seed = int(np.random.SeedSequence([self._seed, self._fold, n_done]).generate_state(1)[0])
+        name, multi = self._args
+        self._inner = _make_sampler(name, seed, multi)
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        return self._inner.sample_independent(study, trial, name, dist)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self._reseed(study)
+        self._inner.before_trial(study, trial)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
+def _as_optuna_sampler(s: _ReseededSampler) -> Any:
+    import optuna
+
+    class ReseededSampler(optuna.samplers.BaseSampler):  # thin optuna-typed shell
+        def __init__(self, inner: _ReseededSampler) -> None:
+            self._w = inner
+
+        def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+            return self._w.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+            return self._w.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, name, dist):  # type: ignore[no-untyped-def]
+            return self._w.sample_independent(study, trial, name, dist)
+
+        def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+            self._w.before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+            self._w.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self._w.reseed_rng()
+
+    return ReseededSampler(s)
+
+
+def _make_pruner(name: str) -> Any:
+    import optuna
+
+    if name in ("none", "", None):
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    raise ConfigError(f"unknown pruner '{name}'", hint="none, median, hyperband or sha")
+
+
+# --------------------------------------------------------------------------------------------
+# study configuration (picklable: sent to worker processes)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    evaluator_factory: str
+    evaluator_kwargs: dict[str, Any]
+    objectives: tuple[Objective, ...]
+    space: SearchSpace
+    folds: tuple[Fold, ...]
+    n_trials: int
+    storage_url: str
+    study_name: str
+    sampler: str = "tpe"
+    seed: int | None = None
+    pruner: str = "none"
+    prune_chunks: int = 1
+    heartbeat: int = 5
+    workers: int = 1
+    # set when evaluator_kwargs hold machine-specific paths that must not change the identity
+    fingerprint_override: str | None = None
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def fold_study_name(self, fold: Fold) -> str:
+        if len(self.folds) == 1:
+            return self.study_name
+        return f"{self.study_name}.fold{fold.index + 1}of{len(self.folds)}"
+
+    def settings(self) -> dict[str, Any]:
+        """What must match for two commands to share (resume) a study."""
+        return {
+            "evaluator": self.evaluator_factory,
+            "evaluator_kwargs": _jsonable(self.evaluator_kwargs),
+            "objectives": [o.label for o in self.objectives],
+            "space": self.space.to_dict(),
+            "folds": [f.to_dict() for f in self.folds],
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "pruner": self.pruner,
+            "prune_chunks": self.prune_chunks,
+        }
+
+    def fingerprint(self) -> str:
+        if self.fingerprint_override:
+            return self.fingerprint_override
+        blob = json.dumps(self.settings(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+
+
+def _ensure_study(cfg: StudyConfig, storage: Any, fold: Fold) -> Any:
+    """Create or load the fold's study; refuse one created with other settings."""
+    import optuna
+
+    name = cfg.fold_study_name(fold)
+    directions = [o.direction for o in cfg.objectives]
+    for attempt in range(5):
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, directions=directions,
+                                        load_if_exists=True)
+            break
+        except optuna.exceptions.DuplicatedStudyError:  # pragma: no cover - creation race
+            time.sleep(0.2 * (attempt + 1))
+    else:  # pragma: no cover
+        study = optuna.load_study(study_name=name, storage=storage)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(
+            f"study '{name}' exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not {directions}",
+            hint="use another --study name",
+        )
+    fp = cfg.fingerprint()
+    have = study.user_attrs.get("flushback_fingerprint")
+    if have is None:
+        study.set_user_attr("flushback_fingerprint", fp)
+        study.set_user_attr("flushback_settings", cfg.settings())
+        study.set_user_attr("fold", fold.to_dict())
+    elif have != fp:
+        raise ConfigError(
+            f"study '{name}' in {_redact(cfg.storage_url)} was created with other settings "
+            "(spec, search space, objectives, folds, sampler or seed differ)",
+            hint="run the same command as before to resume it, or pass a new --study name",
+        )
+    return study
+
+
+# --------------------------------------------------------------------------------------------
+# the worker loop
+
+
+class _Heartbeat:
+    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
+        from optuna.storages._heartbeat import BaseHeartbeat
+
+        self._on = isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval()
+        self._storage, self._id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self._on:
+            self._storage.record_heartbeat(self._id)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(Exception):
+                self._storage.record_heartbeat(self._id)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    state: str
+    values: list[float] | None
+    seconds: float
+
+
+def _fail_stale(study: Any) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _counts(study: Any) -> tuple[int, int]:
+    import optuna
+
+    TS = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED, TS.RUNNING))
+    done = sum(1 for t in trials if t.state in (TS.COMPLETE, TS.PRUNED))
+    return done, len(trials) - done
+
+
+def run_worker(
+    cfg: StudyConfig,
+    *,
+    evaluator: Evaluator | None = None,
+    on_trial: Callable[[Fold, TrialOutcome], None] | None = None,
+    poll: float = 0.5,
+    max_consecutive_failures: int = 20,
+) -> dict[str, int]:
+    """Run trials until every fold's study has ``cfg.n_trials`` finished trials.
+
+    Data and signals are prepared once (the evaluator); memory stays flat because nothing of
+    a trial is kept in the process after ``tell``. Returns trials run per fold by this worker.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ev = evaluator or load_evaluator(cfg.evaluator_factory, cfg.evaluator_kwargs)
+    storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
+    lease = _Lease(_lease_dir(cfg.storage_url))
+    try:
+        return _worker_folds(cfg, ev, storage, lease, on_trial, poll, max_consecutive_failures)
+    finally:
+        lease.close()
+
+
+def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: _Lease,
+                  on_trial: Callable[[Fold, TrialOutcome], None] | None, poll: float,
+                  max_consecutive_failures: int) -> dict[str, int]:
+    ran: dict[str, int] = {}
+    for fold in cfg.folds:
+        name = cfg.fold_study_name(fold)
+        study = _ensure_study(cfg, storage, fold)
+        reseeded = _ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+        study.sampler = _as_optuna_sampler(reseeded)
+        study.pruner = _make_pruner(cfg.pruner if not cfg.multi else "none")
+        gate = _Gate(cfg.storage_url, name)
+        ran[name] = 0
+        failures = 0
+        try:
+            while True:
+                _fail_stale(study)
+                with gate.hold():
+                    _reap_dead_trials(study, lease)
+                    done, running = _counts(study)
+                    trial = None
+                    if done < cfg.n_trials and done + running < cfg.n_trials:
+                        t0 = time.perf_counter()
+                        reseeded.n_done = done
+                        with warnings.catch_warnings():  # "heartbeat is for Study.optimize":
+                            warnings.simplefilter("ignore", UserWarning)  # we beat it ourselves
+                            trial = study.ask(cfg.space.distributions())
+                        trial.set_user_attr("flushback_owner", lease.name)
+                        t_sample = time.perf_counter() - t0
+                if trial is None:
+                    if done >= cfg.n_trials:
+                        break
+                    time.sleep(poll)  # others are running the last trials; wait for them
+                    continue
+                outcome = _run_trial(cfg, ev, study, storage, fold, trial, t_sample)
+                ran[name] += 1
+                failures = failures + 1 if outcome.state == "FAIL" else 0
+                if failures >= max_consecutive_failures:
+                    raise StoreError(f"{failures} trials in a row failed in study '{name}'",
+                                     hint="run `flushback backtest` on the spec to see the error")
+                if on_trial is not None:
+                    on_trial(fold, outcome)
+        finally:
+            gate.close()
+    return ran
+
+
+def _run_trial(cfg: StudyConfig, ev: Evaluator, study: Any, storage: Any, fold: Fold,
+               trial: Any, t_sample: float) -> TrialOutcome:
+    import optuna
+
+    TS = optuna.trial.TrialState
+    t_start = time.perf_counter()
+    params = {**cfg.space.fixed, **trial.params}
+    violation = []
+    if cfg.space.constraints:
+        values = {**ev.current_values(), **params}
+        violation = [0.0 if c.check(values) else 1.0 for c in cfg.space.constraints]
+    with _Heartbeat(storage, trial._trial_id, max(1, cfg.heartbeat)):
+        if any(violation):
+            trial.set_user_attr("infeasible", [c.expr for c, v in zip(
+                cfg.space.constraints, violation, strict=True) if v])
+            study.tell(trial, state=TS.PRUNED)
+            return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
+        try:
+            chunks = _chunks(ev.index, fold.train_start, fold.train_end,
+                             cfg.prune_chunks if not cfg.multi else 1)
+            per_chunk: list[list[float]] = []
+            returns: list[np.ndarray] = []
+            timings: dict[str, float] = {"sampling": t_sample}
+            metrics: dict[str, Any] = {}
+            for step, (cs, ce) in enumerate(chunks):
+                res = ev.evaluate(params, cs, ce)
+                for k, v in res.timings.items():
+                    timings[k] = timings.get(k, 0.0) + v
+                per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
+                returns.append(res.returns)
+                metrics = res.metrics
+                if len(chunks) > 1 and not cfg.multi:
+                    running = float(np.mean([v[0] for v in per_chunk]))
+                    trial.report(running, step)
+                    if trial.should_prune():
+                        trial.set_user_attr("pruned_after_chunks", step + 1)
+                        study.tell(trial, state=TS.PRUNED)
+                        return TrialOutcome(trial.number, "PRUNED", None,
+                                            time.perf_counter() - t_start)
+            values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
+            t_tell = time.perf_counter()
+            timings["trial"] = t_tell - t_start
+            # one user attribute (one storage write) per trial
+            trial.set_user_attr("flushback", {
+                "train_returns": encode_returns(np.concatenate(returns)),
+                "train_metrics": _small_metrics(metrics) if len(chunks) == 1
+                else {"chunks": len(chunks)},
+                "timings": {k: round(v, 6) for k, v in timings.items()},
+            })
+            study.tell(trial, values if cfg.multi else values[0])
+            return TrialOutcome(trial.number, "COMPLETE", values, time.perf_counter() - t_start)
+        except ConfigError as exc:
+            # parameters the engine rejects (an invalid combination): infeasible, not a crash
+            trial.set_user_attr("infeasible", str(exc))
+            study.tell(trial, state=TS.PRUNED)
+            return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=TS.FAIL)
+            return TrialOutcome(trial.number, "FAIL", None, time.perf_counter() - t_start)
+
+
+_SMALL_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",
+                  "profit_factor", "win_rate", "n_trades", "exposure", "volatility")
+
+
+def _small_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k in _SMALL_METRICS:
+        v = m.get(k)
+        if isinstance(v, (int, float)) and (not isinstance(v, float) or math.isfinite(v)):
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# running a study: W workers + progress
+
+
+def _worker_entry(cfg: StudyConfig, parent: int) -> None:  # pragma: no cover - subprocess
+    _die_with_parent(parent)
+    run_worker(cfg)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit when the parent dies (SIGKILLed ``flushback optimize`` must not leave workers)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_study(
+    cfg: StudyConfig,
+    *,
+    evaluator: Evaluator | None = None,
+    progress: bool = False,
+    console: Any = None,
+) -> None:
+    """Run ``cfg.workers`` workers until all fold studies have ``cfg.n_trials`` finished trials.
+
+    One worker runs in this process; more are spawned processes (each prepares its own data).
+    """
+    storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
+    for fold in cfg.folds:  # create the studies once, before the workers race to
+        _ensure_study(cfg, storage, fold)
+    total = cfg.n_trials * len(cfg.folds)
+    bar = _Progress(cfg, storage, total, console) if progress else None
+    try:
+        if cfg.workers <= 1:
+            if bar is not None:
+                bar.start()
+            run_worker(cfg, evaluator=evaluator,
+                       on_trial=(lambda f, o: bar.refresh()) if bar is not None else None)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker_entry, args=(cfg, os.getpid()), daemon=False)
+                     for _ in range(cfg.workers)]
+            for p in procs:
+                p.start()
+            if bar is not None:
+                bar.start()
+            try:
+                while any(p.is_alive() for p in procs):
+                    if bar is not None:
+                        bar.refresh()
+                    time.sleep(0.5)
+            finally:
+                for p in procs:
+                    p.join(timeout=0.1)
+                    if p.is_alive():
+                        p.terminate()
+            bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+            if bad:
+                raise StoreError(f"{len(bad)} of {cfg.workers} worker processes exited with "
+                                 f"codes {bad}", hint="rerun the same command to resume")
+    finally:
+        if bar is not None:
+            bar.refresh()
+            bar.stop()
+
+
+class _Progress:
+    """rich progress: trials done (all workers, all folds), trials/s, best so far, ETA."""
+
+    def __init__(self, cfg: StudyConfig, storage: Any, total: int, console: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._cfg, self._storage = cfg, storage
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} trials/s"), TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self._task = self._p.add_task("optimize", total=total, rate="-", best="-")
+        self._t0 = time.perf_counter()
+        self._start_done: int | None = None
+        self._last = 0.0
+
+    def start(self) -> None:
+        self._p.start()
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        import optuna
+
+        now = time.perf_counter()
+        if not force and now - self._last < 0.25:
+            return
+        self._last = now
+        done, best, fold_label = 0, None, ""
+        for fold in self._cfg.folds:
+            try:
+                study = optuna.load_study(study_name=self._cfg.fold_study_name(fold),
+                                          storage=self._storage)
+                d, _ = _counts(study)
+            except Exception:
+                continue
+            done += min(d, self._cfg.n_trials)
+            if d < self._cfg.n_trials and not fold_label:
+                fold_label = f"fold {fold.index + 1}/{len(self._cfg.folds)}"
+                if not self._cfg.multi:
+                    with contextlib.suppress(Exception):
+                        best = study.best_value
+        if self._start_done is None:
+            self._start_done = done
+        rate = (done - self._start_done) / max(now - self._t0, 1e-9)
+        label = self._cfg.objectives[0].label
+        self._p.update(
+            self._task, completed=done, rate=f"{rate:.1f}",
+            best="-" if best is None else f"{label}={best:.3f}",
+            description=f"optimize {fold_label}".strip(),
+        )
+
+    def stop(self) -> None:
+        self._p.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# analysis
+
+
+def _select(study: Any, cfg: StudyConfig) -> Any:
+    """The chosen trial: best on the training window (Pareto: best first objective)."""
+    if cfg.multi:
+        front = study.best_trials
+        if not front:
+            return None
+        sign = 1 if cfg.objectives[0].direction == "maximize" else -1
+        return max(front, key=lambda t: (sign * t.values[0], -t.number))
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _fb(trial: Any) -> dict[str, Any]:
+    return trial.user_attrs.get("flushback") or {}
+
+
+def _pbo_splits(n_rows: int) -> int:
+    for s in (16, 12, 10, 8, 6, 4, 2):
+        if n_rows // s >= 10:
+            return s
+    return 2
+
+
+def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = None,
+                 keep_result: bool = True) -> dict[str, Any]:
+    """Selection, DSR, PBO, importances and the out-of-sample backtest of one fold."""
+    import optuna
+
+    from flushback.backtests import overfitting as of
+
+    storage = storage or open_storage(cfg.storage_url, heartbeat=None)
+    study = optuna.load_study(study_name=cfg.fold_study_name(fold), storage=storage)
+    TS = optuna.trial.TrialState
+    complete = study.get_trials(deepcopy=False, states=(TS.COMPLETE,))
+    counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TS}
+    out: dict[str, Any] = {"fold": fold.to_dict(), "study_name": study.study_name,
+                           "trial_counts": counts}
+    best = _select(study, cfg)
+    if best is None:
+        out["error"] = "no completed trial"
+        return out
+    params = {**cfg.space.fixed, **best.params}
+    out["best_trial"] = best.number
+    out["best_params"] = _jsonable(params)
+    out["best_values"] = {o.label: v for o, v in zip(cfg.objectives, best.values, strict=True)}
+    out["in_sample_metrics"] = _fb(best).get("train_metrics", {})
+    # overfitting statistics over the stored per-trial training returns
+    series = [decode_returns(_fb(t)["train_returns"]) for t in complete
+              if "train_returns" in _fb(t)]
+    lengths = {len(s) for s in series}
+    if series and len(lengths) == 1:
+        mat = np.column_stack(series)
+        sharpes = [of.sharpe_per_period(s) for s in series]
+        sharpes = [s for s in sharpes if np.isfinite(s)]
+        best_r = decode_returns(_fb(best)["train_returns"]) if "train_returns" in \
+            _fb(best) else None
+        if best_r is not None and len(complete) >= 1:
+            d = of.deflated_sharpe_ratio(best_r[1:], n_trials=len(complete),
+                                         trial_sharpes=sharpes if len(sharpes) > 1 else None,
+                                         sharpe_variance=None if len(sharpes) > 1 else 0.0)
+            out["dsr"] = d.to_dict()
+        if mat.shape[1] >= 2:
+            try:
+                p = of.probability_of_backtest_overfitting(mat[1:], _pbo_splits(mat.shape[0] - 1))
+                out["pbo"] = p.to_dict()
+            except ValueError as exc:
+                out["pbo"] = {"error": str(exc)}
+    # importances (fANOVA; optuna.importance)
+    try:
+        target = (lambda t: t.values[0]) if cfg.multi else None
+        imp = optuna.importance.get_param_importances(study, target=target)
+        out["param_importances"] = {k: float(v) for k, v in imp.items()}
+    except Exception as exc:  # too few trials, a single distinct value, ...
+        out["param_importances"] = {}
+        out["param_importances_error"] = str(exc)[:200]
+    if cfg.multi:
+        out["pareto_front"] = [
+            {"number": t.number, "values": dict(zip([o.label for o in cfg.objectives],
+                                                    t.values, strict=True)),
+             "params": _jsonable(t.params)}
+            for t in study.best_trials
+        ]
+    # the out-of-sample backtest of the chosen parameters (warm-up history, never scored)
+    t0 = time.perf_counter()
+    oos = ev.evaluate(params, fold.test_start, fold.test_end, keep=keep_result)
+    out["oos_seconds"] = time.perf_counter() - t0
+    out["out_of_sample_metrics"] = _jsonable_metrics(oos.metrics)
+    out["_oos"] = oos  # removed before serialization
+    return out
+
+
+def _jsonable_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+    return out
+
+
+def trials_table(cfg: StudyConfig, fold: Fold, storage: Any, limit: int | None = None) -> list[
+        dict[str, Any]]:
+    import optuna
+
+    study = optuna.load_study(study_name=cfg.fold_study_name(fold), storage=storage)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({
+            "number": t.number,
+            "state": t.state.name,
+            "values": list(t.values) if t.values is not None else None,
+            "params": _jsonable(t.params),
+            "train_metrics": _fb(t).get("train_metrics"),
+            "timings": _fb(t).get("timings"),
+            "retried_from": t.system_attrs.get("failed_trial"),
+        })
+    return rows[:limit] if limit else rows
+
+
+def copy_config(cfg: StudyConfig, **changes: Any) -> StudyConfig:
+    return dataclasses.replace(copy.copy(cfg), **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# the real evaluator: a backtest spec through flushback.backtests.runner
+
+
+def _flatten_search_table(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``[search]`` as flat keys; ``params`` and ``constraints`` stay lists at the top level."""
+    out: dict[str, Any] = {}
+    range_keys = {"low", "high", "step", "log", "choices"}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if not prefix and k in ("params", "constraints"):
+            out[k] = v
+        elif isinstance(v, Mapping) and not (v and set(v) <= range_keys):
+            out.update(_flatten_search_table(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class SpecEvaluator:
+    """Runs a spec's backtest on a window ``[start, end]`` with trial parameters.
+
+    The data is loaded once (``runner.prepare``). For each window the runner gets a view of
+    the loaded frame that *ends at the window's end*: no bar after ``end`` exists for the
+    signals or the engine, so a training window cannot see its test data. Bars before
+    ``start`` are there as warm-up history only; equity, trades and metrics start at
+    ``start``.
+    """
+
+    def __init__(self, spec: str, overrides: Sequence[str] = (), data_dir: str | None = None,
+                 since: str | None = None, until: str | None = None) -> None:
+        from flushback.backtests import runner
+        from flushback.backtests.metrics import periods_per_year_for
+        from flushback.backtests.spec import load_spec
+
+        self.spec = load_spec(spec, overrides=list(overrides) or None)
+        self.prepared = runner.prepare(self.spec, data_dir=data_dir, since=since, until=until)
+        self.index = self.prepared.window.index
+        self.periods_per_year = periods_per_year_for(self.spec.data.interval)
+        self._views: dict[tuple[pd.Timestamp, pd.Timestamp], Any] = {}
+
+    # -- search space ------------------------------------------------------------------
+    def declared_space(self) -> dict[str, Any]:
+        from flushback.signals import build_signal
+        from flushback.strategies.config import strategy_param_specs
+
+        out: dict[str, Any] = {}
+        for name, cfg in self.spec.signals.items():
+            for k, p in build_signal(cfg).search_space().items():
+                out[f"signals.{name}.{k}"] = p
+        for k, p in strategy_param_specs(self.spec.strategy.type).items():
+            out[f"strategy.{k}"] = p
+        return out
+
+    def search_table(self) -> dict[str, Any] | None:
+        return _flatten_search_table(self.spec.search) if self.spec.search else None
+
+    def default_search_keys(self) -> list[str]:
+        """The signal parameters the spec sets explicitly, plus the parameters ``[search]``
+        gives a range (``[search] params = ["signals.*"]`` widens this to everything)."""
+        declared = self.declared_space()
+        keys = []
+        for name, cfg in self.spec.signals.items():
+            for k in _flat_signal_config(cfg):
+                key = f"signals.{name}.{k}"
+                # numeric only: a categorical (e.g. an RSI's timeframe) changes what the
+                # signal *is*; name it in [search] to search it
+                if key in declared and getattr(declared[key], "choices", None) is None:
+                    keys.append(key)
+        table = self.search_table() or {}
+        keys += [k for k in table if k.startswith("strategy.") and isinstance(table[k], Mapping)]
+        return keys
+
+    def current_values(self) -> dict[str, Any]:
+        values = {k: p.default for k, p in self.declared_space().items()}
+        for k, v in self.spec.strategy.params.items():
+            values[f"strategy.{k}"] = v
+        for name, cfg in self.spec.signals.items():
+            for k, v in _flat_signal_config(cfg).items():
+                values[f"signals.{name}.{k}"] = v
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec.name, "interval": self.spec.data.interval,
+                "symbol": self.spec.data.symbol, "bars": len(self.index)}
+
+    # -- evaluation --------------------------------------------------------------------
+    def _view(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
+        key = (pd.Timestamp(start), pd.Timestamp(end))
+        view = self._views.get(key)
+        if view is None:
+            full = self.prepared.frame
+            frame = full.loc[full.index <= key[1]]
+            frame.attrs = dict(full.attrs)
+            view = dataclasses.replace(self.prepared, frame=frame, start=key[0], end=key[1],
+                                       cache={})
+            if len(self._views) > 64:
+                self._views.clear()
+            self._views[key] = view
+        return view
+
+    def evaluate(self, params: Mapping[str, Any], start: pd.Timestamp, end: pd.Timestamp,
+                 *, keep: bool = False) -> Evaluation:
+        from flushback.backtests.runner import run_backtest
+
+        t0 = time.perf_counter()
+        res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params))
+        t1 = time.perf_counter()
+        eq = res.equity["equity"].to_numpy(dtype=float)
+        r = np.zeros(len(eq))
+        if len(eq) > 1:
+            r[1:] = eq[1:] / eq[:-1] - 1.0
+        return Evaluation(metrics=dict(res.metrics), returns=r, timings={"backtest": t1 - t0},
+                          result=res if keep else None)
+
+
+def _flat_signal_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if k == "type":
+            continue
+        if k == "of" and isinstance(v, list):
+            for i, child in enumerate(v):
+                if isinstance(child, Mapping):
+                    out.update(_flat_signal_config(child, f"{prefix}of.{i}."))
+        elif not isinstance(v, (Mapping, list)):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def spec_evaluator(**kwargs: Any) -> SpecEvaluator:
+    return SpecEvaluator(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# stitching the out-of-sample folds and the report section
+
+
+def stitch_out_of_sample(results: Sequence[Any], cash: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chain the test-window backtests: each fold's account is rescaled to start where the
+    previous fold's ended (returns compound; nothing is re-run). Returns (equity, trades)."""
+    parts, trades = [], []
+    level, blevel = float(cash), float(cash)
+    tid = 0
+    for res in results:
+        eq = res.equity
+        scale = level / cash
+        bscale = blevel / cash
+        part = eq.copy()
+        for col in ("equity", "cash", "position"):
+            if col in part:
+                part[col] = part[col] * scale
+        if "benchmark_equity" in part:
+            part["benchmark_equity"] = part["benchmark_equity"] * bscale
+        parts.append(part)
+        level = float(part["equity"].iloc[-1])
+        if "benchmark_equity" in part:
+            blevel = float(part["benchmark_equity"].iloc[-1])
+        t = res.trades.copy()
+        if len(t):
+            for col in ("size", "entry_fee", "exit_fee", "pnl"):
+                if col in t:
+                    t[col] = t[col] * scale
+            if "trade_id" in t:
+                t["trade_id"] = np.arange(tid + 1, tid + 1 + len(t))
+            tid += len(t)
+            trades.append(t)
+    equity = pd.concat(parts)
+    all_trades = pd.concat(trades, ignore_index=True) if trades else results[-1].trades.iloc[0:0]
+    return equity, all_trades
+
+
+def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[str, Any]]) -> Any:
+    """The run of the optimization: the stitched out-of-sample backtest (never in-sample)."""
+    from flushback.backtests.metrics import compute_metrics
+    from flushback.backtests.runner import compute_run_id
+
+    oos = [f["_oos"].result for f in folds_out]
+    equity, trades = stitch_out_of_sample(oos, ev.spec.cash)
+    ppy = ev.periods_per_year
+    metrics = compute_metrics(equity["equity"], trades, ppy, position=equity.get("position"))
+    bmetrics = compute_metrics(equity["benchmark_equity"], None, ppy)
+    start, end = cfg.folds[0].test_start, cfg.folds[-1].test_end
+    frame = ev.prepared.frame.loc[(ev.prepared.frame.index >= start)
+                                  & (ev.prepared.frame.index <= end)]
+    frame.attrs = dict(ev.prepared.frame.attrs)
+    signals = pd.concat([r.signals for r in oos])
+    last = oos[-1]
+    config = dict(last.config)
+    config["window"] = {"start": _iso(start), "end": _iso(end)}
+    config["optimization"] = {"fingerprint": cfg.fingerprint(),
+                              "chosen_params": [f.get("best_params") for f in folds_out]}
+    run_id = compute_run_id(config, ev.prepared.fingerprints)
+    return dataclasses.replace(
+        last, run_id=run_id, frame=frame, signals=signals, equity=equity, trades=trades,
+        metrics=metrics, benchmark_metrics=bmetrics, config=config,
+        benchmark_trades=None,
+    )
+
+
+_IS_OOS_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",
+                   "profit_factor", "n_trades", "exposure")
+
+
+def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
+                         result_metrics: Mapping[str, Any], *, mode: str,
+                         storage: Any, wall_seconds: float | None = None,
+                         max_trials_listed: int = 2000) -> dict[str, Any]:
+    last = folds_out[-1]
+    fold_rows = []
+    is_vs_oos = []
+    for f in folds_out:
+        row = {k: v for k, v in f.items() if not k.startswith("_")}
+        fold_rows.append(_jsonable(row))
+        ins, outs = f.get("in_sample_metrics", {}), f.get("out_of_sample_metrics", {})
+        is_vs_oos.append({
+            "fold": f["fold"]["index"] + 1,
+            "train": [f["fold"]["train_start"], f["fold"]["train_end"]],
+            "test": [f["fold"]["test_start"], f["fold"]["test_end"]],
+            "in_sample": {k: ins.get(k) for k in _IS_OOS_METRICS},
+            "out_of_sample": {k: outs.get(k) for k in _IS_OOS_METRICS},
+            "dsr": (f.get("dsr") or {}).get("dsr"),
+            "pbo": (f.get("pbo") or {}).get("pbo"),
+        })
+    trials = []
+    for fold in cfg.folds:
+        for t in trials_table(cfg, fold, storage):
+            t["fold"] = fold.index + 1
+            trials.append(t)
+    timing_keys: dict[str, list[float]] = {}
+    for t in trials:
+        for k, v in (t.get("timings") or {}).items():
+            timing_keys.setdefault(k, []).append(v)
+    return _jsonable({
+        "result_is_out_of_sample": True,
+        "note": ("metrics, equity and trades of this report are the stitched out-of-sample "
+                 "test windows, each traded with the parameters chosen on its own training "
+                 "window; in-sample figures appear only in the per-fold comparison"),
+        "study": {
+            "name": cfg.study_name,
+            "fold_studies": [cfg.fold_study_name(f) for f in cfg.folds],
+            "storage": _redact(cfg.storage_url),
+            "sampler": cfg.sampler,
+            "seed": cfg.seed,
+            "pruner": cfg.pruner,
+            "prune_chunks": cfg.prune_chunks,
+            "n_trials": cfg.n_trials,
+            "workers": cfg.workers,
+            "objectives": [o.label for o in cfg.objectives],
+            "validation": mode,
+            "n_folds": len(cfg.folds),
+            "fingerprint": cfg.fingerprint(),
+            "wall_seconds": wall_seconds,
+        },
+        "search_space": cfg.space.to_dict(),
+        "best_params": last.get("best_params"),
+        "best_params_fold": len(folds_out),
+        "best_values_in_sample": last.get("best_values"),
+        "out_of_sample_metrics": _jsonable_metrics(result_metrics),
+        "is_vs_oos": is_vs_oos,
+        "dsr": last.get("dsr"),
+        "pbo": last.get("pbo"),
+        "param_importances": last.get("param_importances"),
+        "pareto_front": last.get("pareto_front"),
+        "folds": fold_rows,
+        "fold_boundaries": [f.to_dict() for f in cfg.folds],
+        "timings_mean_seconds": {k: float(np.mean(v)) for k, v in timing_keys.items()},
+        "trials": trials[:max_trials_listed],
+        "trials_truncated": len(trials) > max_trials_listed,
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# the whole command as a function (the CLI is a thin layer over this)
+
+
+@dataclass
+class OptimizationRun:
+    run_dir: Path
+    result: Any
+    section: dict[str, Any]
+    config: StudyConfig
+
+
+def default_study_name(spec_name: str, cfg: StudyConfig) -> str:
+    return f"{spec_name}-{cfg.fingerprint()[:10]}"
+
+
+def optimize_spec(
+    spec: str,
+    *,
+    n_trials: int = 100,
+    objective: str | None = None,
+    directions: str | None = None,
+    sampler: str | None = None,
+    walk_forward: int | None = None,
+    anchored: bool = True,
+    train_until: str | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    seed: int | None = None,
+    pruner: str = "none",
+    prune_chunks: int | None = None,
+    overrides: Sequence[str] = (),
+    data_dir: str | None = None,
+    heartbeat: int = 5,
+    runs_dir: str | None = None,
+    progress: bool = False,
+    console: Any = None,
+) -> OptimizationRun:
+    """Build the study from a spec, run it (resuming if it exists), analyse, write the run."""
+    from flushback.backtests.runs import write_run
+
+    if n_trials < 1:
+        raise ConfigError("--trials must be >= 1")
+    if workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    objectives = parse_objectives(objective, directions)
+    sampler = sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+    ev_kwargs = {"spec": spec, "overrides": list(overrides), "data_dir": data_dir}
+    ev = SpecEvaluator(**ev_kwargs)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    if not space.params:
+        raise ConfigError("nothing to optimize: the search space is empty",
+                          hint="list parameters in [search] params = [...] or give ranges")
+    folds = make_folds(ev.index, walk_forward=walk_forward, anchored=anchored,
+                       train_until=train_until)
+    mode = ("walk_forward_anchored" if anchored else "walk_forward_rolling") if walk_forward \
+        else ("train_until" if train_until else "holdout_30pct")
+    if prune_chunks is None:
+        prune_chunks = 3 if pruner != "none" else 1
+    cfg = StudyConfig(
+        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_kwargs=ev_kwargs,
+        objectives=objectives, space=space, folds=tuple(folds), n_trials=int(n_trials),
+        storage_url=storage or default_storage_url(), study_name=study or "pending",
+        sampler=sampler, seed=seed, pruner=pruner, prune_chunks=int(prune_chunks),
+        heartbeat=int(heartbeat), workers=int(workers),
+    )
+    # the study's identity must not depend on where the spec or the data sit on disk:
+    # fingerprint the spec's content instead of its path
+    ident = dataclasses.replace(cfg, evaluator_kwargs={"spec": ev.spec.to_dict(),
+                                                       "overrides": list(overrides)})
+    cfg = dataclasses.replace(cfg, fingerprint_override=ident.fingerprint())
+    if study is None:
+        cfg = dataclasses.replace(cfg, study_name=default_study_name(ev.spec.name, cfg))
+    t0 = time.perf_counter()
+    run_study(cfg, evaluator=ev, progress=progress, console=console)
+    wall = time.perf_counter() - t0
+    store = open_storage(cfg.storage_url, heartbeat=None)
+    folds_out = [analyse_fold(cfg, ev, f, storage=store) for f in cfg.folds]
+    missing = [f["study_name"] for f in folds_out if "error" in f]
+    if missing:
+        raise StoreError(f"no completed trial in {', '.join(missing)}",
+                         hint="every trial failed: run `flushback backtest` on the spec")
+    result = build_result(cfg, ev, folds_out)
+    section = optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
+                                   wall_seconds=wall)
+    run_dir = write_run(result, runs_dir=runs_dir,
+                        sections={"kind": "optimization", "optimization": section})
+    return OptimizationRun(run_dir=run_dir, result=result, section=section, config=cfg)

@@ -1,0 +1,227 @@
+"""A synthetic evaluator with a planted optimum (importable by worker subprocesses), and the
+optimizer machinery tested on it: planted optimum, seeds, folds, search space, constraints.
+
+The toy "strategy" earns ``mu(x, n) + noise`` per bar where ``mu`` peaks at ``x = 0.7, n = 12``;
+the noise is common to every parameter set, so the Sharpe ratio is monotone in ``mu``. Returns
+at bar t are derived from the frame's column ``z`` up to t only; ``evaluate`` records every
+window it is asked to score so tests can assert what a study saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flushback.backtests import optimize as opt
+from flushback.backtests.metrics import compute_metrics
+from flushback.signals.base import Param
+
+OPT_X, OPT_N = 0.7, 12
+
+
+class ToyEvaluator:
+    periods_per_year = 365
+
+    def __init__(self, n_bars: int = 600, seed: int = 0, sleep: float = 0.0,
+                 corrupt_after: str | None = None) -> None:
+        idx = pd.date_range("2020-01-01", periods=n_bars, freq="D", tz="UTC", name="timestamp")
+        z = np.random.default_rng(seed).normal(0, 1, n_bars)
+        self.frame = pd.DataFrame({"z": z}, index=idx)
+        if corrupt_after is not None:  # future data replaced by garbage
+            cut = pd.Timestamp(corrupt_after)
+            self.frame.loc[self.frame.index > cut, "z"] = 1e6
+        self.index = idx
+        self.sleep = sleep
+        self.windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+
+    def declared_space(self) -> dict[str, Param]:
+        return {
+            "signals.entry.x": Param(float, 0.5, 0.0, 1.0),
+            "signals.entry.n": Param(int, 5, 1, 20),
+            "strategy.take_profit": Param(float, 0.1, 0.0, 1.0),
+            "strategy.stop_loss": Param(float, 0.05, 0.0, 0.5),
+            "strategy.sizing": Param(str, "fraction", choices=("fraction", "volatility")),
+        }
+
+    def default_search_keys(self) -> list[str]:
+        return ["signals.entry.x", "signals.entry.n"]
+
+    def search_table(self) -> dict[str, Any] | None:
+        return None
+
+    def current_values(self) -> dict[str, Any]:
+        return {k: p.default for k, p in self.declared_space().items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"toy": True}
+
+    def evaluate(self, params: Mapping[str, Any], start, end, *, keep: bool = False):
+        self.windows.append((pd.Timestamp(start), pd.Timestamp(end)))
+        if self.sleep:
+            time.sleep(self.sleep)
+        x = float(params.get("signals.entry.x", 0.5))
+        n = int(params.get("signals.entry.n", 5))
+        mu = 0.002 - 0.004 * ((x - OPT_X) ** 2 + ((n - OPT_N) / 20.0) ** 2)
+        visible = self.frame.loc[:end, "z"]  # only bars up to the window end
+        r = (mu + 0.01 * visible).loc[start:]
+        r.iloc[0] = 0.0
+        equity = 10_000 * (1 + r).cumprod()
+        metrics = compute_metrics(equity, None, self.periods_per_year)
+        return opt.Evaluation(metrics=metrics, returns=r.to_numpy(), timings={"engine": 0.0})
+
+
+def toy_evaluator(**kwargs: Any) -> ToyEvaluator:
+    return ToyEvaluator(**kwargs)
+
+
+def toy_config(tmp_path, *, n_trials=30, seed=1, folds=None, storage=None, study="toy",
+               evaluator_kwargs=None, heartbeat=5, workers=1, **kw) -> opt.StudyConfig:
+    ev = ToyEvaluator(**(evaluator_kwargs or {}))
+    space = opt.build_search_space(ev.declared_space(), kw.pop("search", None),
+                                   default_keys=ev.default_search_keys())
+    return opt.StudyConfig(
+        evaluator_factory="test_optimize_toy:toy_evaluator",
+        evaluator_kwargs=evaluator_kwargs or {},
+        objectives=opt.parse_objectives(kw.pop("objective", "sharpe"), kw.pop("directions", None)),
+        space=space,
+        folds=tuple(folds or opt.make_folds(ev.index)),
+        n_trials=n_trials,
+        storage_url=storage or str(tmp_path / "optuna-journal.log"),
+        study_name=study,
+        seed=seed,
+        heartbeat=heartbeat,
+        workers=workers,
+        **kw,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def test_study_finds_planted_optimum(tmp_path):
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=60, seed=3)
+    opt.run_study(cfg, evaluator=ev)
+    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    assert res["trial_counts"]["COMPLETE"] == 60
+    assert abs(res["best_params"]["signals.entry.x"] - OPT_X) < 0.15
+    assert abs(res["best_params"]["signals.entry.n"] - OPT_N) <= 4
+    # random search with the same budget does no better than TPE here
+    assert res["dsr"]["n_trials"] == 60
+    assert 0.0 <= res["pbo"]["pbo"] <= 1.0
+    assert set(res["param_importances"]) == {"signals.entry.x", "signals.entry.n"}
+    # the study only ever scored the training window; the OOS run scored the test window
+    fold = cfg.folds[0]
+    train = [w for w in ev.windows if w[1] <= fold.train_end]
+    assert len(train) == 60
+    assert all(w[0] >= fold.train_start for w in train)
+    assert ev.windows[-1] == (fold.test_start, fold.test_end)
+
+
+def test_multi_objective_reports_pareto_front(tmp_path):
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=20, seed=2, objective=None,
+                     directions="max_sharpe,min_max_drawdown", sampler="nsga2")
+    opt.run_study(cfg, evaluator=ev)
+    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    front = res["pareto_front"]
+    assert front
+    vals = [(p["values"]["max_sharpe"], p["values"]["min_max_drawdown"]) for p in front]
+    # no point of the front is dominated by another
+    for a in vals:
+        assert not any(b[0] >= a[0] and b[1] <= a[1] and b != a for b in vals)
+    assert res["best_trial"] in [p["number"] for p in front]
+
+
+def test_constraints_make_infeasible_trials_pruned(tmp_path):
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=25, seed=4, search={
+        "params": ["signals.entry.*", "strategy.take_profit", "strategy.stop_loss"],
+        "constraints": ["strategy.take_profit > strategy.stop_loss"],
+    })
+    opt.run_study(cfg, evaluator=ev)
+    import optuna
+
+    study = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert len(done) + len(pruned) == 25
+    assert pruned, "the space has infeasible points; some must have been sampled"
+    for t in done:
+        assert t.params["strategy.take_profit"] > t.params["strategy.stop_loss"]
+    for t in pruned:
+        assert t.params["strategy.take_profit"] <= t.params["strategy.stop_loss"]
+
+
+def test_search_table_narrows_fixes_and_validates():
+    decl = ToyEvaluator().declared_space()
+    space = opt.build_search_space(decl, {
+        "signals.entry.x": {"low": 0.2, "high": 0.4},
+        "strategy.stop_loss": 0.1,
+        "strategy.sizing": {"choices": ["fraction"]},
+    }, default_keys=["signals.entry.x", "signals.entry.n"])
+    by = {p.name: p for p in space.params}
+    assert (by["signals.entry.x"].low, by["signals.entry.x"].high) == (0.2, 0.4)
+    assert by["strategy.sizing"].choices == ("fraction",)
+    assert space.fixed == {"strategy.stop_loss": 0.1}
+    assert "strategy.stop_loss" not in by
+    from flushback.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean"):
+        opt.build_search_space(decl, {"signals.entry.xx": 1})
+    with pytest.raises(ConfigError, match="not inside the declared"):
+        opt.build_search_space(decl, {"signals.entry.x": {"low": -1, "high": 0.5}})
+    with pytest.raises(ConfigError):
+        opt.build_search_space(decl, {"strategy.stop_loss": 2.0})  # outside declared range
+    with pytest.raises(ConfigError):
+        opt.build_search_space(decl, {"constraints": ["strategy.take_profit > strategy.stoploss"]})
+    with pytest.raises(ConfigError):
+        opt.Constraint("__import__('os').system('x')").check({})
+
+
+def test_constraint_evaluation():
+    c = opt.Constraint("strategy.take_profit >= 1.5 * strategy.stop_loss and signals.e.n != 3")
+    assert c.variables == ("strategy.take_profit", "strategy.stop_loss", "signals.e.n")
+    assert c.check({"strategy.take_profit": 0.31, "strategy.stop_loss": 0.2, "signals.e.n": 4})
+    assert not c.check({"strategy.take_profit": 0.29, "strategy.stop_loss": 0.2,
+                        "signals.e.n": 4})
+    assert not c.check({"strategy.take_profit": 0.3, "strategy.stop_loss": 0.2, "signals.e.n": 3})
+
+
+def test_objectives_parse():
+    assert opt.parse_objectives("calmar") == (opt.Objective("calmar", "maximize"),)
+    assert opt.parse_objectives(None, "max_sharpe,min_max_drawdown") == (
+        opt.Objective("sharpe", "maximize"), opt.Objective("max_drawdown", "minimize"))
+    from flushback.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean"):
+        opt.parse_objectives("sharp")
+    assert opt.objective_value({"max_drawdown": -0.3}, "max_drawdown") == 0.3
+    assert opt.objective_value({"sharpe": None}, "sharpe") == 0.0
+
+
+def test_returns_roundtrip():
+    r = np.array([0.0, 0.01, -0.02, np.nan, 0.5])
+    back = opt.decode_returns(opt.encode_returns(r))
+    assert back == pytest.approx([0.0, 0.01, -0.02, 0.0, 0.5], abs=1e-7)
+
+
+def test_pruning_stops_bad_trials_early(tmp_path):
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=40, seed=5, pruner="median", prune_chunks=3,
+                     sampler="random")
+    opt.run_study(cfg, evaluator=ev)
+    import optuna
+
+    study = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert pruned and len(pruned) + len(done) == 40
+    # a pruned trial stopped after fewer than all chunks: it scored fewer windows
+    assert all(t.user_attrs["pruned_after_chunks"] < 3 for t in pruned)
+    assert len(ev.windows) < 40 * 3
