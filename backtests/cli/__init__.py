@@ -61,6 +61,7 @@ def _register() -> None:
     __import__("flushback.backtests.cli.report", fromlist=["register"]).register(app)
     app.add_typer(__import__("flushback.backtests.cli.signals", fromlist=["a"]).app, name="signals")
     app.command("audit")(__import__("flushback.backtests.cli.audit", fromlist=["x"]).audit)
+    app.command("optimize")(__import__("flushback.backtests.cli.optimize", fromlist=["x"]).optimize)
 
 
 _register()
