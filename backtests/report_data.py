@@ -215,7 +215,9 @@ def forward_event_outcomes(
     evaluation only).
 
     One row per event with: ``event_id, name, start, entered`` (a trade was entered between the
-    day before the start and ``entry_window_days`` after the end), the first such trade's
+    day before the start and ``entry_window_days`` after the end), ``action`` ("entered", "in
+    position" when no such trade exists but a trade entered earlier was open at the event's
+    start, else "none"), that trade's (the first entered, else the open one)
     ``entry_time, entry_price, exit_time, exit_price, trade_return`` (``return_pct`` as the
     report holds it), ``n_trades``, and ``strategy_return`` / ``benchmark_return``: the equity
     change (fraction) from the last bar at or before the day before the event's start to the last
@@ -237,6 +239,7 @@ def forward_event_outcomes(
             "name": ev.name,
             "start": ev.start,
             "entered": False,
+            "action": "none",
             "n_trades": 0,
             "entry_time": pd.NaT,
             "entry_price": np.nan,
@@ -250,10 +253,17 @@ def forward_event_outcomes(
         if not trades.empty and "entry_time" in trades:
             mask = (trades["entry_time"] >= lo) & (trades["entry_time"] <= hi_entry)
             hit = trades[mask].sort_values("entry_time")
+            held = trades[(trades["entry_time"] < lo) & (
+                trades["exit_time"].isna() | (trades["exit_time"] > ev.start))]
+            if hit.empty and not held.empty:
+                hit = held.sort_values("entry_time").tail(1)
+                row["action"] = "in position"
+            elif not hit.empty:
+                row["action"] = "entered"
             if not hit.empty:
                 first = hit.iloc[0]
                 row.update(
-                    entered=True,
+                    entered=row["action"] == "entered",
                     n_trades=len(hit),
                     entry_time=first["entry_time"],
                     entry_price=first.get("entry_price", np.nan),
@@ -272,7 +282,7 @@ def forward_event_outcomes(
                     row[key] = b[1] / a[1] - 1.0
         rows.append(row)
     columns = [
-        "event_id", "name", "start", "entered", "n_trades", "entry_time", "entry_price",
+        "event_id", "name", "start", "entered", "action", "n_trades", "entry_time", "entry_price",
         "exit_time", "exit_price", "trade_return", "strategy_return", "benchmark_return",
         "horizon_end",
     ]

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flushback.backtests.report_data import (
@@ -96,7 +97,7 @@ margin:14px 0}
 h2{font-size:18px;margin:6px 0 10px} h3{font-size:15px;margin:12px 0 6px}
 table{border-collapse:collapse;font-size:13px;margin:4px 0}
 th,td{border-bottom:1px solid #eee;padding:3px 9px;text-align:right;white-space:nowrap}
-th{background:#f2f4f7;position:sticky;top:0} td.l,th.l{text-align:left}
+th{background:#f2f4f7} td.l,th.l{text-align:left} .scroll th{position:sticky;top:0}
 table.sortable th{cursor:pointer} table.sortable th[data-dir=asc]::after{content:" \\25B2"}
 table.sortable th[data-dir=desc]::after{content:" \\25BC"}
 .scroll{max-height:480px;overflow:auto;border:1px solid #eee}
@@ -311,7 +312,8 @@ def _base_layout(title: str, height: int = 380) -> dict[str, Any]:
         "margin": {"l": 60, "r": 20, "t": 80, "b": 40},
         "template": "plotly_white",
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom",
+                   "traceorder": "normal"},
     }
 
 
@@ -329,7 +331,13 @@ def fig_equity(report: Report) -> Any | None:
         fig.add_trace(go.Scatter(x=x, y=eq["benchmark"], name=report.benchmark.name, mode="lines",
                                  line={"color": COLORS["benchmark"], "width": 1.2}))
     fig.update_layout(**_base_layout("Equity: strategy vs " + report.benchmark.name))
-    fig.update_layout(updatemenus=[_scale_menu("yaxis")])
+    values = eq[[c for c in ("equity", "benchmark") if c in eq]].to_numpy(dtype="float64")
+    values = values[np.isfinite(values) & (values > 0)]
+    # a curve spanning more than 10x reads better on a log scale (the button switches back)
+    log = values.size > 0 and values.max() / values.min() > 10
+    fig.update_layout(updatemenus=[_scale_menu("yaxis", active=1 if log else 0)])
+    if log:
+        fig.update_yaxes(type="log")
     fig.update_xaxes(title_text="time (UTC)")
     fig.update_yaxes(title_text="portfolio value")
     return fig
@@ -382,8 +390,9 @@ def fig_monthly(report: Report) -> Any | None:
     return fig
 
 
-def _scale_menu(axis: str, x: float = 0.0, y: float = 1.01) -> dict[str, Any]:
+def _scale_menu(axis: str, x: float = 0.0, y: float = 1.01, active: int = 0) -> dict[str, Any]:
     return {
+        "active": active,
         "type": "buttons",
         "direction": "right",
         "x": x,
@@ -515,9 +524,13 @@ def _event_zoom_buttons(
     if not events:
         return []
     first, last = s.index[0], s.index[-1]
+    # every panel's x axis is set explicitly: the panels are linked (matches), but a relayout
+    # of one member of a match group does not reliably move the others
+    xaxes = ["xaxis"] + [f"xaxis{i}" for i in range(2, len(row) + 1)]
     buttons = [{
         "label": "full history", "method": "relayout",
-        "args": [{"xaxis.autorange": True, "yaxis.autorange": True, "yaxis.type": "linear",
+        "args": [{**{f"{ax}.autorange": True for ax in xaxes}, "yaxis.autorange": True,
+                  "yaxis.type": "linear",
                   **({f"yaxis{row['liq']}.autorange": True} if "liq" in row else {})}],
     }]
     for ev in events:
@@ -526,10 +539,9 @@ def _event_zoom_buttons(
         win = s.loc[max(lo, first):min(hi, last)]
         if win.empty or win["close"].dropna().empty:
             continue
-        args: dict[str, Any] = {
-            "xaxis.range": [str(lo.tz_localize(None)), str(hi.tz_localize(None))],
-            "yaxis.type": "linear",
-        }
+        x_range = [str(lo.tz_localize(None)), str(hi.tz_localize(None))]
+        args: dict[str, Any] = {**{f"{ax}.range": x_range for ax in xaxes},
+                                "yaxis.type": "linear"}
         low = win["low"] if "low" in win and win["low"].notna().any() else win["close"]
         high = win["high"] if "high" in win and win["high"].notna().any() else win["close"]
         lo_p, hi_p = float(low.min()), float(high.max())
@@ -733,7 +745,8 @@ def _identity(report: Report) -> str:
         [{"dataset": k, "sha256": v} for k, v in sorted(d.fingerprints.items())],
         [("dataset", "dataset"), ("sha256", "content fingerprint (sha256)")],
     ) if d.fingerprints else "<p class=note>no dataset fingerprints recorded</p>"
-    sources = (f"<h3>Sources</h3><pre>{esc(json.dumps(d.sources, indent=1))}</pre>"
+    sources = (f"<details><summary>data sources ({len(d.sources)})</summary>"
+               f"<pre>{esc(json.dumps(d.sources, indent=1))}</pre></details>"
                if d.sources else "")
     config = (f"<details><summary>configuration (full spec)</summary>"
               f"<pre>{esc(json.dumps(report.config, indent=1, sort_keys=True))}</pre></details>")
@@ -786,22 +799,70 @@ def _events_section(report: Report, events: Sequence[FlushEvent]) -> str:
         parts.append(
             "<p class=note>For each flush event in the data window: whether the strategy "
             f"entered (a trade entered from the day before the event to {ENTRY_WINDOW_DAYS} days "
-            "after it), its first such trade, and the equity change of the strategy and of "
+            "after it; 'in position' = a trade entered earlier was open at the event), that "
+            "trade, and the equity change of the strategy and of "
             f"{esc(report.benchmark.name)} from the day before the event to {HORIZON_DAYS} days "
             "after it (or the end of the data).</p>"
         )
         parts.append(records_table(rows, [
-            ("start", "event"), ("name", "name"), ("entered", "entered"),
+            ("start", "event"), ("name", "name"), ("action", "action"),
             ("n_trades", "trades"), ("entry_time", "entry"), ("entry_price", "entry price"),
             ("exit_time", "exit"), ("exit_price", "exit price"), ("trade_return", "trade return"),
             ("strategy_return", f"strategy +{HORIZON_DAYS}d"),
             ("benchmark_return", f"{report.benchmark.name} +{HORIZON_DAYS}d"),
         ], sortable=True, formatters=pfmt, table_id="events-table"))
     if report.events:
-        parts.append("<h3>Event study (events section)</h3>" + generic_html(report.events))
+        parts.append(_event_study_html(report.events))
     if not parts:
         return ""
     return _section("Flush events: what the strategy did", "".join(parts), "events")
+
+
+def _ts_cells(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        for k in keys:
+            if isinstance(r.get(k), str) and r[k]:
+                r[k] = pd.Timestamp(r[k])
+        out.append(r)
+    return out
+
+
+def _event_study_html(section: Mapping[str, Any]) -> str:
+    """The events section (schema ``flushback.events/1`` of the event study, else generic)."""
+    parts = ["<h3>Event study (events section)</h3>"]
+    meta = {k: v for k, v in section.items() if not isinstance(v, Mapping | list)}
+    if meta:
+        parts.append(generic_html(meta))
+    strategy = section.get("strategy")
+    if isinstance(strategy, list) and strategy:
+        cols = [("event_day", "event"), ("event_name", "name"), ("action", "action"),
+                ("entry_time", "entry"), ("entry_price", "entry price"),
+                ("exit_time", "exit"), ("exit_price", "exit price"),
+                ("exit_reason", "exit reason"), ("pnl", "P&L"), ("return_pct", "return")]
+        parts.append("<h3>What the strategy did at each event</h3>" + records_table(
+            _ts_cells(strategy, ("event_day", "entry_time", "exit_time")), cols, sortable=True,
+            formatters={"return_pct": pct}, table_id="event-strategy-table"))
+    summary = section.get("summary")
+    if isinstance(summary, list) and summary:
+        pkeys = {k for r in summary for k in r if k.startswith(("ret_", "mae_", "mfe_"))
+                 and "p_value" not in k and "p_greater" not in k} | {"win_rate"}
+        parts.append("<h3>Forward returns after the events vs random days</h3>"
+                     + records_table([_flatten(r) for r in summary],
+                                     formatters={k: pct for k in pkeys}))
+    outcomes = section.get("outcomes")
+    if isinstance(outcomes, list) and outcomes:
+        flat = [_flatten(r) for r in _ts_cells(outcomes, ("day", "entry_time"))]
+        pkeys = {k for r in flat for k in r if k.startswith(("returns.", "mae.", "mfe."))} | {
+            "drawdown_ahead"}
+        parts.append("<h3>Each event's forward outcomes</h3>" + records_table(
+            flat, sortable=True, scroll=len(flat) > 20, formatters={k: pct for k in pkeys}))
+    rest = {k: v for k, v in section.items() if isinstance(v, Mapping | list)
+            and k not in ("strategy", "summary", "outcomes")}
+    if rest:
+        parts.append(generic_html(rest))
+    return "".join(parts)
 
 
 DSR_SENTENCE = (
@@ -1019,9 +1080,9 @@ def render_report_markdown(report: Report | Mapping[str, Any],
     if events:
         o = forward_event_outcomes(rep, list(events))
         out += ["### Flush events", "",
-                _md_table(["event", "entered", "entry", "trade return",
+                _md_table(["event", "action", "entry", "trade return",
                            f"strategy +{HORIZON_DAYS}d", f"{rep.benchmark.name} +{HORIZON_DAYS}d"],
-                          [(f"{r.start:%Y-%m-%d} {r.name}", "yes" if r.entered else "no",
+                          [(f"{r.start:%Y-%m-%d} {r.name}", r.action,
                             fmt(None if pd.isna(r.entry_time) else r.entry_time),
                             pct(r.trade_return), pct(r.strategy_return),
                             pct(r.benchmark_return)) for r in o.itertuples()]), ""]

@@ -133,6 +133,21 @@ def test_forward_event_outcomes_by_hand(golden):
     assert not row["entered"] and np.isnan(row["strategy_return"])
 
 
+def test_event_action_in_position_when_a_trade_was_already_open(golden):
+    feb7 = FlushEvent("feb7", "later", pd.Timestamp("2026-02-07", tz="UTC"),
+                      pd.Timestamp("2026-02-07", tz="UTC"))
+    feb9 = FlushEvent("feb9", "after", pd.Timestamp("2026-02-09", tz="UTC"),
+                      pd.Timestamp("2026-02-09", tz="UTC"))
+    doc = golden.to_dict()
+    doc["trades"][0]["entry_time"] = "2026-02-05T00:00:00Z"
+    out = forward_event_outcomes(validate_report(doc), [FEB5, feb7, feb9])
+    # the trade (entered 02-05, exited 02-08) is entered at FEB5 (window from 02-04); at feb7
+    # (window from 02-06) it was already open; by feb9 it is closed
+    assert out["action"].tolist() == ["entered", "in position", "none"]
+    assert out["entered"].tolist() == [True, False, False]
+    assert out["entry_price"].iloc[1] == 62000.0 and np.isnan(out["entry_price"].iloc[2])
+
+
 def test_trades_table_is_sortable_with_raw_sort_keys(synthetic):
     text, _ = rh.build_report_html(synthetic)
     table = text[text.index('id="trades-table"'):]
@@ -183,7 +198,7 @@ def test_markdown_summary(golden):
     assert "| total_return | +5.00 % | -10.00 % |" in md
     assert "| sharpe | 1.500 | -2.000 |" in md
     assert "| 1 | 2026-02-06 | 62,000 | 2026-02-08 | 65,100 | +4.78 % | time |" in md
-    assert "| 2026-02-05 February capitulation | yes | 2026-02-06 | +4.78 % | +5.00 % |" \
+    assert "| 2026-02-05 February capitulation | entered | 2026-02-06 | +4.78 % | +5.00 % |" \
         " -10.00 % |" in md
 
 

@@ -1,0 +1,120 @@
+"""report.html in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright):
+no JavaScript errors, no network request, every chart drawn with data points, the event zoom
+moves every linked panel, the log button works, the trades table sorts. Screenshots are saved
+under ``test-output/<test name>/`` in the repository (gitignored)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from browser import inspect_page, output_dir
+from report_testkit import make_optimization_section, make_report
+
+from flushback.backtests.report_data import FlushEvent
+from flushback.backtests.report_html import render_report_html
+
+pytestmark = pytest.mark.browser
+
+EVENTS = [
+    FlushEvent("ev-may", "planted May flush", pd.Timestamp("2021-05-19", tz="UTC"),
+               pd.Timestamp("2021-05-19", tz="UTC")),
+    FlushEvent("ev-jun", "planted June flush", pd.Timestamp("2022-06-13", tz="UTC"),
+               pd.Timestamp("2022-06-18", tz="UTC")),
+]
+
+_AXES_JS = """() => { const gd = document.getElementById('price');
+  const L = gd._fullLayout;
+  return {x: L.xaxis.range, x2: L.xaxis2.range, x3: L.xaxis3.range, ytype: L.yaxis.type,
+          y: L.yaxis.range}; }"""
+
+
+def _pick_event(page, label: str) -> None:
+    """Open the event dropdown above the price chart and click ``label``, as a user does."""
+    page.locator("#price g.updatemenu-header-group").filter(has_text="full history").click()
+    page.wait_for_timeout(300)
+    page.locator("#price g.updatemenu-dropdown-button-group g.updatemenu-dropdown-button") \
+        .filter(has_text=label).click()
+    page.wait_for_timeout(400)
+
+
+def test_report_html_renders_every_chart_without_js_errors(tmp_path):
+    doc = make_report(
+        5, optimization=make_optimization_section(2),
+        audit={"verdict": "pass", "checks": [{"check": "lookahead", "passed": True}]},
+    )
+    html = tmp_path / "report.html"
+    render_report_html(doc, html, events=EVENTS)
+    shots = output_dir("test_report_html_renders_every_chart")
+    seen: dict = {}
+
+    def actions(page, report):
+        seen["before"] = page.evaluate(_AXES_JS)
+        # the event menu (a dropdown): pick the June 2022 flush
+        _pick_event(page, EVENTS[1].label)
+        seen["zoomed"] = page.evaluate(_AXES_JS)
+        page.locator("#price").screenshot(path=str(shots / "price_zoomed_to_event.png"))
+        # the scale buttons: log
+        page.locator("#price g.updatemenu-header-group g.updatemenu-button") \
+            .filter(has_text="log").first.click()
+        page.wait_for_timeout(300)
+        seen["log"] = page.evaluate(_AXES_JS)
+        # sort the trades by return (descending after two clicks)
+        header = page.locator("#trades-table th").filter(has_text="return")
+        header.click()
+        header.click()
+        seen["sorted"] = page.evaluate("""() => Array.from(
+            document.querySelectorAll('#trades-table tbody tr')).map(r =>
+            parseFloat(r.cells[10].getAttribute('data-v')))""")
+
+    rep = inspect_page(html, shots / "report.png", actions=actions)
+    assert rep.errors == []
+    assert rep.problems() == []
+    ids = [c["id"] for c in rep.charts]
+    assert ids == ["equity", "underwater", "monthly", "price", "opt-history", "opt-importances",
+                   "opt-parallel", "opt-folds"]
+    price = next(c for c in rep.charts if c["id"] == "price")
+    n_bars = len(doc["series"]["timestamp"])
+    by_name = {t["name"]: t["points"] for t in price["traces"]}
+    assert by_name["BTC-USD close"] == n_bars
+    assert by_name["entry"] == len(doc["trades"]) == by_name["exit"]
+    assert by_name["signal: entry"] == len(doc["triggers"]["entry"])
+    assert price["marks"]["points"] >= 2 * len(doc["trades"])
+    # zooming to the June 2022 flush moved all three linked panels to the same window
+    z = seen["zoomed"]
+    lo, hi = pd.Timestamp(z["x"][0]), pd.Timestamp(z["x"][1])
+    assert lo < pd.Timestamp("2022-06-13") < pd.Timestamp("2022-06-18") < hi
+    assert hi - lo < pd.Timedelta(days=120)
+    assert z["x"] == z["x2"] == z["x3"]
+    assert seen["before"]["x"] != z["x"]
+    assert seen["log"]["ytype"] == "log"
+    sorted_returns = [v for v in seen["sorted"] if v == v]
+    assert sorted_returns == sorted(sorted_returns, reverse=True)
+    assert len(sorted_returns) == len(doc["trades"])
+    assert (shots / "report.png").stat().st_size > 50_000
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_run_report_renders_in_chromium(shared_data_dir, tmp_path):
+    from flushback.backtests.runner import run_backtest
+    from flushback.backtests.runs import write_run
+    from flushback.backtests.spec import load_spec
+
+    result = run_backtest(load_spec("fear_flush_btc_daily"), data_dir=shared_data_dir)
+    run = write_run(result, runs_dir=tmp_path / "runs")
+    html = run / "report.html"
+    assert html.is_file()  # every run renders its report by default
+    shots = output_dir("test_real_run_report")
+    rep = inspect_page(html, shots / "fear_flush_btc_daily.png")
+    assert rep.errors == []
+    assert rep.problems() == []
+    ids = [c["id"] for c in rep.charts]
+    assert ids[:4] == ["equity", "underwater", "monthly", "price"]
+    price = next(c for c in rep.charts if c["id"] == "price")
+    names = {t["name"] for t in price["traces"]}
+    assert {"entry", "exit", "Fear & Greed", "longs liquidated"} <= names
