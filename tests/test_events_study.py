@@ -238,3 +238,56 @@ def test_section_is_json_ready_and_validates():
     assert back.outcomes[0].entry_time.endswith("Z")
     with pytest.raises(ValueError):
         EventsSection.model_validate({**doc, "unknown": 1})
+
+
+def test_hourly_bars_catalog_day_event():
+    """On 1h bars a day event D enters at the D+1 00:00 bar's open; 1 day = 24 bars."""
+    idx = pd.date_range("2024-03-01", periods=24 * 6, freq="h", tz="UTC", name="timestamp")
+    price = 100 + np.arange(len(idx), dtype=float)
+    f = pd.DataFrame(
+        {"open": price, "high": price + 0.5, "low": price - 0.5, "close": price + 0.25},
+        index=idx,
+    )
+    f.attrs["interval"] = "1h"
+    out = forward_outcomes(f, [_day_event("2024-03-02")], (1, 2))
+    r = out.iloc[0]
+    e = 48  # 2024-03-03 00:00
+    assert r.entry_time == idx[e] and r.entry_price == price[e]
+    assert r.event_close == price[e - 1] + 0.25  # the 23:00 bar of the event day
+    assert r.pre_event_close == price[23] + 0.25  # last bar closing at 2024-03-02 00:00
+    assert r.ret_1 == pytest.approx((price[e + 23] + 0.25) / price[e] - 1)
+    assert r.mae_2 == pytest.approx((price[e] - 0.5) / price[e] - 1)
+    with pytest.raises(ConfigError):
+        f4 = f.copy()
+        f4.attrs["interval"] = "7h"
+        forward_outcomes(f4, [_day_event("2024-03-02")], (1,))
+
+
+def test_volatility_matching_draws_from_the_event_regime():
+    """Calm first half (1 % vol, no drift), wild second half (3 % vol, +2 %/day drift). Events
+    in the wild half beat an unmatched baseline, but not a volatility-matched one."""
+    rng = np.random.default_rng(21)
+    n = 2000
+    lr = np.concatenate([rng.normal(0, 0.01, n // 2), rng.normal(0.02, 0.03, n // 2)])
+    close = 100 * np.exp(np.cumsum(lr))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    idx = pd.date_range("2015-01-01", periods=n, freq="D", tz="UTC", name="timestamp")
+    f = pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
+         "close": close},
+        index=idx,
+    )
+    f.attrs["interval"] = "1d"
+    days = idx[np.sort(rng.choice(np.arange(n // 2 + 100, n - 50), 20, replace=False))]
+    kw = dict(horizons=(7,), draws=3000, seed=0, period=(idx[40], idx[-1]))
+    plain = run_event_study(f, events_from_triggers(days, "1d"), **kw).summary.iloc[0]
+    matched = run_event_study(
+        f, events_from_triggers(days, "1d"), match_volatility=True, **kw
+    ).summary.iloc[0]
+    wild = f.iloc[n // 2 + 31 : -7]
+    wild_mean = np.mean(wild["close"].to_numpy()[6:] / wild["open"].to_numpy()[:-6] - 1)
+    assert plain.ret_p_greater < 0.01
+    assert matched.ret_p_greater > 0.05
+    assert matched.ret_baseline > plain.ret_baseline
+    # tercile matching: closer to the wild half's mean (buckets mix at the tercile edges)
+    assert abs(matched.ret_baseline - wild_mean) < 0.5 * abs(plain.ret_baseline - wild_mean)
