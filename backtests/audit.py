@@ -178,6 +178,7 @@ class SpecPipeline:
         self._externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
         self._signals = spec_signals(spec)
         self.full_result: Any = None
+        self._full_benchmark: Any = None
         self.full_frame: pd.DataFrame | None = None
         self._index = base.window.index
         self.runs = 0
@@ -212,23 +213,50 @@ class SpecPipeline:
                                  since=self._start, until=window_end)
         prepared.datasets = dict(af.datasets)
         window = prepared.window
+        if until is not None and trades:
+            self._reuse_benchmark(prepared, window)
         if trades or until is None:
             result = run_backtest(self.spec, prepared=prepared)
             out_frame, signals, tr = result.frame, result.signals, result.trades
+            equity = result.equity.drop(columns=["benchmark_equity"], errors="ignore")
             if until is None:
                 self.full_result = result
                 self.full_frame = frame
+                self._full_benchmark = next(iter(prepared.cache.values()), None)
         else:
             signals = pd.DataFrame(
                 {name: sig.compute(frame) for name, sig in _top_signals(self.spec).items()},
                 index=frame.index,
             ).loc[window.index]
-            out_frame, tr = window, None
+            out_frame, tr, equity = window, None, None
         signals = signals.join(self._indicators(frame).loc[window.index], how="left")
         known = af.known_at.reindex(window.index) if af.known_at is not None else None
         pend = af.period_end.reindex(window.index) if af.period_end is not None else None
-        return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend)
+        return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend, equity)
 
+
+    def _reuse_benchmark(self, prepared: Any, window: pd.DataFrame) -> None:
+        """Skip re-running the benchmark (buy-and-hold) on every truncated run: it is not what
+        the audit examines (``benchmark_equity`` is excluded from the comparison). We seed the
+        runner's per-window benchmark cache with the full run's benchmark cut to the window;
+        if the runner's cache key ever changes this only costs time (it runs the benchmark)."""
+        import json
+        from dataclasses import replace
+
+        bench = self._full_benchmark
+        if bench is None or len(window) == 0:
+            return
+        spec = self.spec
+        last = window.index[-1]
+        key = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
+                          str(window.index[0]), str(last)], sort_keys=True, default=str)
+        try:
+            cut = replace(bench, equity=bench.equity.loc[:last],
+                          trades=bench.trades.iloc[0:0])
+        except (TypeError, AttributeError):  # not a dataclass result: just run it
+            return
+        if len(cut.equity) == len(window):
+            prepared.cache[key] = cut
 
     def _indicators(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Composite children's values and every leaf signal's intermediate values
