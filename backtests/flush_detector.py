@@ -6,7 +6,8 @@ Detection uses only information available at each bar (it is built from signals)
 
 Rules
 -----
-- ``liquidation_spike`` on bars where liquidation data exists (``liq_long_usd`` not NaN), the
+- ``liquidation_spike`` on bars where liquidation data exists (``liq_long_usd`` not NaN and, for
+  the z-score method, the signal's baseline warmed up so it can score the bar), the
   ``capitulation`` price/volume PROXY on bars where it does not (``mode="prefer_liquidations"``,
   the default); ``mode="union"`` uses both everywhere.
 - Optional fear gate: a trigger counts only if ``extreme_fear`` (with the given threshold) fired
@@ -141,7 +142,16 @@ def detect_flushes(
         else pd.Series(False, index=idx)
     )
     if has_liq.any():
-        liq = build_signal(liq_cfg).compute(frame).fillna(False).astype(bool)
+        liq_sig = build_signal(liq_cfg)
+        liq = liq_sig.compute(frame).fillna(False).astype(bool)
+        # "data exists" = the liquidation signal can score the bar: with a z-score method that
+        # needs a warmed-up baseline (e.g. the first weeks of a series or of a new reporting
+        # regime); until then the proxy stands in
+        explain = getattr(liq_sig, "explain", None)
+        if callable(explain):
+            parts = explain(frame)
+            if "z" in parts.columns:
+                has_liq = has_liq & parts["z"].notna()
     else:
         liq = pd.Series(False, index=idx)
     cap = build_signal(proxy_cfg).compute(frame).fillna(False).astype(bool)
@@ -170,6 +180,7 @@ def detect_flushes(
         {
             "liquidation_spike": liq_part & gate,
             "capitulation": cap_part & gate,
+            "liquidation_data": has_liq,
             "fear_gate": gate,
             "trigger": trigger,
         },

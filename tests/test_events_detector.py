@@ -150,3 +150,23 @@ def test_detect_on_btc_daily_reports_recall(shared_data_dir, capsys):
     code = main(["--data-dir", str(shared_data_dir), "events", "detect"])
     assert code == 0
     assert "recall" in capsys.readouterr().out
+
+
+def test_proxy_covers_the_liquidation_warm_up():
+    """Liquidation data starting at bar 100 cannot be scored for its first 14 days (z-score
+    baseline): a crash at bar 105 is left to the capitulation proxy."""
+    f = _synthetic()
+    f.loc[f.index[:100], ["liq_long_usd", "liq_short_usd"]] = np.nan
+    lr = np.log(f["close"]).diff().fillna(0).to_numpy().copy()
+    lr[105] = -0.20
+    close = 30_000 * np.exp(np.cumsum(lr))
+    open_ = np.concatenate([[30_000.0], close[:-1]])
+    f["close"], f["open"] = close, open_
+    f["high"] = np.maximum(open_, close) * 1.005
+    f["low"] = np.minimum(open_, close) * 0.995
+    f.loc[f.index[105], ["volume", "high", "low"]] = [4e9, open_[105] * 1.06, close[105] * 0.94]
+    det = detect_flushes(f)
+    assert not det.triggers["liquidation_data"].iloc[105]
+    assert det.triggers["liquidation_data"].iloc[130]
+    hit = [e for e in det.events if e.first == f.index[105]]
+    assert hit and hit[0].sources == ("capitulation",)
