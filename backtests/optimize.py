@@ -622,7 +622,8 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
             }
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            with _init_lock(url):  # concurrent first use would race on CREATE TABLE
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as exc:  # sqlalchemy OperationalError, missing driver, ...
             raise StoreError(
                 f"cannot open optuna storage {_redact(url)}: {exc}".splitlines()[0],
@@ -631,6 +632,28 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
         if url.startswith("sqlite"):
             _sqlite_wal(storage.engine)
         return storage
+
+
+@contextlib.contextmanager
+def _init_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: serialize optuna's schema creation across processes and machines."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    key = int.from_bytes(hashlib.sha256(b"flushback-optuna-schema").digest()[:8], "big",
+                         signed=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
 
 
 def _sqlite_wal(engine: Any) -> None:

@@ -27,8 +27,14 @@ OPT_X, OPT_N = 0.7, 12
 class ToyEvaluator:
     periods_per_year = 365
 
-    def __init__(self, n_bars: int = 600, seed: int = 0, sleep: float = 0.0,
+    def __init__(self, n_bars: int = 600, seed: int = 0, sleep: float | None = None,
                  corrupt_after: str | None = None) -> None:
+        import os
+
+        # a per-evaluation delay (tests that kill a study mid-trial); from the environment so
+        # it is not part of the study's identity
+        if sleep is None:
+            sleep = float(os.environ.get("FLUSHBACK_TOY_SLEEP", "0"))
         idx = pd.date_range("2020-01-01", periods=n_bars, freq="D", tz="UTC", name="timestamp")
         z = np.random.default_rng(seed).normal(0, 1, n_bars)
         self.frame = pd.DataFrame({"z": z}, index=idx)

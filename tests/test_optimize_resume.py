@@ -1,0 +1,198 @@
+"""Resume, reproducibility and distribution of studies, in real subprocesses.
+
+- the same seed in fresh processes gives the same trials;
+- a study SIGKILLed mid-trial and re-run with the same command ends with exactly N complete
+  trials, none lost, none run twice, the dead process's RUNNING trial failed and retried with
+  the same parameters -- and the completed trials are exactly those of an uninterrupted run;
+- W worker processes (one command with --workers, or several commands) sharing one study
+  complete exactly N trials; against PostgreSQL when FLUSHBACK_TEST_POSTGRES_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+DRIVER = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import test_optimize_toy as T
+from flushback.backtests import optimize as opt
+if __name__ == "__main__":  # worker processes are spawned: they re-import this file
+    storage, n, seed, workers, study = sys.argv[1:6]
+    cfg = T.toy_config(None, n_trials=int(n), seed=None if seed == "none" else int(seed),
+                       storage=storage, study=study, workers=int(workers), heartbeat=1)
+    opt.run_study(cfg)
+"""
+
+
+def _driver(tmp_path: Path) -> Path:
+    p = tmp_path / "driver.py"
+    p.write_text(DRIVER)
+    return p
+
+
+def _env(sleep: float = 0.0) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FLUSHBACK_TOY_SLEEP"] = str(sleep)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _cmd(tmp_path, storage, n, seed, workers=1, study="toy"):
+    return [sys.executable, str(_driver(tmp_path)), str(storage), str(n), str(seed),
+            str(workers), study]
+
+
+def _trials(storage: str, study: str = "toy"):
+    import optuna
+
+    from flushback.backtests import optimize as opt
+
+    return optuna.load_study(study_name=study, storage=opt.open_storage(storage,
+                                                                       heartbeat=None)).trials
+
+
+def _complete(trials):
+    return [t for t in trials if t.state.name == "COMPLETE"]
+
+
+def _signature(trials):
+    return [(tuple(sorted(t.params.items())), round(t.value, 12)) for t in _complete(trials)]
+
+
+def test_same_seed_in_fresh_processes_gives_same_trials(tmp_path):
+    a, b, c = (str(tmp_path / f"{x}.log") for x in "abc")
+    for storage, seed in ((a, 11), (b, 11), (c, 12)):
+        subprocess.run(_cmd(tmp_path, storage, 15, seed), check=True, env=_env(), timeout=300)
+    ta, tb, tc = _trials(a), _trials(b), _trials(c)
+    assert len(_complete(ta)) == 15
+    assert _signature(ta) == _signature(tb)
+    assert _signature(ta) != _signature(tc)
+
+
+def _wait_for_complete(storage: str, at_least: int, proc, timeout: float = 120) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError("the study finished before it could be killed")
+        try:
+            if len(_complete(_trials(storage))) >= at_least:
+                return
+        except Exception:  # the study may not exist yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError("timeout waiting for trials")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["journal", "sqlite"])
+def test_sigkilled_study_resumes_to_exactly_n_trials(tmp_path, backend):
+    n = 24
+    if backend == "journal":
+        ref, killed = str(tmp_path / "ref.log"), str(tmp_path / "killed.log")
+    else:
+        ref, killed = f"sqlite:///{tmp_path / 'ref.db'}", f"sqlite:///{tmp_path / 'killed.db'}"
+    # uninterrupted reference run
+    subprocess.run(_cmd(tmp_path, ref, n, 5), check=True, env=_env(0.02), timeout=300)
+    # the same study, SIGKILLed while a trial is running (each trial sleeps 0.3 s)
+    proc = subprocess.Popen(_cmd(tmp_path, killed, n, 5), env=_env(0.3))
+    _wait_for_complete(killed, 6, proc)
+    time.sleep(0.1)  # well inside the next trial's evaluation
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _trials(killed)
+    assert any(t.state.name == "RUNNING" for t in before), "kill should leave a RUNNING trial"
+    n_before = len(_complete(before))
+    assert n_before < n
+    # the same command again
+    subprocess.run(_cmd(tmp_path, killed, n, 5), check=True, env=_env(0.02),
+                   timeout=300)
+    after = _trials(killed)
+    states = [t.state.name for t in after]
+    assert states.count("COMPLETE") == n
+    assert "RUNNING" not in states
+    assert states.count("FAIL") == 1
+    failed = next(t for t in after if t.state.name == "FAIL")
+    retried = [t for t in _complete(after) if t.system_attrs.get("failed_trial") == failed.number]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    # no completed trial lost or repeated: the completed trials are exactly the reference's
+    assert _signature(after) == _signature(_trials(ref))
+    # a further run of the same command has nothing left to do
+    subprocess.run(_cmd(tmp_path, killed, n, 5), check=True, env=_env(), timeout=300)
+    assert len(_trials(killed)) == len(after)
+
+
+@pytest.mark.slow
+def test_sigkill_with_two_worker_processes_then_resume(tmp_path):
+    n = 30
+    storage = str(tmp_path / "w2.log")
+    proc = subprocess.Popen(_cmd(tmp_path, storage, n, 3, workers=2), env=_env(0.2))
+    _wait_for_complete(storage, 6, proc)
+    os.kill(proc.pid, signal.SIGKILL)  # the workers die with their parent
+    proc.wait()
+    time.sleep(1.0)
+    subprocess.run(_cmd(tmp_path, storage, n, 3, workers=2), check=True,
+                   env=_env(0.01), timeout=300)
+    trials = _trials(storage)
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == n
+    assert "RUNNING" not in states
+    owners = {t.user_attrs.get("flushback_owner") for t in _complete(trials)}
+    assert len(owners) >= 3  # two workers in each of the two runs did trials
+
+
+@pytest.mark.slow
+def test_two_commands_share_one_study_exactly_n(tmp_path):
+    n = 24
+    storage = str(tmp_path / "shared.log")
+    procs = [subprocess.Popen(_cmd(tmp_path, storage, n, "none"), env=_env(0.05))
+             for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    trials = _trials(storage)
+    assert [t.state.name for t in trials].count("COMPLETE") == n
+    assert len(trials) == n  # no surplus trial was even started
+    assert len({t.user_attrs["flushback_owner"] for t in trials}) == 2
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("FLUSHBACK_TEST_POSTGRES_URL")
+    if not url:
+        reason = "FLUSHBACK_TEST_POSTGRES_URL is not set (no PostgreSQL server for this test)"
+        if os.environ.get("FLUSHBACK_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + "; FLUSHBACK_REQUIRE_POSTGRES=1 makes this a failure")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path):
+    url = _postgres_url()
+    n = 30
+    study = f"toy-{uuid.uuid4().hex[:8]}"
+    # two independent commands (as on two machines), one of them with two worker processes
+    procs = [
+        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=1, study=study),
+                         env=_env(0.05)),
+        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=2, study=study),
+                         env=_env(0.05)),
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    trials = _trials(url, study)
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == n
+    assert len(trials) == n
+    owners = {t.user_attrs["flushback_owner"] for t in trials}
+    assert len(owners) == 3  # three worker processes shared the study
