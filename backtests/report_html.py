@@ -580,34 +580,63 @@ def _trial_value(t: Mapping[str, Any]) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _objective_label(opt: Mapping[str, Any]) -> str:
+    """The first objective as written by the optimizer (e.g. ``max_sharpe``)."""
+    study = opt.get("study") if isinstance(opt.get("study"), Mapping) else {}
+    obj = _first(opt, "objective", "metric") or _first(study, "objectives", "objective")
+    if isinstance(obj, list):
+        obj = obj[0] if obj else None
+    return str(obj or "objective")
+
+
+def _objective(opt: Mapping[str, Any]) -> str:
+    """The objective's metric name (``max_sharpe`` -> ``sharpe``)."""
+    label = _objective_label(opt)
+    for prefix in ("max_", "min_"):
+        if label.startswith(prefix):
+            return label[len(prefix):]
+    return label
+
+
 def _direction(opt: Mapping[str, Any]) -> str:
-    d = _first(opt, "direction", "directions") or "maximize"
+    d = _first(opt, "direction", "directions")
     if isinstance(d, list):
-        d = d[0] if d else "maximize"
+        d = d[0] if d else None
+    if d is None:
+        d = "minimize" if _objective_label(opt).startswith("min_") else "maximize"
     return "minimize" if str(d).lower().startswith("min") else "maximize"
+
+
+def _complete(t: Mapping[str, Any]) -> bool:
+    return str(t.get("state", "COMPLETE")).upper() == "COMPLETE"
 
 
 def fig_opt_history(opt: Mapping[str, Any]) -> Any | None:
     import plotly.graph_objects as go
 
-    rows = [(t.get("number", i), _trial_value(t)) for i, t in enumerate(_trials(opt))]
-    rows = [(n, v) for n, v in rows if v is not None]
-    if not rows:
+    trials = [t for t in _trials(opt) if _complete(t) and _trial_value(t) is not None]
+    if not trials:
         return None
-    nums = [n for n, _ in rows]
-    vals = [v for _, v in rows]
     better = min if _direction(opt) == "minimize" else max
-    best, acc = [], None
-    for v in vals:
-        acc = v if acc is None else better(acc, v)
-        best.append(acc)
-    objective = str(_first(opt, "objective", "metric") or "objective")
+    objective = _objective(opt)
+    folds = sorted({t.get("fold") for t in trials}, key=lambda f: (f is None, f))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=nums, y=vals, mode="markers", name="trial",
-                             marker={"size": 5, "color": COLORS["strategy"], "opacity": 0.6}))
-    fig.add_trace(go.Scatter(x=nums, y=best, mode="lines", name="best so far",
-                             line={"color": COLORS["exit"], "width": 2}))
-    layout = _base_layout(f"Optimization history ({objective}, in-sample)", 340)
+    for k, fold in enumerate(folds):
+        rows = sorted(((t.get("number", i), _trial_value(t)) for i, t in enumerate(trials)
+                       if t.get("fold") == fold), key=lambda r: r[0])
+        nums = [n for n, _ in rows]
+        vals = [v for _, v in rows]
+        best, acc = [], None
+        for v in vals:
+            acc = v if acc is None else better(acc, v)
+            best.append(acc)
+        tag = "" if fold is None else f" (fold {fold})"
+        color = PALETTE[k % 10]
+        fig.add_trace(go.Scatter(x=nums, y=vals, mode="markers", name=f"trial{tag}",
+                                 marker={"size": 5, "color": color, "opacity": 0.55}))
+        fig.add_trace(go.Scatter(x=nums, y=best, mode="lines", name=f"best so far{tag}",
+                                 line={"color": color, "width": 2}))
+    layout = _base_layout(f"Optimization history ({objective}, in-sample)", 360)
     layout["hovermode"] = "closest"
     fig.update_layout(**layout)
     fig.update_xaxes(title_text="trial")
@@ -637,8 +666,11 @@ def fig_opt_importances(opt: Mapping[str, Any]) -> Any | None:
 def fig_opt_parallel(opt: Mapping[str, Any]) -> Any | None:
     import plotly.graph_objects as go
 
-    trials = [t for t in _trials(opt) if _trial_value(t) is not None
+    trials = [t for t in _trials(opt) if _complete(t) and _trial_value(t) is not None
               and isinstance(t.get("params"), Mapping)]
+    fold = opt.get("best_params_fold")
+    if fold is not None and any(t.get("fold") == fold for t in trials):
+        trials = [t for t in trials if t.get("fold") == fold]  # the fold that chose the params
     if len(trials) < 2:
         return None
     names: list[str] = []
@@ -658,7 +690,7 @@ def fig_opt_parallel(opt: Mapping[str, Any]) -> Any | None:
             code = {c: i for i, c in enumerate(cats)}
             dims.append({"label": name, "values": [code[str(v)] for v in raw],
                          "tickvals": list(range(len(cats))), "ticktext": cats})
-    objective = str(_first(opt, "objective", "metric") or "objective")
+    objective = _objective(opt)
     values = [_trial_value(t) for t in trials]
     dims.append({"label": objective, "values": values})
     fig = go.Figure(go.Parcoords(
@@ -666,46 +698,62 @@ def fig_opt_parallel(opt: Mapping[str, Any]) -> Any | None:
               "colorbar": {"title": {"text": objective}}},
         dimensions=dims,
     ))
-    layout = _base_layout("Parallel coordinates of the trials", 420)
+    title = "Parallel coordinates of the trials" + (f" (fold {fold})" if fold else "")
+    layout = _base_layout(title, 420)
     layout["margin"] = {"l": 70, "r": 70, "t": 90, "b": 30}
     fig.update_layout(**layout)
     return fig
 
 
 def _fold_rows(opt: Mapping[str, Any]) -> list[dict[str, Any]]:
-    folds = _first(opt, "folds", "walk_forward", "walkforward") or []
+    """One row per walk-forward fold: in-sample and out-of-sample objective (+ DSR, PBO)."""
+    objective = _objective(opt)
+    folds = _first(opt, "is_vs_oos", "walk_forward", "walkforward", "folds") or []
     if isinstance(folds, Mapping):
         folds = folds.get("folds", [])
     rows = []
     for i, f in enumerate(folds):
         if not isinstance(f, Mapping):
             continue
-        ins = _first(f, "is", "in_sample", "is_value", "train", "train_value", "is_sharpe")
-        oos = _first(f, "oos", "out_of_sample", "oos_value", "test", "test_value", "oos_sharpe")
+        ins = _first(f, "in_sample", "is", "is_value", "train_value", "in_sample_metrics")
+        oos = _first(f, "out_of_sample", "oos", "oos_value", "test_value",
+                     "out_of_sample_metrics")
         if isinstance(ins, Mapping):
-            ins = _first(ins, "value", "sharpe", "objective")
+            ins = _first(ins, objective, "value", "sharpe")
         if isinstance(oos, Mapping):
-            oos = _first(oos, "value", "sharpe", "objective")
-        rows.append({"fold": f.get("fold", f.get("index", i)), "in_sample": ins,
-                     "out_of_sample": oos, **{k: v for k, v in f.items()
-                                              if isinstance(v, str | int | float)}})
+            oos = _first(oos, objective, "value", "sharpe")
+        fold = f.get("fold", f.get("index", i + 1))
+        if isinstance(fold, Mapping):
+            fold = fold.get("index", i) + 1
+        row: dict[str, Any] = {"fold": fold}
+        for key in ("train", "test"):
+            if isinstance(f.get(key), list) and len(f[key]) == 2:
+                row[key] = f"{str(f[key][0])[:10]} → {str(f[key][1])[:10]}"
+        row[f"in-sample {objective}"] = ins if isinstance(ins, int | float) else None
+        row[f"out-of-sample {objective}"] = oos if isinstance(oos, int | float) else None
+        for key in ("dsr", "pbo"):
+            v = f.get(key)
+            if isinstance(v, Mapping):
+                v = v.get(key)
+            if isinstance(v, int | float):
+                row[key.upper()] = v
+        rows.append(row)
     return rows
 
 
 def fig_opt_folds(opt: Mapping[str, Any]) -> Any | None:
     import plotly.graph_objects as go
 
-    rows = [r for r in _fold_rows(opt)
-            if isinstance(r["in_sample"], int | float) or isinstance(r["out_of_sample"],
-                                                                     int | float)]
-    if not rows:
+    objective = _objective(opt)
+    rows = _fold_rows(opt)
+    ins = [r.get(f"in-sample {objective}") for r in rows]
+    oos = [r.get(f"out-of-sample {objective}") for r in rows]
+    if not any(v is not None for v in ins + oos):
         return None
     labels = [f"fold {r['fold']}" for r in rows]
-    objective = str(_first(opt, "objective", "metric") or "objective")
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=[r["in_sample"] for r in rows], name="in-sample",
-                         marker={"color": "#9ecae1"}))
-    fig.add_trace(go.Bar(x=labels, y=[r["out_of_sample"] for r in rows], name="out-of-sample",
+    fig.add_trace(go.Bar(x=labels, y=ins, name="in-sample", marker={"color": "#9ecae1"}))
+    fig.add_trace(go.Bar(x=labels, y=oos, name="out-of-sample",
                          marker={"color": COLORS["strategy"]}))
     layout = _base_layout(f"In-sample vs out-of-sample {objective} per walk-forward fold", 340)
     layout["hovermode"] = "closest"
@@ -866,11 +914,11 @@ def _event_study_html(section: Mapping[str, Any]) -> str:
 
 
 DSR_SENTENCE = (
-    "The Deflated Sharpe Ratio is the probability that the chosen parameters' true Sharpe "
-    "ratio is above zero after accounting for how many trials were tried, how much their "
-    "Sharpe ratios varied, and the skew and kurtosis of the returns; values near 1 mean the "
-    "result survives the search, values below 0.95 mean it may be luck from trying many "
-    "combinations."
+    "The Deflated Sharpe Ratio is the probability that the chosen parameters' Sharpe ratio "
+    "beats the best one that luck alone would produce from the same number of trials, given "
+    "how much the trials' Sharpe ratios varied and the skew and fat tails of the returns; "
+    "values near 1 mean the result survives the search, values below 0.95 mean it may be luck "
+    "from trying many combinations."
 )
 PBO_SENTENCE = (
     "The Probability of Backtest Overfitting is the share of combinatorial train/test splits "
@@ -893,11 +941,14 @@ def _optimization_section(report: Report, figs: list[str]) -> str:
     dsr = _stat_value(opt, "dsr", "deflated_sharpe", "deflated_sharpe_ratio")
     pbo = _stat_value(opt, "pbo", "probability_of_backtest_overfitting")
     stats = []
-    for label, value, sentence in (("Deflated Sharpe Ratio (DSR)", dsr, DSR_SENTENCE),
-                                   ("Probability of Backtest Overfitting (PBO)", pbo,
-                                    PBO_SENTENCE)):
+    for label, key, value, sentence in (
+            ("Deflated Sharpe Ratio (DSR)", "dsr", dsr, DSR_SENTENCE),
+            ("Probability of Backtest Overfitting (PBO)", "pbo", pbo, PBO_SENTENCE)):
+        detail = opt.get(key)
+        more = (f"<details><summary>details</summary>{generic_html(detail)}</details>"
+                if isinstance(detail, Mapping) else "")
         stats.append(f"<p><b>{label}: {esc(fmt(value))}</b><br><span class=note>{sentence}"
-                     "</span></p>")
+                     f"</span></p>{more}")
     parts.append("".join(stats))
     best = _first(opt, "best_params", "best_parameters")
     if isinstance(best, Mapping):
@@ -915,13 +966,15 @@ def _optimization_section(report: Report, figs: list[str]) -> str:
         parts.append("<h3>Walk-forward folds</h3>" + records_table(folds))
     known = {"trials", "history", "study_trials", "importances", "param_importances",
              "parameter_importances", "folds", "walk_forward", "walkforward", "dsr",
-             "deflated_sharpe", "deflated_sharpe_ratio", "pbo",
+             "deflated_sharpe", "deflated_sharpe_ratio", "pbo", "is_vs_oos", "note",
              "probability_of_backtest_overfitting", "best_params", "best_parameters"}
     rest = {k: v for k, v in opt.items() if k not in known}
     if rest:
-        parts.append("<h3>Other optimization details</h3>" + generic_html(rest))
+        parts.append("<details><summary>Other optimization details</summary>"
+                     + generic_html(rest) + "</details>")
     note = ("<p class=note>Headline metrics above are the out-of-sample backtest of the chosen "
-            "parameters; in-sample values appear only in this section.</p>")
+            "parameters; in-sample values appear only in this section."
+            + (f" {esc(opt['note'])}." if isinstance(opt.get("note"), str) else "") + "</p>")
     return _section("Optimization", note + "".join(parts), "optimization")
 
 
@@ -1096,9 +1149,10 @@ def render_report_markdown(report: Report | Mapping[str, Any],
                 f"- PBO: {fmt(pbo)}. {PBO_SENTENCE}", ""]
         folds = _fold_rows(opt)
         if folds:
-            out += [_md_table(["fold", "in-sample", "out-of-sample"],
-                              [(r["fold"], fmt(r["in_sample"]), fmt(r["out_of_sample"]))
-                               for r in folds]), ""]
+            obj = _objective(opt)
+            out += [_md_table(["fold", f"in-sample {obj}", f"out-of-sample {obj}"],
+                              [(r["fold"], fmt(r.get(f"in-sample {obj}")),
+                                fmt(r.get(f"out-of-sample {obj}"))) for r in folds]), ""]
     if rep.audit:
         verdict = _first(rep.audit, "verdict", "passed", "ok", "status")
         out += ["### Bias audit", "", f"- verdict: {fmt(verdict)}", ""]

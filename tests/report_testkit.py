@@ -133,26 +133,40 @@ def make_report(
     )
 
 
-def make_optimization_section(seed: int = 0, n_trials: int = 40) -> dict[str, Any]:
+def make_optimization_section(seed: int = 0, n_trials: int = 30, n_folds: int = 3
+                              ) -> dict[str, Any]:
+    """An optimization section shaped like ``flushback.backtests.optimize`` writes it."""
     rng = np.random.default_rng(seed)
     trials = []
-    for k in range(n_trials):
-        thr = float(rng.uniform(5, 40))
-        hold = int(rng.integers(3, 30))
-        value = float(1.5 - ((thr - 18) / 15) ** 2 - ((hold - 12) / 20) ** 2 + rng.normal(0, 0.1))
-        trials.append({"number": k, "value": value, "state": "COMPLETE",
-                       "params": {"signals.entry.threshold": thr, "strategy.hold_bars": hold,
-                                  "strategy.mode": ["a", "b"][k % 2]}})
+    for fold in range(1, n_folds + 1):
+        for k in range(n_trials):
+            thr = float(rng.uniform(5, 40))
+            hold = int(rng.integers(3, 30))
+            value = float(1.5 - ((thr - 18) / 15) ** 2 - ((hold - 12) / 20) ** 2
+                          + rng.normal(0, 0.1))
+            trials.append({"fold": fold, "number": k, "state": "COMPLETE", "values": [value],
+                           "params": {"signals.entry.threshold": thr, "strategy.hold_bars": hold,
+                                      "strategy.mode": ["a", "b"][k % 2]}})
+    trials.append({"fold": n_folds, "number": n_trials, "state": "FAIL", "values": None,
+                   "params": {}})
+    last = [t for t in trials if t["fold"] == n_folds and t["values"]]
+    best = max(last, key=lambda t: t["values"][0])
+    is_vs_oos = [{"fold": f, "train": ["2021-01-01T00:00:00Z", f"2021-0{f + 3}-01T00:00:00Z"],
+                  "test": [f"2021-0{f + 3}-02T00:00:00Z", f"2021-0{f + 5}-01T00:00:00Z"],
+                  "in_sample": {"sharpe": 1.4 - 0.1 * f, "total_return": 0.3},
+                  "out_of_sample": {"sharpe": 0.6 + 0.05 * f, "total_return": 0.1},
+                  "dsr": 0.5 + 0.1 * f, "pbo": 0.4 - 0.05 * f} for f in range(1, n_folds + 1)]
     return {
-        "objective": "sharpe",
-        "direction": "maximize",
-        "n_trials": n_trials,
-        "best_params": max(trials, key=lambda t: t["value"])["params"],
+        "result_is_out_of_sample": True,
+        "note": "metrics of this report are the stitched out-of-sample test windows",
+        "study": {"name": "synthetic", "objectives": ["max_sharpe"], "n_trials": n_trials,
+                  "sampler": "tpe", "seed": seed},
+        "best_params": best["params"],
+        "best_params_fold": n_folds,
         "trials": trials,
-        "importances": {"signals.entry.threshold": 0.7, "strategy.hold_bars": 0.25,
-                        "strategy.mode": 0.05},
-        "folds": [{"fold": i, "in_sample": 1.4 - 0.1 * i, "out_of_sample": 0.6 + 0.05 * i}
-                  for i in range(4)],
-        "dsr": 0.81,
-        "pbo": 0.23,
+        "param_importances": {"signals.entry.threshold": 0.7, "strategy.hold_bars": 0.25,
+                              "strategy.mode": 0.05},
+        "is_vs_oos": is_vs_oos,
+        "dsr": {"dsr": 0.81, "n_trials": n_trials, "kurtosis_raw": 5.2},
+        "pbo": {"pbo": 0.23, "n_splits": 16},
     }

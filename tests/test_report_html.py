@@ -161,21 +161,32 @@ def test_trades_table_is_sortable_with_raw_sort_keys(synthetic):
 def test_optimization_and_audit_sections(synthetic):
     opt = synthetic.optimization
     hist = rh.fig_opt_history(opt)
-    vals = [t["value"] for t in opt["trials"]]
-    assert list(hist.data[0].y) == vals
-    assert list(hist.data[1].y) == list(np.maximum.accumulate(vals))
+    # one (trials, best-so-far) pair per fold; failed trials are left out
+    assert [t.name for t in hist.data] == [f"{kind} (fold {f})" for f in (1, 2, 3)
+                                           for kind in ("trial", "best so far")]
+    for f in (1, 2, 3):
+        vals = [t["values"][0] for t in opt["trials"] if t["fold"] == f and t["values"]]
+        assert list(hist.data[2 * (f - 1)].y) == vals
+        assert list(hist.data[2 * (f - 1) + 1].y) == list(np.maximum.accumulate(vals))
     imp = rh.fig_opt_importances(opt)
-    assert dict(zip(imp.data[0].y, imp.data[0].x, strict=True)) == opt["importances"]
+    assert dict(zip(imp.data[0].y, imp.data[0].x, strict=True)) == opt["param_importances"]
     par = rh.fig_opt_parallel(opt)
     labels = [d.label for d in par.data[0].dimensions]
     assert labels == ["signals.entry.threshold", "strategy.hold_bars", "strategy.mode", "sharpe"]
     assert list(par.data[0].dimensions[2].ticktext) == ["a", "b"]
+    fold3 = [t["values"][0] for t in opt["trials"] if t["fold"] == 3 and t["values"]]
+    assert list(par.data[0].dimensions[3].values) == fold3  # the fold that chose the params
     folds = rh.fig_opt_folds(opt)
-    assert list(folds.data[0].y) == [f["in_sample"] for f in opt["folds"]]
-    assert list(folds.data[1].y) == [f["out_of_sample"] for f in opt["folds"]]
+    assert list(folds.data[0].y) == [f["in_sample"]["sharpe"] for f in opt["is_vs_oos"]]
+    assert list(folds.data[1].y) == [f["out_of_sample"]["sharpe"] for f in opt["is_vs_oos"]]
     text, _ = rh.build_report_html(synthetic)
-    assert "0.8100" in text and "0.2300" in text and rh.DSR_SENTENCE in text
+    assert "Deflated Sharpe Ratio (DSR): 0.8100" in text
+    assert "Probability of Backtest Overfitting (PBO): 0.2300" in text
+    assert rh.DSR_SENTENCE in text and rh.PBO_SENTENCE in text
+    assert "2021-01-01 → 2021-04-01" in text  # fold 1's training window
     assert "Verdict: <span class=\"good\">pass" in text
+    md = rh.render_report_markdown(synthetic)
+    assert "Deflated Sharpe Ratio: 0.8100" in md and "| 1 | 1.300 | 0.6500 |" in md
 
 
 def test_minimal_report_renders_only_charts_with_data(golden):
