@@ -200,3 +200,33 @@ def test_console_script_help_and_offline_fetch(tmp_path):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 4 and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "store" / "manifest.json").exists()
+
+
+def test_fetch_yfinance_stores_then_updates_incrementally(capsys, monkeypatch):
+    import pandas as pd
+    import yfinance
+
+    calls = []
+
+    def download(symbol, start=None, **kw):
+        calls.append(start)
+        days = pd.date_range(start or "2025-01-01", "2025-01-10", freq="1D", name="Date")
+        base = [100.0 + i for i in range((days - pd.Timestamp("2025-01-01")).days.max() + 1)]
+        base = base[-len(days):]
+        df = pd.DataFrame({"Open": base, "High": [b + 2 for b in base],
+                           "Low": [b - 2 for b in base], "Close": base,
+                           "Adj Close": base, "Volume": 1.0}, index=days)
+        df.columns = pd.MultiIndex.from_product([df.columns, [symbol]])
+        return df
+
+    monkeypatch.setattr(yfinance, "download", download)
+    code, out, err = run(capsys, "data", "fetch", "yfinance", "BTC-USD", "--start", "2025-01-01",
+                         "--format", "json")
+    assert code == 0, err
+    first = json.loads(out)[0]
+    assert first["status"] == "new" and first["rows"] == 10
+    code, out, err = run(capsys, "data", "fetch", "yfinance", "BTC-USD", "--format", "json")
+    assert code == 0, err
+    # the second call re-fetches from two days before the last stored bar only
+    assert calls == ["2025-01-01", "2025-01-08"]
+    assert json.loads(out)[0]["status"] == "unchanged"

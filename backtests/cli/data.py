@@ -112,14 +112,21 @@ def fetch(
     from flushback.data.sources import plan_fetch
     from flushback.data.store import Store
 
-    plan = plan_fetch(source, symbols or [], interval=interval, start=start)
+    st = Store(store)
+    # incremental: re-fetch from two periods before the last stored row (picks up revisions)
+    from flushback.data.datasets import INTERVALS
+
+    since = {}
+    for info in st.infos():
+        if info.last is not None and info.interval in INTERVALS:
+            since[info.id] = info.last - 2 * INTERVALS[info.interval]
+    plan = plan_fetch(source, symbols or [], interval=interval, start=start, since=since)
     if _offline():
         raise SourceUnavailable(
             f"offline: not fetching {', '.join(d for d, _ in plan)} from {source}",
             hint="drop --offline / FLUSHBACK_OFFLINE, or import files with "
             "`flushback data import DIR`",
         )
-    st = Store(store)
     done = []
     for dataset_id, run in plan:
         frame = run()  # raises SourceUnavailable/DataError before anything is written

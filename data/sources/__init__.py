@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flushback.data.errors import ConfigError, DataError
@@ -81,8 +81,13 @@ def fetcher_for(dataset_id: str) -> Fetcher | None:
 
 
 def plan_fetch(source: str, symbols: Sequence[str], *, interval: str = "1d",
-               start: Any = None) -> list[tuple[str, Fetcher]]:
-    """``(dataset id, fetch function)`` pairs for ``flushback data fetch SOURCE SYMBOL...``."""
+               start: Any = None, since: Mapping[str, Any] | None = None,
+               ) -> list[tuple[str, Fetcher]]:
+    """``(dataset id, fetch function)`` pairs for ``flushback data fetch SOURCE SYMBOL...``.
+
+    ``since`` maps dataset ids already stored to the first timestamp worth re-fetching
+    (incremental update); ``start`` overrides it.
+    """
     from flushback.data.sources.coinglass import CoinglassClient
 
     name = _ALIASES.get(source.lower(), source.lower())
@@ -102,7 +107,9 @@ def plan_fetch(source: str, symbols: Sequence[str], *, interval: str = "1d",
             if interval not in ("1d", "1h"):
                 raise ConfigError(f"yfinance serves 1d and 1h bars, not {interval!r}",
                                   hint="fetch 1h and let load_frame resample to 4h")
-            plan.append((f"prices/{sym}_{interval}", _yahoo(sym, interval, start)))
+            did = f"prices/{sym}_{interval}"
+            first = start if start is not None else (since or {}).get(did)
+            plan.append((did, _yahoo(sym, interval, first)))
         else:
             did = sym if "/" in sym else f"liquidations/coinglass_binance_{sym.upper()}_{interval}"
             if did not in CoinglassClient.datasets:
