@@ -142,3 +142,17 @@ def test_btc_usd_4h_resampled_from_hourly_matches_real_daily_structure(shared_da
     day = h.loc["2026-02-06 00:00":"2026-02-06 03:00"]
     assert f.loc["2026-02-06 00:00", "low"] == day["low"].min()
     assert f.loc["2026-02-06 00:00", "close"] == day["close"].iloc[-1]
+
+
+def test_real_gaps_counted_and_only_filled_on_request_flagged(shared_data_dir):
+    raw = load_frame("BTCUSDT", "4h", data_dir=shared_data_dir, externals=None).frame
+    assert raw.attrs["gaps"] == 16 and "filled" not in raw.columns
+    filled = load_frame("BTCUSDT", "4h", data_dir=shared_data_dir, externals=None,
+                        fill_gaps=True).frame
+    assert len(filled) == len(raw) + 16 and int(filled["filled"].sum()) == 16
+    # the Binance outage 2018-02-08T04:00 -> 2018-02-09T04:00 (7 bars) is flagged, flat
+    outage = filled.loc["2018-02-08 04:00":"2018-02-09 04:00"]
+    assert outage["filled"].sum() == 7
+    assert (outage.loc[outage["filled"], "volume"] == 0).all()
+    pd.testing.assert_frame_equal(filled.loc[~filled["filled"], raw.columns], raw,
+                                  check_freq=False)
