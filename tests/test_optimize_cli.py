@@ -1,0 +1,96 @@
+"""``flushback optimize`` end to end: errors, the search space, and a small real-data study
+whose report is out-of-sample, with IS vs OOS per fold, DSR and PBO."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flushback.backtests.cli import main
+
+
+def test_unknown_objective_is_a_config_error(capsys, shared_data_dir):
+    code = main(["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
+                 "--objective", "sharpee", "--trials", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "did you mean 'sharpe'" in err
+
+
+def test_show_space_lists_declared_ranges_narrowed_by_the_spec(capsys, shared_data_dir):
+    code = main(["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
+                 "--show-space", "--format", "json"])
+    assert code == 0
+    space = json.loads(capsys.readouterr().out)
+    by = {p["name"]: p for p in space["params"]}
+    # narrowed by the spec's [search] table
+    assert (by["strategy.hold_bars"]["low"], by["strategy.hold_bars"]["high"]) == (5, 180)
+    # declared by the signal (extreme_fear threshold range)
+    from flushback.signals import get_signal
+
+    decl = get_signal("extreme_fear").search_space()["threshold"]
+    assert by["signals.entry.of.0.threshold"]["low"] == decl.low
+    assert by["signals.entry.of.0.threshold"]["high"] == decl.high
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_data_dir,
+                                                               tmp_path):
+    from flushback.backtests.metrics import compute_metrics
+    from flushback.backtests.runs import load_report
+
+    storage = str(tmp_path / "study.log")
+    args = ["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
+            "--trials", "10", "--walk-forward", "2", "--seed", "4", "--storage", storage,
+            "--format", "json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    rep = load_report(out["run_dir"])
+    assert rep["kind"] == "optimization"
+    sec = rep["optimization"]
+    assert sec["result_is_out_of_sample"] is True
+    assert len(sec["is_vs_oos"]) == 2
+    for row in sec["is_vs_oos"]:
+        assert row["in_sample"]["sharpe"] is not None
+        assert "sharpe" in row["out_of_sample"]
+        assert 0.0 <= row["pbo"] <= 1.0
+        assert 0.0 <= row["dsr"] <= 1.0
+        assert row["train"][1] < row["test"][0]
+    assert sec["dsr"]["n_trials"] == 10
+    assert sum(1 for t in sec["trials"] if t["state"] == "COMPLETE") == 20
+    # the report's equity is the stitched test windows only: it starts at fold 1's test start
+    first_test = sec["fold_boundaries"][0]["test_start"]
+    assert rep["equity"][0]["timestamp"] == first_test
+    assert rep["equity"][-1]["timestamp"] == sec["fold_boundaries"][-1]["test_end"]
+    # ...and its headline metrics are recomputed from that equity, not in-sample numbers
+    eq = pd.Series([p["equity"] for p in rep["equity"]],
+                   index=pd.to_datetime([p["timestamp"] for p in rep["equity"]]))
+    m = compute_metrics(eq, None, 365)
+    assert rep["metrics"]["total_return"] == pytest.approx(m["total_return"], rel=1e-9)
+    assert rep["metrics"]["sharpe"] == pytest.approx(m["sharpe"], rel=1e-9)
+    # stitching: fold 2's test equity continues where fold 1's ended (returns compound)
+    f2 = pd.Timestamp(sec["fold_boundaries"][1]["test_start"])
+    pos = eq.index.get_loc(f2.tz_localize(None) if eq.index.tz is None else f2)
+    assert np.isfinite(eq.iloc[pos]) and eq.iloc[pos - 1] > 0
+    # the same command again resumes the finished studies: nothing new is run
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["best_params"] == out["best_params"]
+    assert again["run_id"] == out["run_id"]
+
+
+@pytest.mark.realdata
+def test_reusing_a_study_name_with_other_settings_is_refused(capsys, shared_data_dir,
+                                                              tmp_path):
+    storage = str(tmp_path / "s.log")
+    base = ["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
+            "--storage", storage, "--study", "mine", "--trials", "1",
+            "--train-until", "2024-01-01", "--format", "json"]
+    assert main(base + ["--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--seed", "2"]) == 2
+    assert "created with other settings" in capsys.readouterr().err
