@@ -208,7 +208,8 @@ def validate(
     store: str = _STORE_OPT,
     fmt: OutputFormat = _FORMAT_OPT,
 ) -> None:
-    """Check files (or the store) against every data rule; exit non-zero on the first bad one."""
+    """Check files (or the store, or --data-dir) against every data rule; exit non-zero on the
+    first bad one."""
     from flushback.data.errors import FlushbackError
     from flushback.data.importer import validate_file
     from flushback.data.store import Store
@@ -227,6 +228,8 @@ def validate(
             return
         results.append({"file": name, "dataset": dataset, "ok": True, **report.to_dict()})
 
+    if not paths and STATE.data_dir and not store:
+        paths = [Path(STATE.data_dir)]  # validate what load_frame would read
     if paths:
         for p in _expand(paths):
             record(str(p), "", lambda p=p: validate_file(
