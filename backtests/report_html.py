@@ -1023,7 +1023,31 @@ def _audit_section(report: Report) -> str:
         good = verdict is True or str(verdict).lower() in ("pass", "passed", "ok", "true")
         head = (f'<p><b>Verdict: <span class="{"good" if good else "bad"}">'
                 f"{esc(fmt(verdict))}</span></b></p>")
-    return _section("Bias audit", head + generic_html(audit), "audit")
+    checks = audit.get("checks")
+    parts = [head]
+    if isinstance(checks, list) and checks and all(isinstance(c, Mapping) for c in checks):
+        # one line per check, then each check's own table (its declared columns first)
+        parts.append(records_table(
+            [{"check": c.get("title") or c.get("name"), "verdict": c.get("verdict"),
+              "summary": c.get("summary")} for c in checks]))
+        for c in checks:
+            rows = c.get("rows")
+            if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+                cols = [(k, k) for k in c.get("columns") or []] or None
+                parts.append(
+                    f"<details><summary>{esc(c.get('title') or c.get('name'))}: "
+                    f"{len(rows)} rows</summary>"
+                    + records_table([_flatten(r) for r in rows], cols, sortable=True,
+                                    scroll=len(rows) > 20) + "</details>")
+            findings = c.get("findings")
+            if isinstance(findings, list) and findings:
+                parts.append(f"<h3>{esc(c.get('name'))}: findings</h3>" + generic_html(findings))
+        rest = {k: v for k, v in audit.items() if k not in ("checks", "verdict", "passed")}
+        parts.append("<details><summary>audit settings</summary>" + generic_html(rest)
+                     + "</details>")
+    else:
+        parts.append(generic_html(audit))
+    return _section("Bias audit", "".join(parts), "audit")
 
 
 # --------------------------------------------------------------------------- entry points

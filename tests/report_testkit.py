@@ -133,6 +133,25 @@ def make_report(
     )
 
 
+def make_audit_section(passed: bool = True) -> dict[str, Any]:
+    """An audit section shaped like ``flushback.backtests.audit`` writes it."""
+    verdict = "pass" if passed else "fail"
+    return {
+        "schema_version": "1", "passed": passed, "verdict": verdict, "spec_name": "synthetic",
+        "run_id": None, "created_at": "2026-03-01T12:00:00Z", "bars": 600,
+        "window": {"start": "2021-01-01", "end": None}, "settings": {"trades": 20},
+        "checks": [
+            {"name": "lookahead", "title": "Look-ahead", "verdict": verdict,
+             "summary": "3 truncated re-runs", "params": {}, "columns": ["bar", "column"],
+             "rows": [{"bar": "2021-05-19", "column": "entry", "truncated": 1.0}],
+             "findings": [] if passed else [{"bar": "2021-05-19", "column": "entry"}]},
+            {"name": "warmup", "title": "Warm-up", "verdict": "pass",
+             "summary": "1 signal converges", "params": {}, "columns": [], "rows": [],
+             "findings": []},
+        ],
+    }
+
+
 def make_optimization_section(seed: int = 0, n_trials: int = 30, n_folds: int = 3
                               ) -> dict[str, Any]:
     """An optimization section shaped like ``flushback.backtests.optimize`` writes it."""

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import inspect_page, output_dir
-from report_testkit import make_optimization_section, make_report
+from report_testkit import make_audit_section, make_optimization_section, make_report
 
 from flushback.backtests.report_data import FlushEvent
 from flushback.backtests.report_html import render_report_html
@@ -44,8 +44,7 @@ def _pick_event(page, label: str) -> None:
 
 def test_report_html_renders_every_chart_without_js_errors(tmp_path):
     doc = make_report(
-        5, optimization=make_optimization_section(2),
-        audit={"verdict": "pass", "checks": [{"check": "lookahead", "passed": True}]},
+        5, optimization=make_optimization_section(2), audit=make_audit_section(),
     )
     html = tmp_path / "report.html"
     render_report_html(doc, html, events=EVENTS)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_testkit import make_optimization_section, make_report
+from report_testkit import make_audit_section, make_optimization_section, make_report
 
 from flushback.backtests import report_html as rh
 from flushback.backtests.cli import main
@@ -39,8 +39,7 @@ def golden():
 @pytest.fixture(scope="module")
 def synthetic():
     return validate_report(make_report(
-        3, optimization=make_optimization_section(1),
-        audit={"verdict": "pass", "checks": [{"check": "lookahead", "passed": True}]},
+        3, optimization=make_optimization_section(1), audit=make_audit_section(),
     ))
 
 
@@ -185,6 +184,11 @@ def test_optimization_and_audit_sections(synthetic):
     assert rh.DSR_SENTENCE in text and rh.PBO_SENTENCE in text
     assert "2021-01-01 → 2021-04-01" in text  # fold 1's training window
     assert "Verdict: <span class=\"good\">pass" in text
+    assert "3 truncated re-runs" in text and "Look-ahead: 1 rows" in text
+    failed = synthetic.to_dict()
+    failed["audit"] = make_audit_section(passed=False)
+    text, _ = rh.build_report_html(failed)
+    assert "Verdict: <span class=\"bad\">fail" in text and "lookahead: findings" in text
     md = rh.render_report_markdown(synthetic)
     assert "Deflated Sharpe Ratio: 0.8100" in md and "| 1 | 1.300 | 0.6500 |" in md
 
