@@ -262,6 +262,9 @@ def load_frame(
     - ``fill_gaps``: insert missing bars, flagged in a ``filled`` column (never by default).
 
     Every external value at bar t satisfies ``known_at <= t + interval`` (``.known_at``).
+    ``frame.attrs`` holds ``interval``, ``symbol``, ``gaps`` (missing bars, not filled),
+    ``resampled_from`` when derived from finer bars, and ``missing_externals`` (kind -> reason)
+    when a requested kind had no dataset.
     """
     if interval not in INTERVALS or interval == "8h":
         raise DataError(f"unknown interval {interval!r}", hint="use one of 1h, 4h, 1d")
@@ -285,21 +288,29 @@ def load_frame(
     idx = pd.DatetimeIndex(frame.index)
     known_cols: dict[str, np.ndarray] = {}
     pend_cols: dict[str, np.ndarray] = {}
+    missing: dict[str, str] = {}
     for kind, ids in kinds.items():
         cols = EXTERNAL_KINDS[kind]
         pieces = []
         stale: dict[str, pd.Timedelta] = {}
+        reasons = [] if ids else [f"no {kind} dataset for {symbol}"]
         for did in ids:
             if not repo.has(did):
+                err = getattr(repo, "errors", {}).get(did)
                 if kind in explicit:
+                    if err is not None:
+                        raise err
                     raise DataError(f"external dataset {did!r} not found", file=repo.location,
                                     hint="import or fetch it, or choose another dataset")
+                reasons.append(f"{did} not available" + (f" ({err.message})" if err else ""))
                 continue
             spec = spec_for(did)
             ext, info = repo.read(did)
             infos[did] = info
             stale[did] = _staleness_for(kind, spec, max_staleness)
             pieces.append((spec, conform_external(ext, spec, bar_iv)))
+        if not pieces:
+            missing[kind] = "; ".join(reasons) + " -- the column is NaN"
         joined = splice_externals(pieces, stale) if pieces else None
         vals, known, pend = asof_join(idx, bar_iv, joined, cols)
         if kind in explicit and len(idx) and np.all(known == np.iinfo(np.int64).min):
@@ -333,6 +344,8 @@ def load_frame(
     if bars.attrs.get("resampled_from"):
         frame.attrs["resampled_from"] = bars.attrs["resampled_from"]
     frame.attrs["gaps"] = count_gaps(idx, bar_iv) if not fill_gaps else 0
+    if missing:
+        frame.attrs["missing_externals"] = missing
     return AssembledFrame(
         frame=frame,
         fingerprints={k: v.fingerprint for k, v in infos.items()},

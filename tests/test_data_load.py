@@ -191,6 +191,12 @@ def test_explicit_external_entirely_stale_is_a_stale_data_error(tmp_path):
     e = ei.value
     assert e.column == "liq_long_usd" and e.file.endswith("coinglass_binance_BTC_1d.csv")
     assert "2024-01-04" in str(e) and "covers" in str(e)
-    # the default (implicit) request just yields NaN
+    # the default (implicit) request just yields NaN, and says what was missing
     af = load_frame("BTC-USD", "1d", data_dir=root, start="2024-01-04")
     assert af.frame["liq_long_usd"].isna().all()
+    missing = af.frame.attrs["missing_externals"]
+    # the tiny folder has neither default funding nor any open-interest file
+    assert set(missing) == {"funding", "open_interest"}
+    assert "derivatives/binance_btcusdt_funding_1d not available" in missing["funding"]
+    full = load_frame("BTC-USD", "1d", data_dir=write_sample_folder(tmp_path / "s", days=5))
+    assert "missing_externals" not in full.frame.attrs  # OI from its second default dataset
