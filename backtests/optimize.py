@@ -1281,6 +1281,9 @@ def run_study(
 
     One worker runs in this process; more are spawned processes (each prepares its own data).
     """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
     for fold in cfg.folds:  # create the studies once, before the workers race to
         _ensure_study(cfg, storage, fold)

@@ -1,0 +1,214 @@
+"""Benchmark ``flushback optimize``: trials/s, peak memory, time per trial by stage, and the
+ceiling backtrader itself sets for the same strategy.
+
+    python benchmarks/bench_optimize.py --data-dir ../shared/data [--daily-trials 60]
+        [--hourly-trials 12] [--out benchmarks/optimize.json]
+
+For each spec (BTC daily fear+flush, BTC hourly 4h-RSI) and 1 and 2 workers, a fresh study on
+the default hold-out split (training window = first 70 % of the bars) is run in its own
+process; wall time of the study and peak RSS (the process and its workers) are recorded.
+
+Time split per trial (measured in-process on the same training window, same sampled
+parameters): sampling (optuna ask), signals (pandas), engine (backtrader through the adapter,
+signals precomputed), metrics, and the rest of the runner. The ceiling is the engine alone:
+``trials/s = workers / engine seconds`` -- what backtrader allows for this strategy with the
+signals handed to it for free. flushback's share = measured trials/s / ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+SPECS = ("fear_flush_btc_daily", "rsi4h_btc_hourly")
+
+
+def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict:
+    """Run one study (called in a fresh process)."""
+    warnings.simplefilter("ignore")
+    os.environ["FLUSHBACK_HOME"] = home
+    from flushback.backtests import optimize as opt
+
+    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
+    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
+    folds = opt.make_folds(ev.index)
+    cfg = opt.StudyConfig(
+        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_kwargs={"spec": spec, "overrides": [], "data_dir": data_dir},
+        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        n_trials=trials, storage_url=str(Path(home) / "bench.log"), study_name="bench",
+        seed=1, workers=workers,
+    )
+    t0 = time.perf_counter()
+    opt.run_study(cfg, evaluator=ev)
+    wall = time.perf_counter() - t0
+    import optuna
+
+    study = optuna.load_study(study_name="bench", storage=opt.open_storage(cfg.storage_url))
+    timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in study.trials
+               if t.state.name == "COMPLETE"]
+    mean = {k: sum(t.get(k, 0.0) for t in timings) / max(len(timings), 1)
+            for k in ("sampling", "backtest", "trial")}
+    return {
+        "spec": spec, "workers": workers, "trials": trials,
+        "complete": sum(1 for t in study.trials if t.state.name == "COMPLETE"),
+        "wall_seconds": wall, "trials_per_second": trials / wall,
+        "train_bars": int(((ev.index >= folds[0].train_start)
+                           & (ev.index <= folds[0].train_end)).sum()),
+        "mean_seconds_in_trial": mean,
+        "peak_rss_mb_main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb_workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def _split(spec: str, data_dir: str, n: int) -> dict:
+    """Per-stage seconds per trial on the training window, parameters sampled at random."""
+    warnings.simplefilter("ignore")
+    import optuna
+
+    from flushback.backtests import optimize as opt
+    from flushback.backtests import runner
+    from flushback.backtests.metrics import compute_metrics
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
+    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
+    (fold,) = opt.make_folds(ev.index)
+    view = ev._view(fold.train_start, fold.train_end)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
+    ev.evaluate({}, fold.train_start, fold.train_end)  # warm caches (benchmark run)
+    rows = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask(space.distributions())
+        t1 = time.perf_counter()
+        sp = ev.spec.with_overrides(dict(trial.params))
+        t2 = time.perf_counter()
+        sig = runner._compute_signals(sp, view.frame)
+        t3 = time.perf_counter()
+        window = view.window
+        res = runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year)
+        t4 = time.perf_counter()
+        m = compute_metrics(res.equity["equity"], res.trades, ev.periods_per_year,
+                            position=res.equity["position"])
+        t5 = time.perf_counter()
+        full = ev.evaluate(dict(trial.params), fold.train_start, fold.train_end)
+        t6 = time.perf_counter()
+        assert abs((full.metrics.get("sharpe") or 0) - (m.get("sharpe") or 0)) < 1e-9
+        study.tell(trial, m.get("sharpe") or 0.0)
+        rows.append({"sampling": t1 - t0, "spec_overrides": t2 - t1, "signals": t3 - t2,
+                     "engine": t4 - t3, "metrics": t5 - t4, "run_backtest_total": t6 - t5})
+    mean = {k: sum(r[k] for r in rows) / n for k in rows[0]}
+    mean["bars"] = len(view.window)
+    return mean
+
+
+class _NoopEvaluator:
+    """Returns flat equity at once: what is left is optuna + storage + flushback's loop."""
+
+    periods_per_year = 365
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        self.index = pd.date_range("2020-01-01", periods=1000, freq="D", tz="UTC")
+
+    def evaluate(self, params, start, end, *, keep=False):
+        import numpy as np
+
+        from flushback.backtests.optimize import Evaluation
+
+        x = sum(float(v) for v in params.values())
+        return Evaluation(metrics={"sharpe": -abs(x - 1.0)}, returns=np.zeros(700))
+
+    def current_values(self) -> dict:
+        return {}
+
+
+def _bookkeeping(storage_kind: str, n: int, home: str) -> dict:
+    """Per-trial cost of the study machinery alone (no backtest), journal vs SQLite."""
+    warnings.simplefilter("ignore")
+    from flushback.backtests import optimize as opt
+    from flushback.signals.base import Param
+
+    ev = _NoopEvaluator()
+    declared = {f"p{i}": Param(float, 0.5, 0.0, 1.0) for i in range(5)}
+    space = opt.build_search_space(declared, None)
+    url = (str(Path(home) / "b.log") if storage_kind == "journal"
+           else f"sqlite:///{Path(home) / 'b.db'}")
+    cfg = opt.StudyConfig(
+        evaluator_factory="x:y", evaluator_kwargs={}, objectives=opt.parse_objectives("sharpe"),
+        space=space, folds=tuple(opt.make_folds(ev.index)), n_trials=n, storage_url=url,
+        study_name="b", seed=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    opt.run_study(cfg, evaluator=ev)
+    return {"storage": storage_kind, "trials": n,
+            "wall_ms_per_trial": (time.perf_counter() - t0) / n * 1000,
+            "cpu_ms_per_trial": (time.process_time() - c0) / n * 1000}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default=os.environ.get("FLUSHBACK_SHARED_DATA",
+                                                         "../shared/data"))
+    ap.add_argument("--daily-trials", type=int, default=60)
+    ap.add_argument("--hourly-trials", type=int, default=12)
+    ap.add_argument("--split-trials", type=int, default=10)
+    ap.add_argument("--out", default=str(Path(__file__).with_name("optimize.json")))
+    ap.add_argument("--one", nargs=3, metavar=("SPEC", "WORKERS", "TRIALS"))
+    ap.add_argument("--split", metavar="SPEC")
+    ap.add_argument("--home")
+    ap.add_argument("--bookkeeping", metavar="STORAGE")
+    args = ap.parse_args()
+    if args.bookkeeping:
+        with tempfile.TemporaryDirectory() as home:
+            print(json.dumps(_bookkeeping(args.bookkeeping, 200, home)))
+        return
+    data_dir = str(Path(args.data_dir).resolve())
+    if args.one:
+        spec, w, n = args.one
+        print(json.dumps(_one(spec, int(w), int(n), data_dir, args.home)))
+        return
+    if args.split:
+        print(json.dumps(_split(args.split, data_dir, args.split_trials)))
+        return
+    out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                 "runs": [], "split": {}, "bookkeeping": []}
+    for kind in ("journal", "sqlite"):
+        res = subprocess.run([sys.executable, __file__, "--bookkeeping", kind], check=True,
+                             capture_output=True, text=True)
+        out["bookkeeping"].append(json.loads(res.stdout.strip().splitlines()[-1]))
+        print(out["bookkeeping"][-1], flush=True)
+    for spec in SPECS:
+        res = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--split", spec,
+                              "--split-trials", str(args.split_trials)],
+                             check=True, capture_output=True, text=True)
+        out["split"][spec] = json.loads(res.stdout.strip().splitlines()[-1])
+        print(spec, out["split"][spec], flush=True)
+        n = args.daily_trials if "daily" in spec else args.hourly_trials
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as home:
+                res = subprocess.run([sys.executable, __file__, "--data-dir", data_dir,
+                                      "--one", spec, str(workers), str(n), "--home", home],
+                                     check=True, capture_output=True, text=True)
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            engine = out["split"][spec]["engine"]
+            row["ceiling_trials_per_second"] = workers / engine
+            row["share_of_ceiling"] = row["trials_per_second"] / row["ceiling_trials_per_second"]
+            out["runs"].append(row)
+            print(json.dumps(row), flush=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
