@@ -60,6 +60,9 @@ COLORS = {
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f"]
 
+#: signals with more triggers than this (other than "entry") start hidden on the price chart
+MAX_VISIBLE_TRIGGERS = 400
+
 # Metrics shown first (when present), in this order; every other metric follows.
 PREFERRED_METRICS = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -447,8 +450,13 @@ def fig_price(report: Report, events: Sequence[FlushEvent] = ()) -> Any | None:
         keep = y.notna().to_numpy()
         if not keep.any():
             continue
+        # a signal that is "on" for long stretches (e.g. an exit condition) would bury the
+        # chart: it starts hidden (click its legend entry to show it)
+        crowded = name != "entry" and int(keep.sum()) > MAX_VISIBLE_TRIGGERS
         fig.add_trace(go.Scatter(
-            x=t[keep].tz_localize(None), y=y[keep], mode="markers", name=f"signal: {name}",
+            x=t[keep].tz_localize(None), y=y[keep], mode="markers",
+            name=f"signal: {name}" + (" (click to show)" if crowded else ""),
+            visible="legendonly" if crowded else True,
             marker={"symbol": "circle-open", "size": 7, "color": PALETTE[(i + 1) % 10],
                     "line": {"width": 1.5}},
         ), row=1, col=1)

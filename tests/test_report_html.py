@@ -239,3 +239,13 @@ def test_cli_report_html_md_and_runs_list(tmp_path, capsys, monkeypatch):
     assert main(["report", "nosuchrun"]) == 3
     err = capsys.readouterr().err
     assert "no run or report 'nosuchrun'" in err and "runs list" in err
+
+
+def test_crowded_signal_starts_hidden_on_the_price_chart(synthetic):
+    doc = synthetic.to_dict()
+    doc["triggers"]["exit"] = list(doc["series"]["timestamp"])  # "on" at every bar
+    fig = rh.fig_price(validate_report(doc), [])
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["signal: entry"].visible is True
+    hidden = by_name["signal: exit (click to show)"]
+    assert hidden.visible == "legendonly" and len(hidden.x) == len(doc["series"]["timestamp"])
