@@ -313,3 +313,41 @@ def test_cli_refuses_a_sample_smaller_than_20(planted, folder, tmp_path, capsys)
     code = main(["--data-dir", str(folder), "audit", spec, "--trades", "5"])
     _, err = capsys.readouterr()
     assert code == 2 and "at least 20" in err
+
+
+# --------------------------------------------------------------------------- raw truncation
+def test_truncated_inputs_cut_bars_by_close_and_externals_by_known_at(folder):
+    from flushback.backtests.audit import truncated_inputs
+    from flushback.data import load_frame
+
+    cutoff = pd.Timestamp("2024-03-01T05:00:00Z")
+    with truncated_inputs(cutoff):
+        hourly = load_frame("BTC-USD", "1h", externals=("fng",), data_dir=folder)
+        daily = load_frame("BTC-USD", "1d", externals=("fng",), data_dir=folder)
+        four = load_frame("BTC-USD", "4h", externals=("fng",), data_dir=folder)
+    # hand-derived: the last bar whose close is <= 05:00
+    assert hourly.frame.index[-1] == pd.Timestamp("2024-03-01T04:00:00Z")
+    assert daily.frame.index[-1] == pd.Timestamp("2024-02-29T00:00:00Z")
+    # 4h bars resampled from 1h: 00:00-04:00 closes at 04:00, the 04:00 bucket is incomplete
+    assert four.frame.index[-1] == pd.Timestamp("2024-03-01T00:00:00Z")
+    # the F&G value dated 2024-03-01 is known at 01:00, so the 00:00 hourly bar (closing 01:00)
+    # is the first to use it; nothing known later exists in the truncated data
+    assert (hourly.known_at["fng"].dropna() <= cutoff).all()
+    raw = pd.read_csv(folder / "sentiment" / "crypto_fear_greed.csv", index_col=0)
+    assert hourly.frame.loc["2024-03-01T00:00:00Z", "fng"] == raw.loc["2024-03-01", "value"]
+    assert hourly.frame.loc["2024-02-29T23:00:00Z", "fng"] == raw.loc["2024-02-29", "value"]
+    # outside the block, the data layer is untouched
+    full = load_frame("BTC-USD", "1h", externals=("fng",), data_dir=folder)
+    assert full.frame.index[-1] > cutoff
+
+
+def test_cli_set_override_reaches_the_audited_spec(planted, folder, tmp_path, capsys):
+    from flushback.backtests.cli import main
+
+    spec = write_spec(tmp_path, 'type = "planted_honest_dip"')
+    code = main(["--data-dir", str(folder), "audit", spec, "--format", "json", "--no-save",
+                 "--set", "signals.entry.type=planted_peek", "--set", "signals.entry.drop=0.05"])
+    out, _ = capsys.readouterr()
+    assert code == 6
+    doc = json.loads(out)
+    assert {c["name"]: c["verdict"] for c in doc["checks"]}["lookahead"] == "fail"
