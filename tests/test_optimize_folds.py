@@ -120,3 +120,27 @@ def test_spec_evaluator_windows_on_real_data(shared_data_dir):
     test2 = ev.evaluate({}, fold.test_start, fold.test_end).metrics
     assert train2 == train.metrics
     assert test2 != test.metrics
+
+
+@pytest.mark.realdata
+def test_signal_memo_gives_identical_backtests(shared_data_dir):
+    """Signals computed once per worker (memoized leaves) change nothing in the results."""
+    memo = opt.SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
+    plain = opt.SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
+    plain.memoize_signals = False
+    (fold,) = opt.make_folds(memo.index)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        p = {"signals.entry.of.0.threshold": float(rng.integers(5, 40)),
+             "signals.entry.window": int(rng.integers(1, 5)),
+             "signals.exit.threshold": float(rng.integers(60, 95)),
+             "strategy.take_profit": float(rng.uniform(0.1, 0.9))}
+        a = memo.evaluate(p, fold.train_start, fold.train_end, keep=True)
+        b = plain.evaluate(p, fold.train_start, fold.train_end, keep=True)
+        assert a.metrics == b.metrics
+        assert np.array_equal(a.returns, b.returns)
+        pd.testing.assert_frame_equal(a.result.signals, b.result.signals)
+    assert len(memo._memo) > 0
+    from flushback.signals.base import Signal
+
+    assert Signal.compute is not None and "memo" not in Signal.compute.__qualname__
