@@ -179,7 +179,8 @@ def prepare(
     externals: Any = spec.data.externals
     externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
     af = load_frame(spec.data.symbol, spec.data.interval, externals=externals,
-                    start=load_start, end=end, data_dir=data_dir)
+                    start=load_start, end=end, data_dir=data_dir,
+                    max_staleness=spec.data.max_staleness)
     frame = af.frame
     validate_bars(frame)
     prepared = Prepared(spec=spec, frame=frame, start=start, end=end,

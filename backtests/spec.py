@@ -109,6 +109,7 @@ class DataSpec(_Frozen):
     end: str | None = None
     externals: tuple[str, ...] | dict[str, str] = _DEFAULT_EXTERNALS
     warmup_bars: int | None = Field(default=None, ge=0)
+    max_staleness: str | dict[str, str] | None = None  # passed to load_frame
 
     @field_validator("start", "end", mode="before")
     @classmethod
