@@ -37,11 +37,14 @@ def shared_data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own FLUSHBACK_HOME so no test touches the user's store or runs."""
+    """Every test gets its own FLUSHBACK_HOME (no test touches the user's store or runs) and
+    runs offline."""
     home = tmp_path_factory.mktemp("flushback_home")
     monkeypatch.setenv("FLUSHBACK_HOME", str(home))
     monkeypatch.delenv("FLUSHBACK_DATA_DIR", raising=False)
     monkeypatch.delenv("FLUSHBACK_STORE", raising=False)
     monkeypatch.delenv("FLUSHBACK_RUNS_DIR", raising=False)
     monkeypatch.delenv("COINGLASS_API_KEY", raising=False)
+    # No test reaches the network by accident; tests of online behaviour unset this themselves.
+    monkeypatch.setenv("FLUSHBACK_OFFLINE", "1")
     return home

@@ -62,6 +62,7 @@ def test_validate_store_and_folder_ok(tmp_path, capsys):
 
 
 def test_fetch_unreachable_source_one_line_and_store_unchanged(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FLUSHBACK_OFFLINE")  # online: the source itself must fail
     root = write_sample_folder(tmp_path / "data", days=20)
     run(capsys, "data", "import", str(root))
     manifest = Store().manifest_path.read_bytes()
@@ -203,6 +204,7 @@ def test_console_script_help_and_offline_fetch(tmp_path):
 
 
 def test_fetch_yfinance_stores_then_updates_incrementally(capsys, monkeypatch):
+    monkeypatch.delenv("FLUSHBACK_OFFLINE")  # online, against a simulated yfinance
     import pandas as pd
     import yfinance
 
