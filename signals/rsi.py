@@ -81,7 +81,7 @@ def rsi_values(close: pd.Series, period: int = 14, smoothing: str = "wilder") ->
     l_ = _smooth(loss, period, smoothing).to_numpy()
     total = g + l_
     with np.errstate(invalid="ignore", divide="ignore"):
-        rsi = np.where(total > 0, 100.0 * g / np.where(total > 0, total, 1.0), 50.0)
+        rsi = np.where(total > 0, 100.0 * (g / np.where(total > 0, total, 1.0)), 50.0)
     rsi = np.where(np.isnan(g) | np.isnan(l_), np.nan, rsi)
     return pd.Series(rsi, index=close.index, name="rsi")
 
