@@ -101,7 +101,8 @@ def _markdown(rows: list[dict], command: str) -> str:
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}; backtrader {_bt_version()}. Timings are wall-clock on a shared "
-        "machine (other processes were running): treat them as orders of magnitude.",
+        f"machine (1-minute load average {os.getloadavg()[0]:.1f} when the run ended): treat "
+        "them as orders of magnitude; bars/s is the best of the repeats.",
         "",
         "| case | data | bars | trades | load (s) | run_backtest (s) | strategy run (s) "
         "| strategy bars/s | empty-strategy bars/s | peak RSS (MB) |",
