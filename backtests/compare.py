@@ -395,6 +395,9 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:
+        # piped or captured output: print the tables whole instead of truncating cells
+        console = Console(width=max(console.width, 220), highlight=False)
     if comp.mismatches:
         console.print("[yellow]warning: runs cover different data (--allow-mismatch): "
                       + "; ".join(comp.mismatches) + "[/yellow]")
