@@ -177,6 +177,7 @@ class SpecPipeline:
         externals: Any = spec.data.externals
         self._externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
         self._signals = spec_signals(spec)
+        _memoize(self._signals)
         self.full_result: Any = None
         self._full_benchmark: Any = None
         self.full_frame: pd.DataFrame | None = None
@@ -224,8 +225,10 @@ class SpecPipeline:
                 self.full_frame = frame
                 self._full_benchmark = next(iter(prepared.cache.values()), None)
         else:
+            # the same computation as the runner's (build_signal(cfg).compute(frame) per spec
+            # signal), on memoized signal objects shared with _indicators
             signals = pd.DataFrame(
-                {name: sig.compute(frame) for name, sig in _top_signals(self.spec).items()},
+                {name: self._signals[name].compute(frame) for name in self.spec.signals},
                 index=frame.index,
             ).loc[window.index]
             out_frame, tr, equity = window, None, None
@@ -279,10 +282,24 @@ class SpecPipeline:
         return pd.DataFrame(cols, index=frame.index)
 
 
-def _top_signals(spec: Any) -> dict[str, Any]:
-    from flushback.signals import build_signal
+def _memoize(tree: Mapping[str, Any]) -> None:
+    """Let each signal object of the tree remember its last result (per frame object), so a
+    composite's children are computed once per truncated run, not once per level."""
+    for sig in tree.values():
+        original = sig.compute
+        memo: dict[int, tuple[pd.DataFrame, pd.Series]] = {}
 
-    return {name: build_signal(cfg) for name, cfg in spec.signals.items()}
+        def compute(frame: pd.DataFrame, _orig: Any = original,
+                    _memo: dict[int, tuple[pd.DataFrame, pd.Series]] = memo) -> pd.Series:
+            hit = _memo.get(id(frame))
+            if hit is not None and hit[0] is frame:
+                return hit[1]
+            out = _orig(frame)
+            _memo.clear()
+            _memo[id(frame)] = (frame, out)
+            return out
+
+        object.__setattr__(sig, "compute", compute)
 
 
 # --------------------------------------------------------------------------- report
