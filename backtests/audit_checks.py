@@ -369,6 +369,7 @@ def check_lookahead(
     def cut_at(pos: int, purpose: str, with_trades: bool) -> None:
         if pos < 0 or pos >= len(index):
             return
+        with_trades = with_trades and pos >= 1  # a backtest needs two bars
         c = cuts.setdefault(pos, _Cut(pos))
         c.purposes.append(purpose)
         c.trades = c.trades or with_trades

@@ -318,3 +318,33 @@ def test_result_dicts_are_json_ready():
     res = check_lookahead(p, max_trades=20)
     json.dumps(res.to_dict(), allow_nan=False)
     assert res.to_dict()["verdict"] == FAIL
+
+
+def test_trade_comparison_handles_partial_exits_and_open_positions():
+    from flushback.backtests.audit_checks import _compare_trades, _trades_frame
+
+    t = pd.Timestamp
+    a, x1, x2 = t("2024-01-02", tz="UTC"), t("2024-01-05", tz="UTC"), t("2024-01-09", tz="UTC")
+    cut = t("2024-01-06", tz="UTC")
+    full = _trades_frame(pd.DataFrame({
+        "trade_id": [1, 1], "entry_time": [a, a], "entry_price": [100.0, 100.0],
+        "exit_time": [x1, x2], "exit_price": [110.0, 120.0]}))
+    # truncated at the cut: the first partial exit happened, the rest is still open
+    same = _trades_frame(pd.DataFrame({
+        "trade_id": [1, 1], "entry_time": [a, a], "entry_price": [100.0, 100.0],
+        "exit_time": [x1, pd.NaT], "exit_price": [110.0, np.nan]}))
+    assert _compare_trades(full, same, cut, 1e-9, 1e-12) == []
+    # the partial exit at x1 vanished: reported with both sides
+    moved = _trades_frame(same.assign(exit_time=[pd.NaT, pd.NaT], exit_price=[np.nan, np.nan]))
+    bad = _compare_trades(full, moved, cut, 1e-9, 1e-12)
+    assert [f.kind for f in bad] == ["trade_exit"] and bad[0].full == x1
+    # a different exit price on a closed row
+    priced = same.assign(exit_price=[111.0, np.nan])
+    bad = _compare_trades(full, priced, cut, 1e-9, 1e-12)
+    assert [(f.kind, f.full, f.truncated) for f in bad] == [("trade_exit_price", 110.0, 111.0)]
+    # an entry only on the truncated data
+    extra = pd.concat([same, pd.DataFrame({"trade_id": [2], "entry_time": [cut],
+                                           "entry_price": [90.0], "exit_time": [pd.NaT],
+                                           "exit_price": [np.nan]})], ignore_index=True)
+    bad = _compare_trades(full, _trades_frame(extra), cut, 1e-9, 1e-12)
+    assert [f.kind for f in bad] == ["trade_extra"]
