@@ -117,3 +117,15 @@ def test_real_run_report_renders_in_chromium(shared_data_dir, tmp_path):
     price = next(c for c in rep.charts if c["id"] == "price")
     names = {t["name"] for t in price["traces"]}
     assert {"entry", "exit", "Fear & Greed", "longs liquidated"} <= names
+
+
+def test_missing_chromium_skips_or_fails_under_ci(monkeypatch):
+    import browser
+
+    monkeypatch.setattr(browser, "chromium_executable", lambda: None)
+    monkeypatch.delenv("FLUSHBACK_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Chromium not found"):
+        browser.require_browser()
+    monkeypatch.setenv("FLUSHBACK_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="FLUSHBACK_REQUIRE_BROWSER=1"):
+        browser.require_browser()
