@@ -127,7 +127,13 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
         except ImportError:  # pragma: no cover - report module not installed
             render_report_html = None
         if render_report_html is not None:
-            render_report_html(doc, tmp / "report.html")
+            try:
+                render_report_html(doc, tmp / "report.html")
+            except Exception as exc:  # the evidence (json/csv) must not depend on the charts
+                import warnings
+
+                warnings.warn(f"report.html not rendered: {type(exc).__name__}: {exc}",
+                              RuntimeWarning, stacklevel=2)
         if target.exists():
             old = root / f".{result.run_id}.old.{os.getpid()}"
             os.replace(target, old)
