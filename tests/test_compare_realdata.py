@@ -57,6 +57,7 @@ def test_compare_three_shipped_specs_terminal_and_html(real_runs, capsys, monkey
         assert name in text
 
 
+@pytest.mark.browser
 def test_compare_page_of_real_runs_in_chromium(real_runs):
     runs, ids = real_runs
     html = runs / "compare_browser.html"
