@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install flushback into ./.venv and run the main job: the fear + flush backtest on BTC daily.
+# Data: ../shared/data when it is there (or FLUSHBACK_DATA_DIR), else the public sources.
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
@@ -8,4 +9,4 @@ python3 -m venv .venv
 if [ -z "${FLUSHBACK_DATA_DIR:-}" ] && [ -d ../shared/data/prices ]; then
   export FLUSHBACK_DATA_DIR="$(cd ../shared/data && pwd)"
 fi
-.venv/bin/flushback --help
+exec .venv/bin/flushback backtest fear_flush_btc_daily "$@"
