@@ -67,6 +67,7 @@ def backtest(
     from flushback.backtests.runner import run_backtest
     from flushback.backtests.runs import write_run
     from flushback.backtests.spec import load_spec
+    from flushback.backtests.strategy_events import report_sections
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(
@@ -89,7 +90,9 @@ def backtest(
     with progress:
         result = run_backtest(spec_obj, data_dir=STATE.data_dir, since=since, until=until,
                               progress=on_progress)
-        run_dir = write_run(result, runs_dir=runs_dir)
+        # Every run carries the flush-event section: the catalog event study on its bars and
+        # what the strategy did at each event (read back by `report` and `compare`).
+        run_dir = write_run(result, runs_dir=runs_dir, sections=report_sections(result))
 
     if fmt == OutputFormat.json:
         from flushback.backtests.report_schema import to_jsonable
