@@ -688,6 +688,8 @@ def check_warmup(
             rows.append(row)
             continue
         worst_abs = 0.0
+        mine: list[Finding] = []
+        abs_by_mult: dict[float, float] = {}
         for m, n in ns.items():
             worst_rel: float | None = 0.0
             usable = [p for p in positions if p >= n]
@@ -699,10 +701,11 @@ def check_warmup(
                 value = signal.compute(sub).iloc[-1]
                 a = full.iloc[p]
                 worst_rel = max(worst_rel or 0.0, relative_difference(a, value))
+                d = _abs_difference(a, value)
+                abs_by_mult[m] = max(abs_by_mult.get(m, 0.0), d)
                 if m == 1.0:
-                    d = _abs_difference(a, value)
                     if d > tol:
-                        findings.append(Finding(
+                        mine.append(Finding(
                             "warmup",
                             f"signal '{name}': with its declared warm-up of {w} bars the value "
                             f"at {_iso(frame.index[p])} is {_plain(value)!r}, {_plain(a)!r} "
@@ -714,6 +717,18 @@ def check_warmup(
             row[f"rel_diff_x{m:g}"] = worst_rel
         row["max_abs_diff"] = worst_abs
         row["verdict"] = FAIL if worst_abs > tol else PASS
+        top = max(abs_by_mult) if abs_by_mult else 1.0
+        if (row["verdict"] == FAIL and top > 1.0
+                and abs_by_mult[top] >= abs_by_mult.get(1.0, 0.0) > tol):
+            # more history does not help: not a warm-up problem but a value that depends on
+            # what the window cannot see (look-ahead, a full-sample statistic)
+            row["note"] = f"no better with {top:g}x the declared warm-up"
+            for f in mine:
+                f.message = f.message.replace(
+                    "declare a longer warm-up",
+                    f"it still differs with {top:g}x that history: look for look-ahead or a "
+                    "full-sample statistic rather than a short warm-up")
+        findings.extend(mine)
         rows.append(row)
     failing = [r["signal"] for r in rows if r["verdict"] == FAIL]
     if failing:
@@ -732,6 +747,8 @@ def check_warmup(
             if k.startswith("rel_diff") and k not in cols:
                 cols.append(k)
     cols += ["max_abs_diff", "verdict"]
+    if any("note" in r for r in rows):
+        cols.append("note")
     return CheckResult(
         name="warmup",
         title="Warm-up (full history vs N bars of history)",

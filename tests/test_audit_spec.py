@@ -351,3 +351,14 @@ def test_cli_set_override_reaches_the_audited_spec(planted, folder, tmp_path, ca
     assert code == 6
     doc = json.loads(out)
     assert {c["name"]: c["verdict"] for c in doc["checks"]}["lookahead"] == "fail"
+
+
+def test_warmup_check_tells_a_peek_from_a_short_warmup(planted, folder, tmp_path):
+    spec = write_spec(tmp_path, 'type = "planted_peek"\nbars = 1\ndrop = 0.05')
+    report = audit_spec(spec, data_dir=folder, trades=20, trigger_bars=1, quiet_bars=1)
+    wu = report.check("warmup")
+    row = next(r for r in wu.rows if r["signal"] == "entry")
+    # a boolean that flips at its triggers whatever the history: 4x "warm-up" does not help
+    assert row["verdict"] == FAIL and row["rel_diff_x4"] == row["rel_diff_x1"] == 1.0
+    assert "no better" in row["note"]
+    assert all("look-ahead" in f.message for f in wu.findings if f.column == "entry")
