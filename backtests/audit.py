@@ -203,12 +203,15 @@ class SpecPipeline:
         with truncated_inputs(until + self._interval):
             return load_frame(self.spec.data.symbol, self.spec.data.interval, **kwargs)
 
-    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True) -> PipelineOutput:
+    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
+            open_only: bool = False) -> PipelineOutput:
         from flushback.backtests.runner import prepare_frame, run_backtest
 
         self.runs += 1
         af = self._load(until)
         frame = af.frame
+        if open_only and until is not None:
+            frame = _known_at_open(frame, list(af.known_at.columns))
         window_end = self._end if until is None else until
         prepared = prepare_frame(self.spec, frame, fingerprints=af.fingerprints,
                                  since=self._start, until=window_end)
@@ -279,7 +282,42 @@ class SpecPipeline:
             for col in extra.columns:
                 if col not in frame.columns:
                     cols[f"{name}:{col}"] = extra[col]
+        for col, values in self._feed_columns(frame).items():
+            cols[f"strategy:{col}"] = pd.Series(values, index=frame.index)
         return pd.DataFrame(cols, index=frame.index)
+
+    def _feed_columns(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """The per-bar columns the strategy computes in pandas for its feed (e.g. a realised
+        volatility for sizing): compared like signals, since the engine decides on them."""
+        from flushback.backtests.metrics import periods_per_year_for
+        from flushback.strategies.config import get_strategy
+
+        cls = get_strategy(self.spec.strategy.type)
+        feed = getattr(cls, "feed_columns", None)
+        if feed is None:
+            return {}
+        ppy = periods_per_year_for(self.spec.data.interval)
+        return dict(feed(frame, dict(self.spec.strategy.params), ppy))
+
+
+def _known_at_open(frame: pd.DataFrame, external_columns: list[str]) -> pd.DataFrame:
+    """The frame as known at the OPEN of its last bar: that bar keeps its open price only
+    (high = low = close = open, volume 0) and the external values known at its open, which
+    are the previous bar's (joined as of the previous close = this open)."""
+    out = frame.copy()
+    out.attrs = dict(frame.attrs)
+    last = out.index[-1]
+    o = out.at[last, "open"]
+    for col in ("high", "low", "close"):
+        out.at[last, col] = o
+    if "volume" in out.columns:
+        out.at[last, "volume"] = 0.0
+    cols = [c for c in external_columns if c in out.columns]
+    if cols:
+        prev = out.iloc[-2] if len(out) >= 2 else None
+        for c in cols:
+            out.at[last, c] = prev[c] if prev is not None else None
+    return out
 
 
 def _memoize(tree: Mapping[str, Any]) -> None:

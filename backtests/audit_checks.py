@@ -99,6 +99,10 @@ class Pipeline(Protocol):
     whose open time is ``<= until`` and the external rows whose ``known_at`` is ``<= until +
     interval`` (the close of bar ``until``); then assemble, compute signals and (when
     ``trades``) run the backtest. ``until=None`` means all data.
+
+    ``open_only=True``: the data as known at the OPEN of bar ``until`` (the moment an order
+    decided at the previous close fills): the last bar keeps its open only (high = low = close =
+    open, volume 0) and its external values are those known at its open (the previous bar's).
     """
 
     @property
@@ -107,7 +111,8 @@ class Pipeline(Protocol):
     @property
     def interval(self) -> pd.Timedelta: ...
 
-    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True) -> PipelineOutput: ...
+    def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
+            open_only: bool = False) -> PipelineOutput: ...
 
 
 @runtime_checkable
@@ -319,6 +324,7 @@ class _Cut:
     pos: int
     purposes: list[str] = field(default_factory=list)
     trades: bool = False
+    open_only: bool = False
 
 
 # --------------------------------------------------------------------------- look-ahead
@@ -334,6 +340,7 @@ def check_lookahead(
     atol: float = 1e-12,
     max_findings: int = 200,
     progress: Callable[[int, int], None] | None = None,
+    open_only_cuts: bool = True,
 ) -> CheckResult:
     """Recompute the pipeline on data truncated at trade and sample bars; report differences.
 
@@ -341,6 +348,8 @@ def check_lookahead(
     this many (``None`` or 0: all). ``trigger_bars``: per boolean signal column, how many of its
     trigger bars (not already cut for a trade) to cut at; ``other_bars``: how many bars where no
     boolean signal fired. ``progress(done, total)`` is called after every truncated run.
+    ``open_only_cuts``: also re-run each sampled entry with its fill bar known at its open only
+    (catches an engine that peeks at the fill bar's close; needs ``run(..., open_only=True)``).
     """
     index = pipeline.index
     if full is None:
@@ -364,13 +373,13 @@ def check_lookahead(
         chosen = np.arange(n_trades)
     sample = trades.iloc[chosen]
 
-    cuts: dict[int, _Cut] = {}
+    cuts: dict[tuple[int, bool], _Cut] = {}
 
-    def cut_at(pos: int, purpose: str, with_trades: bool) -> None:
-        if pos < 0 or pos >= len(index):
+    def cut_at(pos: int, purpose: str, with_trades: bool, open_only: bool = False) -> None:
+        if pos < 0 or pos >= len(index) or (open_only and pos < 2):
             return
         with_trades = with_trades and pos >= 1  # a backtest needs two bars
-        c = cuts.setdefault(pos, _Cut(pos))
+        c = cuts.setdefault((pos, open_only), _Cut(pos, open_only=open_only))
         c.purposes.append(purpose)
         c.trades = c.trades or with_trades
 
@@ -382,6 +391,10 @@ def check_lookahead(
             continue
         e = int(index.get_loc(entry))
         cut_at(e - 1, f"trade {tid} entry decision", False)
+        # the engine decides at the close of e-1 and fills at the open of e: with bar e known
+        # only at its open, an engine peeking at bar e's close loses the trade
+        if open_only_cuts:
+            cut_at(e, f"trade {tid} entry at the open", True, open_only=True)
         cut_at(e, f"trade {tid} entry fill", True)
         if pd.notna(tr["exit_time"]):
             if tr["exit_time"] not in index:
@@ -396,7 +409,7 @@ def check_lookahead(
     sig = full.signals
     bool_cols = [c for c in sig.columns if pd.api.types.is_bool_dtype(sig[c])]
     fired = np.zeros(len(index), dtype=bool)
-    trade_cut_positions = set(cuts)
+    trade_cut_positions = {pos for pos, _ in cuts}
     n_trigger_cuts = 0
     for col in bool_cols:
         values = sig[col].reindex(index).fillna(False).to_numpy(dtype=bool)
@@ -407,7 +420,7 @@ def check_lookahead(
             for p in np.sort(rng.choice(candidates, size=k, replace=False)):
                 cut_at(int(p), f"trigger of {col}", False)
                 n_trigger_cuts += 1
-    quiet = [p for p in np.flatnonzero(~fired) if p not in cuts]
+    quiet = [p for p in np.flatnonzero(~fired) if (p, False) not in cuts]
     n_other_cuts = 0
     if quiet and other_bars:
         k = min(other_bars, len(quiet))
@@ -419,11 +432,17 @@ def check_lookahead(
     per_column: dict[str, dict[str, Any]] = {}
     trade_cuts = trade_bad = 0
     total = len(cuts)
-    for done, pos in enumerate(sorted(cuts), start=1):
-        c = cuts[pos]
+    for done, key in enumerate(sorted(cuts), start=1):
+        c = cuts[key]
+        pos = c.pos
         until = index[pos]
-        out = pipeline.run(until, trades=c.trades)
+        if c.open_only:
+            out = pipeline.run(until, trades=c.trades, open_only=True)
+        else:
+            out = pipeline.run(until, trades=c.trades)
         upto = index[: pos + 1]
+        # at an open-only cut the last bar is not complete: compare the bars before it
+        compared = upto[:-1] if c.open_only else upto
         if not out.frame.index.equals(upto):
             add(Finding(
                 "truncation",
@@ -435,7 +454,7 @@ def check_lookahead(
             ("signal", full.signals, out.signals),
             ("frame", full.frame, out.frame),
         ):
-            diffs = compare_columns(full_df, trunc_df, upto, rtol=rtol, atol=atol)
+            diffs = compare_columns(full_df, trunc_df, compared, rtol=rtol, atol=atol)
             diff_cols = {d[0] for d in diffs}
             for col in full_df.columns:
                 key = f"{source}:{col}"
@@ -450,7 +469,8 @@ def check_lookahead(
                 f = Finding(
                     "signal_value" if source == "signal" else "frame_value",
                     f"{source} column '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
-                    f"{_plain(b)!r} on data truncated at {_iso(until)} ({count} bar(s) differ; "
+                    f"{_plain(b)!r} on data truncated at {_iso(until)}"
+                    f"{' (its open only)' if c.open_only else ''} ({count} bar(s) differ; "
                     f"cut for {', '.join(c.purposes)})",
                     bar=bar, column=col, full=a, truncated=b, cut=until,
                 )
@@ -459,10 +479,11 @@ def check_lookahead(
                 add(f)
         if c.trades:
             trade_cuts += 1
-            bad = _compare_trades(trades, _trades_frame(out.trades), until, rtol, atol)
+            bad = _compare_trades(trades, _trades_frame(out.trades), until, rtol, atol,
+                                  exits_before_cut=c.open_only)
             if full.equity is not None and out.equity is not None:
                 for col, bar, a, b, count in compare_columns(
-                        full.equity, out.equity, upto, rtol=rtol, atol=atol):
+                        full.equity, out.equity, compared, rtol=rtol, atol=atol):
                     bad.append(Finding(
                         "trade_equity",
                         f"account '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
@@ -532,7 +553,8 @@ def check_lookahead(
 
 
 def _compare_trades(
-    full: pd.DataFrame, trunc: pd.DataFrame, until: pd.Timestamp, rtol: float, atol: float
+    full: pd.DataFrame, trunc: pd.DataFrame, until: pd.Timestamp, rtol: float, atol: float,
+    *, exits_before_cut: bool = False,
 ) -> list[Finding]:
     """Trades known by bar ``until`` must be identical in the full and the truncated run.
 
@@ -540,6 +562,8 @@ def _compare_trades(
     by the cut (a partial exit is its own row, with the same entry time) must exist in both runs
     with the same entry time, exit time and prices. A position still open at the cut is pinned
     by the account state (see ``PipelineOutput.equity``), not by its average entry price.
+    ``exits_before_cut``: the cut bar is known at its open only (an intrabar exit on it cannot
+    be reproduced), so only exits before it are compared.
     """
     out: list[Finding] = []
     f_known = full[full["entry_time"] <= until]
@@ -570,7 +594,8 @@ def _compare_trades(
 
     def closed(df: pd.DataFrame) -> dict[tuple[Any, Any], list[Any]]:
         rows: dict[tuple[Any, Any], list[Any]] = {}
-        sel = df[df["exit_time"].notna() & (df["exit_time"] <= until)]
+        done = (df["exit_time"] < until) if exits_before_cut else (df["exit_time"] <= until)
+        sel = df[df["exit_time"].notna() & done]
         for row in sel.itertuples(index=False):
             rows.setdefault((row.entry_time, row.exit_time), []).append(row)
         return rows

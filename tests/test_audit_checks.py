@@ -62,15 +62,20 @@ def calendar_join(bars: pd.DataFrame, fng: pd.DataFrame) -> pd.DataFrame:
     return shifted[["fng", "known_at", "period_end"]]
 
 
-def simulate(frame: pd.DataFrame, entry: pd.Series, hold: int = 3) -> pd.DataFrame:
-    """Enter at the next open after a trigger, exit at the open ``hold`` bars later."""
+def simulate(frame: pd.DataFrame, entry: pd.Series, hold: int = 3,
+             peeking_engine: bool = False) -> pd.DataFrame:
+    """Enter at the next open after a trigger, exit at the open ``hold`` bars later.
+
+    ``peeking_engine`` (planted bias in the ENGINE, not in a signal): only take the trigger when
+    the fill bar will close above the signal bar's close."""
     opens = frame["open"].to_numpy()
+    closes = frame["close"].to_numpy()
     sig = entry.to_numpy(dtype=bool)
     n = len(frame)
     rows = []
     s = 0
     while s < n:
-        if sig[s] and s + 1 < n:
+        if sig[s] and s + 1 < n and (not peeking_engine or closes[s + 1] > closes[s]):
             e = s + 1
             x = e + hold
             rows.append({
@@ -88,12 +93,14 @@ def simulate(frame: pd.DataFrame, entry: pd.Series, hold: int = 3) -> pd.DataFra
 
 class ToyPipeline:
     def __init__(self, signals: dict[str, Callable[[pd.DataFrame], pd.Series]],
-                 entry: str, join=asof_join, n: int = 400):
+                 entry: str, join=asof_join, n: int = 400, peeking_engine: bool = False):
+        self.peeking_engine = peeking_engine
         self.bars, self.fng = make_raw(n)
         self.signals = signals
         self.entry = entry
         self.join = join
         self.runs: list[pd.Timestamp | None] = []
+        self.modes: list[bool] = []
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -103,8 +110,9 @@ class ToyPipeline:
     def interval(self) -> pd.Timedelta:
         return DAY
 
-    def run(self, until=None, *, trades: bool = True) -> PipelineOutput:
+    def run(self, until=None, *, trades: bool = True, open_only: bool = False) -> PipelineOutput:
         self.runs.append(until)
+        self.modes.append(open_only)
         bars, fng = self.bars, self.fng
         if until is not None:
             bars = bars[bars.index <= until]
@@ -112,9 +120,14 @@ class ToyPipeline:
         ext = self.join(bars, fng)
         frame = bars.copy()
         frame["fng"] = ext["fng"]
+        if open_only:  # the last bar as known at its open
+            last = frame.index[-1]
+            frame.loc[last, ["high", "low", "close"]] = frame.at[last, "open"]
+            frame.loc[last, "fng"] = frame["fng"].iloc[-2]
         frame.attrs["interval"] = "1d"
         sig = pd.DataFrame({k: f(frame) for k, f in self.signals.items()}, index=frame.index)
-        tr = simulate(frame, sig[self.entry]) if trades else None
+        tr = simulate(frame, sig[self.entry], peeking_engine=self.peeking_engine) if (
+            trades) else None
         return PipelineOutput(frame, sig, tr, ext[["known_at"]].rename(
             columns={"known_at": "fng"}), ext[["period_end"]].rename(
             columns={"period_end": "fng"}))
@@ -157,7 +170,9 @@ def test_honest_pipeline_passes_and_cuts_at_decision_and_fill_bars():
         e = p.index.get_loc(tr.entry_time)
         if p.index[e] in cuts:
             assert p.index[e - 1] in cuts
-    assert res.params["truncated_runs"] == len(cuts)
+    assert res.params["truncated_runs"] == len(set(zip(p.runs[1:], p.modes[1:], strict=True)))
+    # each sampled entry is also re-run with its fill bar known at its open only
+    assert sum(p.modes[1:]) == 20
 
 
 @pytest.mark.parametrize("k", [1, 10])
@@ -176,16 +191,15 @@ def test_peeking_entry_signal_is_caught(k):
         # cannot see past the cut
         assert bool(fnd.full) == bool(close.iloc[t + k] < 0.97 * close.iloc[t])
         assert fnd.full is not None and bool(fnd.full) is True and bool(fnd.truncated) is False
-        assert cut - k < t <= cut
+        assert cut - k <= t <= cut  # (cut - k: the fill bar known at its open only)
     # the honest column is never blamed
     assert not _findings(res, "dip")
-    # ten bars ahead: with data cut at the entry fill bar, the trade is gone; one bar ahead: the
-    # fill bar itself is what the signal peeks at, so only the decision-bar cut reveals it
-    trade_findings = [x for x in res.findings if x.kind.startswith("trade")]
-    if k == 10:
-        assert any(x.kind == "trade_entry" for x in trade_findings)
-    else:
-        assert trade_findings == []
+    # the trades move too: ten bars ahead, even with the whole fill bar; one bar ahead, when
+    # the fill bar is known at its open only (with the whole fill bar the trade reappears)
+    assert any(x.kind == "trade_entry" for x in res.findings)
+    if k == 1:
+        blind = check_lookahead(p, full=full, max_trades=20, seed=3, open_only_cuts=False)
+        assert not [x for x in blind.findings if x.kind.startswith("trade")]
 
 
 def test_one_bar_peek_is_invisible_when_cutting_at_the_fill_bar():
@@ -348,3 +362,24 @@ def test_trade_comparison_handles_partial_exits_and_open_positions():
                                            "exit_price": [np.nan]})], ignore_index=True)
     bad = _compare_trades(full, _trades_frame(extra), cut, 1e-9, 1e-12)
     assert [f.kind for f in bad] == ["trade_extra"]
+
+
+def test_engine_peeking_at_the_fill_bar_is_caught_only_with_open_only_cuts():
+    """A bias in the engine (not in any signal column): the decision at bar s looks at the
+    close of the fill bar s+1. Cuts with the fill bar complete cannot see it; the cut where the
+    fill bar is known at its open only (the moment of the fill) can."""
+    p = ToyPipeline({"dip": honest_dip}, entry="dip", peeking_engine=True)
+    full = p.run(None)
+    blind = check_lookahead(p, full=full, max_trades=20, open_only_cuts=False)
+    assert blind.verdict == PASS
+    res = check_lookahead(p, full=full, max_trades=20)
+    assert res.verdict == FAIL
+    lost = [f for f in res.findings if f.kind == "trade_entry"]
+    assert lost
+    closes, opens = full.frame["close"], full.frame["open"]
+    for f in lost:
+        e = p.index.get_loc(f.bar)
+        # independent: the full run took it because close[e] > close[e-1]; at the open of e
+        # the engine saw close[e] = open[e], which is not above close[e-1]
+        assert closes.iloc[e] > closes.iloc[e - 1] and not opens.iloc[e] > closes.iloc[e - 1]
+    assert not [f for f in res.findings if f.kind == "signal_value"]

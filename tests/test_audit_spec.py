@@ -154,8 +154,9 @@ def test_signal_peeking_ahead_is_caught(planted, folder, tmp_path, bars, drop):
         assert bool(f.full) is True
         assert close.iloc[t + bars] < close.iloc[t] * (1 - drop)
         assert bool(f.truncated) is False
-        # the cut is at or just after the bar, closer than the peek distance
-        assert 0 <= close.index.get_loc(f.cut) - t < bars
+        # the cut is at or just after the bar, no farther than the peek distance (a cut at the
+        # peeked bar itself counts when that bar is known at its open only)
+        assert 0 <= close.index.get_loc(f.cut) - t <= bars
     # the one-bar peek is exposed at an entry DECISION bar (the bar before the fill)
     trades = report.result.trades
     decision_bars = {close.index[close.index.get_loc(e) - 1] for e in trades["entry_time"]}
