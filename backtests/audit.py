@@ -240,7 +240,6 @@ class SpecPipeline:
         pend = af.period_end.reindex(window.index) if af.period_end is not None else None
         return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend, equity)
 
-
     def _reuse_benchmark(self, prepared: Any, window: pd.DataFrame) -> None:
         """Skip re-running the benchmark (buy-and-hold) on every truncated run: it is not what
         the audit examines (``benchmark_equity`` is excluded from the comparison). We seed the

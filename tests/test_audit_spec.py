@@ -134,6 +134,12 @@ def test_honest_spec_passes_every_check(planted, folder, tmp_path):
     assert la.params["trades_total"] > 20 and la.params["trades_checked"] == 20
     assert la.params["truncated_runs"] >= 40
     raise_if_biased(report)  # no exception
+    # the audited run is the run `flushback backtest` makes: same run_id, same trades
+    from flushback.backtests.runner import run_backtest
+
+    plain = run_backtest(spec, data_dir=folder)
+    assert report.run_id == plain.run_id
+    pd.testing.assert_frame_equal(report.result.trades, plain.trades)
 
 
 @pytest.mark.parametrize(("bars", "drop"), [(1, 0.05), (10, 0.15)])
