@@ -762,10 +762,14 @@ def check_warmup(
         verdict = PASS
     else:
         verdict = SKIP
-    summary = (
-        f"declared warm-up too short for: {', '.join(failing)}" if failing
-        else f"{len(rows)} signal(s) converge within their tolerance at the declared warm-up"
-    )
+    if failing:
+        summary = f"declared warm-up too short for: {', '.join(failing)}"
+    elif not rows:
+        summary = "the spec has no signals: nothing to warm up"
+    elif verdict == SKIP:
+        summary = "not enough history to evaluate any signal"
+    else:
+        summary = f"{len(rows)} signal(s) converge within their tolerance at the declared warm-up"
     cols: list[str] = ["signal", "warmup_bars", "tolerance", "points"]
     for r in rows:
         for k in r:
