@@ -167,10 +167,11 @@ def conform_external(ext: pd.DataFrame, spec: DatasetSpec,
     out = g.agg({c: AGGREGATION[c] for c in cols})
     count = g.size()
     known = ext["known_at"].groupby(bins.to_numpy()).max()
-    out.index = pd.DatetimeIndex(out.index, tz="UTC") if out.index.tz is None else out.index
+    idx = pd.DatetimeIndex(out.index)  # an empty group index comes back untyped
+    out.index = idx.tz_localize("UTC") if idx.tz is None else idx
     out.index.name = "timestamp"
     out["period_end"] = out.index + bar_iv
-    out["known_at"] = known.to_numpy()
+    out["known_at"] = known.array  # keeps the datetime dtype, also when empty
     flows = any(AGGREGATION[c] == "sum" for c in cols)
     if flows:
         out = out[count.to_numpy() == expected]

@@ -108,6 +108,23 @@ def test_finer_liquidations_are_summed_per_bar_only_when_complete():
     assert out["known_at"].iloc[0] == pd.Timestamp("2024-01-02", tz="UTC")
 
 
+def test_empty_finer_external_gives_an_empty_conformed_frame_and_an_all_nan_column():
+    spec = spec_for("liquidations/coinglass_binance_BTC_4h")
+    ext = _liq4h([], [])
+    out = conform_external(ext, spec, pd.Timedelta(days=1))
+    assert len(out) == 0
+    assert isinstance(out.index, pd.DatetimeIndex) and str(out.index.tz) == "UTC"
+    assert {"liq_long_usd", "liq_short_usd", "period_end", "known_at"} <= set(out.columns)
+    assert str(out["known_at"].dtype).startswith("datetime64") and out.index.name == "timestamp"
+    bars = pd.date_range("2024-01-01", periods=3, freq="1D", tz="UTC")
+    joined = splice_externals([(spec, out)], {spec.id: spec.staleness})
+    vals, known, pend = asof_join(bars, pd.Timedelta(days=1), joined,
+                                  ["liq_long_usd", "liq_short_usd", "liq_regime"])
+    assert np.isnan(vals["liq_long_usd"]).all() and np.isnan(vals["liq_short_usd"]).all()
+    assert pd.isna(vals["liq_regime"]).all()
+    assert (known == np.iinfo(np.int64).min).all() and (pend == np.iinfo(np.int64).min).all()
+
+
 def test_splice_prefers_first_dataset_and_fills_outside_its_range():
     a = _liq4h(["2024-01-02 00:00"], [5.0])
     idx = pd.DatetimeIndex(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
