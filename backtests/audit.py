@@ -3,11 +3,11 @@
 This module wires the checks of :mod:`flushback.backtests.audit_checks` to a real spec:
 
 - :class:`SpecPipeline` implements the ``Pipeline`` protocol with the real data layer and the
-  real runner. ``run(until)`` truncates the RAW inputs first -- every dataset the spec reads is
-  cut while it is read (bars that closed by the cut-off, external rows with ``known_at`` at or
-  before it), then ``load_frame`` assembles the frame, the spec's signals are computed and the
-  backtest runs with ``flushback.backtests.runner.run_backtest``: the same code path as
-  ``flushback backtest``.
+  real runner. ``run(until)`` truncates the RAW inputs first -- ``load_frame(..., as_of=cut)``
+  cuts every dataset the spec reads while it is read (bars that closed by the cut-off, external
+  rows with ``known_at`` at or before it) and assembles the frame, the spec's signals are
+  computed and the backtest runs with ``flushback.backtests.runner.run_backtest``: the same
+  code path as ``flushback backtest``.
 - :func:`audit_spec` runs the three checks and returns an :class:`AuditReport`;
   :func:`save_audit` stores it as the ``audit`` section of the run's ``report.json`` (the run of
   the full backtest: same ``run_id`` as ``flushback backtest SPEC``).
@@ -18,9 +18,8 @@ The shape of the ``audit`` section is documented in ``docs/audit.md`` and valida
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,80 +46,12 @@ __all__ = [
     "audit_spec",
     "save_audit",
     "spec_signals",
-    "truncated_inputs",
     "raise_if_biased",
 ]
 
 AUDIT_SCHEMA = "1.0"
 MIN_SAMPLE_TRADES = 20
 _INTERVAL = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
-
-
-# --------------------------------------------------------------------------- raw truncation
-class _TruncatingRepository:
-    """A data repository that serves every dataset as it was known at ``cutoff``.
-
-    Bars: rows whose bar closed at or before ``cutoff`` (open + the dataset's interval), so a
-    coarser bar resampled from finer ones is never built from a partial bucket. External
-    series: rows with ``known_at <= cutoff``.
-    """
-
-    def __init__(self, inner: Any, cutoff: pd.Timestamp) -> None:
-        self.inner = inner
-        self.cutoff = cutoff
-        self.location = getattr(inner, "location", "")
-        self._cache: dict[str, tuple[pd.DataFrame, Any]] = {}
-
-    def has(self, dataset_id: str) -> bool:
-        # A dataset with nothing known yet at the cut-off is absent, as it was at that time.
-        return self.inner.has(dataset_id) and len(self.read(dataset_id)[0]) > 0
-
-    def ids(self) -> list[str]:
-        return self.inner.ids()
-
-    def read(self, dataset_id: str) -> tuple[pd.DataFrame, Any]:
-        from flushback.data.datasets import spec_for
-
-        if dataset_id in self._cache:
-            frame, info = self._cache[dataset_id]
-            return frame.copy(), info
-        frame, info = self.inner.read(dataset_id)
-        if "known_at" in frame.columns:
-            keep = pd.to_datetime(frame["known_at"], utc=True) <= self.cutoff
-        else:
-            period = spec_for(dataset_id).period
-            keep = (pd.DatetimeIndex(frame.index) + period) <= self.cutoff
-        out = frame.loc[keep.to_numpy() if hasattr(keep, "to_numpy") else keep]
-        out.attrs = dict(frame.attrs)
-        self._cache[dataset_id] = (out, info)
-        return out.copy(), info
-
-    def __getattr__(self, name: str) -> Any:  # anything else the loader asks for
-        return getattr(self.inner, name)
-
-
-@contextlib.contextmanager
-def truncated_inputs(cutoff: pd.Timestamp) -> Iterator[None]:
-    """Inside the block, ``flushback.data.load_frame`` reads every dataset cut at ``cutoff``.
-
-    The data layer picks its repository (folder or store) in ``load._repository``; we wrap what
-    it returns. Not thread-safe (the audit runs its truncated re-runs one after another).
-    """
-    from flushback.data import load as _load
-
-    original = getattr(_load, "_repository", None)
-    if original is None:  # pragma: no cover - guards a refactor of the data layer
-        raise RuntimeError("flushback.data.load._repository is gone: the audit cannot truncate "
-                           "raw inputs; update flushback.backtests.audit.truncated_inputs")
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return _TruncatingRepository(original(*args, **kwargs), cutoff)
-
-    _load._repository = wrapped
-    try:
-        yield
-    finally:
-        _load._repository = original
 
 
 # --------------------------------------------------------------------------- spec pipeline
@@ -196,12 +127,10 @@ class SpecPipeline:
         from flushback.data import load_frame
 
         end = self._end if until is None else until
-        kwargs = dict(externals=self._externals, start=self._load_start, end=end,
-                      data_dir=self.data_dir)
-        if until is None:
-            return load_frame(self.spec.data.symbol, self.spec.data.interval, **kwargs)
-        with truncated_inputs(until + self._interval):
-            return load_frame(self.spec.data.symbol, self.spec.data.interval, **kwargs)
+        as_of = None if until is None else until + self._interval  # the close of bar `until`
+        return load_frame(self.spec.data.symbol, self.spec.data.interval,
+                          externals=self._externals, start=self._load_start, end=end,
+                          data_dir=self.data_dir, as_of=as_of)
 
     def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
             open_only: bool = False) -> PipelineOutput:

@@ -40,7 +40,8 @@ from flushback.data.frames import (
 from flushback.data.parsers import parse_file
 from flushback.data.validate import validate_dataset
 
-__all__ = ["DEFAULT_EXTERNALS", "FolderRepository", "Repository", "load_dataset", "load_frame"]
+__all__ = ["DEFAULT_EXTERNALS", "AsOfRepository", "FolderRepository", "Repository", "load_dataset",
+           "load_frame"]
 
 DEFAULT_EXTERNALS = ("fng", "liquidations", "funding", "open_interest")
 
@@ -118,13 +119,64 @@ class FolderRepository:
         return frame.copy(), info
 
 
-def _repository(data_dir: str | Path | None, offline: bool | None) -> Repository:
-    folder = paths.data_dir(data_dir)
-    if folder is not None:
-        return FolderRepository(folder)
-    from flushback.data.store import StoreRepository
+class AsOfRepository:
+    """Another repository's datasets as they were known at ``as_of`` (a UTC moment).
 
-    return StoreRepository(paths.store_dir(), offline=_offline(offline))
+    Every dataset is cut as it is read: bars keep the rows whose bar had closed by ``as_of``
+    (open + the dataset's interval <= ``as_of``), so a coarser bar resampled from finer ones is
+    never built from a partial bucket; external series keep the rows with
+    ``known_at <= as_of``. A dataset with nothing known yet reads as an empty frame. The
+    :class:`DatasetInfo` (and its fingerprint) is the stored dataset's: the cut is applied on
+    top of it. This is what ``load_frame(..., as_of=...)`` reads through (the look-ahead audit
+    re-runs a backtest on data cut this way).
+    """
+
+    def __init__(self, inner: Repository, as_of: Any) -> None:
+        cut = _utc(as_of, "as_of")
+        if cut is None:
+            raise ConfigError("as_of is required", hint="pass a UTC timestamp")
+        self.inner = inner
+        self.as_of = cut
+        self.location = inner.location
+        self._cache: dict[str, tuple[pd.DataFrame, DatasetInfo]] = {}
+
+    @property
+    def errors(self) -> dict[str, Any]:
+        """Fetch errors of the inner repository (dataset id -> SourceUnavailable)."""
+        return getattr(self.inner, "errors", {})
+
+    def has(self, dataset_id: str) -> bool:
+        return self.inner.has(dataset_id)
+
+    def ids(self) -> list[str]:
+        return self.inner.ids()
+
+    def read(self, dataset_id: str) -> tuple[pd.DataFrame, DatasetInfo]:
+        hit = self._cache.get(dataset_id)
+        if hit is None:
+            frame, info = self.inner.read(dataset_id)
+            if "known_at" in frame.columns:
+                keep = pd.to_datetime(frame["known_at"], utc=True) <= self.as_of
+            else:
+                keep = (pd.DatetimeIndex(frame.index) + spec_for(dataset_id).period) <= self.as_of
+            out = frame.loc[np.asarray(keep, dtype=bool)]
+            out.attrs = dict(frame.attrs)
+            hit = self._cache[dataset_id] = (out, info)
+        frame, info = hit
+        return frame.copy(), info
+
+
+def _repository(data_dir: str | Path | None, offline: bool | None,
+                as_of: Any = None) -> Repository:
+    folder = paths.data_dir(data_dir)
+    repo: Repository
+    if folder is not None:
+        repo = FolderRepository(folder)
+    else:
+        from flushback.data.store import StoreRepository
+
+        repo = StoreRepository(paths.store_dir(), offline=_offline(offline))
+    return repo if as_of is None else AsOfRepository(repo, as_of)
 
 
 def _offline(offline: bool | None) -> bool:
@@ -134,9 +186,11 @@ def _offline(offline: bool | None) -> bool:
 
 
 def load_dataset(dataset_id: str, *, data_dir: str | Path | None = None,
-                 offline: bool | None = None) -> tuple[pd.DataFrame, DatasetInfo]:
-    """One canonical dataset (bars or external series) and its info."""
-    return _repository(data_dir, offline).read(dataset_id)
+                 offline: bool | None = None, as_of: Any = None,
+                 ) -> tuple[pd.DataFrame, DatasetInfo]:
+    """One canonical dataset (bars or external series) and its info; with ``as_of``, only
+    what was known at that moment (see :class:`AsOfRepository`)."""
+    return _repository(data_dir, offline, as_of).read(dataset_id)
 
 
 def _utc(ts: Any, name: str) -> pd.Timestamp | None:
@@ -247,6 +301,7 @@ def load_frame(
     offline: bool | None = None,
     max_staleness: Any = None,
     fill_gaps: bool = False,
+    as_of: Any = None,
 ) -> AssembledFrame:
     """Bars for ``symbol``/``interval`` plus point-in-time external columns.
 
@@ -260,6 +315,12 @@ def load_frame(
     - ``max_staleness``: a duration for every external, or a dict kind -> duration; default per
       dataset (F&G 48 h, liquidations until the next bucket is due, funding/OI two periods).
     - ``fill_gaps``: insert missing bars, flagged in a ``filled`` column (never by default).
+    - ``as_of``: a UTC moment; every dataset is read as it was known then
+      (:class:`AsOfRepository`: bars that had closed by ``as_of``, external rows with
+      ``known_at <= as_of``). An external with nothing known yet gives an all-NaN column, and
+      a dataset named explicitly is not refused for having no fresh value before the cut
+      (it may not have begun yet). ``fingerprints`` and ``datasets`` describe the stored
+      datasets the cut was applied to.
 
     Every external value at bar t satisfies ``known_at <= t + interval`` (``.known_at``).
     ``frame.attrs`` holds ``interval``, ``symbol``, ``gaps`` (missing bars, not filled),
@@ -268,7 +329,7 @@ def load_frame(
     """
     if interval not in INTERVALS or interval == "8h":
         raise DataError(f"unknown interval {interval!r}", hint="use one of 1h, 4h, 1d")
-    repo = _repository(data_dir, offline)
+    repo = _repository(data_dir, offline, as_of)
     bar_iv = parse_interval(interval)
     bars, bar_infos = _load_bars(repo, symbol, interval)
     t0, t1 = _utc(start, "start"), _utc(end, "end")
@@ -309,11 +370,15 @@ def load_frame(
             infos[did] = info
             stale[did] = _staleness_for(kind, spec, max_staleness)
             pieces.append((spec, conform_external(ext, spec, bar_iv)))
+        if as_of is not None and pieces and not any(len(p) for _, p in pieces):
+            reasons.append(f"nothing known by {_utc(as_of, 'as_of')}")
+            pieces = []
         if not pieces:
             missing[kind] = "; ".join(reasons) + " -- the column is NaN"
         joined = splice_externals(pieces, stale) if pieces else None
         vals, known, pend = asof_join(idx, bar_iv, joined, cols)
-        if kind in explicit and len(idx) and np.all(known == np.iinfo(np.int64).min):
+        if (kind in explicit and as_of is None and len(idx)
+                and np.all(known == np.iinfo(np.int64).min)):
             used = [infos[i] for i in ids if i in infos]
             cover = "; ".join(f"{i.id} covers {i.first} .. {i.last}" for i in used)
             raise StaleDataError(

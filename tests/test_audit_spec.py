@@ -188,6 +188,32 @@ def test_bias_inside_a_composite_child_that_never_fires_is_caught(planted, folde
     assert "entry.of.0" not in cols
 
 
+def test_explicit_external_that_begins_after_the_first_cuts(planted, tmp_path):
+    # an explicitly named finer dataset (4h liquidations on daily bars) that begins on day 30:
+    # cuts before it begins see an all-NaN column, as the data was then (no error)
+    from flushback.data.synthetic import write_sample_folder
+
+    folder = write_sample_folder(tmp_path / "late_liq", days=60, seed=5)
+    path = folder / "liquidations" / "coinglass_binance_BTC_4h.csv"
+    raw = pd.read_csv(path)
+    begins = pd.Timestamp("2024-01-31", tz="UTC")
+    raw[pd.to_datetime(raw["timestamp"], utc=True) >= begins].to_csv(path, index=False)
+    externals = '{ liquidations = "liquidations/coinglass_binance_BTC_4h" }'
+    spec = write_spec(tmp_path, 'type = "planted_honest_dip"\ndrop = 0.02',
+                      externals=externals)
+    report = audit_spec(spec, data_dir=folder, trades=0)
+    assert report.passed, [c.summary for c in report.checks]
+    trades = report.result.trades
+    assert (pd.to_datetime(trades["entry_time"], utc=True) < begins).any()
+    frame = report.result.frame
+    assert frame.loc[:begins - DAY, "liq_long_usd"].isna().all()
+    # independent: the first bar with a value is the first day with all six 4h buckets
+    first = frame["liq_long_usd"].first_valid_index()
+    assert first == begins
+    day = raw[pd.to_datetime(raw["timestamp"], utc=True).dt.floor("D") == begins]
+    assert frame.at[first, "liq_long_usd"] == pytest.approx(day["long_usd"].sum())
+
+
 # --------------------------------------------------------------------------- F&G calendar join
 def _calendar_join_fng(monkeypatch):
     """Plant the bias in the data layer: bar D gets the Fear & Greed value DATED D+1 (the one
@@ -323,15 +349,13 @@ def test_cli_refuses_a_sample_smaller_than_20(planted, folder, tmp_path, capsys)
 
 
 # --------------------------------------------------------------------------- raw truncation
-def test_truncated_inputs_cut_bars_by_close_and_externals_by_known_at(folder):
-    from flushback.backtests.audit import truncated_inputs
+def test_as_of_inputs_cut_bars_by_close_and_externals_by_known_at(folder):
     from flushback.data import load_frame
 
     cutoff = pd.Timestamp("2024-03-01T05:00:00Z")
-    with truncated_inputs(cutoff):
-        hourly = load_frame("BTC-USD", "1h", externals=("fng",), data_dir=folder)
-        daily = load_frame("BTC-USD", "1d", externals=("fng",), data_dir=folder)
-        four = load_frame("BTC-USD", "4h", externals=("fng",), data_dir=folder)
+    hourly = load_frame("BTC-USD", "1h", externals=("fng",), data_dir=folder, as_of=cutoff)
+    daily = load_frame("BTC-USD", "1d", externals=("fng",), data_dir=folder, as_of=cutoff)
+    four = load_frame("BTC-USD", "4h", externals=("fng",), data_dir=folder, as_of=cutoff)
     # hand-derived: the last bar whose close is <= 05:00
     assert hourly.frame.index[-1] == pd.Timestamp("2024-03-01T04:00:00Z")
     assert daily.frame.index[-1] == pd.Timestamp("2024-02-29T00:00:00Z")
@@ -343,7 +367,7 @@ def test_truncated_inputs_cut_bars_by_close_and_externals_by_known_at(folder):
     raw = pd.read_csv(folder / "sentiment" / "crypto_fear_greed.csv", index_col=0)
     assert hourly.frame.loc["2024-03-01T00:00:00Z", "fng"] == raw.loc["2024-03-01", "value"]
     assert hourly.frame.loc["2024-02-29T23:00:00Z", "fng"] == raw.loc["2024-02-29", "value"]
-    # outside the block, the data layer is untouched
+    # without as_of, the data is read whole (the cut is not remembered)
     full = load_frame("BTC-USD", "1h", externals=("fng",), data_dir=folder)
     assert full.frame.index[-1] > cutoff
 

@@ -200,3 +200,54 @@ def test_explicit_external_entirely_stale_is_a_stale_data_error(tmp_path):
     assert "derivatives/binance_btcusdt_funding_1d not available" in missing["funding"]
     full = load_frame("BTC-USD", "1d", data_dir=write_sample_folder(tmp_path / "s", days=5))
     assert "missing_externals" not in full.frame.attrs  # OI from its second default dataset
+
+
+def _liq4h_from_jan3(root: Path) -> str:
+    """A 4h liquidation file (finer than the daily bars) that begins on 2024-01-03."""
+    rows = "\n".join(f"2024-01-03T{h:02d}:00:00Z,{h + 1}00,1,Binance,throttled,BTC"
+                     for h in range(0, 24, 4))
+    _write(root / "liquidations/coinglass_binance_BTC_4h.csv",
+           "timestamp,long_usd,short_usd,exchange,binance_feed,symbol_scope\n" + rows)
+    return "liquidations/coinglass_binance_BTC_4h"
+
+
+def test_as_of_reads_bars_closed_and_externals_known_by_the_cut(tmp_path):
+    from flushback.data import load_dataset
+
+    root = _tiny_folder(tmp_path)
+    cut = pd.Timestamp("2024-01-03T00:30:00Z")
+    af = load_frame("BTC-USD", "1d", data_dir=root, externals=("fng", "liquidations"),
+                    as_of=cut)
+    # bars 01-01 and 01-02 closed by 01-03 00:30; 01-03 closes at 01-04 00:00
+    assert list(af.frame.index) == list(pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True))
+    assert af.frame["fng"].tolist() == [50.0, 40.0]
+    assert af.frame["liq_long_usd"].tolist()[1] == 1000.0  # the 01-02 bucket, known at 01-03
+    # raw rows: F&G dated 01-03 is published at 01-03 01:00, after the cut
+    fng, _ = load_dataset("sentiment/crypto_fear_greed", data_dir=root, as_of=cut)
+    assert list(fng.index) == list(pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True))
+    assert (fng["known_at"] <= cut).all()
+    liq, _ = load_dataset("liquidations/coinglass_binance_BTC_1d", data_dir=root, as_of=cut)
+    assert list(liq.index) == [pd.Timestamp("2024-01-02", tz=UTC)]
+    full = load_frame("BTC-USD", "1d", data_dir=root, externals=("fng",))
+    assert len(full.frame) == 4 and full.frame["fng"].tolist()[:2] == [50.0, 40.0]
+
+
+def test_as_of_before_an_explicit_finer_external_begins_gives_nan_not_an_error(tmp_path):
+    from flushback.data.errors import StaleDataError
+
+    root = _tiny_folder(tmp_path)
+    did = _liq4h_from_jan3(root)
+    full = load_frame("BTC-USD", "1d", data_dir=root, externals={"liquidations": did})
+    # six complete 4h buckets of 01-03 summed on the 01-03 bar: 100+500+...+2100
+    assert full.frame.loc["2024-01-03", "liq_long_usd"] == 6600.0
+    # at a cut before the dataset's first value the column is NaN, as it was then
+    af = load_frame("BTC-USD", "1d", data_dir=root, externals={"liquidations": did},
+                    as_of="2024-01-03T00:00:00Z")
+    assert len(af.frame) == 2
+    assert af.frame["liq_long_usd"].isna().all() and af.known_at["liq_long_usd"].isna().all()
+    assert "nothing known by 2024-01-03" in af.frame.attrs["missing_externals"]["liquidations"]
+    # without a cut, an explicit dataset with no fresh value in the window is still refused
+    with pytest.raises(StaleDataError):
+        load_frame("BTC-USD", "1d", data_dir=root, externals={"liquidations": did},
+                   end="2024-01-02")
+
