@@ -7,7 +7,7 @@ This module wires the checks of :mod:`flushback.backtests.audit_checks` to a rea
   cuts every dataset the spec reads while it is read (bars that closed by the cut-off, external
   rows with ``known_at`` at or before it) and assembles the frame, the spec's signals are
   computed and the backtest runs with ``flushback.backtests.runner.run_backtest``: the same
-  code path as ``flushback backtest``.
+  code path as ``flushback backtest`` (without the benchmark, which the audit does not check).
 - :func:`audit_spec` runs the three checks and returns an :class:`AuditReport`;
   :func:`save_audit` stores it as the ``audit`` section of the run's ``report.json`` (the run of
   the full backtest: same ``run_id`` as ``flushback backtest SPEC``).
@@ -110,7 +110,6 @@ class SpecPipeline:
         self._signals = spec_signals(spec)
         _memoize(self._signals)
         self.full_result: Any = None
-        self._full_benchmark: Any = None
         self.full_frame: pd.DataFrame | None = None
         self._index = base.window.index
         self.runs = 0
@@ -146,16 +145,15 @@ class SpecPipeline:
                                  since=self._start, until=window_end)
         prepared.datasets = dict(af.datasets)
         window = prepared.window
-        if until is not None and trades:
-            self._reuse_benchmark(prepared, window)
         if trades or until is None:
-            result = run_backtest(self.spec, prepared=prepared)
+            # the benchmark (buy-and-hold) is not what the audit examines: only the full run,
+            # which is stored with the audit, runs it
+            result = run_backtest(self.spec, prepared=prepared, benchmark=until is None)
             out_frame, signals, tr = result.frame, result.signals, result.trades
             equity = result.equity.drop(columns=["benchmark_equity"], errors="ignore")
             if until is None:
                 self.full_result = result
                 self.full_frame = frame
-                self._full_benchmark = next(iter(prepared.cache.values()), None)
         else:
             # the same computation as the runner's (build_signal(cfg).compute(frame) per spec
             # signal), on memoized signal objects shared with _indicators
@@ -168,29 +166,6 @@ class SpecPipeline:
         known = af.known_at.reindex(window.index) if af.known_at is not None else None
         pend = af.period_end.reindex(window.index) if af.period_end is not None else None
         return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend, equity)
-
-    def _reuse_benchmark(self, prepared: Any, window: pd.DataFrame) -> None:
-        """Skip re-running the benchmark (buy-and-hold) on every truncated run: it is not what
-        the audit examines (``benchmark_equity`` is excluded from the comparison). We seed the
-        runner's per-window benchmark cache with the full run's benchmark cut to the window;
-        if the runner's cache key ever changes this only costs time (it runs the benchmark)."""
-        import json
-        from dataclasses import replace
-
-        bench = self._full_benchmark
-        if bench is None or len(window) == 0:
-            return
-        spec = self.spec
-        last = window.index[-1]
-        key = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
-                          str(window.index[0]), str(last)], sort_keys=True, default=str)
-        try:
-            cut = replace(bench, equity=bench.equity.loc[:last],
-                          trades=bench.trades.iloc[0:0])
-        except (TypeError, AttributeError):  # not a dataclass result: just run it
-            return
-        if len(cut.equity) == len(window):
-            prepared.cache[key] = cut
 
     def _indicators(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Composite children's values and every leaf signal's intermediate values

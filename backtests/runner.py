@@ -247,9 +247,15 @@ def run_backtest(
     until: Any = None,
     params: Mapping[str, Any] | None = None,
     progress: Callable[..., None] | None = None,
+    benchmark: bool = True,
 ) -> BacktestResult:
     """Run one backtest. ``params``: flat dotted overrides, e.g.
     ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``.
+
+    ``benchmark=False`` skips the benchmark run (for callers that only look at the strategy,
+    e.g. the audit's truncated re-runs): ``equity`` then has no ``benchmark_equity`` column,
+    ``benchmark_metrics`` is empty and ``benchmark_trades`` is None; the strategy's numbers
+    and the ``run_id`` are the same as with the benchmark.
 
     ``progress(stage, done=None, total=None)`` is called with the stage name and, while
     backtrader runs, with the bars done so far (the CLI draws a rich progress bar from it).
@@ -278,24 +284,28 @@ def run_backtest(
             progress(_stage, done, total)
     res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, bar_cb)
 
-    bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
-                       str(window.index[0]), str(window.index[-1])], sort_keys=True, default=str)
-    bench = prepared.cache.get(bkey)
-    if bench is None:
-        if progress:
-            progress(f"running benchmark {spec.benchmark.type}")
-        bench_cb = None
-        if progress:
-            def bench_cb(done: int, total: int, _stage: str = spec.benchmark.type) -> None:
-                progress(_stage, done, total)
-        bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy, bench_cb)
-        prepared.cache[bkey] = bench
-
     equity = res.equity.copy()
-    equity["benchmark_equity"] = bench.equity["equity"].to_numpy()
+    bench = None
+    bmetrics: dict[str, Any] = {}
+    if benchmark:
+        bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
+                           str(window.index[0]), str(window.index[-1])],
+                          sort_keys=True, default=str)
+        bench = prepared.cache.get(bkey)
+        if bench is None:
+            if progress:
+                progress(f"running benchmark {spec.benchmark.type}")
+            bench_cb = None
+            if progress:
+                def bench_cb(done: int, total: int, _stage: str = spec.benchmark.type) -> None:
+                    progress(_stage, done, total)
+            bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy,
+                            bench_cb)
+            prepared.cache[bkey] = bench
+        equity["benchmark_equity"] = bench.equity["equity"].to_numpy()
+        bmetrics = compute_metrics(bench.equity["equity"], bench.trades, ppy,
+                                   position=bench.equity["position"])
     metrics = compute_metrics(equity["equity"], res.trades, ppy, position=equity["position"])
-    bmetrics = compute_metrics(bench.equity["equity"], bench.trades, ppy,
-                               position=bench.equity["position"])
     config = spec.to_dict()
     config["window"] = {
         "start": window.index[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -313,7 +323,7 @@ def run_backtest(
         benchmark_metrics=bmetrics,
         fingerprints=dict(prepared.fingerprints),
         periods_per_year=ppy,
-        benchmark_trades=bench.trades,
+        benchmark_trades=None if bench is None else bench.trades,
         datasets=dict(prepared.datasets),
         config=config,
     )

@@ -188,6 +188,23 @@ def test_runner_on_a_synthetic_frame_is_deterministic_and_consistent():
     np.testing.assert_array_equal(a.equity["benchmark_equity"], c.equity["benchmark_equity"])
 
 
+def test_run_without_benchmark_has_the_same_run_id_and_strategy_numbers():
+    bars = synthetic_bars(periods=600, seed=4)
+    bars.attrs["interval"] = "1d"
+    spec = _rsi_spec()
+    p = prepare_frame(spec, bars, since="2024-07-01")
+    lean = run_backtest(spec, prepared=p, benchmark=False)
+    assert not p.cache  # the benchmark was never run
+    full = run_backtest(spec, prepared=p)
+    assert lean.run_id == full.run_id and len(full.trades) > 0
+    pd.testing.assert_frame_equal(lean.trades, full.trades)
+    pd.testing.assert_frame_equal(lean.equity, full.equity.drop(columns=["benchmark_equity"]))
+    assert lean.metrics == full.metrics
+    assert "benchmark_equity" not in lean.equity.columns
+    assert lean.benchmark_metrics == {} and lean.benchmark_trades is None
+    assert full.benchmark_metrics["exposure"] > 0.99
+
+
 def test_write_run_and_load_report(tmp_path):
     bars = synthetic_bars(periods=500, seed=5)
     bars.attrs["interval"] = "1d"
