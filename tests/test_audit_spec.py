@@ -214,6 +214,20 @@ def test_explicit_external_that_begins_after_the_first_cuts(planted, tmp_path):
     assert frame.at[first, "liq_long_usd"] == pytest.approx(day["long_usd"].sum())
 
 
+def test_audited_frame_honours_the_specs_max_staleness(planted, small_folder, tmp_path):
+    # F&G is 23 h old at every daily close: a 12 h limit leaves the column all NaN, in the
+    # audited run exactly as in `flushback backtest`
+    from flushback.backtests.runner import run_backtest
+
+    spec = write_spec(tmp_path, 'type = "planted_honest_dip"\ndrop = 0.02')
+    report = audit_spec(spec, data_dir=small_folder, overrides=["data.max_staleness=12h"])
+    assert report.passed, [c.summary for c in report.checks]
+    plain = run_backtest(spec, data_dir=small_folder, params={"data.max_staleness": "12h"})
+    assert report.run_id == plain.run_id
+    assert report.result.frame["fng"].isna().all() and plain.frame["fng"].isna().all()
+    pd.testing.assert_frame_equal(report.result.frame, plain.frame)
+
+
 # --------------------------------------------------------------------------- F&G calendar join
 def _calendar_join_fng(monkeypatch):
     """Plant the bias in the data layer: bar D gets the Fear & Greed value DATED D+1 (the one
