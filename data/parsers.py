@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,16 +165,27 @@ def _lower_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns=ren)
 
 
+def _read_table(df: pd.DataFrame, file: str, columns: Mapping[str, str], *,
+                assume_utc: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What every parser does first: lower-case the column names, find the time column,
+    require ``columns`` (output name -> source column), parse the UTC timestamps and read those
+    columns as float64. Returns the lower-cased input and the new frame on the parsed index."""
+    df = _lower_columns(df)
+    ts_col = _timestamp_column(df, file)
+    _require(df, list(columns.values()), file)
+    idx = parse_timestamps(df[ts_col], file=file, column=ts_col, assume_utc=assume_utc)
+    out = pd.DataFrame(index=idx)
+    for name, col in columns.items():
+        out[name] = _numeric(df, col, file=file, index=idx)
+    return df, out
+
+
 def parse_bars(df: pd.DataFrame, spec: DatasetSpec | None, *, file: str,
                assume_utc: bool = False) -> pd.DataFrame:
     """OHLCV bars. Column names are case-insensitive (Yahoo's ``Open`` etc. are accepted)."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["open", "high", "low", "close"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col, assume_utc=assume_utc)
-    out = pd.DataFrame(index=idx)
-    for col in ("open", "high", "low", "close"):
-        out[col] = _numeric(df, col, file=file, index=idx)
+    df, out = _read_table(df, file, {c: c for c in ("open", "high", "low", "close")},
+                          assume_utc=assume_utc)
+    idx = out.index
     if "volume" in df.columns:
         out["volume"] = _numeric(df, "volume", file=file, index=idx)
     else:
@@ -196,12 +207,8 @@ def add_known_at(frame: pd.DataFrame, period: pd.Timedelta, lag: pd.Timedelta,
 
 def parse_fng(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -> pd.DataFrame:
     """alternative.me export: ``date,value[,classification]``; value dated D published D 00:00."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["value"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["fng"] = _numeric(df, "value", file=file, index=idx)
+    _, out = _read_table(df, file, {"fng": "value"})
+    idx = out.index
     bad = (out["fng"] < 0) | (out["fng"] > 100)
     if bad.any():
         raise DataError("Fear & Greed values outside 0..100", file=file, column="value",
@@ -211,18 +218,14 @@ def parse_fng(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -> pd
 
 
 _REGIMES = {"full": "binance_full", "throttled": "binance_throttled"}
+_LIQ_COLUMNS = {"liq_long_usd": "long_usd", "liq_short_usd": "short_usd"}
 
 
 def parse_coinglass_liquidations(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                                  **_: Any) -> pd.DataFrame:
     """Coinglass export: ``timestamp,long_usd,short_usd,...,binance_feed``."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["long_usd", "short_usd"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["liq_long_usd"] = _numeric(df, "long_usd", file=file, index=idx)
-    out["liq_short_usd"] = _numeric(df, "short_usd", file=file, index=idx)
+    df, out = _read_table(df, file, _LIQ_COLUMNS)
+    idx = out.index
     if "binance_feed" in df.columns:
         feed = df["binance_feed"].astype("string").str.strip().str.lower()
         unknown = ~feed.isin(list(_REGIMES)) & feed.notna()
@@ -243,14 +246,8 @@ def parse_coinglass_liquidations(df: pd.DataFrame, spec: DatasetSpec, *, file: s
 def parse_coinalyze_liquidations(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                                  **_: Any) -> pd.DataFrame:
     """Coinalyze export: ``timestamp,long_usd,short_usd,n_markets_reporting,<market>_...``."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["long_usd", "short_usd"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["liq_long_usd"] = _numeric(df, "long_usd", file=file, index=idx)
-    out["liq_short_usd"] = _numeric(df, "short_usd", file=file, index=idx)
-    out["liq_regime"] = np.full(len(idx), "coinalyze_multi", dtype=object)
+    _, out = _read_table(df, file, _LIQ_COLUMNS)
+    out["liq_regime"] = np.full(len(out), "coinalyze_multi", dtype=object)
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
@@ -258,14 +255,10 @@ def parse_funding_fraction(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                            **_: Any) -> pd.DataFrame:
     """Daily mean of 8h funding as a fraction: ``funding_rate_mean_8h_fraction``."""
     df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
     col = "funding_rate_mean_8h_fraction"
     if col not in df.columns and "funding_rate" in df.columns:
         col = "funding_rate"
-    _require(df, [col], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["funding_rate"] = _numeric(df, col, file=file, index=idx)
+    _, out = _read_table(df, file, {"funding_rate": col})
     _check_fraction(out["funding_rate"], file=file, column=col)
     return add_known_at(out, spec.period, spec.publication_lag)
 
@@ -285,36 +278,22 @@ def _check_fraction(rate: pd.Series, *, file: str, column: str) -> None:
 def parse_funding_percent_ohlc(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                                **_: Any) -> pd.DataFrame:
     """Coinglass funding OHLC in **percent** per 8h; the close is converted to a fraction."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["funding_pct_close"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["funding_rate"] = _numeric(df, "funding_pct_close", file=file, index=idx) / 100.0
+    _, out = _read_table(df, file, {"funding_rate": "funding_pct_close"})
+    out["funding_rate"] = out["funding_rate"] / 100.0
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
 def parse_coinalyze_funding(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                             market: str = "binance_btcusdt", **_: Any) -> pd.DataFrame:
     """Coinalyze per-market funding in percent; one market (default Binance BTCUSDT)."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    col = f"{market}_funding_pct"
-    _require(df, [col], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["funding_rate"] = _numeric(df, col, file=file, index=idx) / 100.0
+    _, out = _read_table(df, file, {"funding_rate": f"{market}_funding_pct"})
+    out["funding_rate"] = out["funding_rate"] / 100.0
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
 def parse_oi_ohlc(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -> pd.DataFrame:
     """Coinglass aggregated OI OHLC in USD; the bucket close is the level at its end."""
-    df = _lower_columns(df)
-    ts_col = _timestamp_column(df, file)
-    _require(df, ["oi_usd_close"], file)
-    idx = parse_timestamps(df[ts_col], file=file, column=ts_col)
-    out = pd.DataFrame(index=idx)
-    out["oi_usd"] = _numeric(df, "oi_usd_close", file=file, index=idx)
+    _, out = _read_table(df, file, {"oi_usd": "oi_usd_close"})
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
