@@ -1371,8 +1371,11 @@ class _Progress:
             except Exception:
                 continue
             done += min(d, self._cfg.n_trials)
-            if d < self._cfg.n_trials and not fold_label:
-                fold_label = f"fold {fold.index + 1}/{len(self._cfg.folds)}"
+            current = d < self._cfg.n_trials and not fold_label
+            if current or (fold is self._cfg.folds[-1] and not fold_label):
+                # best so far of the fold in progress (of the last fold once all are done)
+                if current:
+                    fold_label = f"fold {fold.index + 1}/{len(self._cfg.folds)}"
                 if not self._cfg.multi:
                     with contextlib.suppress(Exception):
                         best = study.best_value
@@ -1465,7 +1468,9 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
                 out["pbo"] = {"error": str(exc)}
     # importances (fANOVA; optuna.importance)
     try:
-        target = (lambda t: t.values[0]) if cfg.multi else None
+        # optuna's default evaluator (PED-ANOVA) ranks by "low is good" when given a target
+        sign = -1.0 if cfg.objectives[0].direction == "maximize" else 1.0
+        target = (lambda t: sign * t.values[0]) if cfg.multi else None
         imp = optuna.importance.get_param_importances(study, target=target)
         out["param_importances"] = {k: float(v) for k, v in imp.items()}
     except Exception as exc:  # too few trials, a single distinct value, ...

@@ -231,3 +231,20 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     # a pruned trial stopped after fewer than all chunks: it scored fewer windows
     assert all(t.user_attrs["pruned_after_chunks"] < 3 for t in pruned)
     assert len(ev.windows) < 40 * 3
+
+
+def test_progress_bar_shows_trials_rate_best_and_eta(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=160, color_system=None)
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=12, seed=1)
+    opt.run_study(cfg, evaluator=ev, progress=True, console=console)
+    text = buf.getvalue()
+    assert "12/12" in text
+    assert "trials/s" in text
+    assert "best max_sharpe=" in text
+    assert "ETA" in text

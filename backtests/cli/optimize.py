@@ -146,11 +146,12 @@ def _print_summary(run: Any) -> None:
                     f"{sec['study']['n_trials']} trials per fold)")
     for col in ("fold", "train", "test", f"IS {metric}", f"OOS {metric}", "OOS trades",
                 "DSR", "PBO"):
-        t.add_column(col, justify="right" if col not in ("train", "test") else "left")
+        t.add_column(col, justify="left" if col in ("train", "test") else "right",
+                     no_wrap=col in ("train", "test"))
     for row in sec["is_vs_oos"]:
         t.add_row(
-            str(row["fold"]), f"{row['train'][0][:10]} .. {row['train'][1][:10]}",
-            f"{row['test'][0][:10]} .. {row['test'][1][:10]}",
+            str(row["fold"]), f"{row['train'][0][2:10]}..{row['train'][1][2:10]}",
+            f"{row['test'][0][2:10]}..{row['test'][1][2:10]}",
             _num(row["in_sample"].get(metric), pct), _num(row["out_of_sample"].get(metric), pct),
             _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"]), _num(row["pbo"]),
         )
