@@ -18,8 +18,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from flushback.backtests.report_data import (
     forward_event_outcomes,
     monthly_returns,
 )
-from flushback.backtests.report_schema import Report, validate_report
+from flushback.backtests.report_schema import Report, validate_report, write_text_atomic
 
 __all__ = [
     "render_report_html",
@@ -264,28 +262,6 @@ def html_page(title: str, subtitle: str, sections: Iterable[str]) -> str:
         f"<header><h1>{esc(title)}</h1><div class=\"sub\">{esc(subtitle)}</div></header>\n"
         "<main>\n" + "\n".join(sections) + "\n</main>\n</body>\n</html>\n"
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
 
 
 def _naive_utc(stamps: Iterable[Any]) -> pd.DatetimeIndex:

@@ -73,6 +73,7 @@ __all__ = [
     "validate_report",
     "load_report_file",
     "write_report_file",
+    "write_text_atomic",
     "report_json_schema",
 ]
 
@@ -523,16 +524,16 @@ def _umask() -> int:
     return mask
 
 
-def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:
-    """Validate and write ``report.json`` atomically (temp file + rename). Returns the path."""
-    model = report if isinstance(report, Report) else validate_report(report)
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temp file in the same folder, then a
+    rename; the file gets the usual permissions (0666 minus the umask, not mkstemp's 0600).
+    Returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(model.to_json())
-            fh.write("\n")
+            fh.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
@@ -540,6 +541,12 @@ def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> P
             os.unlink(tmp)
         raise
     return p
+
+
+def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:
+    """Validate and write ``report.json`` atomically (temp file + rename). Returns the path."""
+    model = report if isinstance(report, Report) else validate_report(report)
+    return write_text_atomic(path, model.to_json() + "\n")
 
 
 def _records(obj: Any) -> Any:
