@@ -1322,7 +1322,7 @@ def run_study(
                                  f"codes {bad}", hint="rerun the same command to resume")
     finally:
         if bar is not None:
-            bar.refresh()
+            bar.refresh(force=True)
             bar.stop()
 
 
