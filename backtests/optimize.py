@@ -1556,14 +1556,19 @@ class SpecEvaluator:
     ``start``.
     """
 
-    def __init__(self, spec: str, overrides: Sequence[str] = (), data_dir: str | None = None,
-                 since: str | None = None, until: str | None = None) -> None:
+    def __init__(self, spec: Any, overrides: Sequence[str] = (), data_dir: str | None = None,
+                 since: str | None = None, until: str | None = None,
+                 frame: pd.DataFrame | None = None) -> None:
         from flushback.backtests import runner
         from flushback.backtests.metrics import periods_per_year_for
         from flushback.backtests.spec import load_spec
 
         self.spec = load_spec(spec, overrides=list(overrides) or None)
-        self.prepared = runner.prepare(self.spec, data_dir=data_dir, since=since, until=until)
+        if frame is not None:  # a frame you already have (tests, notebooks)
+            self.prepared = runner.prepare_frame(self.spec, frame, since=since, until=until)
+        else:
+            self.prepared = runner.prepare(self.spec, data_dir=data_dir, since=since,
+                                           until=until)
         self.index = self.prepared.window.index
         self.periods_per_year = periods_per_year_for(self.spec.data.interval)
         self._views: dict[tuple[pd.Timestamp, pd.Timestamp], Any] = {}
