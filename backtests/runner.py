@@ -217,7 +217,9 @@ def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, on_progress=None):
+def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None):
+    """Run one strategy (the spec's or its benchmark) on the window; ``progress(stage, done,
+    total)`` hears about the bars done, ``stage`` being the strategy type."""
     from flushback.strategies.adapter import run_engine
     from flushback.strategies.config import get_strategy
 
@@ -233,6 +235,10 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, on_progr
             raise ConfigError("costs.funding = true needs the funding_rate column",
                               hint="add 'funding' to data.externals")
         extra["funding_rate"] = window["funding_rate"]
+    on_progress = None
+    if progress:
+        def on_progress(done: int, total: int, _stage: str = spec_strategy.type) -> None:
+            progress(_stage, done, total)
     return run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
                       slippage=spec.costs.slippage, funding=spec.costs.funding,
                       strategy_params={"cfg": cfg}, on_progress=on_progress)
@@ -278,11 +284,7 @@ def run_backtest(
     signals_full = _compute_signals(spec, frame_full)
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
-    bar_cb = None
-    if progress:
-        def bar_cb(done: int, total: int, _stage: str = spec.strategy.type) -> None:
-            progress(_stage, done, total)
-    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, bar_cb)
+    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress)
 
     equity = res.equity.copy()
     bench = None
@@ -295,12 +297,8 @@ def run_backtest(
         if bench is None:
             if progress:
                 progress(f"running benchmark {spec.benchmark.type}")
-            bench_cb = None
-            if progress:
-                def bench_cb(done: int, total: int, _stage: str = spec.benchmark.type) -> None:
-                    progress(_stage, done, total)
             bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy,
-                            bench_cb)
+                            progress)
             prepared.cache[bkey] = bench
         equity["benchmark_equity"] = bench.equity["equity"].to_numpy()
         bmetrics = compute_metrics(bench.equity["equity"], bench.trades, ppy,

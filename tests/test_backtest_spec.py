@@ -205,6 +205,22 @@ def test_run_without_benchmark_has_the_same_run_id_and_strategy_numbers():
     assert full.benchmark_metrics["exposure"] > 0.99
 
 
+def test_progress_names_each_stage_and_counts_each_engines_bars():
+    bars = synthetic_bars(periods=300, seed=4)
+    bars.attrs["interval"] = "1d"
+    spec = _rsi_spec()
+    calls: list[tuple] = []
+    run_backtest(spec, prepared=prepare_frame(spec, bars), progress=lambda *a: calls.append(a))
+    assert [c for c in calls if len(c) == 1] == [
+        ("computing signals",), ("running contrarian on 300 bars",),
+        ("running benchmark buy_and_hold",)]
+    # fewer than 1000 bars: each engine reports once, when its last bar is done
+    assert [c for c in calls if len(c) == 3] == [("contrarian", 300, 300),
+                                                 ("buy_and_hold", 300, 300)]
+    assert calls.index(("contrarian", 300, 300)) < calls.index(
+        ("running benchmark buy_and_hold",))
+
+
 def test_write_run_and_load_report(tmp_path):
     bars = synthetic_bars(periods=500, seed=5)
     bars.attrs["interval"] = "1d"
