@@ -842,6 +842,11 @@ def _make_sampler(name: str, seed: int | None, multi: bool) -> Any:
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed)
         if name == "cmaes":
+            import importlib.util
+
+            if importlib.util.find_spec("cmaes") is None:
+                raise ConfigError("the cmaes sampler needs the 'cmaes' package",
+                                  hint="pip install cmaes, or use --sampler tpe")
             if multi:
                 raise ConfigError("the cmaes sampler is single-objective",
                                   hint="use --sampler nsga2 or tpe with --directions")
@@ -1471,7 +1476,9 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
         # optuna's default evaluator (PED-ANOVA) ranks by "low is good" when given a target
         sign = -1.0 if cfg.objectives[0].direction == "maximize" else 1.0
         target = (lambda t: sign * t.values[0]) if cfg.multi else None
-        imp = optuna.importance.get_param_importances(study, target=target)
+        with warnings.catch_warnings():  # "low is good" / "too few trials" notices
+            warnings.simplefilter("ignore", UserWarning)
+            imp = optuna.importance.get_param_importances(study, target=target)
         out["param_importances"] = {k: float(v) for k, v in imp.items()}
     except Exception as exc:  # too few trials, a single distinct value, ...
         out["param_importances"] = {}
@@ -1903,6 +1910,8 @@ def optimize_spec(
         raise ConfigError("--workers must be >= 1")
     objectives = parse_objectives(objective, directions)
     sampler = sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+    _make_sampler(sampler, seed, len(objectives) > 1)  # unknown / unavailable: fail now
+    _make_pruner(pruner)
     ev_kwargs = {"spec": spec, "overrides": list(overrides), "data_dir": data_dir}
     ev = SpecEvaluator(**ev_kwargs)
     space = build_search_space(ev.declared_space(), ev.search_table(),
