@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -25,6 +25,7 @@ __all__ = [
     "bars_for",
     "duration",
     "did_you_mean",
+    "validate_params",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -222,6 +223,26 @@ def _td(td: pd.Timedelta) -> str:
     return str(td)
 
 
+
+def validate_params(specs: Mapping[str, Param], values: Mapping[str, Any], *, owner: str,
+                    unknown: Callable[[str], str], hint: str,
+                    known: Sequence[str] = ()) -> dict[str, Any]:
+    """``values`` checked against their ``Param`` declarations, the defaults filled in.
+
+    An undeclared key is a ConfigError: ``unknown(key)`` plus a did-you-mean among the declared
+    names (and ``known``, other accepted keys), with ``hint``; ``owner`` names the parameters'
+    owner in the messages of :meth:`Param.validate`.
+    """
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in specs:
+            raise ConfigError(unknown(key) + did_you_mean(key, [*specs, *known]), hint=hint)
+        out[key] = specs[key].validate(value, key, owner)
+    for key, spec in specs.items():
+        out.setdefault(key, spec.default)
+    return out
+
+
 class Signal:
     """Base class of every signal. **This docstring is the contract.**
 
@@ -270,17 +291,11 @@ class Signal:
 
     def __init__(self, **params: Any) -> None:
         specs = self.param_specs
-        values: dict[str, Any] = {}
-        for key, value in params.items():
-            if key not in specs:
-                raise ConfigError(
-                    f"unknown parameter '{key}' for signal '{self.name}'"
-                    + did_you_mean(key, specs),
-                    hint=f"parameters of {self.name}: {', '.join(specs) or '(none)'}",
-                )
-            values[key] = specs[key].validate(value, key, self.name)
-        for key, spec in specs.items():
-            values.setdefault(key, spec.default)
+        values = validate_params(
+            specs, params, owner=self.name,
+            unknown=lambda key: f"unknown parameter '{key}' for signal '{self.name}'",
+            hint=f"parameters of {self.name}: {', '.join(specs) or '(none)'}",
+        )
         self._validate(values)
         self.params: Mapping[str, Any] = MappingProxyType(values)
 

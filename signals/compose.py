@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, Signal, did_you_mean
+from flushback.signals.base import Param, Signal, validate_params
 from flushback.signals.registry import build_signal, register
 
 __all__ = ["Composite", "AllOf", "AnyOf", "KOfN", "Not", "Cooldown", "FirstOfCluster"]
@@ -70,17 +70,11 @@ class Composite(Signal):
         ]
         self.children: tuple[Signal, ...] = tuple(children)
         specs = self.param_specs
-        values: dict[str, Any] = {}
-        for key, value in own.items():
-            if key not in specs:
-                raise ConfigError(
-                    f"unknown parameter '{key}' for composite '{self.name}'"
-                    + did_you_mean(key, [*specs, "of"]),
-                    hint=f"parameters of {self.name}: {', '.join([*specs, 'of']) }",
-                )
-            values[key] = specs[key].validate(value, key, self.name)
-        for key, spec in specs.items():
-            values.setdefault(key, spec.default)
+        values = validate_params(
+            specs, own, owner=self.name, known=["of"],
+            unknown=lambda key: f"unknown parameter '{key}' for composite '{self.name}'",
+            hint=f"parameters of {self.name}: {', '.join([*specs, 'of']) }",
+        )
         self._validate(values)
         self.own_params: Mapping[str, Any] = MappingProxyType(dict(values))
         flat = dict(values)

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, did_you_mean
+from flushback.signals.base import Param, did_you_mean, validate_params
 
 __all__ = [
     "CONTRARIAN_PARAMS",
@@ -155,15 +155,8 @@ def strategy_signals(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``values`` against the declarations of ``name``; defaults filled in."""
     specs = strategy_param_specs(name)
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in specs:
-            raise ConfigError(
-                f"unknown key 'strategy.{key}' for strategy type '{name}'"
-                + did_you_mean(key, specs),
-                hint=f"keys of {name}: type, {', '.join(specs)}",
-            )
-        out[key] = specs[key].validate(value, key, f"strategy({name})")
-    for key, spec in specs.items():
-        out.setdefault(key, spec.default)
-    return out
+    return validate_params(
+        specs, values, owner=f"strategy({name})",
+        unknown=lambda key: f"unknown key 'strategy.{key}' for strategy type '{name}'",
+        hint=f"keys of {name}: type, {', '.join(specs)}",
+    )
