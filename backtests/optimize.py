@@ -1790,6 +1790,61 @@ def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[s
     )
 
 
+def _section_models() -> tuple[type, type]:
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class FoldComparison(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        fold: int = Field(ge=1)
+        train: tuple[str, str]
+        test: tuple[str, str]
+        in_sample: dict[str, float | int | None]
+        out_of_sample: dict[str, float | int | None]
+        dsr: float | None = Field(default=None, ge=0, le=1)
+        pbo: float | None = Field(default=None, ge=0, le=1)
+
+    class OptimizationSection(BaseModel):
+        """``report.json["optimization"]`` (owned by this module; see docs/optimize.md)."""
+
+        model_config = ConfigDict(extra="forbid")
+        result_is_out_of_sample: Literal[True]
+        note: str
+        study: dict[str, Any]
+        search_space: dict[str, Any]
+        best_params: dict[str, Any]
+        best_params_fold: int
+        best_values_in_sample: dict[str, float] | None
+        out_of_sample_metrics: dict[str, Any]
+        is_vs_oos: list[FoldComparison] = Field(min_length=1)
+        dsr: dict[str, Any] | None
+        pbo: dict[str, Any] | None
+        param_importances: dict[str, float] | None
+        pareto_front: list[dict[str, Any]] | None
+        folds: list[dict[str, Any]]
+        fold_boundaries: list[dict[str, Any]]
+        timings_mean_seconds: dict[str, float]
+        trials: list[dict[str, Any]]
+        trials_truncated: bool
+
+    return FoldComparison, OptimizationSection
+
+
+def validate_optimization_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Check an optimization section against its model (ConfigError naming the problem)."""
+    from pydantic import ValidationError
+
+    _, model = _section_models()
+    try:
+        model.model_validate(dict(section))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"optimization section: {where}: {first['msg']}") from None
+    return dict(section)
+
+
 _IS_OOS_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",
                    "profit_factor", "n_trades", "exposure")
 
@@ -1950,8 +2005,9 @@ def optimize_spec(
         raise StoreError(f"no completed trial in {', '.join(missing)}",
                          hint="every trial failed: run `flushback backtest` on the spec")
     result = build_result(cfg, ev, folds_out)
-    section = optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
-                                   wall_seconds=wall)
+    section = validate_optimization_section(
+        optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
+                             wall_seconds=wall))
     run_dir = write_run(result, runs_dir=runs_dir,
                         sections={"kind": "optimization", "optimization": section})
     return OptimizationRun(run_dir=run_dir, result=result, section=section, config=cfg)

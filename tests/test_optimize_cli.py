@@ -52,6 +52,12 @@ def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_da
     rep = load_report(out["run_dir"])
     assert rep["kind"] == "optimization"
     sec = rep["optimization"]
+    from flushback.backtests.optimize import validate_optimization_section
+    from flushback.data.errors import ConfigError
+
+    validate_optimization_section(sec)  # the section's own model, read back from disk
+    with pytest.raises(ConfigError, match="result_is_out_of_sample"):
+        validate_optimization_section({**sec, "result_is_out_of_sample": False})
     assert sec["result_is_out_of_sample"] is True
     assert len(sec["is_vs_oos"]) == 2
     for row in sec["is_vs_oos"]:
