@@ -38,6 +38,30 @@ def test_unknown_parameter_did_you_mean():
         build_signal({"type": "all", "windw": 2, "of": [{"type": "extreme_fear"}]})
 
 
+def test_unknown_key_messages_name_the_owner_and_list_its_keys():
+    from flushback.strategies.config import validate_strategy_params
+
+    with pytest.raises(ConfigError) as e:
+        build_signal({"type": "extreme_fear", "treshold": 10})
+    assert e.value.message == ("unknown parameter 'treshold' for signal 'extreme_fear' "
+                               "(did you mean 'threshold'?)")
+    assert e.value.hint == ("parameters of extreme_fear: threshold, consecutive_days, "
+                            "fall_points, move_window_days")
+    with pytest.raises(ConfigError) as e:  # a composite's own keys include 'of'
+        build_signal({"type": "all", "off": 1, "of": [{"type": "extreme_fear"}]})
+    assert e.value.message == "unknown parameter 'off' for composite 'all' (did you mean 'of'?)"
+    assert e.value.hint == "parameters of all: window, of"
+    with pytest.raises(ConfigError) as e:
+        validate_strategy_params("buy_and_hold", {"fractio": 1})
+    assert e.value.message == ("unknown key 'strategy.fractio' for strategy type "
+                               "'buy_and_hold' (did you mean 'fraction'?)")
+    assert e.value.hint == "keys of buy_and_hold: type, fraction"
+    # declared defaults are filled in; given values are validated under their owner's name
+    assert validate_strategy_params("buy_and_hold", {}) == {"fraction": 1.0}
+    with pytest.raises(ConfigError, match=r"strategy\(buy_and_hold\)\.fraction"):
+        validate_strategy_params("buy_and_hold", {"fraction": 7})
+
+
 def test_bad_values_are_config_errors():
     with pytest.raises(ConfigError, match="outside its range"):
         build_signal({"type": "oversold_rsi", "period": 1})
