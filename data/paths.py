@@ -21,31 +21,27 @@ def home() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def store_dir(override: str | Path | None = None) -> Path:
+def _folder(override: str | Path | None, env: str, under_home: str | None) -> Path | None:
+    """The first that is set: ``override``, the variable ``env``, ``$FLUSHBACK_HOME/under_home``
+    (when ``under_home`` is given); None when none is."""
     if override:
         return Path(override).expanduser()
-    if os.environ.get("FLUSHBACK_STORE"):
-        return Path(os.environ["FLUSHBACK_STORE"]).expanduser()
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
     h = home()
-    if h is not None:
-        return h / "store"
-    return Path(platformdirs.user_cache_dir("flushback")) / "store"
+    return h / under_home if h is not None and under_home else None
+
+
+def store_dir(override: str | Path | None = None) -> Path:
+    return (_folder(override, "FLUSHBACK_STORE", "store")
+            or Path(platformdirs.user_cache_dir("flushback")) / "store")
 
 
 def runs_dir(override: str | Path | None = None) -> Path:
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get("FLUSHBACK_RUNS_DIR"):
-        return Path(os.environ["FLUSHBACK_RUNS_DIR"]).expanduser()
-    h = home()
-    if h is not None:
-        return h / "runs"
-    return Path("runs")
+    return _folder(override, "FLUSHBACK_RUNS_DIR", "runs") or Path("runs")
 
 
 def data_dir(override: str | Path | None = None) -> Path | None:
     """The directly-read data folder, if one was given by flag or ``FLUSHBACK_DATA_DIR``."""
-    if override:
-        return Path(override).expanduser()
-    value = os.environ.get("FLUSHBACK_DATA_DIR")
-    return Path(value).expanduser() if value else None
+    return _folder(override, "FLUSHBACK_DATA_DIR", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,27 @@ DID = "prices/BTC-USD_1d"
 
 def test_store_lives_under_flushback_home(_isolated_home):
     assert Store().root == _isolated_home / "store" == paths.store_dir()
+
+
+def test_folder_precedence_flag_then_variable_then_home_then_default(_isolated_home, tmp_path,
+                                                                     monkeypatch):
+    import platformdirs
+
+    assert paths.runs_dir() == _isolated_home / "runs"
+    assert paths.data_dir() is None
+    monkeypatch.setenv("FLUSHBACK_STORE", str(tmp_path / "st"))
+    monkeypatch.setenv("FLUSHBACK_RUNS_DIR", str(tmp_path / "rn"))
+    monkeypatch.setenv("FLUSHBACK_DATA_DIR", str(tmp_path / "dd"))
+    assert paths.store_dir() == tmp_path / "st" and paths.runs_dir() == tmp_path / "rn"
+    assert paths.data_dir() == tmp_path / "dd"
+    assert paths.store_dir(tmp_path / "x") == tmp_path / "x" == paths.runs_dir(tmp_path / "x")
+    assert paths.data_dir(tmp_path / "x") == tmp_path / "x"
+    for var in ("FLUSHBACK_HOME", "FLUSHBACK_STORE", "FLUSHBACK_RUNS_DIR", "FLUSHBACK_DATA_DIR"):
+        monkeypatch.delenv(var)
+    assert paths.store_dir() == Path(platformdirs.user_cache_dir("flushback")) / "store"
+    assert paths.runs_dir() == Path("runs") and paths.data_dir() is None
+    monkeypatch.setenv("FLUSHBACK_STORE", "")  # empty means unset
+    assert paths.store_dir() == Path(platformdirs.user_cache_dir("flushback")) / "store"
 
 
 def test_write_read_roundtrip_keeps_content_and_fingerprint(tmp_path):
