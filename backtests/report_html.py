@@ -296,11 +296,17 @@ def _base_layout(title: str, height: int = 380) -> dict[str, Any]:
     }
 
 
+def _equity(report: Report) -> pd.DataFrame | None:
+    """The report's equity frame, or None when it has no equity value to chart."""
+    eq = report.equity_frame()
+    return None if eq.empty or eq["equity"].dropna().empty else eq
+
+
 def fig_equity(report: Report) -> Any | None:
     import plotly.graph_objects as go
 
-    eq = report.equity_frame()
-    if eq.empty or eq["equity"].dropna().empty:
+    eq = _equity(report)
+    if eq is None:
         return None
     x = eq.index.tz_localize(None)
     fig = go.Figure()
@@ -325,8 +331,8 @@ def fig_equity(report: Report) -> Any | None:
 def fig_underwater(report: Report) -> Any | None:
     import plotly.graph_objects as go
 
-    eq = report.equity_frame()
-    if eq.empty or eq["equity"].dropna().empty:
+    eq = _equity(report)
+    if eq is None:
         return None
     x = eq.index.tz_localize(None)
     fig = go.Figure()
@@ -345,8 +351,8 @@ def fig_underwater(report: Report) -> Any | None:
 def fig_monthly(report: Report) -> Any | None:
     import plotly.graph_objects as go
 
-    eq = report.equity_frame()
-    if eq.empty or eq["equity"].dropna().empty:
+    eq = _equity(report)
+    if eq is None:
         return None
     table = monthly_returns(eq["equity"]) * 100
     if table.empty:

@@ -73,6 +73,15 @@ def test_equity_and_underwater_figures_carry_the_report_curves(golden):
     assert np.allclose(list(uw.data[1].y), [0, -10.0, -13.0, -11.0, -10.0])
 
 
+def test_equity_figures_are_left_out_without_equity_values(golden):
+    doc = golden.to_dict()
+    for equity in ([], [dict(p, equity=None) for p in doc["equity"]]):
+        rep = validate_report(dict(doc, equity=equity))
+        assert rh.fig_equity(rep) is None and rh.fig_underwater(rep) is None
+        assert rh.fig_monthly(rep) is None
+    assert rh.fig_equity(golden) is not None and rh.fig_monthly(golden) is not None
+
+
 def test_monthly_returns_by_hand():
     idx = pd.to_datetime(["2024-01-01", "2024-01-31", "2024-02-15", "2024-02-29",
                           "2024-04-10"], utc=True)
