@@ -32,10 +32,12 @@ from flushback.backtests.audit_checks import (
     PASS,
     CheckResult,
     PipelineOutput,
+    _iso,
     check_external_timing,
     check_lookahead,
     check_warmup,
 )
+from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
 
 __all__ = [
@@ -51,7 +53,6 @@ __all__ = [
 
 AUDIT_SCHEMA = "1.0"
 MIN_SAMPLE_TRADES = 20
-_INTERVAL = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
 
 
 # --------------------------------------------------------------------------- spec pipeline
@@ -104,7 +105,7 @@ class SpecPipeline:
         self._start = base.start
         self._end = base.end
         self._load_start = base.frame.index[0]
-        self._interval = _INTERVAL[spec.data.interval]
+        self._interval = parse_interval(spec.data.interval)
         externals: Any = spec.data.externals
         self._externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
         self._signals = spec_signals(spec)
@@ -368,10 +369,6 @@ def audit_spec(
                   "symbol": spec.data.symbol, "interval": spec.data.interval},
         result=result,
     )
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Path:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from flushback.backtests.metrics import compute_metrics, periods_per_year_for
 from flushback.backtests.spec import BacktestSpec, load_spec
+from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
 from flushback.strategies.adapter import validate_bars
 
@@ -41,7 +42,6 @@ __all__ = [
     "validate_bars",
 ]
 
-_INTERVAL = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
 _MIN_WARMUP_BARS = 400
 
 
@@ -119,7 +119,7 @@ class BacktestResult:
 def _signal_warmup(spec: BacktestSpec) -> int:
     from flushback.signals import build_signal
 
-    iv = _INTERVAL[spec.data.interval]
+    iv = parse_interval(spec.data.interval)
     w = 0
     for cfg in spec.signals.values():
         sig = build_signal(cfg)
@@ -175,7 +175,7 @@ def prepare(
     if spec.data.warmup_bars is not None:
         warmup = max(warmup, spec.data.warmup_bars)
     history = max(2 * warmup, _MIN_WARMUP_BARS)
-    load_start = None if start is None else start - history * _INTERVAL[spec.data.interval]
+    load_start = None if start is None else start - history * parse_interval(spec.data.interval)
     externals: Any = spec.data.externals
     externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
     af = load_frame(spec.data.symbol, spec.data.interval, externals=externals,
