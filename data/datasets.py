@@ -204,16 +204,11 @@ def _builtin_catalog() -> dict[str, DatasetSpec]:
             "8h", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
             default=False,
         ),
-        DatasetSpec(
-            "derivatives/coinglass_btc_funding_oiweighted_1d", "funding", "coinglass", "BTC",
-            "1d", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
+        *(DatasetSpec(
+            f"derivatives/coinglass_btc_funding_oiweighted_{iv}", "funding", "coinglass", "BTC",
+            iv, "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
             notes="open-interest weighted across exchanges", default=False,
-        ),
-        DatasetSpec(
-            "derivatives/coinglass_btc_funding_oiweighted_4h", "funding", "coinglass", "BTC",
-            "4h", "funding_percent_ohlc", units="percent per 8h in the file -> fraction",
-            notes="open-interest weighted across exchanges", default=False,
-        ),
+        ) for iv in ("1d", "4h")),
         DatasetSpec(
             "derivatives/coinglass_btc_open_interest_aggregated_4h", "open_interest",
             "coinglass", "BTC", "4h", "oi_ohlc", units="USD (close of the bucket)",
