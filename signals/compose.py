@@ -141,8 +141,25 @@ _WINDOW = Param(int, 1, 1, 30, step=1, doc="children may fire on different bars 
                 "many bars (1 = the same bar)", units="bars")
 
 
+class _WithinWindow(Composite):
+    """Base of ``all``/``any``/``k_of_n``: which children fired within the last ``window`` bars
+    (incl. t), combined per bar by ``_combine``."""
+
+    def _extra_warmup(self) -> int:
+        return self.own_params["window"] - 1
+
+    def _combine(self, hits: np.ndarray) -> np.ndarray:
+        """``hits``: bool array (children x bars) -> bool per bar."""
+        raise NotImplementedError
+
+    def _compute(self, frame: pd.DataFrame) -> pd.Series:
+        w = self.own_params["window"]
+        hits = np.vstack([_recent(s, w) for s in self.child_values(frame)])
+        return pd.Series(self._combine(hits), index=frame.index)
+
+
 @register("all")
-class AllOf(Composite):
+class AllOf(_WithinWindow):
     """True when every child fired at least once within the last ``window`` bars."""
 
     summary = "every child fired within `window` bars (AND)"
@@ -154,17 +171,12 @@ class AllOf(Composite):
         return cls(of=[{"type": "extreme_fear", "threshold": 25},
                        {"type": "oversold_rsi"}], window=2)
 
-    def _extra_warmup(self) -> int:
-        return self.own_params["window"] - 1
-
-    def _compute(self, frame: pd.DataFrame) -> pd.Series:
-        w = self.own_params["window"]
-        hits = np.vstack([_recent(s, w) for s in self.child_values(frame)])
-        return pd.Series(hits.all(axis=0), index=frame.index)
+    def _combine(self, hits: np.ndarray) -> np.ndarray:
+        return hits.all(axis=0)
 
 
 @register("any")
-class AnyOf(Composite):
+class AnyOf(_WithinWindow):
     """True when at least one child fired within the last ``window`` bars."""
 
     summary = "at least one child fired within `window` bars (OR)"
@@ -174,17 +186,12 @@ class AnyOf(Composite):
     def example(cls) -> Signal:
         return cls(of=[{"type": "liquidation_spike"}, {"type": "capitulation"}])
 
-    def _extra_warmup(self) -> int:
-        return self.own_params["window"] - 1
-
-    def _compute(self, frame: pd.DataFrame) -> pd.Series:
-        w = self.own_params["window"]
-        hits = np.vstack([_recent(s, w) for s in self.child_values(frame)])
-        return pd.Series(hits.any(axis=0), index=frame.index)
+    def _combine(self, hits: np.ndarray) -> np.ndarray:
+        return hits.any(axis=0)
 
 
 @register("k_of_n")
-class KOfN(Composite):
+class KOfN(_WithinWindow):
     """True when at least ``k`` of the children fired within the last ``window`` bars."""
 
     summary = "at least k of the n children fired within `window` bars"
@@ -206,13 +213,8 @@ class KOfN(Composite):
         return cls(of=[{"type": "extreme_fear", "threshold": 25}, {"type": "oversold_rsi"},
                        {"type": "capitulation"}], k=2, window=3)
 
-    def _extra_warmup(self) -> int:
-        return self.own_params["window"] - 1
-
-    def _compute(self, frame: pd.DataFrame) -> pd.Series:
-        w = self.own_params["window"]
-        hits = np.vstack([_recent(s, w) for s in self.child_values(frame)])
-        return pd.Series(hits.sum(axis=0) >= self.own_params["k"], index=frame.index)
+    def _combine(self, hits: np.ndarray) -> np.ndarray:
+        return hits.sum(axis=0) >= self.own_params["k"]
 
 
 @register("not")
