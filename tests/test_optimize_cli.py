@@ -4,6 +4,7 @@ whose report is out-of-sample, with IS vs OOS per fold, DSR and PBO."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,3 +101,30 @@ def test_reusing_a_study_name_with_other_settings_is_refused(capsys, shared_data
     capsys.readouterr()
     assert main(base + ["--seed", "2"]) == 2
     assert "created with other settings" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_same_seed_same_trials_in_fresh_cli_processes(shared_data_dir, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import optuna
+
+    from flushback.backtests import optimize as opt
+
+    exe = shutil.which("flushback") or str(Path(sys.executable).with_name("flushback"))
+    runs = []
+    for name in ("a", "b"):
+        storage = str(tmp_path / f"{name}.log")
+        subprocess.run([exe, "--data-dir", str(shared_data_dir), "optimize",
+                        "fear_flush_btc_daily", "--trials", "14", "--seed", "21",
+                        "--train-until", "2023-06-30", "--storage", storage, "--study", "s",
+                        "--format", "json"], check=True, capture_output=True, timeout=600,
+                       env={**os.environ, "FLUSHBACK_HOME": str(tmp_path / name)})
+        study = optuna.load_study(study_name="s", storage=opt.open_storage(storage))
+        runs.append([(t.params, t.value) for t in study.trials])
+    assert len(runs[0]) == 14
+    assert runs[0] == runs[1]
