@@ -32,11 +32,11 @@ from flushback.backtests.audit_checks import (
     PASS,
     CheckResult,
     PipelineOutput,
-    _iso,
     check_external_timing,
     check_lookahead,
     check_warmup,
 )
+from flushback.backtests.timefmt import iso_z
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
 
@@ -360,8 +360,8 @@ def audit_spec(
         spec_name=spec.name,
         run_id=getattr(result, "run_id", None),
         checks=[lookahead, warmup, timing],
-        window={"start": _iso(idx[0]) if len(idx) else None,
-                "end": _iso(idx[-1]) if len(idx) else None},
+        window={"start": iso_z(idx[0]) if len(idx) else None,
+                "end": iso_z(idx[-1]) if len(idx) else None},
         bars=len(idx),
         settings={"trades": trades or 0, "trigger_bars": trigger_bars,
                   "quiet_bars": quiet_bars, "warmup_multiples": list(warmup_multiples),

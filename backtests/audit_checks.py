@@ -45,6 +45,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.timefmt import iso_z
+
 __all__ = [
     "PASS",
     "FAIL",
@@ -139,11 +141,11 @@ class Finding:
         return {
             "kind": self.kind,
             "message": self.message,
-            "bar": _iso(self.bar),
+            "bar": iso_z(self.bar),
             "column": self.column,
             "full": _plain(self.full),
             "truncated": _plain(self.truncated),
-            "cut": _iso(self.cut),
+            "cut": iso_z(self.cut),
         }
 
 
@@ -178,27 +180,12 @@ class CheckResult:
 
 
 # --------------------------------------------------------------------------- helpers
-def _iso(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    ts = ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _plain(value: Any) -> Any:
     """JSON-friendly scalar: numpy -> python, NaN/inf -> None, timestamps -> ISO UTC."""
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, pd.Timestamp | np.datetime64):
-        return _iso(value)
+        return iso_z(value)
     if isinstance(value, pd.Timedelta):
         return value.total_seconds() / 3600.0
     if isinstance(value, np.bool_):
@@ -446,7 +433,7 @@ def check_lookahead(
         if not out.frame.index.equals(upto):
             add(Finding(
                 "truncation",
-                f"the run truncated at {_iso(until)} returned {len(out.frame)} bars, "
+                f"the run truncated at {iso_z(until)} returned {len(out.frame)} bars, "
                 f"expected {len(upto)} (the pipeline does not truncate its raw inputs)",
                 cut=until,
             ))
@@ -468,8 +455,8 @@ def check_lookahead(
                 stat = per_column[f"{source}:{col}"]
                 f = Finding(
                     "signal_value" if source == "signal" else "frame_value",
-                    f"{source} column '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
-                    f"{_plain(b)!r} on data truncated at {_iso(until)}"
+                    f"{source} column '{col}' at {iso_z(bar)}: {_plain(a)!r} on the full data, "
+                    f"{_plain(b)!r} on data truncated at {iso_z(until)}"
                     f"{' (its open only)' if c.open_only else ''} ({count} bar(s) differ; "
                     f"cut for {', '.join(c.purposes)})",
                     bar=bar, column=col, full=a, truncated=b, cut=until,
@@ -486,8 +473,8 @@ def check_lookahead(
                         full.equity, out.equity, compared, rtol=rtol, atol=atol):
                     bad.append(Finding(
                         "trade_equity",
-                        f"account '{col}' at {_iso(bar)}: {_plain(a)!r} on the full data, "
-                        f"{_plain(b)!r} on data truncated at {_iso(until)} ({count} bar(s) "
+                        f"account '{col}' at {iso_z(bar)}: {_plain(a)!r} on the full data, "
+                        f"{_plain(b)!r} on data truncated at {iso_z(until)} ({count} bar(s) "
                         "differ)",
                         bar=bar, column=col, full=a, truncated=b, cut=until,
                     ))
@@ -578,16 +565,16 @@ def _compare_trades(
                 nearest = min(t_entries, key=lambda x: abs(x - e))
             out.append(Finding(
                 "trade_entry",
-                f"a trade entered at {_iso(e)} on the full data but not on data truncated at "
-                f"{_iso(until)}"
-                + (f" (nearest entry there: {_iso(nearest)})" if nearest is not None else ""),
+                f"a trade entered at {iso_z(e)} on the full data but not on data truncated at "
+                f"{iso_z(until)}"
+                + (f" (nearest entry there: {iso_z(nearest)})" if nearest is not None else ""),
                 bar=e, column="entry_time", full=e, truncated=nearest, cut=until,
             ))
     for e in t_entries:
         if e not in f_entry_set:
             out.append(Finding(
                 "trade_extra",
-                f"a trade entered at {_iso(e)} on data truncated at {_iso(until)} does not "
+                f"a trade entered at {iso_z(e)} on data truncated at {iso_z(until)} does not "
                 "exist on the full data",
                 bar=e, column="entry_time", full=None, truncated=e, cut=until,
             ))
@@ -612,9 +599,9 @@ def _compare_trades(
             alt = alt[alt != exit_]
             out.append(Finding(
                 "trade_exit",
-                f"the trade entered at {_iso(entry)} exits at {_iso(exit_)} on the full data, "
-                + (f"at {_iso(alt.iloc[0])}" if len(alt) else "not (still open)")
-                + f" on data truncated at {_iso(until)}",
+                f"the trade entered at {iso_z(entry)} exits at {iso_z(exit_)} on the full data, "
+                + (f"at {iso_z(alt.iloc[0])}" if len(alt) else "not (still open)")
+                + f" on data truncated at {iso_z(until)}",
                 bar=exit_, column="exit_time", full=exit_,
                 truncated=alt.iloc[0] if len(alt) else None, cut=until,
             ))
@@ -625,8 +612,8 @@ def _compare_trades(
                 if not _close(va, vb, rtol, atol):
                     out.append(Finding(
                         f"trade_{col}",
-                        f"the trade entered at {_iso(entry)} (exit {_iso(exit_)}) has {col} "
-                        f"{va} on the full data, {vb} on data truncated at {_iso(until)}",
+                        f"the trade entered at {iso_z(entry)} (exit {iso_z(exit_)}) has {col} "
+                        f"{va} on the full data, {vb} on data truncated at {iso_z(until)}",
                         bar=entry if col == "entry_price" else exit_, column=col, full=va,
                         truncated=vb, cut=until,
                     ))
@@ -635,8 +622,8 @@ def _compare_trades(
             entry, exit_ = key
             out.append(Finding(
                 "trade_exit",
-                f"the trade entered at {_iso(entry)} exits at {_iso(exit_)} on data truncated "
-                f"at {_iso(until)} but not on the full data",
+                f"the trade entered at {iso_z(entry)} exits at {iso_z(exit_)} on data truncated "
+                f"at {iso_z(until)} but not on the full data",
                 bar=exit_, column="exit_time", full=None, truncated=exit_, cut=until,
             ))
     return out
@@ -733,7 +720,7 @@ def check_warmup(
                         mine.append(Finding(
                             "warmup",
                             f"signal '{name}': with its declared warm-up of {w} bars the value "
-                            f"at {_iso(frame.index[p])} is {_plain(value)!r}, {_plain(a)!r} "
+                            f"at {iso_z(frame.index[p])} is {_plain(value)!r}, {_plain(a)!r} "
                             f"with full history (difference {d:.4g} > tolerance {tol:g}); "
                             "declare a longer warm-up",
                             bar=frame.index[p], column=name, full=a, truncated=value,
@@ -859,23 +846,23 @@ def check_external_timing(
             t = early.idxmax()
             findings.append(Finding(
                 "early_use",
-                f"column '{col}': a value known at {_iso(ka[t])} was used at the close of bar "
-                f"{_iso(t)} ({_iso(close[t])}), {int(early.sum())} bar(s) in all",
+                f"column '{col}': a value known at {iso_z(ka[t])} was used at the close of bar "
+                f"{iso_z(t)} ({iso_z(close[t])}), {int(early.sum())} bar(s) in all",
                 bar=t, column=col, full=ka[t], truncated=close[t],
             ))
         if before_end.any():
             t = before_end.idxmax()
             findings.append(Finding(
                 "known_before_end",
-                f"column '{col}': known_at {_iso(ka[t])} precedes the end of the period it "
-                f"describes ({_iso(pe[t])}) at bar {_iso(t)}",
+                f"column '{col}': known_at {iso_z(ka[t])} precedes the end of the period it "
+                f"describes ({iso_z(pe[t])}) at bar {iso_z(t)}",
                 bar=t, column=col, full=pe[t], truncated=ka[t],
             ))
         if orphan.any():
             t = orphan.idxmax()
             findings.append(Finding(
                 "no_known_at",
-                f"column '{col}': value at bar {_iso(t)} has no known_at",
+                f"column '{col}': value at bar {iso_z(t)} has no known_at",
                 bar=t, column=col,
             ))
     failing = [r["column"] for r in rows if r["verdict"] == FAIL]

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from flushback.backtests.timefmt import iso_z
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = [
@@ -505,16 +506,6 @@ def _f(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _ts(x: Any) -> str | None:
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NaT:
-        return None
-    t = pd.Timestamp(x)
-    if pd.isna(t):
-        return None
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -629,9 +620,9 @@ class EventsSection(_Model):
                 EventOutcome(
                     event_id=str(rec["event_id"]),
                     name=str(rec["name"]),
-                    day=_ts(rec["day"]) or "",
+                    day=iso_z(rec["day"]) or "",
                     status=str(rec["status"]),
-                    entry_time=_ts(rec.get("entry_time")),
+                    entry_time=iso_z(rec.get("entry_time")),
                     entry_price=_f(rec.get("entry_price")),
                     pre_event_close=_f(rec.get("pre_event_close")),
                     event_close=_f(rec.get("event_close")),
@@ -650,8 +641,8 @@ class EventsSection(_Model):
             "alpha": s["alpha"],
             "cluster": s["cluster"],
             "matched_on": "volatility_regime" if s["match_volatility"] else None,
-            "period_start": _ts(s["period_start"]),
-            "period_end": _ts(s["period_end"]),
+            "period_start": iso_z(s["period_start"]),
+            "period_end": iso_z(s["period_end"]),
         }
         return cls(
             source=source,

@@ -28,10 +28,10 @@ from flushback.backtests.event_study import (
     EventsSection,
     StrategyEventRow,
     _f,
-    _ts,
     events_from_catalog,
     run_event_study,
 )
+from flushback.backtests.timefmt import iso_z
 from flushback.data.errors import DataError
 
 __all__ = [
@@ -86,7 +86,7 @@ def strategy_at_events(
         base = {
             "event_id": ev.id,
             "event_name": ev.name,
-            "event_day": _ts(start),
+            "event_day": iso_z(start),
         }
         if lo is not None and (start < lo or start > hi):
             rows.append(StrategyEventRow(action="no_data", **base))
@@ -109,11 +109,11 @@ def strategy_at_events(
             StrategyEventRow(
                 action=action,
                 trade_id=None if trade_id is None or pd.isna(trade_id) else int(trade_id),
-                signal_time=_ts(tr.get("signal_time")),
-                entry_time=_ts(tr["entry_time"]),
+                signal_time=iso_z(tr.get("signal_time")),
+                entry_time=iso_z(tr["entry_time"]),
                 entry_price=_f(tr["entry_price"]),
                 days_after_event=_f((tr["entry_time"] - first_fill) / _DAY),
-                exit_time=_ts(tr["exit_time"]),
+                exit_time=iso_z(tr["exit_time"]),
                 exit_price=_f(tr["exit_price"]),
                 exit_reason=None if pd.isna(tr.get("exit_reason", np.nan)) else str(
                     tr.get("exit_reason")

@@ -383,3 +383,14 @@ def test_engine_peeking_at_the_fill_bar_is_caught_only_with_open_only_cuts():
         # the engine saw close[e] = open[e], which is not above close[e-1]
         assert closes.iloc[e] > closes.iloc[e - 1] and not opens.iloc[e] > closes.iloc[e - 1]
     assert not [f for f in res.findings if f.kind == "signal_value"]
+
+
+def test_iso_z_writes_utc_with_a_z_and_maps_missing_times_to_none():
+    from flushback.backtests.timefmt import iso_z
+
+    # 01:30 in Paris in February (UTC+1) is 00:30 UTC
+    assert iso_z(pd.Timestamp("2026-02-05T01:30", tz="Europe/Paris")) == "2026-02-05T00:30:00Z"
+    assert iso_z("2026-02-05") == "2026-02-05T00:00:00Z"  # naive: taken as UTC
+    assert iso_z(np.datetime64("2026-02-05T12:00")) == "2026-02-05T12:00:00Z"
+    for missing in (None, float("nan"), pd.NaT, np.datetime64("NaT"), "NaT"):
+        assert iso_z(missing) is None
