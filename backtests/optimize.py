@@ -619,8 +619,7 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
             kwargs = {
                 "heartbeat_interval": int(heartbeat),
                 "grace_period": int(heartbeat) * 2 + 1,
-                "heartbeat_stale_trial_callback":
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                "heartbeat_stale_trial_callback": _retry_if_fully_sampled,
             }
         try:
             with _init_lock(url):  # concurrent first use would race on CREATE TABLE
@@ -799,6 +798,25 @@ def _lease_dir(url: str) -> Path:
     return runs_dir().resolve() / ".optuna-workers" / tag
 
 
+def _retry_if_fully_sampled(study: Any, trial: Any) -> None:
+    """Re-queue a dead process's trial with its parameters (optuna's
+    ``RetryHeartbeatStaleTrialCallback``) -- but only if all of them had been sampled.
+
+    A process killed inside ``ask`` leaves a trial with some parameters set. Re-queuing those
+    as fixed values would make the sampler draw the rest from a different random stream; not
+    re-queuing it lets the next ``ask`` sample the whole point again from the same state
+    (seed, finished trials), i.e. exactly the parameters the dead trial was getting.
+    """
+    import optuna
+
+    names = study.user_attrs.get("flushback_param_names")
+    if names is not None and set(trial.params) != set(names):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+
+
 def _reap_dead_trials(study: Any, lease: _Lease) -> int:
     """Fail RUNNING trials whose process is dead and re-queue them with the same parameters.
 
@@ -811,7 +829,6 @@ def _reap_dead_trials(study: Any, lease: _Lease) -> int:
     reaped = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
         for t in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
             owner = t.user_attrs.get("flushback_owner")
             dead = True if owner is None else lease.owner_is_dead(owner)
@@ -823,7 +840,7 @@ def _reap_dead_trials(study: Any, lease: _Lease) -> int:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker got there first
             failed = study._storage.get_trial(t._trial_id)
-            retry(study, copy.deepcopy(failed))
+            _retry_if_fully_sampled(study, copy.deepcopy(failed))
             reaped += 1
     return reaped
 
@@ -1037,6 +1054,7 @@ def _ensure_study(cfg: StudyConfig, storage: Any, fold: Fold) -> Any:
         study.set_user_attr("flushback_fingerprint", fp)
         study.set_user_attr("flushback_settings", cfg.settings())
         study.set_user_attr("fold", fold.to_dict())
+        study.set_user_attr("flushback_param_names", [p.name for p in cfg.space.params])
     elif have != fp:
         raise ConfigError(
             f"study '{name}' in {_redact(cfg.storage_url)} was created with other settings "

@@ -196,3 +196,44 @@ def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path):
     assert len(trials) == n
     owners = {t.user_attrs["flushback_owner"] for t in trials}
     assert len(owners) == 3  # three worker processes shared the study
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_dead_trial_is_retried_only_when_fully_sampled(tmp_path, partial):
+    """A process killed inside ``ask`` leaves some parameters unsampled: that trial is failed
+    and the point is sampled again from the same state; a fully sampled one is re-queued.
+    Either way the completed trials equal an uninterrupted run's."""
+    import socket
+
+    import optuna
+
+    sys.path.insert(0, str(TESTS))
+    from test_optimize_toy import ToyEvaluator, toy_config
+
+    from flushback.backtests import optimize as opt
+
+    ref = toy_config(tmp_path, n_trials=12, seed=5, storage=str(tmp_path / "ref.log"))
+    opt.run_study(ref, evaluator=ToyEvaluator())
+    cfg = toy_config(tmp_path, n_trials=12, seed=5, storage=str(tmp_path / "b.log"))
+    opt.run_study(opt.copy_config(cfg, n_trials=5), evaluator=ToyEvaluator())
+    storage = opt.open_storage(cfg.storage_url)
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    # what the dead process had: the 6th trial, created by ask with the same sampler state
+    ref_trials = optuna.load_study(study_name="toy", storage=opt.open_storage(ref.storage_url))
+    sixth = ref_trials.trials[5].params
+    trial = study.ask()
+    names = list(sixth)[:1] if partial else list(sixth)
+    for name in names:
+        trial.suggest_float(name, 0.0, 1.0) if name.endswith(".x") else trial.suggest_int(
+            name, 1, 20)
+    for name in names:  # pin the values the dead trial had been given
+        storage.set_trial_param(trial._trial_id, name, cfg.space.distributions()[name]
+                                .to_internal_repr(sixth[name]), cfg.space.distributions()[name])
+    trial.set_user_attr("flushback_owner", f"{socket.gethostname()}:999999:deadbeef")
+    opt.run_study(cfg, evaluator=ToyEvaluator())
+    trials = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url)).trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and failed[0].number == 5
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 5]
+    assert len(retried) == (0 if partial else 1)
+    assert _signature(trials) == _signature(ref_trials.trials)
