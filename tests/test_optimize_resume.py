@@ -124,7 +124,10 @@ def test_sigkilled_study_resumes_to_exactly_n_trials(tmp_path, backend):
     assert states.count("FAIL") == 1
     failed = next(t for t in after if t.state.name == "FAIL")
     retried = [t for t in _complete(after) if t.system_attrs.get("failed_trial") == failed.number]
-    assert len(retried) == 1 and retried[0].params == failed.params
+    if len(failed.params) == 2:  # killed while evaluating (the usual case): re-run once
+        assert len(retried) == 1 and retried[0].params == failed.params
+    else:  # killed inside ask: sampled afresh instead (see the next test)
+        assert retried == []
     # no completed trial lost or repeated: the completed trials are exactly the reference's
     assert _signature(after) == _signature(_trials(ref))
     # a further run of the same command has nothing left to do
