@@ -111,7 +111,8 @@ def test_sigkilled_study_resumes_to_exactly_n_trials(tmp_path, backend):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = _trials(killed)
-    assert any(t.state.name == "RUNNING" for t in before), "kill should leave a RUNNING trial"
+    # a trial was running (its 0.3 s evaluation) unless the kill hit the ms between trials
+    had_running = any(t.state.name == "RUNNING" for t in before)
     n_before = len(_complete(before))
     assert n_before < n
     # the same command again
@@ -121,7 +122,10 @@ def test_sigkilled_study_resumes_to_exactly_n_trials(tmp_path, backend):
     states = [t.state.name for t in after]
     assert states.count("COMPLETE") == n
     assert "RUNNING" not in states
-    assert states.count("FAIL") == 1
+    assert states.count("FAIL") == (1 if had_running else 0)
+    if not had_running:
+        assert _signature(after) == _signature(_trials(ref))
+        return
     failed = next(t for t in after if t.state.name == "FAIL")
     retried = [t for t in _complete(after) if t.system_attrs.get("failed_trial") == failed.number]
     if len(failed.params) == 2:  # killed while evaluating (the usual case): re-run once
