@@ -172,7 +172,7 @@ class AllOf(_WithinWindow):
                        {"type": "oversold_rsi"}], window=2)
 
     def _combine(self, hits: np.ndarray) -> np.ndarray:
-        return hits.all(axis=0)
+        return np.asarray(hits.all(axis=0))
 
 
 @register("any")
@@ -187,7 +187,7 @@ class AnyOf(_WithinWindow):
         return cls(of=[{"type": "liquidation_spike"}, {"type": "capitulation"}])
 
     def _combine(self, hits: np.ndarray) -> np.ndarray:
-        return hits.any(axis=0)
+        return np.asarray(hits.any(axis=0))
 
 
 @register("k_of_n")
@@ -269,7 +269,7 @@ class Cooldown(Composite):
         for i in np.flatnonzero(child):
             if i - last > gap:
                 out[i] = True
-                last = i
+                last = int(i)
         return pd.Series(out, index=frame.index)
 
 
