@@ -336,8 +336,9 @@ def load_frame(
     if t0 is not None or t1 is not None:
         bars = bars.loc[t0:t1]
     if len(bars) == 0:
-        raise DataError(f"empty data: no {interval} bars for {symbol} between {start} and {end}",
-                        file=bar_infos[0].location,
+        cut = "" if as_of is None else f" closed by as_of={_utc(as_of, 'as_of')}"
+        raise DataError(f"empty data: no {interval} bars for {symbol} between {start} and {end}"
+                        + cut, file=bar_infos[0].location,
                         hint=f"the dataset covers {bar_infos[0].first} .. {bar_infos[0].last}")
     frame = bars[["open", "high", "low", "close", "volume"]].astype("float64")
     if fill_gaps:

@@ -230,6 +230,9 @@ def test_as_of_reads_bars_closed_and_externals_known_by_the_cut(tmp_path):
     assert list(liq.index) == [pd.Timestamp("2024-01-02", tz=UTC)]
     full = load_frame("BTC-USD", "1d", data_dir=root, externals=("fng",))
     assert len(full.frame) == 4 and full.frame["fng"].tolist()[:2] == [50.0, 40.0]
+    # before the first bar closed there is nothing to assemble
+    with pytest.raises(DataError, match="no 1d bars .* closed by as_of=2024-01-01 23:00"):
+        load_frame("BTC-USD", "1d", data_dir=root, as_of="2024-01-01T23:00:00Z")
 
 
 def test_as_of_before_an_explicit_finer_external_begins_gives_nan_not_an_error(tmp_path):
