@@ -110,12 +110,18 @@ def optimize(
     _print_summary(run)
 
 
-def _num(v: Any, pct: bool = False) -> str:
+def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
-    return f"{v * 100:.1f}%" if pct else f"{v:.3f}" if isinstance(v, float) else str(v)
+    if pct:
+        return f"{v * 100:.1f}%"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _span(window: list[str]) -> str:
+    return "-".join(w[2:10].replace("-", "") for w in window)
 
 
 def _print_space(space: Any) -> None:
@@ -142,18 +148,20 @@ def _print_summary(run: Any) -> None:
     label = sec["study"]["objectives"][0]
     metric = label.split("_", 1)[1]
     pct = metric in ("cagr", "total_return", "max_drawdown", "win_rate")
-    t = Table(title=f"in-sample vs out-of-sample ({sec['study']['validation']}, "
-                    f"{sec['study']['n_trials']} trials per fold)")
-    for col in ("fold", "train", "test", f"IS {metric}", f"OOS {metric}", "OOS trades",
-                "DSR", "PBO"):
+    from rich import box
+
+    t = Table(title=f"{metric}: in-sample vs out-of-sample ({sec['study']['validation']}, "
+                    f"{sec['study']['n_trials']} trials per fold)", box=box.SIMPLE_HEAD)
+    # windows as yymmdd-yymmdd, so the numbers are never truncated on an 80-column terminal
+    for col in ("fold", "train", "test", "IS", "OOS", "trades", "DSR", "PBO"):
         t.add_column(col, justify="left" if col in ("train", "test") else "right",
-                     no_wrap=col in ("train", "test"))
+                     no_wrap=True, min_width=2 if col == "fold" else None)
     for row in sec["is_vs_oos"]:
         t.add_row(
-            str(row["fold"]), f"{row['train'][0][2:10]}..{row['train'][1][2:10]}",
-            f"{row['test'][0][2:10]}..{row['test'][1][2:10]}",
+            str(row["fold"]), _span(row["train"]), _span(row["test"]),
             _num(row["in_sample"].get(metric), pct), _num(row["out_of_sample"].get(metric), pct),
-            _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"]), _num(row["pbo"]),
+            _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"], digits=2),
+            _num(row["pbo"], digits=2),
         )
     console.print(t)
     m, b = sec["out_of_sample_metrics"], run.result.benchmark_metrics
