@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -518,29 +516,12 @@ def load_report_file(path: str | Path) -> Report:
     return validate_report(doc, file=p)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temp file in the same folder, then a
-    rename; the file gets the usual permissions (0666 minus the umask, not mkstemp's 0600).
-    Returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    """Write ``text`` (UTF-8) to ``path`` atomically (temp file in the same folder, fsync,
+    rename; usual permissions). Returns the path."""
+    from flushback.data.store import atomic_write_bytes
+
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:

@@ -105,7 +105,10 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     ``sections``: optional report sections owned by other modules (``events``,
     ``optimization``, ``audit``). ``report.html`` is rendered when the report module exists.
     """
+    from flushback.backtests.report_html import render_report_html
+    from flushback.backtests.report_schema import write_report_file
     from flushback.data.paths import runs_dir as _runs_dir
+    from flushback.data.store import default_mode
 
     root = _runs_dir(runs_dir)
     doc = report_dict(result, sections=sections)
@@ -113,27 +116,21 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{result.run_id}.", dir=root))
+        os.chmod(tmp, default_mode(directory=True))
     except OSError as exc:
         raise StoreError(f"cannot create the run folder: {exc}", file=str(root),
                          hint="check --runs-dir / FLUSHBACK_RUNS_DIR permissions") from None
     try:
-        from flushback.backtests.report_schema import write_report_file
-
         write_report_file(doc, tmp / "report.json")
         (tmp / "trades.csv").write_text(trades_csv(result.trades), encoding="utf-8")
         (tmp / "equity.csv").write_text(equity_csv(result.equity), encoding="utf-8")
         try:
-            from flushback.backtests.report_html import render_report_html
-        except ImportError:  # pragma: no cover - report module not installed
-            render_report_html = None
-        if render_report_html is not None:
-            try:
-                render_report_html(doc, tmp / "report.html")
-            except Exception as exc:  # the evidence (json/csv) must not depend on the charts
-                import warnings
+            render_report_html(doc, tmp / "report.html")
+        except Exception as exc:  # the evidence (json/csv) must not depend on the charts
+            import warnings
 
-                warnings.warn(f"report.html not rendered: {type(exc).__name__}: {exc}",
-                              RuntimeWarning, stacklevel=2)
+            warnings.warn(f"report.html not rendered: {type(exc).__name__}: {exc}",
+                          RuntimeWarning, stacklevel=2)
         if target.exists():
             old = root / f".{result.run_id}.old.{os.getpid()}"
             os.replace(target, old)

@@ -35,13 +35,24 @@ from flushback.data.datasets import DatasetInfo, DatasetSpec, fingerprint, spec_
 from flushback.data.errors import DataError, SourceUnavailable, StoreError
 from flushback.data.validate import validate_dataset
 
-__all__ = ["Store", "StoreRepository", "atomic_write_bytes", "merge_frames"]
+__all__ = ["Store", "StoreRepository", "atomic_write_bytes", "default_mode", "merge_frames"]
 
 MANIFEST_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plainly created file (0666) or folder (0777) gets under the umask;
+    temp files and folders (0600/0700) are given these before they are renamed into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``,
+    with the usual permissions (not mkstemp's 0600). Returns the path. Every file flushback
+    writes for later (store, manifest, reports) goes through here."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -49,11 +60,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return path
 
 
 def merge_frames(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:

@@ -213,3 +213,22 @@ def test_online_fetch_failure_is_reported_and_store_untouched(monkeypatch):
         load_frame("BTC-USD", "1d", offline=False, externals=None)
     assert Store().ids() == []
     assert not np.any([p.suffix == ".parquet" for p in Store().root.rglob("*")])
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    """Store files and run folders are created like plain files (0666/0777 minus the umask),
+    not with the temp file's private 0600/0700."""
+    import os
+    import stat
+
+    from flushback.data.store import atomic_write_bytes, default_mode
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_bytes(tmp_path / "x" / "f.bin", b"abc")
+        assert p.read_bytes() == b"abc"
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+        assert default_mode(directory=True) == 0o755
+        assert not [q for q in p.parent.iterdir() if q.name.endswith(".tmp")]
+    finally:
+        os.umask(old)
