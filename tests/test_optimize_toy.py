@@ -40,7 +40,7 @@ class ToyEvaluator:
         self.frame = pd.DataFrame({"z": z}, index=idx)
         if corrupt_after is not None:  # future data replaced by garbage
             cut = pd.Timestamp(corrupt_after)
-            self.frame.loc[self.frame.index > cut, "z"] = 1e6
+            self.frame.loc[self.frame.index > cut, "z"] = 50.0
         self.index = idx
         self.sleep = sleep
         self.windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
