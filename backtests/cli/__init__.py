@@ -72,25 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     from flushback.data.errors import FlushbackError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except FlushbackError as exc:
         if STATE.debug:
             raise
         console_err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
-    except SystemExit as exc:  # typer/click exits (e.g. --help)
+    except SystemExit as exc:
         return int(exc.code or 0)
     except KeyboardInterrupt:
         console_err.print("interrupted", markup=False)
         return 130
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
+    except typer.Abort:
+        return 1
+    except Exception as exc:
+        # Usage errors (unknown command, missing argument, bad option value): typer's parser
+        # raises them with ``show()`` and an ``exit_code`` (2), whichever click it is built on.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
         if STATE.debug:
             raise
         console_err.print(
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    # A command may end with ``typer.Exit(code)``: standalone_mode=False returns that code.
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
