@@ -131,11 +131,11 @@ def max_drawdown_duration(equity) -> int:
     """The longest run of consecutive bars that end below the running peak (underwater)."""
     e = _arr(equity)
     under = e < np.maximum.accumulate(e)
-    longest = run = 0
-    for flag in under:
-        run = run + 1 if flag else 0
-        longest = max(longest, run)
-    return int(longest)
+    if not under.any():
+        return 0
+    # runs of True: starts where it turns on, ends where it turns off (on the padded array)
+    edges = np.flatnonzero(np.diff(np.r_[False, under, False].astype(np.int8)))
+    return int(np.max(edges[1::2] - edges[::2]))
 
 
 def calmar(equity, periods_per_year: int) -> float | None:

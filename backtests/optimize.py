@@ -46,7 +46,6 @@ import threading
 import time
 import warnings
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1597,8 +1596,9 @@ class SpecEvaluator:
         self.index = self.prepared.window.index
         self.periods_per_year = periods_per_year_for(self.spec.data.interval)
         self._views: dict[tuple[pd.Timestamp, pd.Timestamp], Any] = {}
+        #: reuse signal work across trials (``run_backtest(reuse_signals=...)``); results are
+        #: identical either way
         self.memoize_signals = True
-        self._memo: OrderedDict[Any, pd.Series] = OrderedDict()
 
     # -- search space ------------------------------------------------------------------
     def declared_space(self) -> dict[str, Any]:
@@ -1665,9 +1665,11 @@ class SpecEvaluator:
         from flushback.backtests.runner import run_backtest
 
         t0 = time.perf_counter()
-        memo = _memoized_signals(self._memo) if self.memoize_signals else contextlib.nullcontext()
-        with memo:
-            res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params))
+        # each window's Prepared carries a SignalCache: a signal (or composite child) whose
+        # configuration an earlier trial already computed is not computed again, and a changed
+        # threshold reuses the indicator behind it (the runner's reuse_signals hook)
+        res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params),
+                           reuse_signals=self.memoize_signals)
         t1 = time.perf_counter()
         eq = res.equity["equity"].to_numpy(dtype=float)
         r = np.zeros(len(eq))
@@ -1675,53 +1677,6 @@ class SpecEvaluator:
             r[1:] = eq[1:] / eq[:-1] - 1.0
         return Evaluation(metrics=dict(res.metrics), returns=r, timings={"backtest": t1 - t0},
                           result=res if keep else None)
-
-
-def _freeze(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in obj.items()))
-    if isinstance(obj, (list, tuple)):
-        return tuple(_freeze(v) for v in obj)
-    hash(obj)
-    return obj
-
-
-@contextlib.contextmanager
-def _memoized_signals(cache: OrderedDict[Any, pd.Series], maxsize: int = 96) -> Iterator[None]:
-    """Signal precomputation once per worker: memoize ``Signal.compute`` while a trial runs.
-
-    A signal is a pure function of its parameters and the frame (the ``Signal`` contract:
-    deterministic, input never mutated), and each window's frame is one object reused by every
-    trial. So a leaf whose parameters a trial does not change -- e.g. the liquidation z-score
-    inside a composite whose thresholds are being tuned -- is computed once per window and
-    worker. The cache is bounded (LRU, ``maxsize`` series). The runner has no hook for
-    precomputed signals, so the method is wrapped only for the duration of one evaluation.
-    """
-    from flushback.signals.base import Signal
-
-    original = Signal.compute
-
-    def compute(self: Any, frame: pd.DataFrame) -> pd.Series:
-        try:
-            key = (type(self), _freeze(dict(self.params)), id(frame), len(frame),
-                   frame.index[-1] if len(frame) else None)
-        except TypeError:  # an unhashable parameter: compute as usual
-            return original(self, frame)
-        hit = cache.get(key)
-        if hit is not None:
-            cache.move_to_end(key)
-            return hit
-        out = original(self, frame)
-        cache[key] = out
-        while len(cache) > maxsize:
-            cache.popitem(last=False)
-        return out
-
-    Signal.compute = compute  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Signal.compute = original  # type: ignore[method-assign]
 
 
 def _flat_signal_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

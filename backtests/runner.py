@@ -8,6 +8,15 @@ way (cached on the ``Prepared`` object: it does not depend on the strategy's par
 computes the metrics. ``params`` (a flat dict of dotted overrides) is what the optimizer
 changes per trial.
 
+Reusing signal work across runs: every ``Prepared`` carries a
+:class:`~flushback.signals.base.SignalCache` for its frame (``prepared.signal_cache``).
+``run_backtest(..., prepared=p)`` computes the signals inside it (``reuse_signals=True``, the
+default), so runs that share a ``Prepared`` -- an optimizer's trials -- compute a signal (or
+a composite's child) with a configuration already seen only once, and a signal whose only
+changed parameter is a threshold reuses its indicator (RSI values, liquidation z-scores).
+Results are bit-identical to a plain run (tested); ``reuse_signals=False`` computes from
+scratch. The frame of a ``Prepared`` must not be mutated.
+
 ``run_id`` = the first 16 hex digits of sha256 over the effective config (the spec after
 overrides, plus the trading window), the dataset fingerprints and the flushback version: the
 same inputs give the same id and, backtrader being deterministic, the same numbers.
@@ -15,6 +24,9 @@ same inputs give the same id and, backtrader being deterministic, the same numbe
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -29,11 +41,13 @@ from flushback.backtests.metrics import compute_metrics, periods_per_year_for
 from flushback.backtests.spec import BacktestSpec, load_spec
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
+from flushback.signals.base import SignalCache
 from flushback.strategies.adapter import validate_bars
 
 __all__ = [
     "Prepared",
     "BacktestResult",
+    "SignalCache",
     "prepare",
     "prepare_frame",
     "run_backtest",
@@ -45,7 +59,9 @@ __all__ = [
 _MIN_WARMUP_BARS = 400
 
 
+@functools.lru_cache(maxsize=1)
 def flushback_version() -> str:
+    """The installed distribution's version (read once per process: it is in every run id)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -73,7 +89,13 @@ def _window_end(value: Any) -> pd.Timestamp | None:
 
 @dataclass
 class Prepared:
-    """A loaded frame (with warm-up history) and its fingerprints, reusable across runs."""
+    """A loaded frame (with warm-up history) and its fingerprints, reusable across runs.
+
+    ``signal_cache`` (made for ``frame``; a copy made with ``dataclasses.replace`` gets a fresh
+    one) is where ``run_backtest`` reuses signal work across the runs of this object.
+    ``validated``: the frame already passed ``validate_bars`` (set by ``prepare`` and
+    ``prepare_frame``; otherwise the first run validates it). Treat the frame as read-only.
+    """
 
     spec: BacktestSpec
     frame: pd.DataFrame
@@ -83,16 +105,30 @@ class Prepared:
     datasets: dict[str, Any] = field(default_factory=dict)
     warmup_bars: int = 0
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    validated: bool = False
+    signal_cache: SignalCache = field(init=False, repr=False)
+    _slice: tuple[Any, slice] | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.signal_cache = SignalCache(self.frame)
+
+    @property
+    def window_slice(self) -> slice:
+        """The window's positions in ``frame`` (one contiguous slice: the index is sorted)."""
+        f = self.frame
+        key = (id(f), len(f), self.start, self.end)
+        if self._slice is None or self._slice[0] != key:
+            idx = f.index
+            i0 = 0 if self.start is None else int(idx.searchsorted(self.start, side="left"))
+            i1 = len(f) if self.end is None else int(idx.searchsorted(self.end, side="right"))
+            self._slice = (key, slice(i0, max(i0, i1)))
+        return self._slice[1]
 
     @property
     def window(self) -> pd.DataFrame:
+        """The trading window ``start <= t <= end`` of ``frame`` (a new frame each time)."""
         f = self.frame
-        mask = np.ones(len(f), dtype=bool)
-        if self.start is not None:
-            mask &= f.index >= self.start
-        if self.end is not None:
-            mask &= f.index <= self.end
-        out = f.loc[mask]
+        out = f.iloc[self.window_slice]
         out.attrs = dict(f.attrs)
         return out
 
@@ -152,7 +188,8 @@ def prepare_frame(
         frame = frame.copy()
         frame.attrs["interval"] = spec.data.interval
     return Prepared(spec=spec, frame=frame, start=start, end=end,
-                    fingerprints=dict(fingerprints), warmup_bars=_signal_warmup(spec))
+                    fingerprints=dict(fingerprints), warmup_bars=_signal_warmup(spec),
+                    validated=True)
 
 
 def prepare(
@@ -185,7 +222,7 @@ def prepare(
     validate_bars(frame)
     prepared = Prepared(spec=spec, frame=frame, start=start, end=end,
                         fingerprints=dict(af.fingerprints), datasets=dict(af.datasets),
-                        warmup_bars=warmup)
+                        warmup_bars=warmup, validated=True)
     if len(prepared.window) < 2:
         raise DataError(
             f"fewer than two {spec.data.interval} bars of {spec.data.symbol} in the window "
@@ -206,42 +243,67 @@ def compute_run_id(config: Mapping[str, Any], fingerprints: Mapping[str, str],
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame) -> pd.DataFrame:
+def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame,
+                     cache: SignalCache | None = None) -> pd.DataFrame:
+    """The spec's signal columns on ``frame`` (inside ``cache`` when given)."""
     from flushback.signals import build_signal
 
+    if cache is not None and cache.frame is not frame:
+        cache = None
     cols = {}
-    for name, cfg in spec.signals.items():
-        s = build_signal(cfg).compute(frame)
-        cols[name] = s
+    with cache.active() if cache is not None else contextlib.nullcontext():
+        for name, cfg in spec.signals.items():
+            cols[name] = build_signal(cfg).compute(frame)
     out = pd.DataFrame(cols, index=frame.index)
     return out
 
 
-def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None):
+def _window_positions(frame_full: pd.DataFrame, window: pd.DataFrame) -> slice | None:
+    """``window``'s positions in ``frame_full`` when it is a contiguous slice of it."""
+    n = len(window)
+    if n == 0:
+        return None
+    i0 = int(frame_full.index.searchsorted(window.index[0]))
+    sl = slice(i0, i0 + n)
+    return sl if frame_full.index[sl].equals(window.index) else None
+
+
+def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None,
+            validate=True):
     """Run one strategy (the spec's or its benchmark) on the window; ``progress(stage, done,
-    total)`` hears about the bars done, ``stage`` being the strategy type."""
+    total)`` hears about the bars done, ``stage`` being the strategy type. ``validate=False``:
+    the bars were validated already (a ``Prepared`` frame)."""
     from flushback.strategies.adapter import run_engine
     from flushback.strategies.config import get_strategy
 
     cls = get_strategy(spec_strategy.type)
     cfg = dict(spec_strategy.params)
-    extra = pd.DataFrame(index=window.index)
+    sl = _window_positions(frame_full, window)
+
+    def cut(values: Any) -> Any:
+        if sl is not None:
+            return np.asarray(values)[sl]
+        return pd.Series(values, index=frame_full.index).loc[window.index].to_numpy()
+
+    cols: dict[str, Any] = {}
     for name in signals_full.columns:
-        extra[name] = signals_full[name].loc[window.index]
+        cols[name] = cut(signals_full[name].to_numpy())
     for name, series in cls.feed_columns(frame_full, cfg, ppy).items():
-        extra[name] = pd.Series(series, index=frame_full.index).loc[window.index]
+        cols[name] = cut(series)
     if spec.costs.funding:
         if "funding_rate" not in window.columns:
             raise ConfigError("costs.funding = true needs the funding_rate column",
                               hint="add 'funding' to data.externals")
-        extra["funding_rate"] = window["funding_rate"]
+        cols["funding_rate"] = window["funding_rate"].to_numpy()
+    extra = pd.DataFrame(cols, index=window.index)
     on_progress = None
     if progress:
         def on_progress(done: int, total: int, _stage: str = spec_strategy.type) -> None:
             progress(_stage, done, total)
     return run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
                       slippage=spec.costs.slippage, funding=spec.costs.funding,
-                      strategy_params={"cfg": cfg}, on_progress=on_progress)
+                      strategy_params={"cfg": cfg}, on_progress=on_progress,
+                      validate=validate)
 
 
 def run_backtest(
@@ -254,6 +316,7 @@ def run_backtest(
     params: Mapping[str, Any] | None = None,
     progress: Callable[..., None] | None = None,
     benchmark: bool = True,
+    reuse_signals: bool = True,
 ) -> BacktestResult:
     """Run one backtest. ``params``: flat dotted overrides, e.g.
     ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``.
@@ -265,6 +328,10 @@ def run_backtest(
 
     ``progress(stage, done=None, total=None)`` is called with the stage name and, while
     backtrader runs, with the bars done so far (the CLI draws a rich progress bar from it).
+
+    ``reuse_signals`` (default True): compute the signals inside ``prepared.signal_cache``,
+    reusing what earlier runs on the same ``Prepared`` computed (see the module docstring);
+    the results are identical either way. False computes every signal from scratch.
     """
     spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
     if params:
@@ -274,17 +341,22 @@ def run_backtest(
             progress("loading data")
         prepared = prepare(spec, data_dir=data_dir, since=since, until=until)
     frame_full = prepared.frame
-    window = prepared.window
+    if not prepared.validated:
+        validate_bars(frame_full)
+        prepared.validated = True
+    window, wslice = prepared.window, prepared.window_slice
     if len(window) < 2:
         raise DataError("fewer than two bars in the backtest window",
                         hint="widen --since/--until or data.start/data.end")
     ppy = periods_per_year_for(spec.data.interval)
     if progress:
         progress("computing signals")
-    signals_full = _compute_signals(spec, frame_full)
+    signals_full = _compute_signals(spec, frame_full,
+                                    prepared.signal_cache if reuse_signals else None)
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
-    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress)
+    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress,
+                  validate=False)
 
     equity = res.equity.copy()
     bench = None
@@ -293,16 +365,18 @@ def run_backtest(
         bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
                            str(window.index[0]), str(window.index[-1])],
                           sort_keys=True, default=str)
-        bench = prepared.cache.get(bkey)
-        if bench is None:
+        cached = prepared.cache.get(bkey)
+        if cached is None:
             if progress:
                 progress(f"running benchmark {spec.benchmark.type}")
             bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy,
-                            progress)
-            prepared.cache[bkey] = bench
+                            progress, validate=False)
+            cached = (bench, compute_metrics(bench.equity["equity"], bench.trades, ppy,
+                                             position=bench.equity["position"]))
+            prepared.cache[bkey] = cached
+        bench = cached[0]
+        bmetrics = copy.deepcopy(cached[1])
         equity["benchmark_equity"] = bench.equity["equity"].to_numpy()
-        bmetrics = compute_metrics(bench.equity["equity"], bench.trades, ppy,
-                                   position=bench.equity["position"])
     metrics = compute_metrics(equity["equity"], res.trades, ppy, position=equity["position"])
     config = spec.to_dict()
     config["window"] = {
@@ -314,7 +388,7 @@ def run_backtest(
         spec=spec,
         run_id=run_id,
         frame=window,
-        signals=signals_full.loc[window.index],
+        signals=signals_full.iloc[wslice],
         equity=equity,
         trades=res.trades,
         metrics=metrics,

@@ -9,16 +9,18 @@ the default hold-out split (training window = first 70 % of the bars) is run in 
 process; wall time of the study and peak RSS (the process and its workers) are recorded.
 
 Time split per trial (measured in-process on the same training window, same sampled
-parameters): sampling (optuna ask), signals (pandas), engine (backtrader through the adapter,
-signals precomputed), metrics, and the whole ``run_backtest`` as a study runs it.
+parameters): sampling (optuna ask), signals (pandas; from scratch, and reusing earlier trials'
+work through the runner's ``Prepared.signal_cache`` as a study does), engine (backtrader through
+the adapter, signals precomputed), metrics, and the whole ``run_backtest`` as a study runs it.
 
 The ceiling is backtrader alone: W processes at the same time, each running the engine on
 the same window with parameters sampled at random and the signals computed beforehand, outside
-the timing -- what backtrader allows on this machine for this strategy with the signals handed
-to it for free. flushback's share = steady-state trials/s of ``run_study`` / ceiling, each
-flushback run paired with a ceiling measurement right after it, median over the repeats (steady
-state: from the W-th completed trial, i.e. after every worker has loaded its data, to the
-last; the rate including process start-up and data loading is reported too).
+the timing (the bars validated once, as the runner does) -- what backtrader allows on this
+machine for this strategy with the signals handed to it for free. flushback's share =
+steady-state trials/s of ``run_study`` / ceiling, each flushback run paired with a ceiling
+measurement right after it, median over the repeats (steady state: from the W-th completed
+trial, i.e. after every worker has loaded its data, to the last; the rate including process
+start-up and data loading is reported too).
 """
 
 from __future__ import annotations
@@ -107,8 +109,11 @@ def _split(spec: str, data_dir: str, n: int) -> dict:
         t2 = time.perf_counter()
         sig = runner._compute_signals(sp, view.frame)
         t3 = time.perf_counter()
+        runner._compute_signals(sp, view.frame, view.signal_cache)
+        t3c = time.perf_counter()
         window = view.window
-        res = runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year)
+        res = runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year,
+                             validate=False)
         t4 = time.perf_counter()
         m = compute_metrics(res.equity["equity"], res.trades, ev.periods_per_year,
                             position=res.equity["position"])
@@ -118,7 +123,8 @@ def _split(spec: str, data_dir: str, n: int) -> dict:
         assert abs((full.metrics.get("sharpe") or 0) - (m.get("sharpe") or 0)) < 1e-9
         study.tell(trial, m.get("sharpe") or 0.0)
         rows.append({"sampling": t1 - t0, "spec_overrides": t2 - t1, "signals": t3 - t2,
-                     "engine": t4 - t3, "metrics": t5 - t4, "run_backtest_total": t6 - t5})
+                     "signals_reused": t3c - t3, "engine": t4 - t3c, "metrics": t5 - t4,
+                     "run_backtest_total": t6 - t5})
     mean = {k: sum(r[k] for r in rows) / n for k in rows[0]}
     mean["bars"] = len(view.window)
     return mean
@@ -193,14 +199,15 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0) -> dic
         study.tell(trial, 0.0)
     window = view.window
     runner._engine(jobs[0][0].strategy, view.frame, window, jobs[0][1], jobs[0][0],
-                   ev.periods_per_year)  # warm-up
+                   ev.periods_per_year, validate=False)  # warm-up
     print("ready", flush=True)
     sys.stdin.readline()  # all processes start timing together
     t0 = time.perf_counter()
     runs = 0
     while time.perf_counter() - t0 < duration:
         sp, sig = jobs[runs % len(jobs)]
-        runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year)
+        runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year,
+                       validate=False)
         runs += 1
     dt = time.perf_counter() - t0
     return {"runs": runs, "seconds": dt, "trials_per_second": runs / dt}

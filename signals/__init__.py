@@ -17,7 +17,7 @@ backtrader or optuna).
 """
 
 from flushback.signals import compose, derivatives, liquidations, price, rsi, sentiment
-from flushback.signals.base import Param, Signal, bar_interval
+from flushback.signals.base import Param, Signal, SignalCache, bar_interval, cached_part
 from flushback.signals.registry import (
     build_signal,
     get_signal,
@@ -29,8 +29,10 @@ from flushback.signals.registry import (
 __all__ = [
     "Param",
     "Signal",
+    "SignalCache",
     "bar_interval",
     "build_signal",
+    "cached_part",
     "compose",
     "derivatives",
     "get_signal",

@@ -134,6 +134,12 @@ class Composite(Signal):
 
 def _recent(series: pd.Series, window: int) -> np.ndarray:
     """True where ``series`` was True at least once in the last ``window`` bars (incl. t)."""
+    x = series.to_numpy()
+    if x.dtype == bool:  # children are bool triggers: a running count of hits, exact
+        c = np.cumsum(x, dtype=np.int64)
+        if len(c) > window:
+            c[window:] = c[window:] - c[:-window].copy()
+        return c > 0
     return series.astype("float64").rolling(window, min_periods=1).max().to_numpy() > 0
 
 

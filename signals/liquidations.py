@@ -17,7 +17,14 @@ import pandas as pd
 
 from flushback.data.errors import ConfigError
 from flushback.signals._rolling import robust_z, run_ids
-from flushback.signals.base import Param, Signal, bar_interval, bars_for, duration
+from flushback.signals.base import (
+    Param,
+    Signal,
+    bar_interval,
+    bars_for,
+    cached_part,
+    duration,
+)
 from flushback.signals.registry import register
 
 __all__ = ["LiquidationSpike"]
@@ -131,10 +138,18 @@ class LiquidationSpike(Signal):
                 # the rolling-sum window must not mix regimes either: regime of the bar + of the
                 # bar w-1 earlier must agree, else the value is dropped from the baseline
                 groups = run_ids(frame["liq_regime"])
-            z, med, scale = robust_z(y.to_numpy(), lb, mp, groups)
-            if groups is not None and w > 1:
-                mixed = pd.Series(groups, index=frame.index).diff(w - 1).to_numpy() != 0
-                z = np.where(mixed, np.nan, z)
+
+            def zscore(y: pd.Series = y, groups: np.ndarray | None = groups) -> tuple:
+                z, med, _scale = robust_z(y.to_numpy(), lb, mp, groups)
+                if groups is not None and w > 1:
+                    mixed = pd.Series(groups, index=frame.index).diff(w - 1).to_numpy() != 0
+                    z = np.where(mixed, np.nan, z)
+                return z, med
+
+            # the z-scores depend on these parameters only (not on k or min_long_share): a
+            # threshold change reuses them inside an active SignalCache
+            z, med = cached_part(frame, ("liquidation_z", w, lb, mp, p["measure"],
+                                         p["regime_aware"] and has_regime), zscore)
             out["baseline"] = (
                 med if p["measure"] == "long_share" else np.expm1(med)
             )

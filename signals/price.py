@@ -5,10 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flushback.signals.base import Param, Signal
+from flushback.signals.base import Param, Signal, cached_part
 from flushback.signals.registry import register
 
 __all__ = ["Capitulation", "Drawdown"]
+
+
+def _capitulation_stats(frame: pd.DataFrame, n: int) -> tuple[pd.Series, ...]:
+    close = frame["close"].astype("float64")
+    prev_close = close.shift(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = np.log(close / prev_close)
+        rng = (frame["high"].astype("float64") - frame["low"].astype("float64")) / prev_close
+    sigma = ret.shift(1).rolling(n, min_periods=n).std(ddof=1)
+    vol = frame["volume"].astype("float64")
+    vol_med = vol.shift(1).rolling(n, min_periods=n).median()
+    rng_med = rng.shift(1).rolling(n, min_periods=n).median()
+    return close, ret, rng, sigma, vol, vol_med, rng_med
 
 
 @register("capitulation")
@@ -44,15 +57,10 @@ class Capitulation(Signal):
     def parts(self, frame: pd.DataFrame) -> pd.DataFrame:
         p = self.params
         n = p["lookback"]
-        close = frame["close"].astype("float64")
-        prev_close = close.shift(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ret = np.log(close / prev_close)
-            rng = (frame["high"].astype("float64") - frame["low"].astype("float64")) / prev_close
-        sigma = ret.shift(1).rolling(n, min_periods=n).std(ddof=1)
-        vol = frame["volume"].astype("float64")
-        vol_med = vol.shift(1).rolling(n, min_periods=n).median()
-        rng_med = rng.shift(1).rolling(n, min_periods=n).median()
+        # the trailing statistics depend on ``lookback`` only (not on the multipliers): a
+        # threshold change reuses them inside an active SignalCache
+        close, ret, rng, sigma, vol, vol_med, rng_med = cached_part(
+            frame, ("capitulation_stats", n), lambda: _capitulation_stats(frame, n))
         crash = ret <= -p["k"] * sigma
         heavy = vol >= p["volume_mult"] * vol_med
         wide = rng >= p["range_mult"] * rng_med

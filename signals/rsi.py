@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, Signal, bar_interval, bars_for, duration
+from flushback.signals.base import Param, Signal, bar_interval, bars_for, cached_part, duration
 from flushback.signals.registry import register
 
 __all__ = ["rsi_values", "rsi_on_timeframe", "RSI", "OversoldRSI", "OverboughtRSI"]
@@ -148,7 +148,11 @@ class _RSIBase(Signal):
                 f"({frame.attrs.get('interval', bar_interval(frame))})",
                 hint="use timeframe='bar' or a longer timeframe",
             )
-        return rsi_on_timeframe(frame, p["period"], p["smoothing"], p["timeframe"])
+        # the RSI values depend on these three parameters only: a threshold change reuses them
+        # inside an active SignalCache (the optimizer's trials)
+        return cached_part(  # type: ignore[no-any-return]
+            frame, ("rsi", "close", p["period"], p["smoothing"], p["timeframe"]),
+            lambda: rsi_on_timeframe(frame, p["period"], p["smoothing"], p["timeframe"]))
 
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"close": frame["close"], "rsi": self.rsi(frame)})

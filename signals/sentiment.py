@@ -73,6 +73,13 @@ class _FngSignal(Signal):
         return out
 
     def _compute(self, frame: pd.DataFrame) -> pd.Series:
+        p = self.params
+        if p["consecutive_days"] == 1 and not p[self._move_key] > 0:
+            # the common case, without building the explain frame: a one-bar streak is the
+            # level itself (NaN never counts: comparisons with NaN are False)
+            fng = frame["fng"].to_numpy(dtype="float64")
+            level = fng <= p["threshold"] if self.sign == 1 else fng >= p["threshold"]
+            return pd.Series(level, index=frame.index)
         return self.parts(frame)["trigger"]
 
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -154,13 +154,17 @@ def validate_bars(frame: pd.DataFrame) -> None:
 _FEED_CLASSES: dict[tuple[str, ...], type] = {}
 
 
-def make_feed(frame: pd.DataFrame, extra: pd.DataFrame | None = None) -> bt.feed.DataBase:
+def make_feed(frame: pd.DataFrame, extra: pd.DataFrame | None = None, *,
+              validate: bool = True) -> bt.feed.DataBase:
     """A backtrader feed over ``frame``'s OHLCV plus ``extra``'s columns as extra lines.
 
     ``extra`` columns (bool or float, aligned to ``frame.index``) become lines of the same name;
     booleans are 1.0/0.0, missing values NaN. Column names must be valid identifiers.
+    ``validate=False`` skips :func:`validate_bars` for bars that already passed it (the runner
+    validates a prepared frame once, not once per run).
     """
-    validate_bars(frame)
+    if validate:
+        validate_bars(frame)
     extra = pd.DataFrame(index=frame.index) if extra is None else extra
     if not extra.index.equals(frame.index):
         raise DataError("extra feed columns are not aligned to the bars' index",
@@ -177,7 +181,11 @@ def make_feed(frame: pd.DataFrame, extra: pd.DataFrame | None = None) -> bt.feed
     for col in PRICE_LINES:
         arrays[col] = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
     for col in names:
-        arrays[col] = pd.to_numeric(extra[col].astype("float64"), errors="coerce").to_numpy(
+        values = extra[col]
+        if values.dtype == bool or values.dtype == np.float64:  # the common, exact fast path
+            arrays[col] = values.to_numpy(dtype=np.float64)
+            continue
+        arrays[col] = pd.to_numeric(values.astype("float64"), errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
         )
     return cls(arrays=arrays)
@@ -512,8 +520,10 @@ def run_engine(
     funding: bool = False,
     strategy_params: dict[str, Any] | None = None,
     on_progress: Any = None,
+    validate: bool = True,
 ) -> EngineResult:
-    """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines)."""
+    """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines);
+    ``validate=False``: the bars already passed :func:`validate_bars`."""
     interval = frame.attrs.get("interval")
     if interval:
         bar_hours = {"1h": 1.0, "4h": 4.0, "1d": 24.0}.get(str(interval))
@@ -533,7 +543,7 @@ def run_engine(
         float(slippage), slip_open=True, slip_limit=True, slip_match=True, slip_out=True
     )
     cerebro.broker.addcommissioninfo(FractionCommission(commission=float(commission)))
-    cerebro.adddata(make_feed(frame, extra))
+    cerebro.adddata(make_feed(frame, extra, validate=validate))
     params = dict(strategy_params or {})
     params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=bar_hours,
                   periods_per_year=int(round(8760 / bar_hours)),
