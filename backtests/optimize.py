@@ -905,7 +905,14 @@ class _ReseededSampler:
             n_done = len(study.get_trials(deepcopy=False, states=states))
         seed = int(np.random.SeedSequence([self._seed, self._fold, n_done]).generate_state(1)[0])
         name, multi = self._args
-        self._inner = _make_sampler(name, seed, multi)
+        old, self._inner = self._inner, _make_sampler(name, seed, multi)
+        # Keep the incremental intersection-search-space cache of the previous instance (it
+        # is a pure function of the study's trials, which optuna's own long-lived sampler
+        # also caches): a fresh one re-scans every trial at each ask, O(N) per trial.
+        cached = getattr(old, "_search_space", None)
+        if (isinstance(cached, _intersection_space_cls())
+                and isinstance(getattr(self._inner, "_search_space", None), type(cached))):
+            self._inner._search_space = cached
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
         return self._inner.infer_relative_search_space(study, trial)
@@ -925,6 +932,12 @@ class _ReseededSampler:
 
     def reseed_rng(self) -> None:
         self._inner.reseed_rng()
+
+
+def _intersection_space_cls() -> type:
+    from optuna.search_space import IntersectionSearchSpace
+
+    return IntersectionSearchSpace
 
 
 def _as_optuna_sampler(s: _ReseededSampler) -> Any:
