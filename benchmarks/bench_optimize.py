@@ -14,9 +14,10 @@ work through the runner's ``Prepared.signal_cache`` as a study does), engine (ba
 the adapter, signals precomputed), metrics, and the whole ``run_backtest`` as a study runs it.
 
 The ceiling is backtrader alone: W processes at the same time, each running the engine on
-the same window with parameters sampled at random and the signals computed beforehand, outside
-the timing (the bars validated once, as the runner does) -- what backtrader allows on this
-machine for this strategy with the signals handed to it for free. flushback's share =
+the same window with the parameter sets the study just ran (the engine's cost depends on them:
+parameters that trade more cost more) and the signals computed beforehand, outside the timing
+(the bars validated once, as the runner does) -- what backtrader allows on this machine for
+this strategy with the signals handed to it for free. flushback's share =
 steady-state trials/s of ``run_study`` / ceiling, each flushback run paired with a ceiling
 measurement right after it, median over the repeats (steady state: from the W-th completed
 trial, i.e. after every worker has loaded its data, to the last; the rate including process
@@ -64,6 +65,9 @@ def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict
     study = optuna.load_study(study_name="bench", storage=opt.open_storage(cfg.storage_url))
     timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in study.trials
                if t.state.name == "COMPLETE"]
+    # the parameters the study ran: the ceiling runs the engine on exactly these
+    (Path(home) / "params.json").write_text(json.dumps(
+        [{**space.fixed, **t.params} for t in study.trials if t.state.name == "COMPLETE"]))
     done = sorted(t.datetime_complete for t in study.trials if t.state.name == "COMPLETE")
     # steady state: from the W-th completion (every worker has loaded its data) to the last
     span = (done[-1] - done[workers - 1]).total_seconds()
@@ -174,9 +178,12 @@ def _bookkeeping(storage_kind: str, n: int, home: str) -> dict:
             "cpu_ms_per_trial": (time.process_time() - c0) / n * 1000}
 
 
-def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0) -> dict:
+def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0,
+                 params_file: str | None = None, offset: int = 0) -> dict:
     """Bare backtrader throughput for this strategy: signals precomputed outside the timing,
-    only the engine (cerebro build + run through the adapter) is timed."""
+    only the engine (cerebro build + run through the adapter) is timed. With ``params_file``
+    (a study's trials) the engine runs exactly those parameter sets, in order from
+    ``offset``; otherwise ``n`` sets sampled at random."""
     warnings.simplefilter("ignore")
     import optuna
 
@@ -192,7 +199,12 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0) -> dic
     sampler = optuna.samplers.RandomSampler(seed=5)
     study = optuna.create_study(sampler=sampler)
     jobs = []
-    for _ in range(n):
+    if params_file:
+        for params in json.loads(Path(params_file).read_text()):
+            sp = ev.spec.with_overrides(params)
+            jobs.append((sp, runner._compute_signals(sp, view.frame)))
+        jobs = jobs[offset % len(jobs):] + jobs[:offset % len(jobs)]
+    for _ in range(0 if params_file else n):
         trial = study.ask(space.distributions())
         sp = ev.spec.with_overrides(dict(trial.params))
         jobs.append((sp, runner._compute_signals(sp, view.frame)))
@@ -213,12 +225,17 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0) -> dic
     return {"runs": runs, "seconds": dt, "trials_per_second": runs / dt}
 
 
-def _ceiling(spec: str, data_dir: str, workers: int, n: int) -> float:
-    """Engine-only trials/s with ``workers`` processes timing over the same 8 seconds."""
+def _ceiling(spec: str, data_dir: str, workers: int, n: int,
+             params_file: str | None = None) -> float:
+    """Engine-only trials/s with ``workers`` processes timing over the same 8 seconds (on the
+    study's own parameter sets when ``params_file`` is given, each process from its own
+    offset)."""
+    extra = ["--params", params_file] if params_file else []
     procs = [subprocess.Popen([sys.executable, __file__, "--data-dir", data_dir, "--engine",
-                               spec, str(min(n, 40))], stdin=subprocess.PIPE,
+                               spec, str(min(n, 40)), "--offset", str(k * n // workers),
+                               *extra], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-             for _ in range(workers)]
+             for k in range(workers)]
     for p in procs:  # wait until every process has its data and signals ready
         while p.stdout.readline().strip() != "ready":
             pass
@@ -271,6 +288,8 @@ def main() -> None:
     ap.add_argument("--home")
     ap.add_argument("--bookkeeping", metavar="STORAGE")
     ap.add_argument("--engine", nargs=2, metavar=("SPEC", "N"))
+    ap.add_argument("--params", help="with --engine: a JSON list of a study's parameter sets")
+    ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--memory", nargs=2, metavar=("SPEC", "N"))
     args = ap.parse_args()
     if args.memory:
@@ -280,7 +299,8 @@ def main() -> None:
         return
     if args.engine:
         print(json.dumps(_engine_only(args.engine[0], str(Path(args.data_dir).resolve()),
-                                      int(args.engine[1]))))
+                                      int(args.engine[1]), params_file=args.params,
+                                      offset=args.offset)))
         return
     if args.bookkeeping:
         with tempfile.TemporaryDirectory() as home:
@@ -295,6 +315,7 @@ def main() -> None:
         print(json.dumps(_split(args.split, data_dir, args.split_trials)))
         return
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                 "ceiling_parameters": "the parameter sets each study ran",
                  "runs": [], "split": {}, "bookkeeping": []}
     for kind in ("journal", "sqlite"):
         res = subprocess.run([sys.executable, __file__, "--bookkeeping", kind], check=True,
@@ -317,8 +338,11 @@ def main() -> None:
                     res = subprocess.run([sys.executable, __file__, "--data-dir", data_dir,
                                           "--one", spec, str(workers), str(n), "--home", home],
                                          check=True, capture_output=True, text=True)
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                row["ceiling_trials_per_second"] = _ceiling(spec, data_dir, workers, n)
+                    row = json.loads(res.stdout.strip().splitlines()[-1])
+                    # the same parameter sets the study ran (their engine cost differs from
+                    # randomly sampled ones: TPE moves to parameters that trade more)
+                    row["ceiling_trials_per_second"] = _ceiling(
+                        spec, data_dir, workers, n, str(Path(home) / "params.json"))
                 reps.append(row)
                 print(json.dumps(row), flush=True)
             # each flushback run is paired with the ceiling measured right after it; the
