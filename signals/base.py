@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import difflib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -286,10 +287,11 @@ class SignalCache:
     ``maxsize`` are dropped. Results are identical with and without the cache (tested).
     """
 
-    def __init__(self, frame: pd.DataFrame, maxsize: int = 128) -> None:
+    def __init__(self, frame: pd.DataFrame, maxsize: int = 64) -> None:
         self.frame = frame
         self.maxsize = int(maxsize)
         self._store: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()  # several threads may share one cache
         self.hits = 0
         self.misses = 0
 
@@ -297,7 +299,8 @@ class SignalCache:
         return len(self._store)
 
     def clear(self) -> None:
-        self._store.clear()
+        with self._lock:
+            self._store.clear()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[SignalCache]:
@@ -312,16 +315,18 @@ class SignalCache:
     def get_or_compute(self, key: Hashable, fn: Callable[[], Any]) -> Any:
         """The value stored under ``key``, else ``fn()`` (stored)."""
         store = self._store
-        hit = store.get(key)
-        if hit is not None:
-            store.move_to_end(key)
-            self.hits += 1
-            return hit
-        self.misses += 1
-        value = fn()
-        store[key] = value
-        while len(store) > self.maxsize:
-            store.popitem(last=False)
+        with self._lock:
+            hit = store.get(key)
+            if hit is not None:
+                store.move_to_end(key)
+                self.hits += 1
+                return hit
+            self.misses += 1
+        value = fn()  # outside the lock: composites compute their children through the cache
+        with self._lock:
+            store[key] = value
+            while len(store) > self.maxsize:
+                store.popitem(last=False)
         return value
 
 
