@@ -135,15 +135,17 @@ class LiquidationSpike(Signal):
             y = measure if p["measure"] == "long_share" else np.log1p(measure.clip(lower=0))
             groups = None
             if p["regime_aware"] and has_regime:
-                # the rolling-sum window must not mix regimes either: regime of the bar + of the
-                # bar w-1 earlier must agree, else the value is dropped from the baseline
                 groups = run_ids(frame["liq_regime"])
 
             def zscore(y: pd.Series = y, groups: np.ndarray | None = groups) -> tuple:
-                z, med, _scale = robust_z(y.to_numpy(), lb, mp, groups)
+                values = y.to_numpy(dtype="float64")
                 if groups is not None and w > 1:
+                    # the rolling-sum window must not mix regimes either: a sum whose first
+                    # bar (w-1 earlier) is in another run is neither scored nor part of any
+                    # baseline
                     mixed = pd.Series(groups, index=frame.index).diff(w - 1).to_numpy() != 0
-                    z = np.where(mixed, np.nan, z)
+                    values = np.where(mixed, np.nan, values)
+                z, med, _scale = robust_z(values, lb, mp, groups)
                 return z, med
 
             # the z-scores depend on these parameters only (not on k or min_long_share): a

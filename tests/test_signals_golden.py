@@ -387,3 +387,22 @@ def test_liquidation_zscore_is_silent_when_the_baseline_is_flat():
     sig = build_signal({"type": "liquidation_spike", "lookback_days": 14, "min_days": 3})
     assert np.isnan(sig.explain(f)["z"].iloc[-1])
     assert not sig.compute(f).any()
+
+
+def test_liquidation_regime_baseline_excludes_windows_straddling_the_break():
+    # 4h bars, 24h window (6 bars): after the regime break at bar 100 the window sums of bars
+    # 100..104 still hold full-regime buckets; they must not enter the new regime's baseline.
+    rng = np.random.default_rng(7)
+    n, brk, w, lb = 300, 100, 6, 14 * 6
+    long_usd = np.r_[rng.uniform(1e9, 2e9, brk), rng.uniform(1e6, 1e7, n - brk)]
+    reg = ["binance_full"] * brk + ["binance_throttled"] * (n - brk)
+    f = frame_of("4h", liq_long_usd=long_usd, liq_short_usd=np.full(n, 1.0), liq_regime=reg)
+    ex = build_signal({"type": "liquidation_spike", "lookback_days": 14, "min_days": 3,
+                       "k": 2.5}).explain(f)
+    sums = pd.Series(long_usd).rolling(w).sum().to_numpy()
+    for t in range(brk + 40, n, 7):
+        base = np.log1p(sums[max(brk + w - 1, t - lb):t])  # clean windows only
+        med = float(np.median(base))
+        mad = float(np.median(np.abs(base - med)))
+        assert ex["z"].iloc[t] == pytest.approx((np.log1p(sums[t]) - med) / (1.4826 * mad),
+                                                rel=1e-9)
