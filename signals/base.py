@@ -29,6 +29,7 @@ __all__ = [
     "cached_part",
     "bar_interval",
     "bars_for",
+    "days_to_bars",
     "duration",
     "did_you_mean",
     "validate_params",
@@ -219,6 +220,11 @@ def bars_for(span: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "w
             hint=f"use a {what} that is a multiple of the bar interval {_td(interval)}",
         )
     return int(round(ratio))
+
+
+def days_to_bars(days: int, interval: pd.Timedelta) -> int:
+    """Bars of ``interval`` that cover ``days`` days, rounded up, at least 1."""
+    return max(1, math.ceil(pd.Timedelta(days=days) / interval))
 
 
 def _td(td: pd.Timedelta) -> str:

@@ -10,8 +10,6 @@ levels fell 5-10x and a baseline that straddles the break is meaningless. With
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -23,6 +21,7 @@ from flushback.signals.base import (
     bar_interval,
     bars_for,
     cached_part,
+    days_to_bars,
     duration,
 )
 from flushback.signals.registry import register
@@ -96,8 +95,8 @@ class LiquidationSpike(Signal):
     def _bars(self, interval: pd.Timedelta) -> tuple[int, int, int]:
         p = self.params
         w = bars_for(duration(p["window"]), interval, what=f"{self.name}.window")
-        lb = max(1, math.ceil(pd.Timedelta(days=p["lookback_days"]) / interval))
-        mp = max(1, math.ceil(pd.Timedelta(days=p["min_days"]) / interval))
+        lb = days_to_bars(p["lookback_days"], interval)
+        mp = days_to_bars(p["min_days"], interval)
         return w, lb, mp
 
     def warmup_for(self, interval: pd.Timedelta) -> int:

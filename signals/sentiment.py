@@ -11,14 +11,10 @@ import math
 
 import pandas as pd
 
-from flushback.signals.base import Param, Signal
+from flushback.signals.base import Param, Signal, days_to_bars
 from flushback.signals.registry import register
 
 __all__ = ["ExtremeFear", "ExtremeGreed"]
-
-
-def _days_to_bars(days: int, interval: pd.Timedelta) -> int:
-    return max(1, math.ceil(pd.Timedelta(days=days) / interval))
 
 
 def _streak_bars(days: int, interval: pd.Timedelta) -> int:
@@ -34,7 +30,7 @@ class _FngSignal(Signal):
         p = self.params
         bars = _streak_bars(p["consecutive_days"], interval) - 1
         if p[self._move_key] > 0:
-            bars = max(bars, _days_to_bars(p["move_window_days"], interval))
+            bars = max(bars, days_to_bars(p["move_window_days"], interval))
         return bars
 
     @property
@@ -56,7 +52,7 @@ class _FngSignal(Signal):
         streak = level.astype("float64").rolling(n, min_periods=n).min() == 1.0
         out = pd.DataFrame({"fng": fng, "level": level, "streak": streak})
         if p[self._move_key] > 0:
-            w = _days_to_bars(p["move_window_days"], interval)
+            w = days_to_bars(p["move_window_days"], interval)
             if self.sign == 1:
                 ref = fng.rolling(w + 1, min_periods=w + 1).max()
                 move = ref - fng
