@@ -180,8 +180,6 @@ class Param:
 def _fmt(x: float | None) -> str:
     if x is None:
         return "-"
-    if isinstance(x, float) and (abs(x) >= 1e6 or (x != 0 and abs(x) < 1e-3)):
-        return f"{x:g}"
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
