@@ -17,12 +17,6 @@ _STORE_OPT = typer.Option(None, "--store", envvar="FLUSHBACK_STORE",
 _FORMAT_OPT = typer.Option(OutputFormat.table, "--format", "-f", help="table or json.")
 
 
-def _iso(t: Any) -> str | None:
-    import pandas as pd
-
-    return None if t is None else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _max_gap(value: str | None) -> Any:
     if value is None:
         return None
@@ -108,6 +102,7 @@ def fetch(
     fmt: OutputFormat = _FORMAT_OPT,
 ) -> None:
     """Fetch datasets from a live source and merge them into the store (atomically)."""
+    from flushback.backtests.timefmt import iso_z
     from flushback.data.errors import SourceUnavailable
     from flushback.data.sources import plan_fetch
     from flushback.data.store import Store
@@ -136,7 +131,7 @@ def fetch(
         print_json([{"id": d, "status": s, **i.to_dict()} for d, s, i in done])
         return
     _table(f"fetched into {st.root}", ["dataset", "status", "rows", "last", "fingerprint"],
-           [[d, s, i.rows, _iso(i.last), i.fingerprint[:12]] for d, s, i in done])
+           [[d, s, i.rows, iso_z(i.last), i.fingerprint[:12]] for d, s, i in done])
 
 
 def _folder_infos(folder: str) -> list[Any]:
@@ -155,6 +150,7 @@ def list_(
 
     Lists the local store, or the folder given with --data-dir / FLUSHBACK_DATA_DIR.
     """
+    from flushback.backtests.timefmt import iso_z
     from flushback.data.store import Store
 
     if STATE.data_dir and not store:
@@ -171,7 +167,7 @@ def list_(
         return
     _table(f"datasets in {where}",
            ["dataset", "source", "interval", "first", "last", "rows", "gaps", "fingerprint"],
-           [[i.id, i.source, i.interval, _iso(i.first), _iso(i.last), i.rows, i.gaps,
+           [[i.id, i.source, i.interval, iso_z(i.first), iso_z(i.last), i.rows, i.gaps,
              i.fingerprint[:12]] for i in infos])
 
 

@@ -137,10 +137,6 @@ def _evaluable(sig: Any, frame: Any) -> Any:
     return out
 
 
-def _iso(ts: Any) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _fmt_value(col: str, v: Any) -> str:
     if hasattr(v, "item"):
         v = v.item()
@@ -187,6 +183,7 @@ def scan(
     """Print every bar where SIGNAL fires, with the values that made it fire."""
     import pandas as pd
 
+    from flushback.backtests.timefmt import iso_z
     from flushback.data import load_frame
     from flushback.data.errors import ConfigError
     from flushback.signals import build_signal
@@ -226,8 +223,8 @@ def scan(
         "signal": sig.to_config(),
         "symbol": symbol,
         "interval": interval,
-        "first_bar": _iso(frame.index[window][0]) if n_bars else None,
-        "last_bar": _iso(frame.index[window][-1]) if n_bars else None,
+        "first_bar": iso_z(frame.index[window][0]) if n_bars else None,
+        "last_bar": iso_z(frame.index[window][-1]) if n_bars else None,
         "bars": n_bars,
         "bars_with_inputs": n_eval,
         "warmup_bars": sig.warmup_for(step),
@@ -240,7 +237,7 @@ def scan(
             **summary,
             "fingerprints": assembled.fingerprints,
             "triggers": [
-                {"timestamp": _iso(ts),
+                {"timestamp": iso_z(ts),
                  "values": {c: _jsonable(rows.at[ts, c]) for c in rows.columns}}
                 for ts in hits
             ],
