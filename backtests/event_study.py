@@ -421,20 +421,26 @@ def run_event_study(
             members = np.sort(pos[g])
             offs = members - members[0] if cluster == "mean" else np.array([0])
             layouts.append((members[0], offs))
+        all_starts = np.arange(lo, hi + 1)
         for metric in METRICS:
             marr = metrics[metric]
             obs_vals = np.array([marr[start + offs].mean() for start, offs in layouts])
             obs = float(obs_vals.mean())
             null = np.zeros(draws)
+            # clusters with the same layout (and volatility regime) share one candidate set:
+            # singletons, and every cluster under cluster="first", all have layout (0,)
+            candidates: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
             for start, offs in layouts:
-                span = int(offs.max())
-                cand_start = np.arange(lo, hi + 1)
-                cand_start = cand_start[cand_start + span < n]
-                vals = np.mean([marr[cand_start + o] for o in offs], axis=0)
-                mask = np.isfinite(vals)
-                if vol_bucket is not None:
-                    mask &= vol_bucket[cand_start] == vol_bucket[start]
-                cand_vals = vals[mask]
+                bucket = -2 if vol_bucket is None else int(vol_bucket[start])
+                key = (tuple(offs.tolist()), bucket)
+                cand_vals = candidates.get(key)
+                if cand_vals is None:
+                    cand_start = all_starts[all_starts + int(offs.max()) < n]
+                    vals = np.mean([marr[cand_start + o] for o in offs], axis=0)
+                    mask = np.isfinite(vals)
+                    if vol_bucket is not None:
+                        mask &= vol_bucket[cand_start] == bucket
+                    cand_vals = candidates[key] = vals[mask]
                 if cand_vals.size == 0:
                     raise DataError(
                         f"no baseline dates available at horizon {h}d"
