@@ -48,7 +48,8 @@ class _FngSignal(Signal):
         else:
             level = fng >= p["threshold"]
         n = _streak_bars(p["consecutive_days"], interval)
-        # NaN never counts: a missing day breaks the streak.
+        # NaN never counts and breaks the streak (a single missing day is not NaN: the 48 h
+        # staleness of the F&G join repeats the previous value, which then counts as a day)
         streak = level.astype("float64").rolling(n, min_periods=n).min() == 1.0
         out = pd.DataFrame({"fng": fng, "level": level, "streak": streak})
         if p[self._move_key] > 0:
