@@ -4,7 +4,8 @@
 signal's warm-up) and its dataset fingerprints once; ``run_backtest`` computes the signals in
 pandas on the whole loaded history, cuts the trading window, hands the bars plus the signal
 columns to backtrader through :mod:`flushback.strategies.adapter`, runs the benchmark the same
-way (cached on the ``Prepared`` object: it does not depend on the strategy's parameters) and
+way (cached on the ``Prepared`` object, keyed by its own config and the configs of the
+signals it reads: the strategy's parameters do not change it) and
 computes the metrics. ``params`` (a flat dict of dotted overrides) is what the optimizer
 changes per trial.
 
@@ -43,6 +44,7 @@ from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals.base import SignalCache
 from flushback.strategies.adapter import validate_bars
+from flushback.strategies.config import strategy_signals
 
 __all__ = [
     "Prepared",
@@ -362,8 +364,11 @@ def run_backtest(
     bench = None
     bmetrics: dict[str, Any] = {}
     if benchmark:
+        # a benchmark that reads signals (e.g. a contrarian benchmark) depends on their configs
+        read = [s for group in strategy_signals(spec.benchmark.type) for s in group]
         bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
-                           str(window.index[0]), str(window.index[-1])],
+                           str(window.index[0]), str(window.index[-1]),
+                           {s: spec.signals.get(s) for s in read}],
                           sort_keys=True, default=str)
         cached = prepared.cache.get(bkey)
         if cached is None:

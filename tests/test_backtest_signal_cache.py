@@ -127,3 +127,22 @@ def test_window_slice_is_the_window(window):
                      & (frame.index <= frame.index[-window])]
     pd.testing.assert_frame_equal(w, expected)
     assert frame.index[p.window_slice].equals(expected.index)
+
+
+def test_cached_benchmark_follows_the_signals_it_reads():
+    # a contrarian benchmark reads signals.entry: a run with another entry threshold on the
+    # same Prepared must not reuse the benchmark of the first run
+    spec = _spec().with_overrides({"benchmark.type": "contrarian", "benchmark.hold_bars": 10,
+                                   "signals.entry": {"type": "extreme_fear",
+                                                     "threshold": 30.0}})
+    shared = runner.prepare_frame(spec, _frame())
+    for threshold in (30.0, 50.0):
+        params = {"signals.entry.threshold": threshold}
+        a = runner.run_backtest(spec, prepared=shared, params=params)
+        b = runner.run_backtest(spec, prepared=runner.prepare_frame(spec, _frame()),
+                                params=params)
+        pd.testing.assert_frame_equal(a.benchmark_trades, b.benchmark_trades)
+        assert a.benchmark_metrics == b.benchmark_metrics
+    assert a.benchmark_metrics["n_trades"] != runner.run_backtest(
+        spec, prepared=shared, params={"signals.entry.threshold": 30.0}
+    ).benchmark_metrics["n_trades"]
