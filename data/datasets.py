@@ -31,8 +31,10 @@ from flushback.data.errors import DataError
 
 __all__ = [
     "BAR_COLUMNS",
+    "BINANCE_LIQ_BREAK",
     "EXTERNAL_KINDS",
     "INTERVALS",
+    "LIQ_REGIMES",
     "DatasetInfo",
     "DatasetSpec",
     "catalog",
@@ -61,6 +63,11 @@ EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {
     "funding": ("funding_rate",),
     "open_interest": ("oi_usd",),
 }
+
+# Liquidation reporting regimes (the ``liq_regime`` values); levels are not comparable across
+# them. Binance throttled its public liquidation feed on 2021-04-27 (PROVENANCE.md).
+LIQ_REGIMES = ("binance_full", "binance_throttled", "coinalyze_multi")
+BINANCE_LIQ_BREAK = pd.Timestamp("2021-04-27", tz="UTC")
 
 # How a finer source is combined into a coarser bar: flows are summed, rates averaged,
 # levels take the last value.

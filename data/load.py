@@ -16,6 +16,7 @@ from flushback.data import paths
 from flushback.data.datasets import (
     EXTERNAL_KINDS,
     INTERVALS,
+    LIQ_REGIMES,
     DatasetInfo,
     DatasetSpec,
     count_gaps,
@@ -396,7 +397,7 @@ def load_frame(
     if "liq_regime" in frame.columns:
         frame["liq_regime"] = pd.Categorical(
             frame["liq_regime"],
-            categories=["binance_full", "binance_throttled", "coinalyze_multi"],
+            categories=list(LIQ_REGIMES),
         )
 
     def _times(cols: dict[str, np.ndarray]) -> pd.DataFrame:

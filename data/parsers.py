@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.datasets import DatasetSpec
+from flushback.data.datasets import BINANCE_LIQ_BREAK, DatasetSpec
 from flushback.data.errors import DataError
 
 __all__ = [
     "PARSERS",
     "add_known_at",
+    "binance_regime",
     "parse_file",
     "parse_timestamps",
     "read_csv",
@@ -218,6 +219,11 @@ def parse_fng(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -> pd
 
 
 _REGIMES = {"full": "binance_full", "throttled": "binance_throttled"}
+
+
+def binance_regime(index: pd.DatetimeIndex) -> np.ndarray:
+    """The Binance reporting regime of buckets starting at ``index`` (by the break date)."""
+    return np.where(index < BINANCE_LIQ_BREAK, "binance_full", "binance_throttled").astype(object)
 _LIQ_COLUMNS = {"liq_long_usd": "long_usd", "liq_short_usd": "short_usd"}
 
 
@@ -238,8 +244,7 @@ def parse_coinglass_liquidations(df: pd.DataFrame, spec: DatasetSpec, *, file: s
         out["liq_regime"] = feed.map(_REGIMES).to_numpy(dtype=object)
     else:
         # Without the column, derive the regime from Binance's documented break date.
-        brk = pd.Timestamp("2021-04-27", tz="UTC")
-        out["liq_regime"] = np.where(idx < brk, "binance_full", "binance_throttled").astype(object)
+        out["liq_regime"] = binance_regime(idx)
     return add_known_at(out, spec.period, spec.publication_lag)
 
 

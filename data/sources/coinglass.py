@@ -14,19 +14,17 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flushback.data.datasets import spec_for
 from flushback.data.errors import ConfigError, DataError, SourceUnavailable
-from flushback.data.parsers import add_known_at
+from flushback.data.parsers import add_known_at, binance_regime
 from flushback.data.sources.http import get_json
 
 __all__ = ["BASE_URL", "CoinglassClient", "parse_coinglass_payload"]
 
 BASE_URL = "https://open-api-v4.coinglass.com"
 ENV_KEY = "COINGLASS_API_KEY"
-_BREAK = pd.Timestamp("2021-04-27", tz="UTC")  # Binance forceOrder throttle (PROVENANCE.md)
 
 
 def _rows(payload: Any, url: str) -> list[dict[str, Any]]:
@@ -70,8 +68,7 @@ def parse_coinglass_payload(payload: Any, dataset_id: str, *, url: str = BASE_UR
     frame = pd.DataFrame(data, index=pd.DatetimeIndex(t, name="timestamp").as_unit("ns"))
     frame = frame[~frame.index.duplicated(keep="last")].sort_index()
     if spec.kind == "liquidations":
-        frame["liq_regime"] = np.where(frame.index < _BREAK, "binance_full",
-                                       "binance_throttled").astype(object)
+        frame["liq_regime"] = binance_regime(frame.index)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     frame = frame[frame.index + spec.period <= now]  # drop the still-open bucket
     if len(frame) == 0:
