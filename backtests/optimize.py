@@ -1486,7 +1486,9 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
     lengths = {len(s) for s in series}
     if series and len(lengths) == 1:
         mat = np.column_stack(series)
-        sharpes = [of.sharpe_per_period(s) for s in series]
+        # the first return of every series is the 0 of the starting bar: drop it everywhere,
+        # so the trials' Sharpe variance and the selected Sharpe use the same returns
+        sharpes = [of.sharpe_per_period(s[1:]) for s in series]
         sharpes = [s for s in sharpes if np.isfinite(s)]
         best_r = decode_returns(_fb(best)["train_returns"]) if "train_returns" in \
             _fb(best) else None

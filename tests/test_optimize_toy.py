@@ -129,6 +129,24 @@ def test_study_finds_planted_optimum(tmp_path):
     assert ev.windows[-1] == (fold.test_start, fold.test_end)
 
 
+def test_dsr_trial_sharpes_use_the_same_returns_as_the_selected_sharpe(tmp_path):
+    # every trial's first training return is the 0 of the starting bar; the selected trial's
+    # Sharpe drops it, so the trials' Sharpe variance (SR0's scale) must drop it too
+    import optuna
+
+    ev = ToyEvaluator()
+    cfg = toy_config(tmp_path, n_trials=12, seed=5)
+    opt.run_study(cfg, evaluator=ev)
+    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    study = optuna.load_study(study_name=cfg.fold_study_name(cfg.folds[0]),
+                              storage=opt.open_storage(cfg.storage_url, heartbeat=None))
+    series = [opt.decode_returns(t.user_attrs["flushback"]["train_returns"])[1:]
+              for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    sharpes = np.array([r.mean() / r.std(ddof=1) for r in series])
+    assert res["dsr"]["sharpe_variance"] == pytest.approx(sharpes.var(ddof=1), rel=1e-9)
+    assert res["dsr"]["sharpe"] == pytest.approx(sharpes.max(), rel=1e-9)
+
+
 def test_multi_objective_reports_pareto_front(tmp_path):
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=20, seed=2, objective=None,
