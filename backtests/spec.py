@@ -191,13 +191,14 @@ class BacktestSpec(_Frozen):
     def _needs(self) -> BacktestSpec:
         from flushback.strategies.config import strategy_signals
 
-        required, _ = strategy_signals(self.strategy.type)
-        missing = [s for s in required if s not in self.signals]
-        if missing:
-            raise ConfigError(
-                f"strategy type '{self.strategy.type}' needs [signals.{missing[0]}]",
-                hint=f"add a [signals.{missing[0]}] table with a signal config",
-            )
+        for section, strat in (("strategy", self.strategy), ("benchmark", self.benchmark)):
+            required, _ = strategy_signals(strat.type)
+            missing = [s for s in required if s not in self.signals]
+            if missing:
+                raise ConfigError(
+                    f"{section} type '{strat.type}' needs [signals.{missing[0]}]",
+                    hint=f"add a [signals.{missing[0]}] table with a signal config",
+                )
         return self
 
     # -- helpers ------------------------------------------------------------------------

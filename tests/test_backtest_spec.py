@@ -122,6 +122,12 @@ def test_contrarian_needs_an_entry_signal():
         load_spec({"strategy": {"type": "contrarian"}})
 
 
+def test_a_contrarian_benchmark_needs_an_entry_signal_too():
+    # without the check the benchmark ran with no entry line and silently never traded
+    with pytest.raises(ConfigError, match=r"benchmark type 'contrarian' needs \[signals\.entry"):
+        load_spec({"strategy": {"type": "buy_and_hold"}, "benchmark": {"type": "contrarian"}})
+
+
 def test_search_space_uses_declared_params_and_narrowing():
     spec = load_spec("fear_flush_btc_daily")
     space, fixed = search_space(spec)
