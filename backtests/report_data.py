@@ -139,32 +139,10 @@ def _events_from_rows(rows: Iterable[Any]) -> list[FlushEvent]:
 
 
 def catalog_events() -> list[FlushEvent]:
-    """The shipped flush-event catalog (``flushback.data.flush_events``), or [] when absent."""
-    try:
-        from flushback.data import flush_events as catalog  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    for fname in ("load_catalog", "load_events", "catalog", "events", "load"):
-        func = getattr(catalog, fname, None)
-        if callable(func):
-            try:
-                loaded = func()
-            except TypeError:
-                continue
-            break
-    else:
-        loaded = getattr(catalog, "CATALOG", None) or getattr(catalog, "EVENTS", None)
-        if loaded is None:
-            return []
-    if isinstance(loaded, pd.DataFrame):
-        rows: Iterable[Any] = loaded.reset_index().to_dict(orient="records")
-    elif hasattr(loaded, "events"):
-        rows = loaded.events
-    elif isinstance(loaded, Mapping):
-        rows = loaded.get("events", [])
-    else:
-        rows = loaded
-    return _dedupe(_events_from_rows(rows))
+    """The shipped flush-event catalog (``flushback.data.flush_events``) as report events."""
+    from flushback.data.flush_events import load_catalog
+
+    return _dedupe(_events_from_rows(load_catalog().events))
 
 
 def report_section_events(report: Report) -> list[FlushEvent]:
