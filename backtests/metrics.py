@@ -16,7 +16,8 @@ Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns of the e
   running peak (underwater bars; a drawdown not yet recovered counts to the end);
   ``..._days`` = bars * 365 / P
 - ``calmar = cagr / |max_drawdown|``
-- ``exposure``: the fraction of bars that end with a non-zero position
+- ``exposure``: the fraction of bars that end with a non-zero position (None when neither
+  the positions nor the trades are given)
 - trades (one row per closed trade, ``pnl`` in cash net of fees and funding, ``return_pct``
   = pnl / (size * entry_price + entry_fee)): ``n_trades``, ``win_rate`` (pnl > 0),
   ``avg_win``/``avg_loss`` (mean pnl of winners / losers), ``avg_win_pct``/``avg_loss_pct``,
@@ -234,23 +235,31 @@ def compute_metrics(
     """All metrics of an equity curve (one value per bar) and its closed trades.
 
     ``position`` (units held at each bar close) gives the exposure; without it the exposure
-    is derived from the trades' ``entry_time``/``exit_time`` intervals.
+    is derived from the trades' ``entry_time``/``exit_time`` intervals (an ``end_of_data``
+    trade is held at its last bar's close too); with neither, the exposure is None.
     """
     if periods_per_year is None or periods_per_year <= 0:
         raise ValueError("periods_per_year must be a positive integer (365 daily, 8760 hourly)")
     e = _arr(equity)
     if len(e) == 0:
         raise ValueError("empty equity curve")
+    expo: float | None
     if position is not None:
         expo = exposure(position)
     elif trades is not None and len(trades) and isinstance(equity, pd.Series):
         held = np.zeros(len(e), dtype=bool)
         idx = equity.index
-        for entry, exit_ in zip(trades["entry_time"], trades["exit_time"], strict=True):
-            held |= (idx >= entry) & (idx < exit_)
+        # a position still open at the end is held at the close of its last bar too
+        marked = (trades["exit_reason"].astype(str).eq("end_of_data").to_numpy()
+                  if "exit_reason" in trades else np.zeros(len(trades), dtype=bool))
+        for entry, exit_, open_end in zip(trades["entry_time"], trades["exit_time"], marked,
+                                          strict=True):
+            held |= (idx >= entry) & ((idx <= exit_) if open_end else (idx < exit_))
         expo = float(np.mean(held))
+    elif trades is not None and len(trades) == 0:
+        expo = 0.0  # no trades: never in the market
     else:
-        expo = 0.0
+        expo = None  # no positions, and no trades with times on the bars: unknown, not zero
     mdd_bars = max_drawdown_duration(e)
     n = len(e) - 1
     out: dict[str, Any] = {

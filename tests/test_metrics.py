@@ -130,3 +130,20 @@ def test_periods_per_year_for():
 def test_periods_per_year_must_be_explicit():
     with pytest.raises(ValueError):
         M.compute_metrics(pd.Series(EQ), None, 0)
+
+
+def test_exposure_counts_the_last_bar_of_a_position_open_at_the_end():
+    idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC")
+    # entry filled at bar 2, still open at the end: marked at bar 4 (exit_time = last bar)
+    trades = _trades().iloc[:1].assign(entry_time=[idx[2]], exit_time=[idx[4]],
+                                       exit_reason=["end_of_data"])
+    m = M.compute_metrics(pd.Series(EQ, index=idx), trades, 4)
+    position = pd.Series([0, 0, 1, 1, 1], index=idx)  # units held at each close
+    assert m["exposure"] == pytest.approx(3 / 5) == M.exposure(position)
+
+
+def test_exposure_is_unknown_without_positions_or_trades():
+    m = M.compute_metrics(pd.Series(EQ), None, 4)
+    assert m["exposure"] is None
+    no_trades = _trades().iloc[0:0]
+    assert M.compute_metrics(pd.Series(EQ), no_trades, 4)["exposure"] == 0.0
