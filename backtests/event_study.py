@@ -373,12 +373,9 @@ def run_event_study(
 
     # baseline period, as entry positions
     if period is not None:
-        lo = int(arr.index.searchsorted(pd.Timestamp(period[0]), side="left")) if period[0] else 1
-        hi = (
-            int(arr.index.searchsorted(pd.Timestamp(period[1]), side="right")) - 1
-            if period[1]
-            else n - 1
-        )
+        p0, p1 = (None if p is None or p == "" else _utc(p) for p in period)
+        lo = int(arr.index.searchsorted(p0, side="left")) if p0 is not None else 1
+        hi = int(arr.index.searchsorted(p1, side="right")) - 1 if p1 is not None else n - 1
     elif entry.size:
         lo, hi = int(entry.min()), int(entry.max())
     else:
@@ -478,6 +475,12 @@ def run_event_study(
         "interval": str(arr.step),
     }
     return EventStudy(outcomes=outcomes, summary=summary, settings=settings, null_means=null_means)
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    """A timestamp in UTC; naive values (e.g. ``"2024-01-01"``) are read as UTC."""
+    t = pd.Timestamp(value)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def _bootstrap_ci(

@@ -202,6 +202,19 @@ def test_seeded_and_deterministic():
     assert not a.summary["ret_baseline_lo"].equals(c.summary["ret_baseline_lo"])
 
 
+def test_period_accepts_date_strings_as_utc():
+    f, events = _planted(11)
+    start, end = f.index[30], f.index[-40]
+    kw = dict(horizons=(3,), draws=500, seed=2)
+    aware = run_event_study(f, events, period=(start, end), **kw)
+    naive = run_event_study(
+        f, events, period=(start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")), **kw
+    )
+    assert naive.settings["period_start"] == start
+    assert naive.settings["period_end"] == end
+    pd.testing.assert_frame_equal(naive.summary, aware.summary)
+
+
 def _false_positive_rate(n_seeds: int, alpha: float = 0.05, horizon: int = 7) -> float:
     rejections = 0
     for seed in range(n_seeds):
