@@ -1492,8 +1492,13 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
         sharpes = [s for s in sharpes if np.isfinite(s)]
         best_r = decode_returns(_fb(best)["train_returns"]) if "train_returns" in \
             _fb(best) else None
+        # N for SR0 counts every configuration that was tried: trials stopped early by the
+        # pruner were tried too (leaving them out lowers the bar); infeasible points never ran
+        tried = len(complete) + sum(
+            1 for t in study.get_trials(deepcopy=False, states=(TS.PRUNED,))
+            if "infeasible" not in t.user_attrs)
         if best_r is not None and len(complete) >= 1:
-            d = of.deflated_sharpe_ratio(best_r[1:], n_trials=len(complete),
+            d = of.deflated_sharpe_ratio(best_r[1:], n_trials=tried,
                                          trial_sharpes=sharpes if len(sharpes) > 1 else None,
                                          sharpe_variance=None if len(sharpes) > 1 else 0.0)
             out["dsr"] = d.to_dict()

@@ -249,6 +249,9 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     # a pruned trial stopped after fewer than all chunks: it scored fewer windows
     assert all(t.user_attrs["pruned_after_chunks"] < 3 for t in pruned)
     assert len(ev.windows) < 40 * 3
+    # the Deflated Sharpe Ratio counts the pruned trials among the N configurations tried
+    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    assert res["dsr"]["n_trials"] == 40
 
 
 def test_progress_bar_shows_trials_rate_best_and_eta(tmp_path):
