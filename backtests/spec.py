@@ -47,6 +47,7 @@ Every value can be overridden by a dotted path: ``strategy.take_profit=0.2``,
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import difflib
 import hashlib
 import json
@@ -95,7 +96,11 @@ def _parse_date(value: Any, name: str) -> str | None:
         raise ValueError(f"{name} = {value!r} is not a date (use YYYY-MM-DD)") from None
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    if ts == ts.normalize():
+    # a plain date means that whole day as an end (see runner._window_end); an explicit
+    # midnight time stays a time, so it is not widened to the whole day
+    has_time = isinstance(value, _dt.datetime) or (isinstance(value, str) and (
+        "T" in value or ":" in value))
+    if ts == ts.normalize() and not has_time:
         return ts.strftime("%Y-%m-%d")
     return ts.strftime("%Y-%m-%dT%H:%M:%S")
 

@@ -291,3 +291,21 @@ def test_prepare_refuses_an_inverted_window(tmp_path):
                       "strategy": {"type": "buy_and_hold"}})
     with pytest.raises(ConfigError):
         prepare(spec, data_dir=root, since="2024-02-01", until="2024-01-15")
+
+
+@pytest.mark.parametrize("end, last", [
+    ("2024-01-03", "2024-01-03T23:00:00Z"),  # a date: that whole day
+    ("2024-01-03T00:00:00", "2024-01-03T00:00:00Z"),  # an explicit midnight: that bar only
+    ("2024-01-03 05:00", "2024-01-03T05:00:00Z"),
+])
+def test_an_explicit_midnight_end_is_not_widened_to_the_whole_day(end, last):
+    idx = pd.date_range("2024-01-01", periods=120, freq="h", tz="UTC", name="timestamp")
+    close = 100.0 + np.arange(120.0)
+    frame = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                          "volume": 1.0}, index=idx)
+    frame.attrs["interval"] = "1h"
+    for spec in (load_spec({"strategy": {"type": "buy_and_hold"},
+                            "data": {"interval": "1h", "end": end}}),
+                 load_spec({"strategy": {"type": "buy_and_hold"}, "data": {"interval": "1h"}},
+                           overrides=[f"data.end={end}"])):
+        assert prepare_frame(spec, frame).window.index[-1] == pd.Timestamp(last)
