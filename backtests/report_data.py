@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.backtests.report_schema import Report
+from flushback.backtests.strategy_events import trades_at_event
 
 __all__ = [
     "FlushEvent",
@@ -192,10 +193,10 @@ def forward_event_outcomes(
     """What the strategy did at each flush event, and what it earned after it (FORWARD-looking:
     evaluation only).
 
-    One row per event with: ``event_id, name, start, entered`` (a trade was entered between the
-    day before the start and ``entry_window_days`` after the end), ``action`` ("entered", "in
-    position" when no such trade exists but a trade entered earlier was open at the event's
-    start, else "none"), that trade's (the first entered, else the open one)
+    One row per event with: ``event_id, name, start, entered``, ``action`` ("entered", "in
+    position" or "none", by the one rule the run's ``events`` section uses too:
+    :func:`flushback.backtests.strategy_events.trades_at_event`), that trade's (the first
+    entered, else the open one)
     ``entry_time, entry_price, exit_time, exit_price, trade_return`` (``return_pct`` as the
     report holds it), ``n_trades``, and ``strategy_return`` / ``benchmark_return``: the equity
     change (fraction) from the last bar at or before the day before the event's start to the last
@@ -210,7 +211,6 @@ def forward_event_outcomes(
     rows = []
     for ev in events:
         lo = ev.start - pd.Timedelta(days=1)
-        hi_entry = ev.end + pd.Timedelta(days=entry_window_days)
         hi = ev.end + pd.Timedelta(days=horizon_days)
         row: dict[str, Any] = {
             "event_id": ev.event_id,
@@ -229,15 +229,9 @@ def forward_event_outcomes(
             "horizon_end": pd.NaT,
         }
         if not trades.empty and "entry_time" in trades:
-            mask = (trades["entry_time"] >= lo) & (trades["entry_time"] <= hi_entry)
-            hit = trades[mask].sort_values("entry_time")
-            held = trades[(trades["entry_time"] < lo) & (
-                trades["exit_time"].isna() | (trades["exit_time"] > ev.start))]
-            if hit.empty and not held.empty:
-                hit = held.sort_values("entry_time").tail(1)
-                row["action"] = "in position"
-            elif not hit.empty:
-                row["action"] = "entered"
+            action, hit = trades_at_event(trades.sort_values("entry_time", kind="stable"),
+                                          ev.start, ev.end, entry_window_days)
+            row["action"] = action.replace("_", " ")
             if not hit.empty:
                 first = hit.iloc[0]
                 row.update(

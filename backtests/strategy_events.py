@@ -44,6 +44,30 @@ __all__ = [
 _DAY = pd.Timedelta(days=1)
 
 
+def trades_at_event(
+    trades: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, entry_window_days: int
+) -> tuple[str, pd.DataFrame]:
+    """The one rule for what a strategy did at a flush whose UTC days run ``start``..``end``
+    (``trades`` sorted by ``entry_time``, tz-aware). Returns ``(action, rows)``:
+
+    - ``"entered"``: trades entered after the event's first day opened and up to
+      ``entry_window_days`` after its last day closed (a trade filled at the first day's open
+      was decided before the flush and is "in position", not "entered"); ``rows`` = those trades;
+    - ``"in_position"``: none entered, but a trade entered at or before the start was still
+      open then; ``rows`` = the latest such trade;
+    - ``"none"``: neither; ``rows`` empty.
+    """
+    limit = end + _DAY + pd.Timedelta(days=entry_window_days)
+    entered = trades[(trades["entry_time"] > start) & (trades["entry_time"] <= limit)]
+    if len(entered):
+        return "entered", entered
+    still_open = trades["exit_time"].isna() | (trades["exit_time"] > start)
+    held = trades[(trades["entry_time"] <= start) & still_open]
+    if len(held):
+        return "in_position", held.tail(1)
+    return "none", trades.iloc[0:0]
+
+
 def _utc(x: Any) -> pd.Timestamp:
     t = pd.Timestamp(x)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
@@ -91,19 +115,11 @@ def strategy_at_events(
         if lo is not None and (start < lo or start > hi):
             rows.append(StrategyEventRow(action="no_data", **base))
             continue
-        limit = end + _DAY + pd.Timedelta(days=entry_window_days)
-        entered = t[(t["entry_time"] > start) & (t["entry_time"] <= limit)]
-        if len(entered):
-            tr = entered.iloc[0]
-            action = "entered"
-        else:
-            still_open = t["exit_time"].isna() | (t["exit_time"] > start)
-            held = t[(t["entry_time"] <= start) & still_open]
-            if not len(held):
-                rows.append(StrategyEventRow(action="none", **base))
-                continue
-            tr = held.iloc[-1]
-            action = "in_position"
+        action, hit = trades_at_event(t, start, end, entry_window_days)
+        if action == "none":
+            rows.append(StrategyEventRow(action="none", **base))
+            continue
+        tr = hit.iloc[0]
         trade_id = tr.get("trade_id")
         rows.append(
             StrategyEventRow(

@@ -147,12 +147,22 @@ def test_event_action_in_position_when_a_trade_was_already_open(golden):
     feb9 = FlushEvent("feb9", "after", pd.Timestamp("2026-02-09", tz="UTC"),
                       pd.Timestamp("2026-02-09", tz="UTC"))
     doc = golden.to_dict()
-    doc["trades"][0]["entry_time"] = "2026-02-05T00:00:00Z"
+    doc["trades"][0]["entry_time"] = "2026-02-06T00:00:00Z"
     out = forward_event_outcomes(validate_report(doc), [FEB5, feb7, feb9])
-    # the trade (entered 02-05, exited 02-08) is entered at FEB5 (window from 02-04); at feb7
-    # (window from 02-06) it was already open; by feb9 it is closed
+    # the trade (entered at the 02-06 open, after the flush's first day closed; exited 02-08)
+    # is entered at FEB5; at feb7 it was already open; by feb9 it is closed
     assert out["action"].tolist() == ["entered", "in position", "none"]
     assert out["entered"].tolist() == [True, False, False]
+    # filled at the event day's own open, it was decided the day before: in position, the
+    # same rule as the run's events section
+    doc["trades"][0]["entry_time"] = "2026-02-05T00:00:00Z"
+    again = forward_event_outcomes(validate_report(doc), [FEB5])
+    assert again["action"].tolist() == ["in position"]
+    from flushback.backtests.strategy_events import strategy_at_events
+
+    trades = validate_report(doc).trades_frame()
+    cat_ev = type("Ev", (), {"id": "x", "name": "x", "start": "2026-02-05", "end": "2026-02-06"})
+    assert [r.action for r in strategy_at_events(trades, [cat_ev])] == ["in_position"]
     assert out["entry_price"].iloc[1] == 62000.0 and np.isnan(out["entry_price"].iloc[2])
 
 
