@@ -177,12 +177,17 @@ def prepare_frame(
 ) -> Prepared:
     """A :class:`Prepared` over a frame you already have (tests, notebooks, custom data).
 
-    Without ``fingerprints`` the frame's content is fingerprinted (sha256 of its values).
+    Without ``fingerprints`` the frame's content is fingerprinted (sha256 of its values, column
+    names and ``attrs['symbol']``).
     """
     spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
     validate_bars(frame)
     if fingerprints is None:
-        h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+        # row hashes do not see column names: the names (and the symbol) are hashed too, so
+        # the same numbers under other columns (e.g. liq_long_usd <-> liq_short_usd) differ
+        h = hashlib.sha256(json.dumps([[str(c) for c in frame.columns],
+                                       str(frame.attrs.get("symbol", ""))]).encode())
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
         fingerprints = {"frame": h.hexdigest()}
     start = _ts(since if since is not None else spec.data.start)
     end = _window_end(until if until is not None else spec.data.end)

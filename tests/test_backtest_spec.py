@@ -309,3 +309,19 @@ def test_an_explicit_midnight_end_is_not_widened_to_the_whole_day(end, last):
                  load_spec({"strategy": {"type": "buy_and_hold"}, "data": {"interval": "1h"}},
                            overrides=[f"data.end={end}"])):
         assert prepare_frame(spec, frame).window.index[-1] == pd.Timestamp(last)
+
+
+def test_prepare_frame_fingerprint_sees_column_names_and_symbol():
+    idx = pd.date_range("2024-01-01", periods=30, freq="D", tz="UTC", name="timestamp")
+    close = 100.0 + np.arange(30.0)
+    frame = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                          "volume": 1.0, "liq_long_usd": np.arange(30.0),
+                          "liq_short_usd": np.arange(30.0) * 2}, index=idx)
+    spec = load_spec({"strategy": {"type": "buy_and_hold"}})
+    swapped = frame.rename(columns={"liq_long_usd": "liq_short_usd",
+                                    "liq_short_usd": "liq_long_usd"})
+    other = frame.copy()
+    other.attrs["symbol"] = "ETH-USD"
+    prints = {prepare_frame(spec, f).fingerprints["frame"] for f in (frame, swapped, other)}
+    assert len(prints) == 3
+    assert prepare_frame(spec, frame.copy()).fingerprints == prepare_frame(spec, frame).fingerprints
