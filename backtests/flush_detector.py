@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.frames import bar_interval
 
 __all__ = [
     "DetectedEvent",
@@ -172,7 +173,7 @@ def detect_flushes(
             fear, int | float
         ) else dict(fear)
         fired = build_signal(fear_cfg).compute(frame).fillna(False).astype(bool)
-        step = pd.Timedelta(idx[1] - idx[0]) if len(idx) > 1 else pd.Timedelta(days=1)
+        step = bar_interval(frame)  # the declared interval, not the first two bars' spacing
         w = max(1, int(np.ceil(pd.Timedelta(days=fear_window_days) / step)) + 1)
         gate = fired.astype(float).rolling(w, min_periods=1).max().astype(bool)
         trigger = trigger & gate

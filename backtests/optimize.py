@@ -54,6 +54,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.timefmt import iso_z
 from flushback.data.errors import ConfigError, StoreError
 
 __all__ = [
@@ -422,20 +423,8 @@ class Fold:
     test_end: pd.Timestamp
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (_iso(v) if isinstance(v, pd.Timestamp) else v)
+        return {k: (iso_z(v) if isinstance(v, pd.Timestamp) else v)
                 for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Fold:
-        return cls(int(d["index"]), *(pd.Timestamp(d[k]) for k in (
-            "train_start", "train_end", "test_start", "test_end")))
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_folds(
@@ -1772,7 +1761,7 @@ def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[s
     signals = pd.concat([r.signals for r in oos])
     last = oos[-1]
     config = dict(last.config)
-    config["window"] = {"start": _iso(start), "end": _iso(end)}
+    config["window"] = {"start": iso_z(start), "end": iso_z(end)}
     config["optimization"] = {"fingerprint": cfg.fingerprint(),
                               "chosen_params": [f.get("best_params") for f in folds_out]}
     run_id = compute_run_id(config, ev.prepared.fingerprints)

@@ -84,6 +84,21 @@ def test_fear_gate_keeps_only_fearful_triggers():
         detect_flushes(f, mode="both")
 
 
+def test_fear_gate_window_uses_the_bar_interval_not_the_first_gap():
+    # fear fired exactly 3 days before the 120 spike; a missing bar at the very start must not
+    # shrink the 3-day gate window (it would if the bar length were read off the first gap)
+    f = _synthetic()
+    f["fng"] = 50.0
+    f.iloc[117, f.columns.get_loc("fng")] = 5.0
+    gapped = f.drop(index=f.index[1])
+    gapped.attrs.update(f.attrs)
+    for frame in (f, gapped):
+        det = detect_flushes(frame, fear=10, fear_window_days=3)
+        assert det.triggers["fear_gate"].loc[f.index[120]]
+        assert not det.triggers["fear_gate"].loc[f.index[121]]
+        assert [e.first for e in det.events] == [f.index[120]]
+
+
 def test_study_events_known_at_close_of_first_trigger():
     f = _synthetic()
     evs = detect_flushes(f).study_events("1d")
