@@ -194,7 +194,8 @@ class BacktestSpec(_Frozen):
 
     @model_validator(mode="after")
     def _needs(self) -> BacktestSpec:
-        from flushback.strategies.config import strategy_signals
+        from flushback.signals import build_signal
+        from flushback.strategies.config import strategy_signals, trigger_signals
 
         for section, strat in (("strategy", self.strategy), ("benchmark", self.benchmark)):
             required, _ = strategy_signals(strat.type)
@@ -204,6 +205,16 @@ class BacktestSpec(_Frozen):
                     f"{section} type '{strat.type}' needs [signals.{missing[0]}]",
                     hint=f"add a [signals.{missing[0]}] table with a signal config",
                 )
+            # a float strength (e.g. type="rsi") read as a trigger would fire on every bar
+            for name in trigger_signals(strat.type):
+                if name in self.signals:
+                    sig = build_signal(self.signals[name])
+                    if sig.kind != "bool":
+                        raise ConfigError(
+                            f"signals.{name} is a {sig.kind} strength ('{sig.name}'), but "
+                            f"{section} type '{strat.type}' reads it as a trigger",
+                            hint="use a trigger signal (e.g. oversold_rsi instead of rsi)",
+                        )
         return self
 
     # -- helpers ------------------------------------------------------------------------

@@ -152,6 +152,15 @@ def strategy_signals(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _BUILTIN[name][3], _BUILTIN[name][4]
 
 
+def trigger_signals(name: str) -> tuple[str, ...]:
+    """Signal names a strategy type reads as boolean triggers (fires when true): every signal
+    of the built-in types; a custom strategy declares its own as ``trigger_signals``."""
+    _check(name)
+    if name in _CUSTOM:
+        return tuple(getattr(_CUSTOM[name], "trigger_signals", ()))
+    return _BUILTIN[name][3] + _BUILTIN[name][4]
+
+
 def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``values`` against the declarations of ``name``; defaults filled in."""
     specs = strategy_param_specs(name)

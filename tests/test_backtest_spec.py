@@ -325,3 +325,19 @@ def test_prepare_frame_fingerprint_sees_column_names_and_symbol():
     prints = {prepare_frame(spec, f).fingerprints["frame"] for f in (frame, swapped, other)}
     assert len(prints) == 3
     assert prepare_frame(spec, frame.copy()).fingerprints == prepare_frame(spec, frame).fingerprints
+
+
+def test_a_float_strength_is_refused_where_a_trigger_is_read():
+    # a strength such as the raw RSI is > 0 on every bar: as an entry it would buy every day
+    from flushback.backtests.spec import parse_spec
+
+    base = {
+        "name": "t",
+        "data": {"symbol": "BTC-USD", "interval": "1d"},
+        "signals": {"entry": {"type": "rsi"}},
+        "strategy": {"type": "contrarian"},
+    }
+    with pytest.raises(ConfigError, match=r"signals\.entry is a float strength \('rsi'\)"):
+        parse_spec(base)
+    ok = dict(base, signals={"entry": {"type": "oversold_rsi"}})
+    assert parse_spec(ok).signals["entry"]["type"] == "oversold_rsi"
