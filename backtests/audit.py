@@ -394,6 +394,10 @@ def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Pa
         for key in ("events", "optimization"):
             if old.get(key) is not None:
                 sections[key] = old[key]
+    if "events" not in sections:  # the same flush-event section `flushback backtest` writes
+        from flushback.backtests.strategy_events import report_sections
+
+        sections.update(report_sections(report.result))
     sections["audit"] = report.to_dict()
     return Path(write_run(report.result, runs_dir=runs_dir, sections=sections))
 

@@ -107,6 +107,10 @@ def test_cli_audit_stores_the_audit_with_the_run(shared_data_dir, capsys):
     doc = json.loads(reports[0].read_text())
     assert doc["audit"]["verdict"] == "pass"
     assert doc["audit"]["run_id"] == doc["run_id"]
+    # an audited run carries the same flush-event section as a plain backtest's
+    rows = {r["event_id"]: r for r in doc["events"]["strategy"]}
+    # the accumulation rule holds BTC through Feb 2026 (it bought every day of Feb 1-12)
+    assert rows["2026-02-05-february-capitulation"]["action"] in ("entered", "in_position")
     html = reports[0].with_name("report.html")
     if html.exists():  # rendered by the report module
         assert "audit" in html.read_text().lower()
