@@ -304,7 +304,15 @@ def parse_oi_ohlc(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -
 
 def parse_coinalyze_open_interest(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                                   **_: Any) -> pd.DataFrame:
-    """Coinalyze per-market OI in USD: summed over the markets reporting that day."""
+    """Coinalyze per-market OI in USD, summed over the markets as a chain-linked panel.
+
+    Markets join and stop reporting (20 columns, 14 with every day), and a plain sum would show
+    each change of the panel as an OI jump (e.g. -7.7 % on 2024-01-23 when four markets went
+    quiet). ``oi_usd`` therefore moves day to day by the change of the markets that reported on
+    both days: ``oi_t = oi_{t-1} * sum_common(t) / sum_common(t-1)``, starting (and restarting
+    after a day with no data) at that day's plain sum. It uses only days t-1 and t, so it stays
+    point-in-time. ``oi_usd_reported_sum`` keeps the plain sum, ``n_markets_reporting`` the count.
+    """
     df = _lower_columns(df)
     ts_col = _timestamp_column(df, file)
     cols = [c for c in df.columns if c.endswith("_oi_usd")]
@@ -315,9 +323,25 @@ def parse_coinalyze_open_interest(df: pd.DataFrame, spec: DatasetSpec, *, file: 
     vals = np.column_stack([_numeric(df, c, file=file, index=idx) for c in cols])
     out = pd.DataFrame(index=idx)
     n = (~np.isnan(vals)).sum(axis=1)
-    out["oi_usd"] = np.where(n > 0, np.nansum(vals, axis=1), np.nan)
+    reported = np.where(n > 0, np.nansum(vals, axis=1), np.nan)
+    out["oi_usd"] = _chain_linked_sum(vals, reported)
+    out["oi_usd_reported_sum"] = reported
     out["n_markets_reporting"] = n.astype("float64")
     return add_known_at(out, spec.period, spec.publication_lag)
+
+
+def _chain_linked_sum(vals: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """The panel sum linked across changes of the reporting markets (see the OI parser)."""
+    level = reported.copy()
+    have = ~np.isnan(vals)
+    for t in range(1, len(level)):
+        if np.isnan(level[t]) or np.isnan(level[t - 1]):
+            continue  # no data today, or a restart at today's plain sum
+        common = have[t] & have[t - 1]
+        before = vals[t - 1, common].sum()
+        if common.any() and before > 0:
+            level[t] = level[t - 1] * vals[t, common].sum() / before
+    return level
 
 
 PARSERS: dict[str, Callable[..., pd.DataFrame]] = {

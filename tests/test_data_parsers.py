@@ -222,3 +222,17 @@ timestamp,a_oi_usd,b_oi_usd,c_oi_usd
 """, "derivatives/coinalyze_btc_perps_open_interest_1d", tmp_path)
     assert f["oi_usd"].iloc[0] == 150.0 and f["n_markets_reporting"].iloc[0] == 2
     assert np.isnan(f["oi_usd"].iloc[1])
+    # markets joining or going quiet do not move the level: it follows the markets that
+    # reported on both days (hand computation below)
+    f = parse("""
+timestamp,a_oi_usd,b_oi_usd,c_oi_usd
+2022-01-02,100,50,
+2022-01-03,110,55,1000
+2022-01-04,121,,1100
+2022-01-05,,,
+2022-01-06,10,20,30
+""", "derivatives/coinalyze_btc_perps_open_interest_1d", tmp_path)
+    assert f["oi_usd_reported_sum"].tolist()[:3] == [150.0, 1165.0, 1221.0]
+    expected = [150.0, 150.0 * 165 / 150, 165.0 * (121 + 1100) / (110 + 1000)]
+    assert f["oi_usd"].tolist()[:3] == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(f["oi_usd"].iloc[3]) and f["oi_usd"].iloc[4] == 60.0  # restart
