@@ -39,6 +39,7 @@ from flushback.backtests.audit_checks import (
 from flushback.backtests.timefmt import iso_z
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
+from flushback.signals import SignalCache
 
 __all__ = [
     "AUDIT_SCHEMA",
@@ -109,7 +110,6 @@ class SpecPipeline:
         externals: Any = spec.data.externals
         self._externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
         self._signals = spec_signals(spec)
-        _memoize(self._signals)
         self.full_result: Any = None
         self.full_frame: pd.DataFrame | None = None
         self._index = base.window.index
@@ -147,24 +147,27 @@ class SpecPipeline:
                                  since=self._start, until=window_end)
         prepared.datasets = dict(af.datasets)
         window = prepared.window
-        if trades or until is None:
-            # the benchmark (buy-and-hold) is not what the audit examines: only the full run,
-            # which is stored with the audit, runs it
-            result = run_backtest(self.spec, prepared=prepared, benchmark=until is None)
-            out_frame, signals, tr = result.frame, result.signals, result.trades
-            equity = result.equity.drop(columns=["benchmark_equity"], errors="ignore")
-            if until is None:
-                self.full_result = result
-                self.full_frame = frame
-        else:
-            # the same computation as the runner's (build_signal(cfg).compute(frame) per spec
-            # signal), on memoized signal objects shared with _indicators
-            signals = pd.DataFrame(
-                {name: self._signals[name].compute(frame) for name in self.spec.signals},
-                index=frame.index,
-            ).loc[window.index]
-            out_frame, tr, equity = window, None, None
-        signals = signals.join(self._indicators(frame).loc[window.index], how="left")
+        # a composite's children are computed once per truncated frame (the same signal cache
+        # the optimizer's trials use; results are identical with and without it)
+        with SignalCache(frame).active():
+            if trades or until is None:
+                # the benchmark (buy-and-hold) is not what the audit examines: only the full run,
+                # which is stored with the audit, runs it
+                result = run_backtest(self.spec, prepared=prepared, benchmark=until is None)
+                out_frame, signals, tr = result.frame, result.signals, result.trades
+                equity = result.equity.drop(columns=["benchmark_equity"], errors="ignore")
+                if until is None:
+                    self.full_result = result
+                    self.full_frame = frame
+            else:
+                # the same computation as the runner's (build_signal(cfg).compute(frame) per spec
+                # signal)
+                signals = pd.DataFrame(
+                    {name: self._signals[name].compute(frame) for name in self.spec.signals},
+                    index=frame.index,
+                ).loc[window.index]
+                out_frame, tr, equity = window, None, None
+            signals = signals.join(self._indicators(frame).loc[window.index], how="left")
         known = af.known_at.reindex(window.index) if af.known_at is not None else None
         pend = af.period_end.reindex(window.index) if af.period_end is not None else None
         return PipelineOutput(out_frame, signals, _normalize_trades(tr), known, pend, equity)
@@ -223,26 +226,6 @@ def _known_at_open(frame: pd.DataFrame, external_columns: list[str]) -> pd.DataF
         for c in cols:
             out.at[last, c] = prev[c] if prev is not None else None
     return out
-
-
-def _memoize(tree: Mapping[str, Any]) -> None:
-    """Let each signal object of the tree remember its last result (per frame object), so a
-    composite's children are computed once per truncated run, not once per level."""
-    for sig in tree.values():
-        original = sig.compute
-        memo: dict[int, tuple[pd.DataFrame, pd.Series]] = {}
-
-        def compute(frame: pd.DataFrame, _orig: Any = original,
-                    _memo: dict[int, tuple[pd.DataFrame, pd.Series]] = memo) -> pd.Series:
-            hit = _memo.get(id(frame))
-            if hit is not None and hit[0] is frame:
-                return hit[1]
-            out = _orig(frame)
-            _memo.clear()
-            _memo[id(frame)] = (frame, out)
-            return out
-
-        object.__setattr__(sig, "compute", compute)
 
 
 # --------------------------------------------------------------------------- report
