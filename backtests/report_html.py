@@ -696,37 +696,22 @@ def fig_opt_parallel(opt: Mapping[str, Any]) -> Any | None:
 
 
 def _fold_rows(opt: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per walk-forward fold: in-sample and out-of-sample objective (+ DSR, PBO)."""
+    """One row per walk-forward fold: in-sample and out-of-sample objective (+ DSR, PBO), read
+    from the section's ``is_vs_oos`` list (its layout is validated by
+    ``flushback.backtests.optimize.validate_optimization_section``)."""
     objective = _objective(opt)
-    folds = _first(opt, "is_vs_oos", "walk_forward", "walkforward", "folds") or []
-    if isinstance(folds, Mapping):
-        folds = folds.get("folds", [])
     rows = []
-    for i, f in enumerate(folds):
-        if not isinstance(f, Mapping):
-            continue
-        ins = _first(f, "in_sample", "is", "is_value", "train_value", "in_sample_metrics")
-        oos = _first(f, "out_of_sample", "oos", "oos_value", "test_value",
-                     "out_of_sample_metrics")
-        if isinstance(ins, Mapping):
-            ins = _first(ins, objective, "value", "sharpe")
-        if isinstance(oos, Mapping):
-            oos = _first(oos, objective, "value", "sharpe")
-        fold = f.get("fold", f.get("index", i + 1))
-        if isinstance(fold, Mapping):
-            fold = fold.get("index", i) + 1
-        row: dict[str, Any] = {"fold": fold}
-        for key in ("train", "test"):
-            if isinstance(f.get(key), list) and len(f[key]) == 2:
-                row[key] = f"{str(f[key][0])[:10]} → {str(f[key][1])[:10]}"
-        row[f"in-sample {objective}"] = ins if isinstance(ins, int | float) else None
-        row[f"out-of-sample {objective}"] = oos if isinstance(oos, int | float) else None
+    for f in opt.get("is_vs_oos") or []:
+        row: dict[str, Any] = {
+            "fold": f["fold"],
+            "train": f"{str(f['train'][0])[:10]} → {str(f['train'][1])[:10]}",
+            "test": f"{str(f['test'][0])[:10]} → {str(f['test'][1])[:10]}",
+            f"in-sample {objective}": f["in_sample"].get(objective),
+            f"out-of-sample {objective}": f["out_of_sample"].get(objective),
+        }
         for key in ("dsr", "pbo"):
-            v = f.get(key)
-            if isinstance(v, Mapping):
-                v = v.get(key)
-            if isinstance(v, int | float):
-                row[key.upper()] = v
+            if f.get(key) is not None:
+                row[key.upper()] = f[key]
         rows.append(row)
     return rows
 
