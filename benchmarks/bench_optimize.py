@@ -87,21 +87,29 @@ def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict
     }
 
 
-def _split(spec: str, data_dir: str, n: int) -> dict:
-    """Per-stage seconds per trial on the training window, parameters sampled at random."""
-    warnings.simplefilter("ignore")
+def _training_setup(spec: str, data_dir: str) -> tuple:
+    """The evaluator, search space, hold-out fold and training-window view of a spec."""
     import optuna
 
     from flushback.backtests import optimize as opt
-    from flushback.backtests import runner
-    from flushback.backtests.metrics import compute_metrics
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ev = opt.SpecEvaluator(spec, data_dir=data_dir)
     space = opt.build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
     (fold,) = opt.make_folds(ev.index)
-    view = ev._view(fold.train_start, fold.train_end)
+    return ev, space, fold, ev._view(fold.train_start, fold.train_end)
+
+
+def _split(spec: str, data_dir: str, n: int) -> dict:
+    """Per-stage seconds per trial on the training window, parameters sampled at random."""
+    warnings.simplefilter("ignore")
+    import optuna
+
+    from flushback.backtests import runner
+    from flushback.backtests.metrics import compute_metrics
+
+    ev, space, fold, view = _training_setup(spec, data_dir)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
     ev.evaluate({}, fold.train_start, fold.train_end)  # warm caches (benchmark run)
     rows = []
@@ -187,15 +195,9 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0,
     warnings.simplefilter("ignore")
     import optuna
 
-    from flushback.backtests import optimize as opt
     from flushback.backtests import runner
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    (fold,) = opt.make_folds(ev.index)
-    view = ev._view(fold.train_start, fold.train_end)
+    ev, space, fold, view = _training_setup(spec, data_dir)
     sampler = optuna.samplers.RandomSampler(seed=5)
     study = optuna.create_study(sampler=sampler)
     jobs = []
