@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import DataError
+from flushback.data.frames import bar_interval
 
 __all__ = [
     "FractionCommission",
@@ -524,15 +525,9 @@ def run_engine(
 ) -> EngineResult:
     """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines);
     ``validate=False``: the bars already passed :func:`validate_bars`."""
-    interval = frame.attrs.get("interval")
-    if interval:
-        bar_hours = {"1h": 1.0, "4h": 4.0, "1d": 24.0}.get(str(interval))
-        if bar_hours is None:
-            bar_hours = pd.Timedelta(str(interval).upper()).total_seconds() / 3600.0
-    elif len(frame.index) > 1:
-        bar_hours = (frame.index[1] - frame.index[0]).total_seconds() / 3600.0
-    else:
-        bar_hours = 24.0
+    # the declared interval (else the most common spacing); a lone bar counts as a day
+    bar_hours = (bar_interval(frame).total_seconds() / 3600.0
+                 if frame.attrs.get("interval") or len(frame.index) > 1 else 24.0)
     cerebro = bt.Cerebro(
         stdstats=False, cheat_on_open=True, preload=True, runonce=True, quicknotify=False
     )
