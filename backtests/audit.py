@@ -128,10 +128,11 @@ class SpecPipeline:
 
         end = self._end if until is None else until
         as_of = None if until is None else until + self._interval  # the close of bar `until`
+        kwargs = self.spec.data.load_kwargs()
+        kwargs["externals"] = self._externals
         return load_frame(self.spec.data.symbol, self.spec.data.interval,
-                          externals=self._externals, start=self._load_start, end=end,
-                          data_dir=self.data_dir, max_staleness=self.spec.data.max_staleness,
-                          as_of=as_of)
+                          start=self._load_start, end=end, data_dir=self.data_dir,
+                          as_of=as_of, **kwargs)
 
     def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
             open_only: bool = False) -> PipelineOutput:

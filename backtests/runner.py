@@ -105,6 +105,7 @@ class Prepared:
     end: pd.Timestamp | None
     fingerprints: dict[str, str] = field(default_factory=dict)
     datasets: dict[str, Any] = field(default_factory=dict)
+    external_sources: dict[str, Any] = field(default_factory=dict)
     warmup_bars: int = 0
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     validated: bool = False
@@ -152,6 +153,7 @@ class BacktestResult:
     benchmark_trades: pd.DataFrame | None = None
     datasets: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    external_sources: dict[str, Any] = field(default_factory=dict)
 
 
 def _signal_warmup(spec: BacktestSpec) -> int:
@@ -220,16 +222,13 @@ def prepare(
         warmup = max(warmup, spec.data.warmup_bars)
     history = max(2 * warmup, _MIN_WARMUP_BARS)
     load_start = None if start is None else start - history * parse_interval(spec.data.interval)
-    externals: Any = spec.data.externals
-    externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
-    af = load_frame(spec.data.symbol, spec.data.interval, externals=externals,
-                    start=load_start, end=end, data_dir=data_dir,
-                    max_staleness=spec.data.max_staleness)
+    af = load_frame(spec.data.symbol, spec.data.interval, start=load_start, end=end,
+                    data_dir=data_dir, **spec.data.load_kwargs())
     frame = af.frame
     validate_bars(frame)
     prepared = Prepared(spec=spec, frame=frame, start=start, end=end,
                         fingerprints=dict(af.fingerprints), datasets=dict(af.datasets),
-                        warmup_bars=warmup, validated=True)
+                        external_sources=dict(af.sources), warmup_bars=warmup, validated=True)
     if len(prepared.window) < 2:
         raise DataError(
             f"fewer than two {spec.data.interval} bars of {spec.data.symbol} in the window "
@@ -408,4 +407,5 @@ def run_backtest(
         benchmark_trades=None if bench is None else bench.trades,
         datasets=dict(prepared.datasets),
         config=config,
+        external_sources=dict(prepared.external_sources),
     )

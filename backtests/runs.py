@@ -11,6 +11,7 @@ report's to the last bit.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -47,6 +48,23 @@ def equity_csv(equity: pd.DataFrame) -> str:
     return e.to_csv(float_format="%.17g", lineterminator="\n")
 
 
+def _with_provenance(sources: dict[str, Any], externals: Mapping[str, Any]) -> dict[str, Any]:
+    """Each external dataset's entry also says which columns it fed, under which named source
+    (``data.sources`` of the spec, e.g. liquidations from ``binance`` or
+    ``binance-okx-bybit``), its venue and how many bars of the loaded frame it supplied."""
+    out = copy.deepcopy(sources)
+    for kind, entry in externals.items():
+        for rank, d in enumerate(entry.get("datasets", [])):
+            if d["id"] not in out:
+                continue
+            out[d["id"]].update({
+                "kind": entry.get("kind", kind), "columns": list(entry.get("columns", [])),
+                "named_source": entry.get("source", ""), "venue": d.get("venue", ""),
+                "priority": rank, "bars_supplied": int(d.get("bars", 0)),
+            })
+    return out
+
+
 def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
                 created_at: Any = None) -> dict[str, Any]:
     """The ``report.json`` document of a :class:`~flushback.backtests.runner.BacktestResult`."""
@@ -65,7 +83,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         "start": frame.index[0],
         "end": frame.index[-1],
         "fingerprints": dict(result.fingerprints),
-        "sources": sources,
+        "sources": _with_provenance(sources, getattr(result, "external_sources", None) or {}),
     }
     series_cols = [c for c in ("open", "high", "low", "close", "fng", "liq_long_usd",
                                "liq_short_usd") if c in frame.columns]

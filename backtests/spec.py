@@ -115,6 +115,47 @@ class DataSpec(_Frozen):
     externals: tuple[str, ...] | dict[str, str] = _DEFAULT_EXTERNALS
     warmup_bars: int | None = Field(default=None, ge=0)
     max_staleness: str | dict[str, str] | None = None  # passed to load_frame
+    # kind -> named source, e.g. {liquidations = "binance-okx-bybit"} (docs/data.md)
+    sources: dict[str, str] = Field(default_factory=dict)
+    # user series: name -> "stored" (imported with `data import --as`) or a table with path,
+    # interval, lag, column, label, aggregate, units (flushback.data.series)
+    series: dict[str, Any] = Field(default_factory=dict)
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """What ``load_frame`` needs besides the symbol, interval and range."""
+        externals: Any = self.externals
+        externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
+        return {"externals": externals, "max_staleness": self.max_staleness,
+                "sources": dict(self.sources),
+                "series": {k: (k if v == "stored" else v) for k, v in self.series.items()}}
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: dict[str, str]) -> dict[str, str]:
+        from flushback.data.datasets import EXTERNAL_KINDS, source_names
+        from flushback.signals.base import did_you_mean
+
+        for kind, name in v.items():
+            if kind not in EXTERNAL_KINDS:
+                raise ValueError(f"data.sources.{kind}: unknown external kind"
+                                 + did_you_mean(kind, EXTERNAL_KINDS))
+            if name not in source_names(kind):
+                raise ValueError(f"data.sources.{kind} = {name!r} is not a {kind} source"
+                                 + did_you_mean(name, source_names(kind))
+                                 + f"; choose one of {', '.join(source_names(kind))}")
+        return v
+
+    @field_validator("series")
+    @classmethod
+    def _series(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from flushback.data.series import series_def
+
+        for name, definition in v.items():
+            if definition == "stored":
+                series_def(name, {})  # checks the name only
+            else:
+                series_def(name, definition)
+        return v
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -393,6 +434,11 @@ def load_spec(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", file=file) from None
         raw.setdefault("name", p.stem)
+        series = (raw.get("data") or {}).get("series") or {}
+        for definition in series.values():  # paths are relative to the spec file
+            if isinstance(definition, dict) and definition.get("path") and not Path(
+                    definition["path"]).is_absolute():
+                definition["path"] = str((p.parent / definition["path"]).resolve())
     env_set = os.environ.get("FLUSHBACK_SET", "").strip() if env else ""
     if env_set:
         raw = apply_overrides(raw, [s for s in env_set.split(";") if s.strip()])

@@ -145,7 +145,8 @@ class ExternalPiece:
 
 
 def conform_external(ext: pd.DataFrame, spec: DatasetSpec,
-                     bar_iv: pd.Timedelta) -> pd.DataFrame:
+                     bar_iv: pd.Timedelta,
+                     aggregation: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Make an external series usable on bars of ``bar_iv``.
 
     A source at least as coarse as the bars is returned as is (the as-of join picks the bucket
@@ -162,9 +163,10 @@ def conform_external(ext: pd.DataFrame, spec: DatasetSpec,
     expected = bar_iv.value // period.value
     starts = pd.DatetimeIndex(ext["period_end"]) - period
     bins = pd.DatetimeIndex((ns_values(starts) // bar_iv.value) * bar_iv.value, tz="UTC")
-    cols = [c for c in ext.columns if c in AGGREGATION]
+    how = dict(aggregation or AGGREGATION)
+    cols = [c for c in ext.columns if c in how]
     g = ext[cols].groupby(bins.to_numpy())
-    out = g.agg({c: AGGREGATION[c] for c in cols})
+    out = g.agg({c: how[c] for c in cols})
     count = g.size()
     known = ext["known_at"].groupby(bins.to_numpy()).max()
     idx = pd.DatetimeIndex(out.index)  # an empty group index comes back untyped
@@ -172,7 +174,7 @@ def conform_external(ext: pd.DataFrame, spec: DatasetSpec,
     out.index.name = "timestamp"
     out["period_end"] = out.index + bar_iv
     out["known_at"] = known.array  # keeps the datetime dtype, also when empty
-    flows = any(AGGREGATION[c] == "sum" for c in cols)
+    flows = any(how[c] == "sum" for c in cols)
     if flows:
         out = out[count.to_numpy() == expected]
     return out
@@ -242,6 +244,10 @@ def asof_join(
             v = src.astype("float64")[safe]
             vals[c] = np.where(ok, v, np.nan)
     pend = ns_values(ext["period_end"])
+    if "_dataset" in ext.columns:
+        used = np.asarray(ext["_dataset"].to_numpy(), dtype=object)[safe].copy()
+        used[~ok] = None
+        vals["_dataset"] = used
     return vals, np.where(ok, known[safe], nat), np.where(ok, pend[safe], nat)
 
 
@@ -258,6 +264,9 @@ class AssembledFrame:
     - ``known_at`` / ``period_end``: same index; for each external column the ``known_at`` of
       the value used at that bar (always <= the bar's close) and the end of the period it
       describes; NaT where the column is NaN.
+    - ``sources``: kind (or user series name) -> where its columns came from: the named
+      source, the datasets in priority order with venue, interval and the number of bars each
+      supplied (report.json names the source of every external column from this).
     """
 
     frame: pd.DataFrame
@@ -265,6 +274,7 @@ class AssembledFrame:
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     known_at: pd.DataFrame = field(default_factory=pd.DataFrame)
     period_end: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def symbol(self) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from flushback.data import paths
 from flushback.data.datasets import (
+    DEFAULT_SOURCES,
     EXTERNAL_KINDS,
     INTERVALS,
     LIQ_REGIMES,
@@ -23,6 +24,7 @@ from flushback.data.datasets import (
     default_externals,
     fingerprint,
     fmt_td,
+    nonnegative_duration,
     parse_interval,
     spec_for,
     spec_for_path,
@@ -110,7 +112,12 @@ class FolderRepository:
         with _CACHE_LOCK:
             hit = _CACHE.get(key)
         if hit is None:
-            spec = spec_for_path(path, self.root)
+            spec = None
+            if dataset_id.startswith("series/"):
+                from flushback.data.series import spec_from_sidecar
+
+                spec = spec_from_sidecar(path)
+            spec = spec or spec_for_path(path, self.root)
             frame = parse_file(path, spec)
             validate_dataset(frame, spec, file=str(path))
             hit = (frame, make_info(spec, frame, fingerprint(frame), str(path)))
@@ -237,10 +244,13 @@ def _load_bars(repo: Repository, symbol: str, interval: str,
 
 def _resolve_externals(
     externals: Sequence[str] | Mapping[str, str | Sequence[str]] | None,
-    symbol: str, interval: str,
+    symbol: str, interval: str, sources: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
     """kind -> dataset ids, and the set of kinds the caller named explicitly (must exist)."""
-    defaults = default_externals(symbol, interval)
+    try:
+        defaults = default_externals(symbol, interval, sources)
+    except DataError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from None
     if externals is None:
         return {}, set()
     if isinstance(externals, str):
@@ -281,14 +291,7 @@ def _staleness_for(kind: str, spec: DatasetSpec, max_staleness: Any) -> pd.Timed
         value = max_staleness.get(kind, max_staleness.get(spec.id))
     if value is None:
         return spec.staleness
-    try:
-        td = pd.Timedelta(value)
-    except (ValueError, TypeError):
-        raise ConfigError(f"max_staleness={value!r} is not a duration",
-                          hint="use e.g. '48h' or pd.Timedelta(hours=48)") from None
-    if td < pd.Timedelta(0):
-        raise ConfigError(f"max_staleness={value!r} is negative", hint="use a duration >= 0")
-    return td
+    return nonnegative_duration(value, "max_staleness")
 
 
 def load_frame(
@@ -303,6 +306,8 @@ def load_frame(
     max_staleness: Any = None,
     fill_gaps: bool = False,
     as_of: Any = None,
+    sources: Mapping[str, str] | None = None,
+    series: Mapping[str, Any] | Sequence[str] | None = None,
 ) -> AssembledFrame:
     """Bars for ``symbol``/``interval`` plus point-in-time external columns.
 
@@ -322,6 +327,12 @@ def load_frame(
       a dataset named explicitly is not refused for having no fresh value before the cut
       (it may not have begun yet). ``fingerprints`` and ``datasets`` describe the stored
       datasets the cut was applied to.
+    - ``sources``: kind -> a named source (``flushback.data.datasets.SOURCES``), e.g.
+      ``{"liquidations": "binance-okx-bybit"}``; unnamed kinds use ``DEFAULT_SOURCES``. A
+      perpetual (``BTCUSDT-PERP``) joins its coin's liquidations, funding and open interest.
+    - ``series``: user series (``flushback.data.series``): names of stored series, or a dict
+      name -> stored name / :class:`~flushback.data.series.SeriesDef`; each becomes a float
+      column of that name, joined by the same as-of rule on ``known_at``.
 
     Every external value at bar t satisfies ``known_at <= t + interval`` (``.known_at``).
     ``frame.attrs`` holds ``interval``, ``symbol``, ``gaps`` (missing bars, not filled),
@@ -347,7 +358,13 @@ def load_frame(
     frame.index.name = "timestamp"
     infos: dict[str, DatasetInfo] = {i.id: i for i in bar_infos}
 
-    kinds, explicit = _resolve_externals(externals, symbol, interval)
+    kinds, explicit = _resolve_externals(externals, symbol, interval, sources)
+    chosen = {**DEFAULT_SOURCES, **dict(sources or {})}
+    if isinstance(externals, Mapping):
+        chosen.update({k: "explicit datasets" for k in externals if externals[k] is not None})
+    provenance: dict[str, Any] = {}
+    column_intervals: dict[str, str] = {}
+    column_datasets: dict[str, list[str]] = {}
     idx = pd.DatetimeIndex(frame.index)
     known_cols: dict[str, np.ndarray] = {}
     pend_cols: dict[str, np.ndarray] = {}
@@ -394,6 +411,28 @@ def load_frame(
             frame[c] = vals[c]
             known_cols[c] = known
             pend_cols[c] = pend
+        provenance[kind] = _provenance(kind, chosen.get(kind, ""), ids, infos,
+                                       vals.get("_dataset"), cols, missing.get(kind))
+        used_ivs = [spec_for(d["id"]).period for d in provenance[kind]["datasets"]
+                    if d["bars"] > 0] or [spec_for(i).period for i in ids if i in infos]
+        if used_ivs:
+            for c in cols:
+                column_intervals[c] = _interval_label(max(used_ivs))
+                column_datasets[c] = [d["id"] for d in provenance[kind]["datasets"]
+                                      if d["bars"] > 0]
+    for name, definition in _series_items(series):
+        from flushback.data.series import join_series
+
+        values, known, pend, info, prov = join_series(repo, name, definition, idx, bar_iv,
+                                                      max_staleness=max_staleness,
+                                                      as_of=as_of)
+        frame[name] = values
+        known_cols[name] = known
+        pend_cols[name] = pend
+        infos[info.id] = info
+        provenance[name] = prov
+        column_intervals[name] = info.interval
+        column_datasets[name] = [info.id]
     if "liq_regime" in frame.columns:
         frame["liq_regime"] = pd.Categorical(
             frame["liq_regime"],
@@ -413,10 +452,55 @@ def load_frame(
     frame.attrs["gaps"] = count_gaps(idx, bar_iv) if not fill_gaps else 0
     if missing:
         frame.attrs["missing_externals"] = missing
+    # the coarsest dataset interval behind each external column: a signal whose window is finer
+    # than its data refuses to run instead of summing coarser totals (signals.base)
+    frame.attrs["column_intervals"] = column_intervals
+    frame.attrs["column_datasets"] = column_datasets
     return AssembledFrame(
         frame=frame,
         fingerprints={k: v.fingerprint for k, v in infos.items()},
         datasets=infos,
         known_at=_times(known_cols),
         period_end=_times(pend_cols),
+        sources=provenance,
     )
+
+
+def _interval_label(td: pd.Timedelta) -> str:
+    return next((k for k, v in INTERVALS.items() if v == td), fmt_td(td))
+
+
+def _series_items(series: Mapping[str, Any] | Sequence[str] | None) -> list[tuple[str, Any]]:
+    if not series:
+        return []
+    if isinstance(series, str):
+        return [(series, series)]
+    if isinstance(series, Mapping):
+        return [(str(k), v) for k, v in series.items()]
+    return [(str(k), str(k)) for k in series]
+
+
+def _provenance(kind: str, source: str, ids: Sequence[str], infos: Mapping[str, DatasetInfo],
+                used: np.ndarray | None, cols: Sequence[str], missing: str | None,
+                ) -> dict[str, Any]:
+    """Where one external kind's columns came from, for reports: the named source and, per
+    dataset in priority order, its venue, interval and the bars it supplied."""
+    counts: dict[str, int] = {}
+    if used is not None:
+        vals, n = np.unique(np.asarray([u for u in used if u is not None], dtype=object)
+                            .astype(str), return_counts=True)
+        counts = dict(zip(vals.tolist(), n.tolist(), strict=True))
+    datasets = []
+    for did in ids:
+        spec = spec_for(did)
+        info = infos.get(did)
+        datasets.append({
+            "id": did, "source": spec.source, "venue": spec.venue, "interval": spec.interval,
+            "units": spec.units, "available": info is not None,
+            "covers": None if info is None or info.first is None else
+            [info.first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+             info.last.strftime("%Y-%m-%dT%H:%M:%SZ") if info.last is not None else None],
+            "bars": int(counts.get(did, 0)),
+        })
+    return {"kind": kind, "columns": list(cols), "source": source, "datasets": datasets,
+            "bars_with_value": int(sum(counts.values())), "note": missing}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from flushback.data.datasets import BINANCE_LIQ_BREAK, DatasetSpec
 from flushback.data.errors import DataError
+from flushback.data.series import parse_series
 
 __all__ = [
     "PARSERS",
@@ -218,12 +219,17 @@ def parse_fng(df: pd.DataFrame, spec: DatasetSpec, *, file: str, **_: Any) -> pd
     return add_known_at(out, spec.period, spec.publication_lag, label_is_end=True)
 
 
-_REGIMES = {"full": "binance_full", "throttled": "binance_throttled"}
+_FEEDS = ("full", "throttled")
+# venue -> the prefix of its ``liq_regime`` values: levels of different venues never share a
+# baseline (the aggregate's Binance part has the same 2021-04-27 break)
+_VENUE_PREFIX = {"": "binance", "binance": "binance", "binance+okx+bybit": "binance_okx_bybit"}
 
 
-def binance_regime(index: pd.DatetimeIndex) -> np.ndarray:
-    """The Binance reporting regime of buckets starting at ``index`` (by the break date)."""
-    return np.where(index < BINANCE_LIQ_BREAK, "binance_full", "binance_throttled").astype(object)
+def binance_regime(index: pd.DatetimeIndex, venue: str = "binance") -> np.ndarray:
+    """The reporting regime of buckets starting at ``index`` (by Binance's break date)."""
+    prefix = _VENUE_PREFIX.get(venue, "binance")
+    return np.where(index < BINANCE_LIQ_BREAK, f"{prefix}_full",
+                    f"{prefix}_throttled").astype(object)
 _LIQ_COLUMNS = {"liq_long_usd": "long_usd", "liq_short_usd": "short_usd"}
 
 
@@ -234,17 +240,18 @@ def parse_coinglass_liquidations(df: pd.DataFrame, spec: DatasetSpec, *, file: s
     idx = out.index
     if "binance_feed" in df.columns:
         feed = df["binance_feed"].astype("string").str.strip().str.lower()
-        unknown = ~feed.isin(list(_REGIMES)) & feed.notna()
+        unknown = ~feed.isin(list(_FEEDS)) & feed.notna()
         if unknown.any():
             raise DataError(
                 f"unknown binance_feed values {sorted(set(feed[unknown]))}", file=file,
                 column="binance_feed", timestamps=list(idx[unknown.to_numpy()][:5]),
                 hint="expected 'full' (before 2021-04-27) or 'throttled'",
             )
-        out["liq_regime"] = feed.map(_REGIMES).to_numpy(dtype=object)
+        prefix = _VENUE_PREFIX.get(spec.venue if spec is not None else "", "binance")
+        out["liq_regime"] = (prefix + "_" + feed).to_numpy(dtype=object)
     else:
         # Without the column, derive the regime from Binance's documented break date.
-        out["liq_regime"] = binance_regime(idx)
+        out["liq_regime"] = binance_regime(idx, spec.venue if spec is not None else "")
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
@@ -260,12 +267,13 @@ def parse_funding_fraction(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
                            **_: Any) -> pd.DataFrame:
     """Daily mean of 8h funding as a fraction: ``funding_rate_mean_8h_fraction``."""
     df = _lower_columns(df)
-    col = "funding_rate_mean_8h_fraction"
-    if col not in df.columns and "funding_rate" in df.columns:
-        col = "funding_rate"
+    col = next((c for c in ("funding_rate_mean_8h_fraction", "funding_rate_8h_fraction",
+                             "funding_rate") if c in df.columns), "funding_rate_mean_8h_fraction")
     _, out = _read_table(df, file, {"funding_rate": col})
     _check_fraction(out["funding_rate"], file=file, column=col)
-    return add_known_at(out, spec.period, spec.publication_lag)
+    # raw settlements are stamped with their settlement time: the end of the 8h they price
+    return add_known_at(out, spec.period, spec.publication_lag,
+                        label_is_end=spec.interval == "8h" and spec.source == "binance")
 
 
 def _check_fraction(rate: pd.Series, *, file: str, column: str) -> None:
@@ -330,6 +338,14 @@ def parse_coinalyze_open_interest(df: pd.DataFrame, spec: DatasetSpec, *, file: 
     return add_known_at(out, spec.period, spec.publication_lag)
 
 
+def parse_oi_snapshot(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
+                      **_: Any) -> pd.DataFrame:
+    """Binance ``openInterestHist``: a snapshot of open interest AT the timestamp (not an OHLC
+    over a bucket), so the row is known at its own timestamp (period end = timestamp)."""
+    _, out = _read_table(df, file, {"oi_usd": "open_interest_usd"})
+    return add_known_at(out, spec.period, spec.publication_lag, label_is_end=True)
+
+
 def _chain_linked_sum(vals: np.ndarray, reported: np.ndarray) -> np.ndarray:
     """The panel sum linked across changes of the reporting markets (see the OI parser)."""
     level = reported.copy()
@@ -354,6 +370,8 @@ PARSERS: dict[str, Callable[..., pd.DataFrame]] = {
     "coinalyze_funding": parse_coinalyze_funding,
     "oi_ohlc": parse_oi_ohlc,
     "coinalyze_open_interest": parse_coinalyze_open_interest,
+    "oi_snapshot": parse_oi_snapshot,
+    "series": parse_series,
 }
 
 

@@ -2,28 +2,38 @@
 
 Layout under :func:`flushback.data.paths.store_dir` (``$FLUSHBACK_HOME/store`` when set)::
 
-    datasets/<dataset id>.parquet     e.g. datasets/prices/BTC-USD_1d.parquet
-    manifest.json                     id -> coverage, rows, gaps, sha256 fingerprint, origin
+    datasets/<dataset id>.<version>.parquet   e.g. datasets/prices/BTC-USD_1d.3f9a0c21d4e7.parquet
+    manifest.json                             id -> file, coverage, rows, gaps, fingerprint,
+                                              origin, accepted flags
 
 Guarantees:
 
-- every write goes to a temporary file in the same folder, is flushed and ``os.replace``-d
-  into place (atomic on POSIX), Parquet first, manifest second;
+- a kill at any moment leaves the store readable at its last good state. A new version is
+  written under a **new** file name (temp file, fsync, ``os.replace``), then the manifest is
+  swapped atomically to name it, and only then is the old version deleted: before the swap
+  the manifest names the old version (still on disk), after it the new one. Files that no
+  manifest entry names (a version written just before a kill, a temp file) are orphans,
+  removed by the next write or by :meth:`Store.gc`;
 - updates are incremental: new rows are merged into the stored ones (new wins on overlap);
   unchanged content (same fingerprint) is not rewritten at all;
 - nothing is written unless the merged frame passes validation, so a failed or partial fetch
   never replaces the last good copy;
+- suspicious values (:mod:`flushback.data.suspicious`) are refused unless accepted
+  (``accept_flagged=True``, ``--accept-flagged``); accepted flags are kept in the manifest;
 - reads check the Parquet content against the manifest fingerprint (a corrupt or hand-edited
-  file is a :class:`StoreError`).
+  file is a :class:`StoreError`);
+- locations are derived from where the store is now: a moved store names its new place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +45,10 @@ from flushback.data.datasets import DatasetInfo, DatasetSpec, fingerprint, spec_
 from flushback.data.errors import DataError, SourceUnavailable, StoreError
 from flushback.data.validate import validate_dataset
 
-__all__ = ["Store", "StoreRepository", "atomic_write_bytes", "default_mode", "merge_frames"]
+__all__ = ["Store", "StoreRepository", "atomic_write_bytes", "default_mode", "flagged_error",
+           "merge_frames"]
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def default_mode(directory: bool = False) -> int:
@@ -46,6 +57,17 @@ def default_mode(directory: bool = False) -> int:
     mask = os.umask(0)
     os.umask(mask)
     return (0o777 if directory else 0o666) & ~mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where directories cannot be
+    opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -66,6 +88,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
     return path
 
 
@@ -90,8 +113,16 @@ class Store:
     def manifest_path(self) -> Path:
         return self.root / "manifest.json"
 
-    def parquet_path(self, dataset_id: str) -> Path:
-        return self.root / "datasets" / f"{dataset_id}.parquet"
+    def parquet_path(self, dataset_id: str, entry: dict[str, Any] | None = None) -> Path:
+        """The file holding a dataset's current version, as the manifest names it (stores
+        written before versioned names keep ``datasets/<id>.parquet``)."""
+        if entry is None:
+            entry = self.manifest()["datasets"].get(dataset_id) or {}
+        rel = entry.get("file") or f"datasets/{dataset_id}.parquet"
+        return self.root / rel
+
+    def _new_version_path(self, dataset_id: str) -> Path:
+        return self.root / "datasets" / f"{dataset_id}.{uuid.uuid4().hex[:12]}.parquet"
 
     # -- manifest
     def manifest(self) -> dict[str, Any]:
@@ -109,6 +140,11 @@ class Store:
             raise StoreError("the store manifest is corrupt", file=str(self.manifest_path),
                              hint="delete the store folder and run `flushback data import` "
                              "again") from None
+        for entry in data["datasets"].values():
+            if entry.get("series"):  # a user series carries its own declaration
+                from flushback.data.series import register_declaration
+
+                register_declaration(entry["series"])
         return data
 
     def _write_manifest(self, data: dict[str, Any]) -> None:
@@ -122,13 +158,24 @@ class Store:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """An exclusive advisory lock so two processes never interleave manifest updates."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder ({exc.strerror})",
+                             file=str(self.root), hint="check permissions, or set "
+                             "FLUSHBACK_HOME / --store to a writable folder") from None
         try:
             import fcntl
         except ImportError:  # pragma: no cover - non-POSIX
             yield
             return
-        with open(self.root / ".lock", "w") as fh:
+        try:
+            fh = open(self.root / ".lock", "w")
+        except OSError as exc:
+            raise StoreError(f"cannot lock the store ({exc.strerror})", file=str(self.root),
+                             hint="check permissions, or set FLUSHBACK_HOME / --store to a "
+                             "writable folder") from None
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -140,22 +187,55 @@ class Store:
         return sorted(self.manifest()["datasets"])
 
     def has(self, dataset_id: str) -> bool:
-        return dataset_id in self.manifest()["datasets"] and self.parquet_path(
-            dataset_id).is_file()
+        entry = self.manifest()["datasets"].get(dataset_id)
+        return entry is not None and self.parquet_path(dataset_id, entry).is_file()
 
-    def info(self, dataset_id: str) -> DatasetInfo:
+    def entry(self, dataset_id: str) -> dict[str, Any]:
+        """The manifest entry of a dataset (a copy)."""
         entry = self.manifest()["datasets"].get(dataset_id)
         if entry is None:
             raise DataError(f"dataset {dataset_id!r} is not in the store", file=str(self.root),
                             hint="run `flushback data import DIR` or `flushback data fetch`")
-        return _info_from_entry(entry)
+        return dict(entry)
+
+    def info(self, dataset_id: str) -> DatasetInfo:
+        entry = self.entry(dataset_id)
+        return _info_from_entry(entry, self.parquet_path(dataset_id, entry))
 
     def infos(self) -> list[DatasetInfo]:
-        return [_info_from_entry(e) for _, e in sorted(self.manifest()["datasets"].items())]
+        return [_info_from_entry(e, self.parquet_path(i, e))
+                for i, e in sorted(self.manifest()["datasets"].items())]
+
+    def flags(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The suspicious values accepted into a dataset (column, timestamp, value, why)."""
+        return list(self.entry(dataset_id).get("flags") or [])
+
+    def gc(self) -> list[Path]:
+        """Remove orphans: dataset versions the manifest does not name and temp files left by
+        a killed write. Takes the store lock; returns what it removed."""
+        with self._lock():
+            return self._gc()
+
+    def _gc(self) -> list[Path]:
+        keep = {self.parquet_path(i, e).resolve()
+                for i, e in self.manifest()["datasets"].items()}
+        removed: list[Path] = []
+        candidates = list(self.root.glob(".manifest.json.*.tmp"))
+        folder = self.root / "datasets"
+        if folder.is_dir():
+            candidates += [p for p in folder.rglob("*") if p.is_file()]
+        for p in candidates:
+            temp = p.name.startswith(".") and p.name.endswith(".tmp")
+            orphan = p.suffix == ".parquet" and p.resolve() not in keep
+            if temp or orphan:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed.append(p)
+        return removed
 
     def read(self, dataset_id: str, *, verify: bool = True) -> tuple[pd.DataFrame, DatasetInfo]:
         info = self.info(dataset_id)
-        path = self.parquet_path(dataset_id)
+        path = Path(info.location)
         try:
             frame = pd.read_parquet(path)
         except FileNotFoundError:
@@ -177,29 +257,35 @@ class Store:
 
     # -- writes
     def write(self, dataset_id: str, frame: pd.DataFrame, *, origin: str,
-              merge: bool = True, spec: DatasetSpec | None = None) -> tuple[DatasetInfo, str]:
-        """Validate, merge with the stored rows and write atomically.
+              merge: bool = True, spec: DatasetSpec | None = None,
+              accept_flagged: bool = False) -> tuple[DatasetInfo, str]:
+        """Validate, merge with the stored rows and write a new version (the module docstring
+        says what a kill at any point leaves behind).
 
-        Returns (info, status) with status ``"new" | "updated" | "unchanged"``.
+        Suspicious values not accepted before raise :class:`DataError` naming each, unless
+        ``accept_flagged``. Returns (info, status), status ``"new" | "updated" | "unchanged"``.
         """
         from flushback.data.load import make_info
 
         spec = spec or spec_for(dataset_id)
         with self._lock():
+            self._gc()
             old = None
             if merge and self.has(dataset_id):
                 old, _ = self.read(dataset_id, verify=False)
             merged = merge_frames(old, frame) if merge else frame.sort_index()
-            validate_dataset(merged, spec, file=f"{origin} -> store:{dataset_id}")
-            fp = fingerprint(merged)
+            report = validate_dataset(merged, spec, file=f"{origin} -> store:{dataset_id}")
             manifest = self.manifest()
             entry = manifest["datasets"].get(dataset_id)
+            accepted = {(f["column"], f["timestamp"]) for f in (entry or {}).get("flags") or []}
+            new_flags = [f for f in report.flags if (f.column, f.timestamp) not in accepted]
+            if new_flags and not accept_flagged:
+                raise flagged_error(new_flags, origin)
+            fp = fingerprint(merged)
             if entry is not None and entry.get("fingerprint") == fp and self.has(dataset_id):
-                return _info_from_entry(entry), "unchanged"
-            path = self.parquet_path(dataset_id)
+                return self.info(dataset_id), "unchanged"
+            path = self._new_version_path(dataset_id)
             try:
-                import io
-
                 buf = io.BytesIO()
                 merged.to_parquet(buf, engine="pyarrow", index=True)
                 atomic_write_bytes(path, buf.getvalue())
@@ -212,16 +298,42 @@ class Store:
             fp = fingerprint(stored)
             info = make_info(spec, stored, fp, str(path))
             new_entry = info.to_dict()
+            new_entry.pop("location", None)  # derived from where the store is when read
+            new_entry["file"] = path.relative_to(self.root).as_posix()
             new_entry["origin"] = origin
             new_entry["updated_at"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if report.flags:
+                new_entry["flags"] = [f.to_dict() for f in report.flags]
+            if spec.kind == "series":
+                from flushback.data.series import declaration
+
+                new_entry["series"] = declaration(spec)
+            old_path = None if entry is None else self.parquet_path(dataset_id, entry)
             manifest["datasets"][dataset_id] = new_entry
             manifest["version"] = MANIFEST_VERSION
             self._write_manifest(manifest)
+            if old_path is not None and old_path != path:
+                with contextlib.suppress(FileNotFoundError):
+                    old_path.unlink()
             return info, ("updated" if entry is not None else "new")
 
 
-def _info_from_entry(entry: dict[str, Any]) -> DatasetInfo:
+def flagged_error(flags: list[Any], file: str) -> DataError:
+    """The refusal of suspicious values: names each (column, timestamp, value, why)."""
+    shown = "; ".join(f.describe() for f in flags[:5])
+    more = f" (and {len(flags) - 5} more)" if len(flags) > 5 else ""
+    return DataError(
+        f"{len(flags)} suspicious value(s): {shown}{more}", file=file, column=flags[0].column,
+        timestamps=list(dict.fromkeys(pd.Timestamp(f.timestamp) for f in flags))[:5],
+        hint="fix those rows at the source, or accept them with --accept-flagged "
+        "(accept_flagged=True); accepted flags are recorded in the dataset's metadata",
+    )
+
+
+def _info_from_entry(entry: dict[str, Any], path: Path | None = None) -> DatasetInfo:
     fields = {k: entry.get(k) for k in DatasetInfo.__dataclass_fields__}
+    if path is not None:
+        fields["location"] = str(path)
     for k in ("first", "last"):
         fields[k] = None if fields[k] is None else pd.Timestamp(fields[k])
     fields["rows"] = int(fields["rows"] or 0)

@@ -45,6 +45,7 @@ class ValidationReport:
     gaps: int = 0
     gap_spans: list[tuple[pd.Timestamp, pd.Timestamp, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    flags: list[Any] = field(default_factory=list)  # suspicious.Flag
 
     def to_dict(self) -> dict[str, Any]:
         def iso(t: Any) -> str | None:
@@ -60,6 +61,7 @@ class ValidationReport:
                 {"after": iso(a), "before": iso(b), "missing": n} for a, b, n in self.gap_spans
             ],
             "warnings": list(self.warnings),
+            "flags": [f.to_dict() for f in self.flags],
         }
 
 
@@ -113,6 +115,20 @@ def _common(frame: pd.DataFrame, file: str | None, what: str) -> pd.DatetimeInde
     return idx
 
 
+def _refuse_future(idx: pd.DatetimeIndex, file: str | None,
+                   now: pd.Timestamp | None) -> None:
+    """A row stamped after the present cannot be real (a wrong clock, zone or unit)."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    future = np.asarray(idx > now)
+    if future.any():
+        raise DataError(
+            f"{int(future.sum())} row(s) stamped in the future (after {now:%Y-%m-%dT%H:%M}Z)",
+            file=file, column="timestamp", timestamps=list(idx[future][:5]),
+            hint="check the source's clock, time zone and units (seconds vs milliseconds); "
+            "flushback never keeps rows from the future",
+        )
+
+
 def _fail_rows(mask: np.ndarray, idx: pd.DatetimeIndex, msg: str, file: str | None,
                column: str, hint: str) -> None:
     if mask.any():
@@ -127,8 +143,15 @@ def validate_bars(
     file: str | None = None,
     max_gap: pd.Timedelta | None = None,
     strict: bool = False,
+    known_gaps: tuple[tuple[str, str], ...] = (),
+    now: pd.Timestamp | None = None,
 ) -> ValidationReport:
-    """Check OHLCV bars; raise :class:`DataError` on the first violated rule."""
+    """Check OHLCV bars; raise :class:`DataError` on the first violated rule.
+
+    ``known_gaps``: (first, last) missing bar opens that the source is documented to lack;
+    a gap inside one is reported but not refused for its length (``strict`` still refuses).
+    ``now`` (default: the clock): bars stamped after it cannot be real and are refused.
+    """
     idx = _common(frame, file, "bars")
     missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
     if missing:
@@ -140,6 +163,7 @@ def validate_bars(
         if off is not None and off.any():
             _fail_rows(off, idx, f"timestamps not on the {interval} grid (bar open times)", file,
                        "timestamp", "index bars by their UTC open time (e.g. 00:00, 04:00 for 4h)")
+    _refuse_future(idx, file, now)
     o, h, lo, c = (frame[k].to_numpy(dtype="float64", na_value=np.nan)
                    for k in ("open", "high", "low", "close"))
     for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
@@ -163,7 +187,14 @@ def validate_bars(
         report.gaps = sum(n for _, _, n in spans)
         if spans:
             limit = pd.Timedelta(0) if strict else (max_gap or default_max_gap(period))
-            too_long = [(a, b, n) for a, b, n in spans if (n * period) > limit]
+            documented = [(pd.Timestamp(x), pd.Timestamp(y)) for x, y in known_gaps]
+
+            def _known(a: pd.Timestamp, b: pd.Timestamp) -> bool:
+                return not strict and any(a + period >= x and b - period <= y
+                                          for x, y in documented)
+
+            too_long = [(a, b, n) for a, b, n in spans
+                        if (n * period) > limit and not _known(a, b)]
             if too_long:
                 a, b, n = max(too_long, key=lambda t: t[2])
                 raise DataError(
@@ -185,9 +216,11 @@ def validate_external(
     *,
     file: str | None = None,
     strict: bool = False,
+    now: pd.Timestamp | None = None,
 ) -> ValidationReport:
     """Check a canonical external series (output of a parser)."""
     idx = _common(frame, file, f"{spec.kind} rows")
+    _refuse_future(idx, file, now)
     value_cols = [c for c in frame.columns
                   if c not in ("period_end", "known_at", "liq_regime", "n_markets_reporting")]
     for col in value_cols:
@@ -223,9 +256,19 @@ def validate_external(
 
 
 def validate_dataset(frame: pd.DataFrame, spec: DatasetSpec, *, file: str | None = None,
-                     strict: bool = False, max_gap: pd.Timedelta | None = None
-                     ) -> ValidationReport:
+                     strict: bool = False, max_gap: pd.Timedelta | None = None,
+                     now: pd.Timestamp | None = None) -> ValidationReport:
+    """Every hard rule for the dataset's kind, then the suspicious-value scan: the report's
+    ``flags`` lists what looks wrong (:mod:`flushback.data.suspicious`) without refusing it."""
+    from flushback.data.suspicious import find_suspicious
+
     if spec.kind == "bars":
-        return validate_bars(frame, interval=spec.interval, file=file, max_gap=max_gap,
-                             strict=strict)
-    return validate_external(frame, spec, file=file, strict=strict)
+        report = validate_bars(frame, interval=spec.interval, file=file, max_gap=max_gap,
+                               strict=strict, known_gaps=spec.known_gaps, now=now)
+    else:
+        report = validate_external(frame, spec, file=file, strict=strict, now=now)
+    report.flags = find_suspicious(frame, spec)
+    if report.flags:
+        report.warnings.append(f"{len(report.flags)} suspicious value(s): "
+                               + "; ".join(f.describe() for f in report.flags[:3]))
+    return report

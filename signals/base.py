@@ -29,6 +29,7 @@ __all__ = [
     "cached_part",
     "bar_interval",
     "bars_for",
+    "check_granularity",
     "days_to_bars",
     "duration",
     "did_you_mean",
@@ -218,6 +219,25 @@ def bars_for(span: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "w
             hint=f"use a {what} that is a multiple of the bar interval {_td(interval)}",
         )
     return int(round(ratio))
+
+
+def check_granularity(frame: pd.DataFrame, column: str, window: pd.Timedelta, *,
+                      what: str) -> None:
+    """Refuse a window finer than the data behind ``column``: summing a "1h" window over 4h or
+    daily totals would count a coarser figure as if it were the window's. The assembled
+    frame names each external column's coarsest dataset interval in
+    ``attrs["column_intervals"]`` (and the datasets in ``attrs["column_datasets"]``)."""
+    src = (frame.attrs.get("column_intervals") or {}).get(column)
+    if not src:
+        return
+    src_td = duration(src)
+    if window < src_td:
+        used = ", ".join((frame.attrs.get("column_datasets") or {}).get(column, [])) or column
+        raise ConfigError(
+            f"{what} = {_td(window)} is finer than the data behind {column}: {used} "
+            f"holds {src} totals",
+            hint=f"use a window of at least {src}, or load a finer dataset for these bars",
+        )
 
 
 def days_to_bars(days: int, interval: pd.Timedelta) -> int:
@@ -500,6 +520,15 @@ class Signal:
                 out.iloc[:warmup] = np.nan
         out.name = self.name
         return out
+
+    def evaluable(self, frame: pd.DataFrame) -> pd.Series:
+        """Bars where the signal's inputs are present (bool on ``frame.index``): where this is
+        False a False trigger means "no data", not "no". Composites combine their children
+        (all: every child; any/k_of_n: at least one)."""
+        cols = [c for c in self.required_columns() if c in frame.columns]
+        if not cols:
+            return pd.Series(True, index=frame.index)
+        return frame[cols].notna().all(axis=1)
 
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Intermediate values per bar (the inputs by default) for ``signals scan``."""

@@ -119,12 +119,22 @@ class Composite(Signal):
     def child_values(self, frame: pd.DataFrame) -> list[pd.Series]:
         return [c.compute(frame) for c in self.children]
 
+    def evaluable(self, frame: pd.DataFrame) -> pd.Series:
+        parts = [c.evaluable(frame) for c in self.children]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if self.name == "all" else (out | p)
+        return out
+
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each child's trigger (True / False, or None where its inputs are missing: "no
+        data", not "no") followed by the child's own explanation."""
         parts = []
         for i, child in enumerate(self.children):
             ex = child.explain(frame)
             ex.columns = [f"of.{i}.{c}" for c in ex.columns]
-            ex.insert(0, f"of.{i}:{child.name}", child.compute(frame))
+            fired = child.compute(frame).astype(object)
+            ex.insert(0, f"of.{i}:{child.name}", fired.where(child.evaluable(frame), None))
             parts.append(ex)
         return pd.concat(parts, axis=1)
 

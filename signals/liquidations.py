@@ -21,6 +21,7 @@ from flushback.signals.base import (
     bar_interval,
     bars_for,
     cached_part,
+    check_granularity,
     days_to_bars,
     duration,
 )
@@ -114,6 +115,8 @@ class LiquidationSpike(Signal):
         p = self.params
         interval = bar_interval(frame)
         w, lb, mp = self._bars(interval)
+        check_granularity(frame, "liq_long_usd", duration(p["window"]),
+                          what=f"{self.name}.window")
         long_ = frame["liq_long_usd"].astype("float64")
         short = frame["liq_short_usd"].astype("float64")
         if interval < pd.Timedelta(days=1):  # the sources are 4h or 1d: repeats only intraday

@@ -50,8 +50,8 @@ def test_shipped_spec_passes_the_audit(shared_data_dir, name):
     rows = {r["column"]: r for r in timing.rows}
     assert "fng" in rows
     # F&G dated D: period end D 00:00, known D 01:00. Daily bar D closes D+1 00:00 (first use
-    # 24 h after the period end); the hourly bar D 00:00 closes at 01:00 (1 h).
-    expected = {"1d": 24.0, "1h": 1.0}[spec.data.interval]
+    # 24 h after the period end); the 4h bar D 00:00 closes at 04:00 (4 h), the hourly at 01:00.
+    expected = {"1d": 24.0, "4h": 4.0, "1h": 1.0}[spec.data.interval]
     assert rows["fng"]["lag_h_min"] == expected
     assert rows["fng"]["publication_lag_h"] == 1.0
     assert all(r["early_uses"] == 0 for r in rows.values())

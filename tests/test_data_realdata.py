@@ -4,6 +4,7 @@ coverage against PROVENANCE.md and known values from the news and the source fil
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,19 @@ COVERAGE = {
                                                               "2025-11-14T12:00", 0),
     "derivatives/coinalyze_btc_perps_funding_1d": (993, "2022-01-02", "2024-09-20", 0),
     "derivatives/coinalyze_btc_perps_open_interest_1d": (993, "2022-01-02", "2024-09-20", 0),
+    # the perpetuals, 2026 funding/OI and three-exchange liquidations (PROVENANCE.md figures)
+    "prices/BTCUSDT-PERP_1h": (36471, "2020-10-23T08:00", "2026-03-19T18:00", 10892),
+    "prices/ETHUSDT-PERP_1h": (36471, "2020-10-23T08:00", "2026-03-19T18:00", 10892),
+    "prices/SOLUSDT-PERP_1h": (36471, "2020-10-23T08:00", "2026-03-19T19:00", 10893),
+    "prices/BTCUSDT-PERP_4h": (11840, "2020-10-23T08:00", "2026-03-19T12:00", 0),
+    "prices/ETHUSDT-PERP_4h": (11840, "2020-10-23T08:00", "2026-03-19T12:00", 0),
+    "prices/SOLUSDT-PERP_4h": (11841, "2020-10-23T08:00", "2026-03-19T16:00", 0),
+    **{f"derivatives/binance_{c}usdt_funding_8h": (200, "2026-01-12T16:00", "2026-03-20", 0)
+       for c in ("btc", "eth", "sol")},
+    **{f"derivatives/binance_{c}usdt_open_interest_4h": (168, "2026-02-20T04:00", "2026-03-20", 0)
+       for c in ("btc", "eth", "sol")},
+    **{f"liquidations/coinglass_binance-okx-bybit_{c}_1d": (1720, "2020-12-23", "2025-09-07", 0)
+       for c in ("BTC", "ETH", "SOL")},
 }
 
 
@@ -108,7 +122,7 @@ def test_known_values_eth_sol_and_regime_break(shared_data_dir):
     eth = load_frame("ETH-USD", "1d", data_dir=shared_data_dir).frame
     assert eth.loc["2026-02-05", "close"] == pytest.approx(1821.68, abs=0.01)
     assert eth.loc["2025-10-10", "liq_long_usd"] == pytest.approx(249.0e6, rel=1e-3)
-    assert np.isnan(eth.loc["2025-10-10", "funding_rate"])  # no ETH funding dataset
+    assert np.isnan(eth.loc["2025-10-10", "funding_rate"])  # ETH funding starts 2026-01-12
     sol = load_frame("SOLUSDT", "1d", data_dir=shared_data_dir).frame
     assert sol.loc["2025-10-10", "liq_short_usd"] == pytest.approx(136.2e6, rel=1e-3)
     btc = load_frame("BTCUSDT", "1d", data_dir=shared_data_dir).frame
@@ -156,3 +170,61 @@ def test_real_gaps_counted_and_only_filled_on_request_flagged(shared_data_dir):
     assert (outage.loc[outage["filled"], "volume"] == 0).all()
     pd.testing.assert_frame_equal(filled.loc[~filled["filled"], raw.columns], raw,
                                   check_freq=False)
+
+
+@pytest.mark.slow
+def test_perp_spec_over_feb_2026_joins_8h_funding_and_names_its_sources(shared_data_dir,
+                                                                          capsys):
+    """BTCUSDT-PERP 4h over Feb 2026: the 8h settlements are joined as of their settlement
+    time (PROVENANCE.md: 2026-02-06 00:00 / 08:00 / 16:00 = -0.000016 / -0.000137 /
+    -0.000135), the run pays them, and report.json names every external's source."""
+    from flushback.backtests.runner import prepare
+
+    prepared = prepare("fear_flush_perp_btc_4h", data_dir=shared_data_dir,
+                       since="2026-02-01", until="2026-02-28")
+    f = prepared.frame
+    # a 4h bar uses the last settlement known by its close
+    assert f.loc["2026-02-05T20:00Z", "funding_rate"] == pytest.approx(-0.000016, abs=5e-7)
+    assert f.loc["2026-02-06T00:00Z", "funding_rate"] == pytest.approx(-0.000016, abs=5e-7)
+    assert f.loc["2026-02-06T04:00Z", "funding_rate"] == pytest.approx(-0.000137, abs=5e-7)
+    assert f.loc["2026-02-06T12:00Z", "funding_rate"] == pytest.approx(-0.000135, abs=5e-7)
+    # perp prices, not spot: the 2026-02-06 00:00 bar holds the perp's 59,800 low
+    assert f.loc["2026-02-06T00:00Z", "low"] == pytest.approx(59800.0)
+    assert f.loc["2026-02-05", "liq_long_usd"].isna().all()  # no liquidation data in 2026
+    code = main(["--data-dir", str(shared_data_dir), "backtest", "fear_flush_perp_btc_4h",
+                 "--set", "data.start=2026-02-01", "--set", "data.end=2026-02-28",
+                 "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    report = json.loads((Path(out["run_dir"]) / "report.json").read_text())
+    src = report["data"]["sources"]
+    raw = src["derivatives/binance_btcusdt_funding_8h"]
+    assert (raw["kind"], raw["named_source"], raw["priority"]) == ("funding", "binance", 0)
+    assert raw["columns"] == ["funding_rate"] and raw["bars_supplied"] > 0
+    daily = src["derivatives/binance_btcusdt_funding_1d"]
+    assert (daily["named_source"], daily["priority"]) == ("binance", 1)
+    liq = [v for v in src.values() if v.get("kind") == "liquidations"]
+    assert {v["id"] for v in liq} == {"liquidations/coinglass_binance_BTC_4h",
+                                       "liquidations/coinglass_binance_BTC_1d"}
+    assert {(v["named_source"], v["venue"]) for v in liq} == {("binance", "binance")}
+    assert report["data"]["symbol"] == "BTCUSDT-PERP"
+    assert report["config"]["costs"]["funding"] is True
+
+
+def test_three_exchange_liquidations_are_a_separate_source(shared_data_dir):
+    """Choosing the aggregate never mixes it with the Binance-only series: the column holds
+    the aggregate's values (PROVENANCE.md spot check) and its own regime names."""
+    agg = load_frame("BTCUSDT", "1d", data_dir=shared_data_dir,
+                     sources={"liquidations": "binance-okx-bybit"})
+    f = agg.frame
+    assert f.loc["2021-05-19", "liq_long_usd"] == pytest.approx(1386.0e6, rel=1e-3)
+    assert f.loc["2024-08-05", "liq_short_usd"] == pytest.approx(108.5e6, rel=1e-3)
+    assert set(f["liq_regime"].dropna().unique()) == {"binance_okx_bybit_full",
+                                                       "binance_okx_bybit_throttled"}
+    assert f.loc["2025-09-08":, "liq_long_usd"].isna().all()  # ends 2025-09-07, no fill-in
+    assert [d["id"] for d in agg.sources["liquidations"]["datasets"]] == [
+        "liquidations/coinglass_binance-okx-bybit_BTC_1d"]
+    eth_perp = load_frame("ETHUSDT-PERP", "4h", data_dir=shared_data_dir,
+                          start="2026-02-20", end="2026-03-01")
+    assert eth_perp.frame["oi_usd"].isna().all()  # ETH's default OI source: none for ETH
+    assert eth_perp.frame["funding_rate"].notna().all()  # ETH 8h funding, joined by coin

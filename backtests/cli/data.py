@@ -57,39 +57,77 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 @app.command("import")
 def import_(
-    directory: Path = typer.Argument(..., help="A folder laid out like ../shared/data."),
-    strict: bool = typer.Option(False, "--strict", help="Refuse any gap or stale span."),
+    path: Path = typer.Argument(..., help="A folder laid out like ../shared/data, or one CSV "
+                                "file with --as NAME (your own series)."),
+    as_name: str = typer.Option(None, "--as", help="Import FILE as your own series NAME "
+                                "(joined as-of on known_at like every external)."),
+    interval: str = typer.Option("1d", "--interval", help="--as: the period each row "
+                                 "describes (1h, 4h, 8h, 1d)."),
+    lag: str = typer.Option("0h", "--lag", help="--as: publication lag after the period ends "
+                            "(e.g. 12h)."),
+    column: str = typer.Option("", "--column", help="--as: the value column (default: the "
+                               "only non-time column)."),
+    label: str = typer.Option("start", "--label", help="--as: a row's timestamp is its "
+                              "period's start or end."),
+    aggregate: str = typer.Option("last", "--aggregate", help="--as: on coarser bars take the "
+                                  "last, sum or mean."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse any gap, stale span or "
+                                "unknown file."),
     max_gap: str = typer.Option(None, "--max-gap", help="Longest tolerated gap in bars."),
+    accept_flagged: bool = typer.Option(False, "--accept-flagged", help="Import suspicious "
+                                        "values (outliers, unit slips); they are recorded in "
+                                        "the dataset's metadata."),
+    assume_utc: bool = typer.Option(False, "--assume-utc", help="--as: read naive timestamps "
+                                    "as UTC."),
     store: str = _STORE_OPT,
     fmt: OutputFormat = _FORMAT_OPT,
 ) -> None:
-    """Validate every CSV in DIRECTORY, then merge it into the local Parquet store."""
-    from flushback.data.importer import import_folder
+    """Validate every CSV in a folder (or one series file with --as), then merge it into the
+    local Parquet store. Unknown files are skipped and listed."""
+    from flushback.data.importer import ImportResults, import_folder, import_series
     from flushback.data.store import Store
 
     st = Store(store)
     gap = _max_gap(max_gap)
-    if console_err.is_terminal:
+    if as_name:
+        one = import_series(path, as_name, st, interval=interval, lag=lag, column=column,
+                            label=label, aggregate=aggregate, assume_utc=assume_utc,
+                            accept_flagged=accept_flagged)
+        results = ImportResults([one], [])
+    elif console_err.is_terminal:
         from rich.progress import Progress
 
         from flushback.data.importer import scan_folder
 
-        total = len(scan_folder(directory))
+        total = len(scan_folder(path)[0])
         with Progress(console=console_err, transient=True) as bar:
             task = bar.add_task("validating", total=total)
-            results = import_folder(directory, st, strict=strict, max_gap=gap,
+            results = import_folder(path, st, strict=strict, max_gap=gap,
+                                    accept_flagged=accept_flagged,
                                     progress=lambda _p: bar.advance(task))
     else:
-        results = import_folder(directory, st, strict=strict, max_gap=gap)
+        results = import_folder(path, st, strict=strict, max_gap=gap,
+                                accept_flagged=accept_flagged)
     if fmt is OutputFormat.json:
         print_json({"store": str(st.root), "datasets": [
             {"id": r.id, "status": r.status, **r.info.to_dict(),
-             "warnings": r.report.warnings} for r in results]})
+             "warnings": r.report.warnings, "flags": [f.to_dict() for f in r.report.flags]}
+            for r in results], "skipped": [s.to_dict() for s in results.skipped]})
         return
-    _table(f"imported into {st.root}", ["dataset", "status", "rows", "gaps", "fingerprint"],
-           [[r.id, r.status, r.info.rows, r.info.gaps, r.info.fingerprint[:12]] for r in results])
+    _table(f"imported into {st.root}", ["dataset", "status", "rows", "gaps", "flags",
+                                        "fingerprint"],
+           [[r.id, r.status, r.info.rows, r.info.gaps, len(r.report.flags) or "",
+             r.info.fingerprint[:12]] for r in results])
     counts = {s: sum(r.status == s for r in results) for s in ("new", "updated", "unchanged")}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()), highlight=False)
+    if results.skipped:
+        console.print(f"skipped {len(results.skipped)} file(s) flushback cannot identify:",
+                      highlight=False)
+        for sk in results.skipped:
+            console.print(f"  {sk.path}: {sk.reason}", highlight=False, markup=False,
+                          soft_wrap=True)
+        console.print(f"  to import it: {results.skipped[0].hint}", highlight=False,
+                      markup=False, soft_wrap=True)
 
 
 @app.command("fetch")
@@ -165,10 +203,21 @@ def list_(
         console.print(f"no datasets in {where} (run `flushback data import DIR`)",
                       highlight=False)
         return
+    from flushback.data.datasets import spec_for
+
+    def _what(i: Any) -> str:
+        try:
+            spec = spec_for(i.id)
+        except Exception:
+            return i.kind
+        extra = spec.instrument or spec.venue
+        return f"{i.kind} ({extra})" if extra else i.kind
+
     _table(f"datasets in {where}",
-           ["dataset", "source", "interval", "first", "last", "rows", "gaps", "fingerprint"],
-           [[i.id, i.source, i.interval, iso_z(i.first), iso_z(i.last), i.rows, i.gaps,
-             i.fingerprint[:12]] for i in infos])
+           ["dataset", "kind", "source", "interval", "first", "last", "rows", "gaps",
+            "fingerprint"],
+           [[i.id, _what(i), i.source, i.interval, iso_z(i.first), iso_z(i.last), i.rows,
+             i.gaps, i.fingerprint[:12]] for i in infos])
 
 
 def _expand(paths: list[Path]) -> list[Path]:

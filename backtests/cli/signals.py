@@ -124,24 +124,12 @@ def _config(signal: str, sets: list[str]) -> dict[str, Any]:
     return {**config, **_parse_sets(sets, str(config.get("type", "")))}
 
 
-def _evaluable(sig: Any, frame: Any) -> Any:
-    """Bars where ``sig`` can be evaluated: its inputs are present (for composites: all
-    children for ``all``, any child for ``any``/``k_of_n``, the child otherwise)."""
-    children = getattr(sig, "children", None)
-    if not children:
-        return frame[list(sig.required_columns())].notna().all(axis=1)
-    parts = [_evaluable(c, frame) for c in children]
-    out = parts[0]
-    for p in parts[1:]:
-        out = (out & p) if sig.name == "all" else (out | p)
-    return out
-
-
 def _fmt_value(col: str, v: Any) -> str:
     if hasattr(v, "item"):
         v = v.item()
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
+        # a child trigger without its inputs on this bar is "no data", never "no"
+        return "no data" if ":" in col else "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if not isinstance(v, int | float):
@@ -216,7 +204,7 @@ def scan(
     if end is not None:
         window &= frame.index <= end
     hits = fired[fired & window].index
-    have_inputs = _evaluable(sig, frame) & window
+    have_inputs = sig.evaluable(frame) & window
     n_bars = int(window.sum())
     n_eval = int(have_inputs.sum())
     summary = {
