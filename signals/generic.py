@@ -237,7 +237,8 @@ class Crossing(_ColumnSignal):
                 fire = (prev < 0) & (diff >= 0)
             else:
                 fire = (prev > 0) & (diff <= 0)
-        return pd.DataFrame({"value": x, "reference": ref, "trigger": fire}, index=frame.index)
+        return pd.DataFrame({"value": x, "previous": x.shift(1), "reference": ref,
+                             "trigger": fire}, index=frame.index)
 
 
 
@@ -282,6 +283,9 @@ class Change(_ColumnSignal):
             change = x - ref
         fire = change >= p["threshold"] if p["direction"] == "above" else (
             change <= p["threshold"])
-        return pd.DataFrame({"value": x, "reference": ref, "change": change,
-                             "trigger": fire}, index=frame.index)
+        # "change" is a fraction (shown as a percentage by `signals scan`), "difference" is in
+        # the column's units
+        label = "change" if p["mode"] == "relative" else "difference"
+        return pd.DataFrame({"value": x, "reference": ref, label: change, "trigger": fire},
+                            index=frame.index)
 

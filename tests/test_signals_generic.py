@@ -213,6 +213,8 @@ def test_change_relative_and_absolute_by_hand():
         False] * 5 + [True, False, False, False]
     ab = {"type": "change", "column": "x", "days": 2, "mode": "absolute"}
     # absolute: -11, -11, NaN, 21, NaN, -70, 60
+    diff = build_signal(ab).explain(f)["difference"]  # in the column's units, not a fraction
+    np.testing.assert_array_equal(diff.to_numpy(), [NAN, NAN, -11, -11, NAN, 21, NAN, -70, 60])
     assert _fires({**ab, "threshold": -11.0, "direction": "below"}, f) == [
         False, False, True, True, False, False, False, True, False]
     assert _fires({**ab, "threshold": 21.0, "direction": "above"}, f) == [
