@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from flushback.data.errors import ConfigError
+from flushback.data.errors import ConfigError, DataError
 from flushback.signals._rolling import MAD_SCALE, trailing_mean_std, trailing_median_mad
 from flushback.signals.base import (
     IDENTIFIER,
@@ -58,7 +58,7 @@ class _ColumnSignal(Signal):
     """Base of the generic signals: one numeric column named by the ``column`` parameter,
     which must be given explicitly (``example()`` names a column of the synthetic frame)."""
 
-    example_params: dict[str, Any] = {}
+    example_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         if "column" not in params:
@@ -96,8 +96,6 @@ class _ColumnSignal(Signal):
         try:
             return col.astype("float64")
         except (TypeError, ValueError):
-            from flushback.data.errors import DataError
-
             raise DataError(
                 f"signal '{self.name}' needs a numeric column '{name}', got dtype {col.dtype}",
                 column=name,
