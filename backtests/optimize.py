@@ -270,6 +270,12 @@ def build_search_space(
     - ``"<key>" = value``: fix the parameter to ``value`` (not searched);
     - ``"<key>" = {low=.., high=.., step=.., log=..}`` or ``{choices=[..]}``: narrow it (it must
       stay inside the declared range).
+
+    Declarations that are not ``searchable`` are never sampled from the declaration alone: a
+    free-text parameter (a column name) can only be fixed, and an open level (declared
+    without a range, on a user series' own scale) is searched only inside the range given
+    here; globs in ``params`` and ``default_keys`` pass over both, and naming one exactly in
+    ``params`` without a range is a ConfigError.
     """
     search = dict(search or {})
     patterns = search.pop("params", None)
@@ -301,14 +307,22 @@ def build_search_space(
                 raise ConfigError(f"[search] params pattern '{pat}' matches no parameter"
                                   + did_you_mean(pat, declared))
             keys += [k for k in hits if k not in keys]
+    explicit = set(patterns or ()) & set(declared)  # keys named exactly, not by a glob
     keys += [k for k in narrowed if k not in keys]
     params = []
     for key in keys:
         if key in fixed:
             continue
-        base = _param_from_declared(key, declared[key])
-        if key in narrowed:
-            base = _narrow(base, narrowed[key], declared[key])
+        if not _searchable(declared[key]) and key not in narrowed:
+            if key in explicit:
+                raise _unsearchable(key, declared[key])
+            continue  # a free-text name or an open level: only searched when given a range
+        if not _searchable(declared[key]):
+            base = _narrow(None, narrowed[key], declared[key], key=key)
+        else:
+            base = _param_from_declared(key, declared[key])
+            if key in narrowed:
+                base = _narrow(base, narrowed[key], declared[key])
         params.append(base)
     space = SearchSpace(tuple(params), fixed, constraints)
     for c in constraints:
@@ -319,11 +333,47 @@ def build_search_space(
     return space
 
 
-def _narrow(p: SearchParam, spec: Mapping[str, Any], decl: Any) -> SearchParam:
+def _searchable(decl: Any) -> bool:
+    """Whether a declaration can be sampled without a ``[search]`` range (``Param.searchable``:
+    False for free text such as a column name, and for a level without a declared range)."""
+    return bool(getattr(decl, "searchable", True))
+
+
+def _unsearchable(key: str, decl: Any) -> ConfigError:
+    if getattr(decl, "kind", None) == "text":
+        return ConfigError(
+            f"[search] '{key}' is free text ({decl.describe_range()}) and cannot be searched",
+            hint=f"fix it instead: '{key}' = \"...\" in [search], or set it in the signal",
+        )
+    return ConfigError(
+        f"[search] '{key}' has no declared range (its scale is the data's): give one",
+        hint=f"e.g. '{key}' = {{low = ..., high = ...}} in [search]",
+    )
+
+
+def _narrow(p: SearchParam | None, spec: Mapping[str, Any], decl: Any, *,
+            key: str = "") -> SearchParam:
     unknown = set(spec) - {"low", "high", "step", "log", "choices"}
+    name = p.name if p is not None else key
     if unknown:
-        raise ConfigError(f"[search] '{p.name}' has unknown keys {sorted(unknown)}",
+        raise ConfigError(f"[search] '{name}' has unknown keys {sorted(unknown)}",
                           hint="use low/high/step/log or choices")
+    if p is None:  # an open level: the range comes from [search] alone
+        if getattr(decl, "kind", None) == "text":
+            raise _unsearchable(name, decl)
+        if "choices" in spec:
+            return SearchParam(name, "categorical",
+                               choices=tuple(decl.validate(c, name) for c in spec["choices"]))
+        if "low" not in spec or "high" not in spec:
+            raise _unsearchable(name, decl)
+        low, high = decl.validate(spec["low"], name), decl.validate(spec["high"], name)
+        if low > high:
+            raise ConfigError(f"[search] '{name}' range [{low}, {high}] has low > high")
+        log = bool(spec.get("log", False))
+        if log and (low <= 0 or spec.get("step") is not None):
+            raise ConfigError(f"[search] '{name}' log range needs low > 0 and no step")
+        return SearchParam(name, decl.kind, low=low, high=high, step=spec.get("step"),
+                           log=log)
     if "choices" in spec:
         allowed = set(p.choices) if p.choices is not None else None
         choices = tuple(spec["choices"])
@@ -1635,7 +1685,8 @@ class SpecEvaluator:
                 key = f"signals.{name}.{k}"
                 # numeric only: a categorical (e.g. an RSI's timeframe) changes what the
                 # signal *is*; name it in [search] to search it
-                if key in declared and getattr(declared[key], "choices", None) is None:
+                if (key in declared and getattr(declared[key], "choices", None) is None
+                        and _searchable(declared[key])):
                     keys.append(key)
         table = self.search_table() or {}
         keys += [k for k in table if k.startswith("strategy.") and isinstance(table[k], Mapping)]

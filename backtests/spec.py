@@ -491,6 +491,9 @@ def search_space(spec: BacktestSpec) -> tuple[dict[str, Any], dict[str, Any]]:
             bad = set(v) - _RANGE_KEYS
             if bad:
                 raise ConfigError(f"[search] '{key}': unknown range key(s) {sorted(bad)}")
+            if space[key].kind == "text":
+                raise ConfigError(f"[search] '{key}' is free text and cannot be searched",
+                                  hint=f"fix it instead: '{key}' = \"...\"")
             space[key] = replace(space[key], **dict(v))
         else:
             fixed[key] = space.pop(key).validate(v, key)

@@ -16,7 +16,15 @@ This package imports only numpy, pandas and ``flushback.data`` (never strategies
 backtrader or optuna).
 """
 
-from flushback.signals import compose, derivatives, liquidations, price, rsi, sentiment
+from flushback.signals import (
+    compose,
+    derivatives,
+    generic,
+    liquidations,
+    price,
+    rsi,
+    sentiment,
+)
 from flushback.signals.base import Param, Signal, SignalCache, bar_interval, cached_part
 from flushback.signals.registry import (
     build_signal,
@@ -35,6 +43,7 @@ __all__ = [
     "cached_part",
     "compose",
     "derivatives",
+    "generic",
     "get_signal",
     "liquidations",
     "list_signals",

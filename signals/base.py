@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import difflib
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ import pandas as pd
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = [
+    "IDENTIFIER",
     "Param",
     "Signal",
     "SignalCache",
@@ -35,6 +37,9 @@ __all__ = [
     "did_you_mean",
     "validate_params",
 ]
+
+#: a frame column a user names (``etf_flows``, ``mvrv``): a lower-case identifier
+IDENTIFIER = r"[a-z_][a-z0-9_]*"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -55,9 +60,15 @@ class Param:
 
     - ``type``: ``int``, ``float``, ``str`` or ``bool``.
     - numeric parameters: ``low``/``high`` (inclusive, both the valid range and the search
-      range), and either ``step`` (a grid) or ``log=True`` (sample on a log scale).
+      range), and either ``step`` (a grid) or ``log=True`` (sample on a log scale). A level on
+      a scale only the user knows (a threshold on a user series) leaves ``low``/``high`` out:
+      any finite value is valid, and the optimizer searches it only inside a range the spec's
+      ``[search]`` table gives (``searchable`` is False).
     - categorical parameters: ``choices`` (a tuple of allowed values; ``bool`` parameters are
       categorical over ``(False, True)``).
+    - free-text parameters (``str`` without choices, e.g. the name of a frame column):
+      ``pattern``, a regular expression the whole value must match (``IDENTIFIER`` for column
+      names). Their ``kind`` is ``"text"``: never sampled by the optimizer, only fixed.
     - ``doc`` and ``units`` are shown by ``flushback signals list`` and in docs/signals.md.
     """
 
@@ -70,28 +81,47 @@ class Param:
     choices: tuple[Any, ...] | None = None
     doc: str = ""
     units: str = ""
+    pattern: str | None = None
 
     def __post_init__(self) -> None:
         if self.type is bool and self.choices is None:
             object.__setattr__(self, "choices", (False, True))
+        if self.pattern is not None and (self.type is not str or self.choices is not None):
+            raise ValueError("pattern is for str Params without choices")
         if self.type in (int, float) and self.choices is None:
-            if self.low is None or self.high is None or self.low > self.high:
+            if (self.low is None) != (self.high is None):
+                raise ValueError("numeric Param needs both low and high, or neither")
+            if self.low is not None and self.low > self.high:  # type: ignore[operator]
                 raise ValueError("numeric Param needs low <= high")
-            if self.log and (self.step is not None or self.low <= 0):
+            if self.log and (self.step is not None or self.low is None or self.low <= 0):
                 raise ValueError("log-scale Param needs low > 0 and no step")
-        if self.type is str and not self.choices:
-            raise ValueError("str Param needs choices")
+        if self.type is str and not self.choices and self.pattern is None:
+            raise ValueError("str Param needs choices or a pattern")
 
     @property
     def kind(self) -> str:
-        """``"int"``, ``"float"`` or ``"categorical"`` (what the optimizer samples)."""
+        """``"int"``, ``"float"``, ``"categorical"`` (what the optimizer samples) or ``"text"``
+        (free text: never sampled)."""
         if self.choices is not None:
             return "categorical"
+        if self.type is str:
+            return "text"
         return "int" if self.type is int else "float"
+
+    @property
+    def searchable(self) -> bool:
+        """Whether the optimizer may sample this parameter from its declaration alone: not
+        free text, and a numeric range is declared (an open level needs a ``[search]``
+        range)."""
+        return self.kind == "categorical" or (self.kind != "text" and self.low is not None)
 
     def describe_range(self) -> str:
         if self.choices is not None:
             return "{" + ", ".join(str(c) for c in self.choices) + "}"
+        if self.kind == "text":
+            return f"text matching {self.pattern}"
+        if self.low is None:
+            return "any finite value (search range from [search])"
         text = f"[{_fmt(self.low)}, {_fmt(self.high)}]"
         if self.log:
             text += " log"
@@ -117,8 +147,17 @@ class Param:
                     hint="pick one of the listed values",
                 )
             return value
+        if self.kind == "text":
+            if not re.fullmatch(self.pattern or "", value):
+                raise ConfigError(
+                    f"parameter '{where}' = {value!r} does not match {self.pattern}",
+                    hint=self.doc or "see `flushback signals list`",
+                )
+            return value
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"parameter '{where}' must be finite, got {value!r}")
+        if self.low is None:
+            return value
         if value < self.low or value > self.high:  # type: ignore[operator]
             raise ConfigError(
                 f"parameter '{where}' = {value!r} is outside its range {self.describe_range()}",
@@ -171,6 +210,8 @@ class Param:
         }
         if self.choices is not None:
             out["choices"] = list(self.choices)
+        elif self.kind == "text":
+            out["pattern"] = self.pattern
         else:
             out.update(low=self.low, high=self.high, step=self.step, log=self.log)
         out["units"] = self.units

@@ -57,6 +57,7 @@ def list_cmd(
     if fmt == OutputFormat.json:
         print_json({"signals": infos})
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{len(infos)} registered signals (composites shown with an example)",
@@ -71,11 +72,11 @@ def list_cmd(
         space = example.search_space()
         if info["composite"]:
             space = {k: v for k, v in space.items() if not k.startswith("of.")}
-        params = "\n".join(
+        params = escape("\n".join(  # ranges and patterns hold brackets, not rich markup
             f"{k} = {_show(info['params'][k]['value'])}  {p.describe_range()}"
             + (f" {p.units}" if p.units else "")
             for k, p in space.items()
-        ) or "-"
+        )) or "-"
         if info["composite"]:
             params += ("\n" if space else "") + "+ each child's parameters as of.<i>.<param>"
         warm = ", ".join(f"{iv}: {w}" for iv, w in info["warmup_bars"].items())
