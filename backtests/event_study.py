@@ -34,8 +34,16 @@ Overlap: at horizon h, events whose holding windows overlap (entries fewer than 
 are merged into one *cluster* (transitively). A cluster counts once: its value is the mean of
 its members (``cluster="mean"``) or its first member (``cluster="first"``, the trade a single
 account could actually take). The null distribution is built the same way: each draw places
-every cluster, with its members' relative spacing kept, at a random start, so the event mean and
-the baseline are the same statistic of the same number of independent units.
+every cluster, with its members' relative spacing kept, at a random start such that no two
+placed clusters overlap (at least hb bars from one cluster's last member to the next one's
+first, the rule that separates the real clusters) and every member enters in the baseline
+period with its whole window in the data. Without overlaps the placed clusters are as many
+independent units as the real ones, so the event mean and the baseline are the same statistic
+of the same number of independent units. Unmatched, the placement is uniform over all
+non-overlapping placements (exact: random order + uniform gaps, see :func:`_place_clusters`),
+which is the conditional law of the clusters of uniformly random event days; matched on
+volatility, clusters are placed one at a time among their regime's free dates. Random clusters
+that may overlap make the baseline's spread too wide and the test conservative.
 
 - event mean interval: ``scipy.stats.bootstrap`` over cluster values (percentile, seeded);
 - baseline band: the (alpha/2, 1 - alpha/2) quantiles of the null distribution of the mean;

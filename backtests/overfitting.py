@@ -35,12 +35,21 @@ Probability of Backtest Overfitting (Bailey, Borwein, López de Prado & Zhu, 201
 Probability of Backtest Overfitting", J. Computational Finance 20(4)) -- CSCV
 ----------------------------------------------------------------------------------------------
 ``M`` is a ``T x N`` matrix of per-period returns, one column per trial (configuration). The
-rows are cut into ``S`` (even) contiguous blocks of equal size. For each of the ``C(S, S/2)``
-ways of choosing ``S/2`` blocks as the in-sample set (the rest, in the same time order, is
-out-of-sample): pick ``n*`` = the column with the best in-sample performance, find its rank
-``r`` (1 = worst .. N = best) among all columns out-of-sample, set ``w = r / (N + 1)`` and the
-logit ``lambda = ln(w / (1 - w))``. PBO is the fraction of splits with ``lambda <= 0``: how
-often the in-sample winner ends up at or below the out-of-sample median.
+rows are cut into ``S`` (even) contiguous blocks of ``T // S`` rows. For each of the
+``C(S, S/2)`` ways of choosing ``S/2`` blocks as the in-sample set (the rest, in the same time
+order, is out-of-sample), each half's performance is computed on its own rows with the
+performance measure the study optimizes (:data:`PBO_MEASURES`): pick ``n*`` = the column with
+the best in-sample performance (ties: the lowest column), find its rank ``r`` (1 = worst .. N =
+best; tied columns share their average rank) among all columns out-of-sample, set
+``w = r / (N + 1)`` and the logit ``lambda = ln(w / (1 - w))``. PBO is the fraction of splits
+with ``lambda <= 0`` (decided exactly as ``r <= (N + 1) / 2``): how often the in-sample winner
+ends up at or below the out-of-sample median.
+
+When ``S`` does not divide ``T``, the ``T mod S`` rows no block holds can be dropped at either
+end; the result is computed for every such alignment and reported as their mean and range.
+Each half's statistics are accumulated block by block in time order, identically for every
+column, so columns with equal returns on a half tie exactly (a half's sums are never taken as
+the total minus the other half's, which breaks such ties by rounding).
 """
 
 from __future__ import annotations
