@@ -34,8 +34,16 @@ Overlap: at horizon h, events whose holding windows overlap (entries fewer than 
 are merged into one *cluster* (transitively). A cluster counts once: its value is the mean of
 its members (``cluster="mean"``) or its first member (``cluster="first"``, the trade a single
 account could actually take). The null distribution is built the same way: each draw places
-every cluster, with its members' relative spacing kept, at a random start, so the event mean and
-the baseline are the same statistic of the same number of independent units.
+every cluster, with its members' relative spacing kept, at a random start such that no two
+placed clusters overlap (at least hb bars from one cluster's last member to the next one's
+first, the rule that separates the real clusters) and every member enters in the baseline
+period with its whole window in the data. Without overlaps the placed clusters are as many
+independent units as the real ones, so the event mean and the baseline are the same statistic
+of the same number of independent units. Unmatched, the placement is uniform over all
+non-overlapping placements (exact: random order + uniform gaps, see :func:`_place_clusters`),
+which is the conditional law of the clusters of uniformly random event days; matched on
+volatility, clusters are placed one at a time among their regime's free dates. Random clusters
+that may overlap make the baseline's spread too wide and the test conservative.
 
 - event mean interval: ``scipy.stats.bootstrap`` over cluster values (percentile, seeded);
 - baseline band: the (alpha/2, 1 - alpha/2) quantiles of the null distribution of the mean;
@@ -319,6 +327,87 @@ def _clusters(positions: np.ndarray, hb: int) -> list[np.ndarray]:
     return [np.asarray(g) for g in groups]
 
 
+def _place_clusters(
+    spans: Sequence[int],
+    lo: int,
+    last: int,
+    hb: int,
+    draws: int,
+    rng: np.random.Generator,
+    buckets: Sequence[int] | None = None,
+    vol_bucket: np.ndarray | None = None,
+    horizon: int = 0,
+) -> np.ndarray:
+    """Random placements of the clusters that never overlap, as the real ones never do.
+
+    Cluster k spans ``spans[k]`` bars from its first to its last member; placed at start
+    ``s_k`` its members enter in ``[lo, last]`` and two clusters are at least ``hb`` bars apart
+    (last member of one to first of the next), the rule that separates the real clusters.
+    Returns ``draws x K`` start positions.
+
+    Unmatched: uniform over all such placements, exactly. A random order of the clusters and
+    the K + 1 free gaps around them (summing to the slack ``F``) define a placement; every order
+    has the same number of gap vectors, so a uniform order and a uniform composition of F into
+    K + 1 parts (Dirichlet(1, ..., 1)-multinomial: uniform over compositions) give a uniform
+    placement. Matched on volatility: the clusters are placed one at a time, in a random order
+    per draw, each uniformly among the starts in its regime that clear the clusters already
+    placed.
+    """
+    d = np.asarray(spans, dtype=np.int64)
+    k = d.size
+    slack = (last - lo) - int(d.sum()) - (k - 1) * hb
+    if slack < 0:
+        raise DataError(
+            f"the {k} event clusters at horizon {horizon}d do not fit without overlap in the "
+            "baseline period",
+            hint="widen the baseline period (period=...) or use fewer or shorter horizons",
+        )
+    order = np.argsort(rng.random((draws, k)), axis=1)
+    if buckets is None:
+        gaps = rng.multinomial(slack, rng.dirichlet(np.ones(k + 1), size=draws))
+        span = d[order] + hb  # room each cluster takes before the next one may start
+        before = np.cumsum(span, axis=1) - span
+        ordered = lo + np.cumsum(gaps[:, :k], axis=1) + before
+        out = np.empty((draws, k), dtype=np.int64)
+        np.put_along_axis(out, order, ordered, axis=1)
+        return out
+    assert vol_bucket is not None
+    out = np.full((draws, k), -(10**12), dtype=np.int64)  # unplaced: far away from everything
+    placed_span = np.zeros((draws, k), dtype=np.int64)
+    rows_all = np.arange(draws)
+    for j in range(k):
+        for c in range(k):
+            rows = rows_all[order[:, j] == c]
+            if rows.size == 0:
+                continue
+            cand = np.arange(lo, last - d[c] + 1)
+            cand = cand[vol_bucket[cand] == buckets[c]]
+            if cand.size == 0:
+                raise DataError(
+                    f"no baseline dates available at horizon {horizon}d in the event's "
+                    "volatility regime",
+                    hint="widen the baseline period or drop --match-volatility",
+                )
+            todo = rows
+            for _ in range(1000):
+                s = cand[rng.integers(0, cand.size, size=todo.size)]
+                other, o_span = out[todo], placed_span[todo]
+                clash = ((s[:, None] < other + o_span + hb)
+                         & (other < s[:, None] + d[c] + hb)).any(axis=1)
+                ok = todo[~clash]
+                out[ok, c], placed_span[ok, c] = s[~clash], d[c]
+                todo = todo[clash]
+                if todo.size == 0:
+                    break
+            else:
+                raise DataError(
+                    f"cannot place the {k} event clusters at horizon {horizon}d without "
+                    "overlap inside their volatility regimes",
+                    hint="widen the baseline period or drop --match-volatility",
+                )
+    return out
+
+
 def _realised_vol(close: np.ndarray, window: int) -> np.ndarray:
     lr = np.diff(np.log(close), prepend=np.nan)
     return pd.Series(lr).rolling(window, min_periods=window).std().to_numpy()
@@ -418,33 +507,19 @@ def run_event_study(
             members = np.sort(pos[g])
             offs = members - members[0] if cluster == "mean" else np.array([0])
             layouts.append((members[0], offs))
-        all_starts = np.arange(lo, hi + 1)
+        # every member's window must fit in the data: the last entry allowed is n - hb
+        starts = _place_clusters(
+            [int(pos[g].max() - pos[g].min()) for g in groups], lo, min(hi, n - hb), hb,
+            draws, rng, None if vol_bucket is None else
+            [int(vol_bucket[start]) for start, _ in layouts], vol_bucket, h,
+        )
         for metric in METRICS:
             marr = metrics[metric]
             obs_vals = np.array([marr[start + offs].mean() for start, offs in layouts])
             obs = float(obs_vals.mean())
             null = np.zeros(draws)
-            # clusters with the same layout (and volatility regime) share one candidate set:
-            # singletons, and every cluster under cluster="first", all have layout (0,)
-            candidates: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
-            for start, offs in layouts:
-                bucket = -2 if vol_bucket is None else int(vol_bucket[start])
-                key = (tuple(offs.tolist()), bucket)
-                cand_vals = candidates.get(key)
-                if cand_vals is None:
-                    cand_start = all_starts[all_starts + int(offs.max()) < n]
-                    vals = np.mean([marr[cand_start + o] for o in offs], axis=0)
-                    mask = np.isfinite(vals)
-                    if vol_bucket is not None:
-                        mask &= vol_bucket[cand_start] == bucket
-                    cand_vals = candidates[key] = vals[mask]
-                if cand_vals.size == 0:
-                    raise DataError(
-                        f"no baseline dates available at horizon {h}d"
-                        + (" in the event's volatility regime" if vol_bucket is not None else ""),
-                        hint="widen the baseline period or drop --match-volatility",
-                    )
-                null += cand_vals[rng.integers(0, cand_vals.size, size=draws)]
+            for k, (_, offs) in enumerate(layouts):
+                null += np.mean([marr[starts[:, k] + o] for o in offs], axis=0)
             null /= len(layouts)
             null_means[(h, metric)] = null
             p_greater = (1 + int(np.sum(null >= obs))) / (draws + 1)

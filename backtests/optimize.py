@@ -1496,6 +1496,58 @@ def _pbo_splits(n_rows: int) -> int:
     return 2
 
 
+#: the population of the Deflated Sharpe Ratio (N and the variance of the Sharpe ratios)
+DSR_POPULATION = ("completed trials whose training returns have a Sharpe ratio (they traded); "
+                  "trials that never traded and trials stopped by the pruner are in neither N "
+                  "nor the variance")
+
+
+def _dsr_over_population(study: Any, series: Sequence[np.ndarray],
+                         best_r: np.ndarray) -> dict[str, Any]:
+    """DSR of the chosen trial; N and the Sharpe variance over one population of trials.
+
+    The population is :data:`DSR_POPULATION`: the trials the winner was actually picked from
+    among those with a Sharpe ratio. A trial that never traded has no Sharpe ratio (0 / 0) and
+    could not be the maximum of positive Sharpe ratios; a pruned trial's full-window Sharpe was
+    never measured. Counting either in N but not in the variance mixes two populations.
+    """
+    import optuna
+
+    from flushback.backtests import overfitting as of
+
+    TS = optuna.trial.TrialState
+    # the first return of every series is the 0 of the starting bar: drop it everywhere,
+    # so the trials' Sharpe variance and the selected Sharpe use the same returns
+    sharpes = np.array([of.sharpe_per_period(s[1:]) for s in series])
+    traded = sharpes[np.isfinite(sharpes)]
+    pruned = sum(1 for t in study.get_trials(deepcopy=False, states=(TS.PRUNED,))
+                 if "infeasible" not in t.user_attrs)
+    d = of.deflated_sharpe_ratio(
+        best_r[1:], n_trials=max(len(traded), 1),
+        sharpe_variance=float(traded.var(ddof=1)) if len(traded) > 1 else 0.0)
+    out = {**d.to_dict(), "population": DSR_POPULATION,
+           "n_excluded_no_trades": int(len(sharpes) - len(traded)),
+           "n_excluded_pruned": int(pruned)}
+    if pruned:
+        out["note"] = (f"N leaves out the {pruned} trials the pruner stopped (their Sharpe ratio "
+                       "over the training window was never measured): the DSR is optimistic; "
+                       "run without a pruner for a DSR over every configuration")
+    return out
+
+
+def _pbo_measure(objective: Objective) -> tuple[str, str | None]:
+    """The measure CSCV selects and ranks by: the study's (first) objective when the stored
+    per-bar returns can recompute it on any set of rows, else Sharpe (with the reason)."""
+    from flushback.backtests.overfitting import PBO_MEASURES
+
+    if objective.metric in PBO_MEASURES and objective.direction == OBJECTIVE_METRICS.get(
+            objective.metric):
+        return objective.metric, None
+    why = ("is a trade statistic the stored per-bar returns cannot recompute on a subset of bars"
+           if objective.metric not in PBO_MEASURES else "is optimized in an unusual direction")
+    return "sharpe", f"the objective {objective.label} {why}; CSCV ranks the trials by Sharpe"
+
+
 def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = None,
                  keep_result: bool = True) -> dict[str, Any]:
     """Selection, DSR, PBO, importances and the out-of-sample backtest of one fold."""
@@ -1525,26 +1577,18 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
     lengths = {len(s) for s in series}
     if series and len(lengths) == 1:
         mat = np.column_stack(series)
-        # the first return of every series is the 0 of the starting bar: drop it everywhere,
-        # so the trials' Sharpe variance and the selected Sharpe use the same returns
-        sharpes = [of.sharpe_per_period(s[1:]) for s in series]
-        sharpes = [s for s in sharpes if np.isfinite(s)]
         best_r = decode_returns(_fb(best)["train_returns"]) if "train_returns" in \
             _fb(best) else None
-        # N for SR0 counts every configuration that was tried: trials stopped early by the
-        # pruner were tried too (leaving them out lowers the bar); infeasible points never ran
-        tried = len(complete) + sum(
-            1 for t in study.get_trials(deepcopy=False, states=(TS.PRUNED,))
-            if "infeasible" not in t.user_attrs)
-        if best_r is not None and len(complete) >= 1:
-            d = of.deflated_sharpe_ratio(best_r[1:], n_trials=tried,
-                                         trial_sharpes=sharpes if len(sharpes) > 1 else None,
-                                         sharpe_variance=None if len(sharpes) > 1 else 0.0)
-            out["dsr"] = d.to_dict()
+        if best_r is not None:
+            out["dsr"] = _dsr_over_population(study, series, best_r)
         if mat.shape[1] >= 2:
+            measure, note = _pbo_measure(cfg.objectives[0])
             try:
-                p = of.probability_of_backtest_overfitting(mat[1:], _pbo_splits(mat.shape[0] - 1))
-                out["pbo"] = p.to_dict()
+                # the first return of every series is the 0 of the starting bar: dropped
+                p = of.probability_of_backtest_overfitting(
+                    mat[1:], _pbo_splits(mat.shape[0] - 1), measure,
+                    periods_per_year=ev.periods_per_year)
+                out["pbo"] = {**p.to_dict(), **({"note": note} if note else {})}
             except ValueError as exc:
                 out["pbo"] = {"error": str(exc)}
     # importances (fANOVA; optuna.importance)

@@ -35,12 +35,21 @@ Probability of Backtest Overfitting (Bailey, Borwein, López de Prado & Zhu, 201
 Probability of Backtest Overfitting", J. Computational Finance 20(4)) -- CSCV
 ----------------------------------------------------------------------------------------------
 ``M`` is a ``T x N`` matrix of per-period returns, one column per trial (configuration). The
-rows are cut into ``S`` (even) contiguous blocks of equal size. For each of the ``C(S, S/2)``
-ways of choosing ``S/2`` blocks as the in-sample set (the rest, in the same time order, is
-out-of-sample): pick ``n*`` = the column with the best in-sample performance, find its rank
-``r`` (1 = worst .. N = best) among all columns out-of-sample, set ``w = r / (N + 1)`` and the
-logit ``lambda = ln(w / (1 - w))``. PBO is the fraction of splits with ``lambda <= 0``: how
-often the in-sample winner ends up at or below the out-of-sample median.
+rows are cut into ``S`` (even) contiguous blocks of ``T // S`` rows. For each of the
+``C(S, S/2)`` ways of choosing ``S/2`` blocks as the in-sample set (the rest, in the same time
+order, is out-of-sample), each half's performance is computed on its own rows with the
+performance measure the study optimizes (:data:`PBO_MEASURES`): pick ``n*`` = the column with
+the best in-sample performance (ties: the lowest column), find its rank ``r`` (1 = worst .. N =
+best; tied columns share their average rank) among all columns out-of-sample, set
+``w = r / (N + 1)`` and the logit ``lambda = ln(w / (1 - w))``. PBO is the fraction of splits
+with ``lambda <= 0`` (decided exactly as ``r <= (N + 1) / 2``): how often the in-sample winner
+ends up at or below the out-of-sample median.
+
+When ``S`` does not divide ``T``, the ``T mod S`` rows no block holds can be dropped at either
+end; the result is computed for every such alignment and reported as their mean and range.
+Each half's statistics are accumulated block by block in time order, identically for every
+column, so columns with equal returns on a half tie exactly (a half's sums are never taken as
+the total minus the other half's, which breaks such ties by rounding).
 """
 
 from __future__ import annotations
@@ -158,48 +167,139 @@ def deflated_sharpe_ratio(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# PBO by CSCV
+
+#: Performance measures CSCV can rank trials by, each computed on the rows of a half exactly as
+#: :mod:`flushback.backtests.metrics` computes it on a whole backtest (the annualisation factor
+#: is a positive constant and changes no ranking, except inside Calmar's CAGR).
+PBO_MEASURES = ("sharpe", "sortino", "mean", "total_return", "cagr", "volatility",
+                "max_drawdown", "calmar")
+_COMBO_CELLS = 2_000_000  # combinations x trials evaluated at once (bounds the memory)
+
+
 @dataclass(frozen=True)
 class PBOResult:
+    # mean over the row alignments of the share of splits whose logit is <= 0
     pbo: float
+    pbo_min: float  # the lowest and highest share over the alignments
+    pbo_max: float
+    # per alignment (index j = j oldest rows dropped): splits with logit <= 0
+    overfit_counts: list[int]
+    metric: str  # the performance measure that picks and ranks the trials
     n_splits: int  # S, the number of blocks
-    n_combinations: int
+    n_combinations: int  # C(S, S/2) splits per alignment
     n_trials: int
-    logits: list[float]
-    # probability that the IS winner loses money OOS (performance < 0)
+    n_rows: int  # T
+    block_rows: int  # T // S
+    rows_left_over: int  # T mod S: rows no block can hold, dropped at the start and/or end
+    logits: list[float]  # every split of every alignment
+    # share of splits in which the IS winner's compounded OOS return is negative
     prob_oos_loss: float
-    # slope of OOS on IS performance of the selected trial across the combinations
+    # slope of OOS on IS performance of the selected trial across the splits
     degradation_slope: float
 
     def to_dict(self, include_logits: bool = False) -> dict[str, Any]:
+        """The report's view: PBO to 3 decimals (a split's resolution is 1/C(S, S/2); the
+        choice of rows moves it by more), exact counts alongside."""
         d = asdict(self)
         if not include_logits:
             d.pop("logits")
         else:
             d["logits"] = [None if not math.isfinite(x) else x for x in self.logits]
+        for k in ("pbo", "pbo_min", "pbo_max"):
+            d[k] = round(d[k], 3)
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in d.items()}
 
 
-def _perf_from_sums(s1: np.ndarray, s2: np.ndarray, count: int, metric: str) -> np.ndarray:
-    """Per-trial performance from the sums and sums of squares of ``count`` returns."""
-    mean = s1 / count
+def _block_stats(blocks: np.ndarray, drawdown: bool) -> dict[str, np.ndarray]:
+    """Per block and trial (``S x N`` each) the additive pieces every measure is built from.
+
+    ``g`` is the log growth ``sum log(1 + r)``; for drawdowns, with ``c_t`` the cumulative log
+    growth inside the block: ``hi = max(0, max c_t)``, ``lo = min c_t`` and ``dd`` = the
+    deepest fall below the block's own running peak (its start counting as a peak).
+    """
+    with np.errstate(divide="ignore"):
+        logs = np.log1p(np.maximum(blocks, -1.0))  # a -100 % bar is -inf: ruin
+    st = {
+        "s1": blocks.sum(axis=1),
+        "s2": (blocks**2).sum(axis=1),
+        "neg2": (np.minimum(blocks, 0.0) ** 2).sum(axis=1),
+        "g": logs.sum(axis=1),
+    }
+    if drawdown:
+        cum = np.cumsum(logs, axis=1)
+        run = np.maximum.accumulate(np.maximum(cum, 0.0), axis=1)
+        st["hi"], st["lo"], st["dd"] = run[:, -1], cum.min(axis=1), (cum - run).min(axis=1)
+    return st
+
+
+def _aggregate(st: dict[str, np.ndarray], idx: np.ndarray, drawdown: bool) -> dict[str, Any]:
+    """The blocks ``idx`` (combinations x blocks, ascending = time order) put end to end.
+
+    Every trial's sums are accumulated block by block in the same order, so two trials with
+    the same returns on these rows get bit-identical statistics (exact ties stay ties).
+    """
+    acc = {k: st[k][idx[:, 0]].copy() for k in ("s1", "s2", "neg2", "g")}
+    for j in range(1, idx.shape[1]):
+        for k in acc:
+            acc[k] += st[k][idx[:, j]]
+    if drawdown:  # compose the drawdown of the concatenated curve (log levels)
+        level = np.zeros_like(acc["g"])
+        peak = np.zeros_like(level)
+        dd = np.zeros_like(level)
+        for j in range(idx.shape[1]):
+            b = idx[:, j]
+            dd = np.minimum(dd, np.minimum(level - peak + st["lo"][b], st["dd"][b]))
+            peak = np.maximum(peak, level + st["hi"][b])
+            level = level + st["g"][b]
+        acc["dd"] = dd
+    return acc
+
+
+def _performance(a: dict[str, Any], count: int, metric: str,
+                 periods_per_year: float | None) -> np.ndarray:
+    """Per trial performance, higher = better; undefined ratios score 0, as the optimizer's
+    objective does."""
+    mean = a["s1"] / count
     if metric == "mean":
         return mean
-    var = np.maximum(s2 - count * mean**2, 0.0) / (count - 1)
-    sd = np.sqrt(var)
+    if metric in ("total_return", "cagr"):  # monotone in the log growth over equal row counts
+        return a["g"]
+    if metric == "max_drawdown":  # log of 1 + drawdown: closer to 0 is better
+        return a["dd"]
+    sd = np.sqrt(np.maximum(a["s2"] - count * mean**2, 0.0) / (count - 1))
+    if metric == "volatility":
+        return -sd
+    if metric == "sharpe":
+        num, den = mean, sd
+    elif metric == "sortino":
+        num, den = mean, np.sqrt(a["neg2"] / count)
+    else:  # calmar = cagr / |max drawdown|
+        assert periods_per_year is not None
+        num = np.expm1(a["g"] * (periods_per_year / count))
+        den = -np.expm1(a["dd"])
+    # a variance from sums is never exactly 0 for a constant non-zero series: tolerate rounding
+    ok = den > 1e-9 * np.abs(num)
     with np.errstate(divide="ignore", invalid="ignore"):
-        flat = np.where(mean > 0, np.inf, np.where(mean < 0, -np.inf, 0.0))
-        return np.where(sd > 1e-15 * np.maximum(np.abs(mean), 1e-300), mean / sd, flat)
+        return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
 
 
 def probability_of_backtest_overfitting(
-    returns_matrix: Any, n_splits: int = 16, metric: str = "sharpe"
+    returns_matrix: Any, n_splits: int = 16, metric: str = "sharpe", *,
+    periods_per_year: float | None = None,
 ) -> PBOResult:
     """PBO by combinatorially symmetric cross-validation (see the module docstring).
 
     ``returns_matrix``: ``T x N`` array (rows = time, columns = trials) of per-period returns
-    on a common time grid (NaN treated as 0: flat). ``n_splits`` (S) must be even; trailing
-    rows that do not fill a block are dropped. ``metric``: "sharpe" or "mean".
+    on a common time grid (NaN treated as 0: flat). ``n_splits`` (S) must be even.
+    ``metric``: the performance measure that selects the in-sample winner and ranks it out of
+    sample (:data:`PBO_MEASURES`; ``calmar`` needs ``periods_per_year``).
+
+    When S does not divide T, the ``T mod S`` rows that fill no block can be dropped at the
+    start, at the end or some of each; PBO is computed for every such alignment and ``pbo`` is
+    their mean (``pbo_min``/``pbo_max`` their range).
     """
     m = np.asarray(returns_matrix, dtype=float)
     if m.ndim != 2:
@@ -213,42 +313,64 @@ def probability_of_backtest_overfitting(
     block = t // n_splits
     if block < 2:
         raise ValueError(f"{t} rows are too few for {n_splits} blocks of at least 2 rows")
-    if metric not in ("sharpe", "mean"):
-        raise ValueError("metric must be 'sharpe' or 'mean'")
-    m = m[: block * n_splits].reshape(n_splits, block, n)
-    # per-block sums make each combination O(S N) instead of O(T N)
-    s1 = m.sum(axis=1)
-    s2 = (m**2).sum(axis=1)
-    tot1, tot2 = s1.sum(axis=0), s2.sum(axis=0)
+    if metric not in PBO_MEASURES:
+        raise ValueError(f"metric must be one of {', '.join(PBO_MEASURES)}")
+    if metric == "calmar" and not (periods_per_year and periods_per_year > 0):
+        raise ValueError("metric 'calmar' needs periods_per_year (365 daily, 8760 hourly)")
     half = n_splits // 2
-    logits: list[float] = []
-    is_sel: list[float] = []
-    oos_sel: list[float] = []
-    for combo in itertools.combinations(range(n_splits), half):
-        idx = list(combo)
-        is1, is2 = s1[idx].sum(axis=0), s2[idx].sum(axis=0)
-        is_perf = _perf_from_sums(is1, is2, half * block, metric)
-        oos_perf = _perf_from_sums(tot1 - is1, tot2 - is2, (n_splits - half) * block, metric)
-        best = int(np.argmax(is_perf))  # ties: the lowest trial number wins
-        # rank 1..N of the IS winner among all trials OOS (ties share the average rank)
-        rank = float(stats.rankdata(oos_perf, method="average")[best])
-        w = rank / (n + 1.0)
-        logits.append(math.log(w / (1.0 - w)))
-        is_sel.append(float(is_perf[best]))
-        oos_sel.append(float(oos_perf[best]))
-    lg = np.asarray(logits)
-    oos_arr = np.asarray(oos_sel)
-    is_arr = np.asarray(is_sel)
+    combos = np.array(list(itertools.combinations(range(n_splits), half)), dtype=np.intp)
+    others = np.array([[b for b in range(n_splits) if b not in set(c)] for c in combos.tolist()],
+                      dtype=np.intp)
+    count = half * block
+    drawdown = metric in ("max_drawdown", "calmar")
+    step = max(1, _COMBO_CELLS // n)
+    left = t - block * n_splits
+    counts: list[int] = []
+    logits, is_sel, oos_sel, oos_loss = [], [], [], []
+    for offset in range(left + 1):
+        st = _block_stats(m[offset: offset + block * n_splits].reshape(n_splits, block, n),
+                          drawdown)
+        overfit = 0
+        for c0 in range(0, len(combos), step):
+            a_is = _aggregate(st, combos[c0: c0 + step], drawdown)
+            a_oos = _aggregate(st, others[c0: c0 + step], drawdown)
+            p_is = _performance(a_is, count, metric, periods_per_year)
+            p_oos = _performance(a_oos, count, metric, periods_per_year)
+            rows = np.arange(p_is.shape[0])
+            best = np.argmax(p_is, axis=1)  # ties: the lowest trial number wins
+            sel = p_oos[rows, best]
+            # twice the average rank (1 = worst .. N = best) of the winner out of sample: a
+            # group of e tied trials above b worse ones shares the rank b + (e + 1) / 2
+            below = (p_oos < sel[:, None]).sum(axis=1)
+            tied = (p_oos == sel[:, None]).sum(axis=1)
+            rank2 = 2 * below + tied + 1
+            overfit += int(np.sum(rank2 <= n + 1))  # logit <= 0, decided in integers
+            w = rank2 / (2.0 * (n + 1))
+            logits.append(np.log(w / (1.0 - w)))
+            is_sel.append(p_is[rows, best])
+            oos_sel.append(sel)
+            oos_loss.append(a_oos["g"][rows, best] < 0)
+        counts.append(overfit)
+    n_comb = len(combos)
+    shares = np.asarray(counts, dtype=float) / n_comb
+    is_arr, oos_arr = np.concatenate(is_sel), np.concatenate(oos_sel)
     finite = np.isfinite(is_arr) & np.isfinite(oos_arr)
     slope = float("nan")
     if finite.sum() >= 2 and np.ptp(is_arr[finite]) > 0:
         slope = float(np.polyfit(is_arr[finite], oos_arr[finite], 1)[0])
     return PBOResult(
-        pbo=float(np.mean(lg <= 0)),
+        pbo=float(shares.mean()),
+        pbo_min=float(shares.min()),
+        pbo_max=float(shares.max()),
+        overfit_counts=counts,
+        metric=metric,
         n_splits=n_splits,
-        n_combinations=len(logits),
+        n_combinations=n_comb,
         n_trials=n,
-        logits=[float(x) for x in lg],
-        prob_oos_loss=float(np.mean(oos_arr < 0)),
+        n_rows=t,
+        block_rows=block,
+        rows_left_over=left,
+        logits=[float(x) for x in np.concatenate(logits)],
+        prob_oos_loss=float(np.mean(np.concatenate(oos_loss))),
         degradation_slope=slope,
     )

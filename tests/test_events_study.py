@@ -304,3 +304,48 @@ def test_volatility_matching_draws_from_the_event_regime():
     assert matched.ret_baseline > plain.ret_baseline
     # tercile matching: closer to the wild half's mean (buckets mix at the tercile edges)
     assert abs(matched.ret_baseline - wild_mean) < 0.5 * abs(plain.ret_baseline - wild_mean)
+
+
+def test_baseline_placements_never_overlap_and_are_uniform():
+    """Two single-day clusters, entries 0..5, at least 2 bars apart: brute force lists the 20
+    valid ordered placements; the sampler must hit each about 1/20 of the time, nothing else."""
+    from collections import Counter
+
+    from flushback.backtests.event_study import _place_clusters
+
+    valid = {(a, b) for a in range(6) for b in range(6) if abs(a - b) >= 2}
+    assert len(valid) == 20
+    draws = 40_000
+    starts = _place_clusters([0, 0], 0, 5, 2, draws, np.random.default_rng(0))
+    seen = Counter(map(tuple, starts.tolist()))
+    assert set(seen) == valid
+    sd = np.sqrt(draws * (1 / 20) * (19 / 20))
+    assert all(abs(c - draws / 20) < 5 * sd for c in seen.values())
+    # a cluster spanning 3 bars (members at +0 and +3) and a single day, hb = 2, in 0..9
+    starts = _place_clusters([3, 0], 0, 9, 2, 5000, np.random.default_rng(1))
+    a, b = starts[:, 0], starts[:, 1]
+    assert np.all((b >= a + 3 + 2) | (a >= b + 2))
+    assert np.all((a >= 0) & (a + 3 <= 9) & (b >= 0) & (b <= 9))
+
+
+def test_matched_baseline_placements_never_overlap_and_keep_the_regime():
+    from flushback.backtests.event_study import _place_clusters
+
+    bucket = np.tile([0, 1, 2], 40)  # regimes alternate day by day
+    starts = _place_clusters([2, 0, 0], 0, 119, 7, 3000, np.random.default_rng(2),
+                             buckets=[1, 2, 2], vol_bucket=bucket)
+    spans = np.array([2, 0, 0])
+    for i in range(3):
+        assert np.all(bucket[starts[:, i]] == [1, 2, 2][i])
+        for j in range(3):
+            if i != j:
+                apart = (starts[:, j] >= starts[:, i] + spans[i] + 7) | (
+                    starts[:, i] >= starts[:, j] + spans[j] + 7)
+                assert apart.all()
+
+
+def test_clusters_that_cannot_fit_without_overlap_are_refused():
+    from flushback.backtests.event_study import _place_clusters
+
+    with pytest.raises(DataError, match="do not fit without overlap"):
+        _place_clusters([0, 0, 0], 0, 10, 6, 10, np.random.default_rng(0))

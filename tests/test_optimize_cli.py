@@ -67,7 +67,11 @@ def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_da
         assert 0.0 <= row["pbo"] <= 1.0
         assert 0.0 <= row["dsr"] <= 1.0
         assert row["train"][1] < row["test"][0]
-    assert sec["dsr"]["n_trials"] == 10
+    # the DSR's N: the last fold's 10 trials, less those that never traded (no Sharpe ratio)
+    last_fold = [t for t in sec["trials"] if t["fold"] == 2 and t["state"] == "COMPLETE"]
+    no_trades = sum(1 for t in last_fold if t["train_metrics"].get("sharpe") is None)
+    assert sec["dsr"]["n_trials"] == 10 - no_trades
+    assert sec["dsr"]["n_excluded_no_trades"] == no_trades
     assert sum(1 for t in sec["trials"] if t["state"] == "COMPLETE") == 20
     # the report's equity is the stitched test windows only: it starts at fold 1's test start
     first_test = sec["fold_boundaries"][0]["test_start"]

@@ -249,9 +249,12 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     # a pruned trial stopped after fewer than all chunks: it scored fewer windows
     assert all(t.user_attrs["pruned_after_chunks"] < 3 for t in pruned)
     assert len(ev.windows) < 40 * 3
-    # the Deflated Sharpe Ratio counts the pruned trials among the N configurations tried
+    # the Deflated Sharpe Ratio's population (N and the Sharpe variance) is the completed
+    # trials; the pruned ones are counted out loud, with a warning that N leaves them out
     res = opt.analyse_fold(cfg, ev, cfg.folds[0])
-    assert res["dsr"]["n_trials"] == 40
+    assert res["dsr"]["n_trials"] == len(done)
+    assert res["dsr"]["n_excluded_pruned"] == len(pruned)
+    assert f"{len(pruned)} trials the pruner stopped" in res["dsr"]["note"]
 
 
 def test_progress_bar_shows_trials_rate_best_and_eta(tmp_path):

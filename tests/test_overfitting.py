@@ -155,3 +155,156 @@ def test_pbo_matches_a_direct_implementation():
     res = of.probability_of_backtest_overfitting(m, n_splits=s)
     assert res.logits == pytest.approx(logits)
     assert res.pbo == pytest.approx(np.mean(np.array(logits) <= 0))
+
+
+# --------------------------------------------------------------------------------------------
+# CSCV as defined (docs/optimize.md): ties, the selection measure, every row alignment
+
+
+def _naive_measure(rows: np.ndarray, metric: str, ppy: float = 365.0) -> np.ndarray:
+    """Each column's performance on ``rows`` from scratch (higher = better; undefined -> 0)."""
+    out = []
+    for r in rows.T:
+        n = len(r)
+        equity = np.concatenate([[1.0], np.cumprod(1.0 + r)])
+        mdd = float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
+        if metric == "sharpe":
+            sd = r.std(ddof=1)
+            v = r.mean() / sd if sd > 0 else 0.0
+        elif metric == "sortino":
+            dd = math.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+            v = r.mean() / dd if dd > 0 else 0.0
+        elif metric == "total_return":
+            v = equity[-1] - 1.0
+        elif metric == "max_drawdown":
+            v = mdd
+        elif metric == "volatility":
+            v = -r.std(ddof=1)
+        elif metric == "calmar":
+            v = (equity[-1] ** (ppy / n) - 1.0) / abs(mdd) if mdd < 0 else 0.0
+        else:
+            raise AssertionError(metric)
+        out.append(v)
+    return np.asarray(out)
+
+
+def _naive_cscv(m: np.ndarray, s: int, metric: str) -> tuple[list[int], list[float]]:
+    """Second implementation: per alignment, concatenate the rows of each half and recompute."""
+    from itertools import combinations
+
+    from scipy.stats import rankdata
+
+    t, n = m.shape
+    q = t // s
+    counts, logits = [], []
+    for off in range(t - q * s + 1):
+        blocks = np.split(m[off: off + q * s], s)
+        count = 0
+        for combo in combinations(range(s), s // 2):
+            is_rows = np.concatenate([blocks[i] for i in combo])
+            oos_rows = np.concatenate([blocks[i] for i in range(s) if i not in combo])
+            best = int(np.argmax(_naive_measure(is_rows, metric)))
+            rank = rankdata(_naive_measure(oos_rows, metric), method="average")[best]
+            w = rank / (n + 1)
+            logits.append(math.log(w / (1 - w)))
+            count += rank <= (n + 1) / 2
+        counts.append(count)
+    return counts, logits
+
+
+def test_pbo_exact_out_of_sample_tie_at_the_median_counts():
+    # trials A and A2 differ in the first block only (a parameter that binds there alone)
+    # and have the same returns in the second; B and C are clearly worse / better there
+    #            A       A2      B      C
+    m = np.array([
+        [0.01, 0.01, -0.01, -0.05],
+        [-0.005, -0.15, -0.03, -0.02],
+        [0.03, 0.03, -0.02, 0.08],
+        [-0.01, -0.01, -0.03, 0.07],
+    ])
+    res = of.probability_of_backtest_overfitting(m, n_splits=2)
+    # IS = block 0: A has the only positive Sharpe and wins; OOS = block 1, where A and A2 are
+    # identical: B (rank 1) < A = A2 (ranks 2 and 3, average 2.5) < C (rank 4); with N = 4 the
+    # median is (N + 1) / 2 = 2.5, so w = 1/2 and the logit is exactly 0: it counts.
+    # IS = block 1: C wins (Sharpe 0.075 / 0.0071); OOS = block 0: C's Sharpe -1.65 is the worst
+    # (B -1.41, A2 -0.62, A +0.24): rank 1, logit ln(1/4) <= 0. PBO = 2/2.
+    assert res.logits == [0.0, pytest.approx(math.log(1 / 4))]
+    assert res.overfit_counts == [2]
+    assert res.pbo == 1.0
+    counts, logits = _naive_cscv(m, 2, "sharpe")
+    assert counts == [2] and res.logits == pytest.approx(logits)
+
+
+def test_pbo_ties_on_a_larger_study_match_the_definition():
+    # 12 trials in 6 pairs; each pair shares its returns on the last four blocks only
+    rng = np.random.default_rng(11)
+    t, s = 240, 8
+    base = rng.normal(0.0003, 0.01, size=(t, 6))
+    m = np.repeat(base, 2, axis=1)
+    m[: t // 2, 1::2] += rng.normal(0.0, 0.004, size=(t // 2, 6))
+    res = of.probability_of_backtest_overfitting(m, n_splits=s)
+    counts, logits = _naive_cscv(m, s, "sharpe")
+    assert res.overfit_counts == counts
+    assert res.logits == pytest.approx(logits)
+    assert res.pbo == counts[0] / math.comb(s, s // 2)
+
+
+def test_pbo_selects_and_ranks_by_the_studied_measure():
+    # Sortino and Sharpe disagree: half the trials are lotteries (small steady losses, rare
+    # big gains) that Sortino, which ignores upside deviation, rates higher than Sharpe does
+    rng = np.random.default_rng(2)
+    t, s, n = 160, 8, 10
+    m = rng.normal(0.0, 0.01, size=(t, n))
+    m[:, ::2] = (np.where(rng.random((t, 5)) < 0.05, 0.06, -0.002)
+                 + rng.normal(0, 0.001, (t, 5)))
+    by_sortino = of.probability_of_backtest_overfitting(m, n_splits=s, metric="sortino")
+    by_sharpe = of.probability_of_backtest_overfitting(m, n_splits=s, metric="sharpe")
+    counts, logits = _naive_cscv(m, s, "sortino")
+    assert by_sortino.metric == "sortino"
+    assert by_sortino.overfit_counts == counts
+    assert by_sortino.logits == pytest.approx(logits)
+    # the measure matters here: by Sharpe the same study reads differently
+    assert by_sharpe.overfit_counts == _naive_cscv(m, s, "sharpe")[0]
+    assert abs(by_sortino.pbo - by_sharpe.pbo) > 0.1
+
+
+@pytest.mark.parametrize("metric", ["total_return", "max_drawdown", "calmar", "volatility"])
+def test_pbo_other_measures_match_a_direct_implementation(metric):
+    rng = np.random.default_rng(8)
+    m = rng.normal(0.0004, 0.02, size=(83, 6))  # 83 = 6 * 13 + 5: six alignments
+    res = of.probability_of_backtest_overfitting(m, n_splits=6, metric=metric,
+                                                 periods_per_year=365)
+    counts, logits = _naive_cscv(m, 6, metric)
+    assert res.overfit_counts == counts
+    assert res.logits == pytest.approx(logits)
+    assert res.rows_left_over == 5 and len(counts) == 6
+
+
+def test_pbo_uses_every_alignment_when_s_does_not_divide_t():
+    # T = 5 rows, S = 2 blocks of 2: one row is left over, first or last
+    #             A    B    C
+    m = np.array([[4.0, 0.0, 1.0],
+                  [0.0, 1.0, 0.0],
+                  [0.0, 1.0, 0.0],
+                  [2.0, 0.0, 1.0],
+                  [-4.0, 0.0, 3.0]]) / 100
+    res = of.probability_of_backtest_overfitting(m, n_splits=2, metric="mean")
+    # drop the last row: halves {r0, r1} and {r2, r3}; A is best in both (means 2 and 1):
+    #   rank 3 of 3 both ways, logits ln 3 > 0 -> 0 of 2 splits
+    # drop the first row: halves {r1, r2} (A 0, B 1, C 0) and {r3, r4} (A -1, B 0, C 2):
+    #   IS {r1, r2}: B wins; OOS B = 0 between A = -1 and C = 2: rank 2 = median -> counts
+    #   IS {r3, r4}: C wins; OOS C = 0 ties A = 0 below B = 1: rank 1.5 -> counts; 2 of 2
+    assert res.rows_left_over == 1
+    assert res.overfit_counts == [0, 2]
+    assert (res.pbo, res.pbo_min, res.pbo_max) == (0.5, 0.0, 1.0)
+    assert res.logits == pytest.approx([math.log(3), math.log(3), 0.0, math.log(1.5 / 2.5)])
+    d = res.to_dict()
+    assert (d["pbo"], d["pbo_min"], d["pbo_max"]) == (0.5, 0.0, 1.0)
+
+
+def test_pbo_report_rounds_to_the_precision_of_the_split():
+    rng = np.random.default_rng(2)
+    res = of.probability_of_backtest_overfitting(rng.normal(0, 0.01, (100, 5)), n_splits=4)
+    d = res.to_dict()
+    assert d["pbo"] == round(float(np.mean(res.overfit_counts)) / 6, 3)
+    assert len(repr(d["pbo"])) <= 5

@@ -183,10 +183,16 @@ def _print_summary(run: Any) -> None:
     if sec.get("pareto_front"):
         console.print(f"Pareto front: {len(sec['pareto_front'])} trials (in report.json)")
     dsr, pbo = sec.get("dsr") or {}, sec.get("pbo") or {}
+    spread = ""
+    if pbo.get("rows_left_over"):
+        spread = (f", {_num(pbo.get('pbo_min'), digits=2)}-{_num(pbo.get('pbo_max'), digits=2)}"
+                  f" over the {pbo['rows_left_over'] + 1} ways to drop the "
+                  f"{pbo['rows_left_over']} rows no block holds")
     console.print(
-        f"Deflated Sharpe Ratio {_num(dsr.get('dsr'))} (N={dsr.get('n_trials')}, "
-        f"SR0/bar={_num(dsr.get('expected_max_sharpe'))}); PBO {_num(pbo.get('pbo'))} "
-        f"over {pbo.get('n_combinations', '-')} CSCV splits", markup=False)
+        f"Deflated Sharpe Ratio {_num(dsr.get('dsr'))} (N={dsr.get('n_trials')} trials that "
+        f"traded, SR0/bar={_num(dsr.get('expected_max_sharpe'))}); PBO "
+        f"{_num(pbo.get('pbo'), digits=2)} by {pbo.get('metric', '-')} over "
+        f"{pbo.get('n_combinations', '-')} CSCV splits{spread}", markup=False)
     console.print(f"study: {', '.join(sec['study']['fold_studies'])} in {sec['study']['storage']}",
                   markup=False)
     console.print(f"run: {run.run_dir}", markup=False)
