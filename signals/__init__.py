@@ -34,6 +34,12 @@ from flushback.signals.registry import (
     temporary_registration,
 )
 
+
+def get(name: str, **params: object) -> Signal:
+    """A signal by its registry name with parameters: ``get("oversold_rsi", period=14)``."""
+    return build_signal({"type": name, **params})
+
+
 __all__ = [
     "Param",
     "Signal",

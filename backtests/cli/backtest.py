@@ -64,10 +64,8 @@ def backtest(
     """Run a backtest spec against buy-and-hold and write runs/<run_id>/."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.runs import write_run
+    from flushback.backtests.api import backtest as api_backtest
     from flushback.backtests.spec import load_spec
-    from flushback.backtests.strategy_events import report_sections
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(
@@ -88,11 +86,12 @@ def backtest(
         progress.update(tasks[stage], completed=done)
 
     with progress:
-        result = run_backtest(spec_obj, data_dir=STATE.data_dir, since=since, until=until,
-                              progress=on_progress)
-        # Every run carries the flush-event section: the catalog event study on its bars and
-        # what the strategy did at each event (read back by `report` and `compare`).
-        run_dir = write_run(result, runs_dir=runs_dir, sections=report_sections(result))
+        # the same function as fb.backtest(); every run carries the flush-event section (the
+        # catalog event study on its bars and what the strategy did at each event)
+        run = api_backtest(spec_obj, data_dir=STATE.data_dir, since=since, until=until,
+                           progress=on_progress)
+        run_dir = run.save(runs_dir)
+        result = run.raw
 
     if fmt == OutputFormat.json:
         from flushback.backtests.report_schema import to_jsonable

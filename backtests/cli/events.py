@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -179,34 +178,6 @@ def detect(
         console.print(f"detected but not in the catalog: {', '.join(score.extra)}", soft_wrap=True)
 
 
-def _signal_events(spec: str, frame):
-    from flushback.backtests.event_study import events_from_triggers
-    from flushback.signals import build_signal
-
-    text = spec.strip()
-    if text.startswith("signal:"):
-        text = text[len("signal:"):]
-    if text.startswith("{"):
-        from flushback.data.errors import ConfigError
-
-        try:
-            cfg = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--events: invalid JSON signal config: {exc}") from None
-    else:
-        cfg = {"type": text}
-    sig = build_signal(cfg)
-    fired = sig.compute(frame)
-    if fired.dtype != bool:
-        from flushback.data.errors import ConfigError
-
-        raise ConfigError(
-            f"--events {cfg['type']}: the signal returns a float strength, not a trigger",
-            hint="use a trigger signal (e.g. extreme_fear, liquidation_spike, capitulation)",
-        )
-    return events_from_triggers(fired, frame.attrs.get("interval", "1d"), prefix=cfg["type"])
-
-
 @app.command("study")
 def study(
     events: str = typer.Option(
@@ -233,37 +204,16 @@ def study(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
 ) -> None:
     """Forward returns after the events vs a random-day baseline (intervals, p-values)."""
-    from flushback.backtests.event_study import events_from_catalog, run_event_study
+    from flushback.backtests.api import study_events
     from flushback.data.errors import ConfigError
-    from flushback.data.flush_events import load_catalog
 
     if baseline != "random":
         raise ConfigError(f"--baseline {baseline!r} is not supported", hint="use --baseline random")
     hs = _parse_horizons(horizons)
-    af = _load(symbol, interval, start, end)
-    frame = af.frame
-    cat = load_catalog(catalog)
-    version = None
-    if events == "catalog":
-        idx = frame.index
-        evs = events_from_catalog(cat.between(idx[0], idx[-1]))
-        version = cat.version
-    elif events == "detected":
-        from flushback.backtests.flush_detector import detect_flushes
-
-        evs = detect_flushes(frame).study_events(frame.attrs.get("interval", interval))
-    else:
-        evs = _signal_events(events, frame)
-    if not evs:
-        from flushback.data.errors import DataError
-
-        raise DataError(f"no events ({events}) inside the loaded bars", hint="widen --start/--end")
-    st = run_event_study(
-        frame, evs, horizons=hs, draws=draws, seed=seed, alpha=alpha,
-        cluster=cluster, match_volatility=match_volatility,
-    )
-    section = st.to_section(
-        source=events, catalog_version=version, symbol=symbol, interval=interval
+    section = study_events(
+        events, symbol=symbol, interval=interval, start=start, end=end, horizons=hs,
+        draws=draws, seed=seed, alpha=alpha, cluster=cluster,
+        match_volatility=match_volatility, catalog=catalog, data_dir=STATE.data_dir or None,
     )
     if fmt == OutputFormat.json:
         print_json(section.to_report())
