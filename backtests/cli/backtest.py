@@ -94,6 +94,10 @@ def backtest(
         # what the strategy did at each event (read back by `report` and `compare`).
         run_dir = write_run(result, runs_dir=runs_dir, sections=report_sections(result))
 
+    warm = result.warmup or {}
+    if warm.get("inside_window"):
+        console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
+                          soft_wrap=True)
     if fmt == OutputFormat.json:
         from flushback.backtests.report_schema import to_jsonable
 
@@ -106,6 +110,7 @@ def backtest(
             "benchmark": {"name": spec_obj.benchmark.type,
                           "metrics": to_jsonable(result.benchmark_metrics)},
             "trades": to_jsonable(result.trades),
+            "warmup": warm or None,
         })
         return
     _print_tables(result, run_dir)
