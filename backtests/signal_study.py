@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.event_study import _f as _num  # finite float or None
 from flushback.backtests.event_study import (
     events_from_triggers,
     forward_outcomes,
@@ -327,14 +328,6 @@ def study(
         "baseline": "random entry bars in the study period, clusters placed with their spacing",
     }
     return SignalStudy(table=table, days=days, settings=settings, null_means=null_means)
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _utc(value: Any) -> pd.Timestamp:

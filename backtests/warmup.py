@@ -54,7 +54,8 @@ def first_valid_position(sig: Any, frame: pd.DataFrame, interval: pd.Timedelta,
 
     See the module docstring: ``inputs_from + warmup`` for a leaf; for a composite, when it
     can trigger as its logic reads (``all``: every child; ``any``: the first child; ``k_of_n``:
-    the k-th child; one-child composites: the child) plus its own extra warm-up.
+    the k-th child; one-child composites: the child) plus its own extra warm-up, and never
+    before its declared ``warmup_for`` bars from the frame's start (the base class masks them).
     ``complete=True``: when every leaf is valid (``max`` over all children).
     """
     children = getattr(sig, "children", None)
@@ -72,7 +73,8 @@ def first_valid_position(sig: Any, frame: pd.DataFrame, interval: pd.Timedelta,
         if len(known) < need:
             return None
         extra = int(getattr(sig, "_extra_warmup", lambda: 0)())
-        pos = max(known[need - 1] + extra, int(sig.warmup_for(interval)) if complete else 0)
+        # the base class masks a composite's first warmup_for bars (its slowest leg's) too
+        pos = max(known[need - 1] + extra, int(sig.warmup_for(interval)))
     else:
         start = _inputs_from(sig, frame)
         if start is None:

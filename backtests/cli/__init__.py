@@ -63,6 +63,7 @@ def _register() -> None:
     app.command("audit")(__import__("flushback.backtests.cli.audit", fromlist=["x"]).audit)
     app.command("optimize")(__import__("flushback.backtests.cli.optimize", fromlist=["x"]).optimize)
     __import__("flushback.backtests.cli.study", fromlist=["register"]).register(app)
+    __import__("flushback.backtests.cli.today", fromlist=["register"]).register(app)
 
 
 _register()
