@@ -93,7 +93,8 @@ def test_a_signal_without_inputs_is_never_valid():
     assert "never valid" in w["message"]
 
 
-def test_backtest_cli_warns_and_the_report_shows_it(tmp_path, capsys):
+def _liq_from_the_first_day(tmp_path, extra: str = ""):
+    """A sample data folder, and a spec whose window starts on the first liquidation day."""
     root = write_sample_folder(tmp_path / "data", days=160)
     spec = tmp_path / "liq.toml"
     spec.write_text(
@@ -101,7 +102,12 @@ def test_backtest_cli_warns_and_the_report_shows_it(tmp_path, capsys):
         '[data]\nsymbol = "BTC-USD"\ninterval = "1d"\nstart = "2024-01-01"\n'
         'externals = ["fng", "liquidations"]\n'
         '[signals.entry]\ntype = "liquidation_spike"\nlookback_days = 60\nmin_days = 14\n'
-        '[strategy]\ntype = "contrarian"\nhold_bars = 5\n', encoding="utf-8")
+        + extra + '[strategy]\ntype = "contrarian"\nhold_bars = 5\n', encoding="utf-8")
+    return root, spec
+
+
+def test_backtest_cli_warns_and_the_report_shows_it(tmp_path, capsys):
+    root, spec = _liq_from_the_first_day(tmp_path)
     runs = tmp_path / "runs"
     code = main(["--data-dir", str(root), "backtest", str(spec), "--runs-dir", str(runs)])
     out = capsys.readouterr()
@@ -118,3 +124,16 @@ def test_backtest_cli_warns_and_the_report_shows_it(tmp_path, capsys):
     html = (run_dir / "report.html").read_text()
     assert 'id="warmup-message"' in html and "2024-03-01T00:00:00Z" in html
     assert html.index("Signal warm-up") < html.index("Headline metrics")
+
+
+def test_audit_warns_about_warmup_inside_the_window(tmp_path, capsys):
+    root, spec = _liq_from_the_first_day(tmp_path, "k = 1.0\n")
+    runs = tmp_path / "runs"
+    code = main(["--data-dir", str(root), "audit", str(spec), "--trades", "0",
+                 "--runs-dir", str(runs)])
+    out = capsys.readouterr()
+    assert code in (0, 6), out.err
+    assert "warning: warm-up reaches into the window" in out.err
+    assert "valid only from 2024-03-01" in out.err
+    report = json.loads(next(runs.glob("*/report.json")).read_text())
+    assert report["warmup"]["inside_window"] is True and report["audit"] is not None
