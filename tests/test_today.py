@@ -158,3 +158,18 @@ def test_today_writes_html_png_json(shared_data_dir, tmp_path, capsys):
     assert len(doc["analogues"]) == 3
     assert (tmp_path / "today.png").read_bytes()[:4] == b"\x89PNG"
     assert "plotly" in (tmp_path / "today.html").read_text()
+
+
+@pytest.mark.realdata
+def test_signals_scan_says_no_data_where_liquidations_end(shared_data_dir, capsys):
+    cfg = json.dumps({"type": "any", "of": [{"type": "liquidation_spike"},
+                                            {"type": "oversold_rsi", "threshold": 25}]})
+    argv = ["--data-dir", str(shared_data_dir), "signals", "scan", cfg, "--since", "2026-06-01"]
+    assert main([*argv, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    by_day = {t["timestamp"][:10]: t["values"] for t in doc["triggers"]}
+    assert "2026-06-03" in by_day  # RSI < 25 fired; liquidations end 2025-11-13
+    assert by_day["2026-06-03"]["of.0:liquidation_spike"] is None  # unknown, not False
+    assert by_day["2026-06-03"]["of.1:oversold_rsi"] is True
+    assert main(argv) == 0
+    assert "of.0:liquidation_spike=no data" in capsys.readouterr().out

@@ -127,6 +127,35 @@ def _evaluable(sig: Any, frame: Any) -> Any:
     return out
 
 
+def _leg(sig: Any, path: str) -> Any:
+    """The composite leg at ``of.1.of.0``-style ``path`` (None when there is none)."""
+    parts = path.split(".")
+    for kind, idx in zip(parts[::2], parts[1::2], strict=False):
+        children = getattr(sig, "children", None)
+        if kind != "of" or not idx.isdigit() or not children or int(idx) >= len(children):
+            return None
+        sig = children[int(idx)]
+    return sig
+
+
+def _mark_no_data(sig: Any, frame: Any, rows: Any) -> Any:
+    """A composite leg whose inputs are missing at a bar did not say "no": it had no data.
+    Its ``of.<i>:<name>`` flag becomes ``NO_DATA`` there (``null`` in JSON)."""
+    rows = rows.copy()
+    for col in rows.columns:
+        path, sep, _ = col.partition(":")
+        leg = _leg(sig, path) if sep else None
+        if leg is None:
+            continue
+        have = _evaluable(leg, frame).reindex(rows.index)
+        if (~have).any():
+            rows[col] = rows[col].astype(object).where(have.to_numpy(), NO_DATA)
+    return rows
+
+
+NO_DATA = "no data"
+
+
 def _fmt_value(col: str, v: Any) -> str:
     if hasattr(v, "item"):
         v = v.item()
@@ -149,7 +178,7 @@ def _fmt_value(col: str, v: Any) -> str:
 
 
 def _jsonable(v: Any) -> Any:
-    if v is None:
+    if v is None or (isinstance(v, str) and v == NO_DATA):
         return None
     if hasattr(v, "item"):
         v = v.item()
@@ -221,7 +250,7 @@ def scan(
         "count": len(hits),
         "trigger_rate": (len(hits) / n_eval) if n_eval else None,
     }
-    rows = explain.loc[hits]
+    rows = _mark_no_data(sig, frame, explain.loc[hits])
     if fmt == OutputFormat.json:
         print_json({
             **summary,
