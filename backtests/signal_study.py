@@ -214,7 +214,8 @@ def study(
     ``frame``: an assembled frame (``flushback.data.load_frame(...).frame``) with the history
     the signal needs before ``start``. ``signal``: a registered name, a config dict or a Signal;
     None = every bar. ``buckets``: ``"fng:0,25,45,55,76,101"`` or :class:`Buckets`.
-    ``start``/``end`` bound the trigger bars and the baseline period (inclusive, UTC); the
+    ``start``/``end`` bound the trigger bars and the baseline period (inclusive, UTC; never
+    before the signal is valid: its inputs exist and its warm-up has elapsed); the
     forward returns of the last bars may run past ``end`` into later data when the frame has it
     (the outcome of a day does not change what was known on it).
 
@@ -230,7 +231,26 @@ def study(
     t1 = _utc(end) if end is not None else idx[-1]
     if t1 < t0:
         raise ConfigError(f"the study ends ({t1}) before it starts ({t0})")
+    valid_from = None
+    if signal is not None:
+        # the study (and its baseline period) starts where the signal can fire at all: its
+        # inputs exist and its warm-up has elapsed (flushback.backtests.warmup)
+        from flushback.backtests.warmup import first_valid_position
+        from flushback.signals import build_signal
+        from flushback.signals.base import bar_interval
+
+        sig = build_signal(signal)
+        if sig.kind != "bool":
+            _trigger_mask(frame, sig)  # raises the float-strength error
+        pos = first_valid_position(sig, frame, bar_interval(frame))
+        if pos is None:
+            raise DataError("the signal is never valid on this frame (missing inputs or too "
+                            "little history for its warm-up)", hint="load more data")
+        valid_from = idx[pos]
+        t0 = max(t0, valid_from)
     in_window = pd.Series((idx >= t0) & (idx <= t1), index=idx)
+    if not in_window.any():
+        raise DataError(f"no bar between {t0} and {t1}", hint="widen --start/--end")
     if signal is not None:
         mask = _trigger_mask(frame, signal) & in_window
         name = label or _signal_label(signal)
@@ -321,6 +341,7 @@ def study(
         "horizons": list(horizons),
         "symbol": frame.attrs.get("symbol"),
         "interval": interval,
+        "signal_valid_from": None if valid_from is None else iso_z(valid_from),
         "period_start": iso_z(period[0]),
         "period_end": iso_z(period[1]),
         "entry": "open of the first bar after the trigger bar's close",

@@ -192,4 +192,6 @@ def test_cli_prints_per_day_and_per_cluster_means_labelled(shared_data_dir, caps
     assert (tmp_path / "s" / "study.png").is_file()
     doc = json.loads((tmp_path / "s" / "study.json").read_text())
     assert doc["settings"]["signal"]["type"] == "all"
-    assert doc["settings"]["period_start"].startswith("2018-02-01")
+    # F&G starts 2018-02-01; `all` over a 2-bar window is valid one bar later
+    assert doc["settings"]["signal_valid_from"].startswith("2018-02-02")
+    assert doc["settings"]["period_start"].startswith("2018-02-02")
