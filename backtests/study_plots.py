@@ -56,8 +56,10 @@ def _fig_div(fig: Any, first: bool) -> str:
 def study_table_rows(st: Any) -> list[tuple[str, list[str], list[list[Any]]]]:
     """The two labelled tables -- per day and per cluster -- as (title, header, rows); the
     HTML page and the CLI both print these."""
-    day_h = ["group", "horizon", "days (n)", "per-day mean", "per-day median", "per-day win",
-             "MAE mean", "worst MAE", "worst drawdown ahead"]
+    # per trigger bar: a day on daily bars (the per_day_* columns), an hour on hourly ones
+    u = "day" if st.settings.get("interval") in (None, "1d") else "bar"
+    day_h = ["group", "horizon", f"{u}s (n)", f"per-{u} mean", f"per-{u} median",
+             f"per-{u} win", "MAE mean", "worst MAE", "worst drawdown ahead"]
     clu_h = ["group", "horizon", "clusters (n)", "per-cluster mean", "95% CI",
              "per-cluster median", "per-cluster win", "baseline (random days)",
              "baseline band", "p (2-sided)", "p (>)"]
@@ -80,7 +82,7 @@ def study_table_rows(st: Any) -> list[tuple[str, list[str], list[list[Any]]]]:
             f"[{_pct(r.get('baseline_lo'))}, {_pct(r.get('baseline_hi'))}]",
             _p(r.get("p_value")), _p(r.get("p_greater")),
         ])
-    return [("per day (every trigger day counts once; holding windows overlap)", day_h,
+    return [(f"per {u} (every trigger {u} counts once; holding windows overlap)", day_h,
              day_rows),
             ("per cluster (overlapping days count once; tested against random days)", clu_h,
              clu_rows)]
