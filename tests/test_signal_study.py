@@ -195,3 +195,21 @@ def test_cli_prints_per_day_and_per_cluster_means_labelled(shared_data_dir, caps
     # F&G starts 2018-02-01; `all` over a 2-bar window is valid one bar later
     assert doc["settings"]["signal_valid_from"].startswith("2018-02-02")
     assert doc["settings"]["period_start"].startswith("2018-02-02")
+
+
+@pytest.mark.realdata
+def test_events_study_prints_the_per_event_mean_next_to_the_per_cluster_one(shared_data_dir,
+                                                                            capsys):
+    from flushback.data import load_frame
+
+    code = main(["--data-dir", str(shared_data_dir), "events", "study", "--events",
+                 "extreme_fear", "--horizons", "7", "--no-per-event", "--draws", "200"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "per-event mean" in out and "per-cluster mean" in out
+    frame = load_frame("BTC-USD", "1d", data_dir=shared_data_dir).frame
+    fired = frame["fng"] <= 10  # extreme_fear's default threshold, F&G at the bar's close
+    ret = frame["close"].shift(-7) / frame["open"].shift(-1) - 1
+    per_event = ret[fired].dropna().mean()
+    row = next(line for line in out.splitlines() if line.strip().startswith("│      7d"))
+    assert f"{per_event * 100:+.1f}%" in row

@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, print_json
+from flushback.backtests.cli._common import (
+    STATE,
+    OutputFormat,
+    console,
+    print_json,
+    wide_console,
+)
 
 
 def _pct(x: Any) -> str:
@@ -75,13 +81,7 @@ def study(
              + (f" by {s['buckets']['column']} bucket" if s["buckets"] else "")
              + f" on {s['symbol']} {s['interval']}, {s['period_start'][:10]} .. "
              f"{s['period_end'][:10]}; entry at the next bar's open")
-    out_console = console
-    if not console.is_terminal and console.width < 170:
-        import sys
-
-        from rich.console import Console
-
-        out_console = Console(file=sys.stdout, width=170, color_system=None)
+    out_console = wide_console(170)
     out_console.print(title, markup=False, highlight=False)
     for sub, header, rows in study_table_rows(st):
         table = Table(title=sub)

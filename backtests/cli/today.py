@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, print_json
+from flushback.backtests.cli._common import (
+    STATE,
+    OutputFormat,
+    console,
+    print_json,
+    wide_console,
+)
 
 
 def _pct(x: Any) -> str:
@@ -53,14 +59,9 @@ def today(
         doc["files"] = {kk: str(v) for kk, v in paths.items()}
         print_json(doc)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    out_console = console
-    if not console.is_terminal and console.width < 160:
-        import sys
-
-        out_console = Console(file=sys.stdout, width=160, color_system=None)
+    out_console = wide_console(160)
     st = Table(title=f"signals at {res.date[:10]} ({res.symbol} {res.interval})")
     for col in ("signal", "status", "last fired", "inputs: value (age at the bar's close)"):
         st.add_column(col, overflow="fold")
