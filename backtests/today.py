@@ -252,11 +252,12 @@ def signal_states(signals: Mapping[str, Any], frame: pd.DataFrame, known_at: pd.
 def default_signals() -> dict[str, Any]:
     """The library's defaults: every registered non-composite trigger with default params."""
     from flushback.signals import get_signal, list_signals
+    from flushback.signals.compose import Composite
 
     out = {}
     for name in list_signals():
         cls = get_signal(name)
-        if cls.kind == "bool" and not hasattr(cls, "min_children"):
+        if cls.kind == "bool" and not issubclass(cls, Composite):
             out[name] = cls()
     return out
 
