@@ -67,8 +67,10 @@ class Buckets:
     def labels(self) -> list[str]:
         out = []
         for lo, hi in zip(self.edges[:-1], self.edges[1:], strict=True):
-            # integer edges print as the closed range people quote ("0-24" for [0, 25))
-            if float(lo).is_integer() and float(hi).is_integer():
+            # an integer-valued series (the F&G index) with integer edges prints the closed
+            # range people quote ("0-24" for [0, 25)); anything else the half-open interval
+            if (self.column in INTEGER_VALUED and float(lo).is_integer()
+                    and float(hi).is_integer()):
                 out.append(f"{self.column} {int(lo)}-{int(hi) - 1}")
             else:
                 out.append(f"{self.column} [{lo:g}, {hi:g})")
@@ -87,6 +89,7 @@ class Buckets:
 
 
 _ALIASES = {"fear_greed": "fng", "funding": "funding_rate"}
+INTEGER_VALUED = ("fng",)  # columns whose values are whole numbers
 
 
 def parse_buckets(text: str | Buckets | None) -> Buckets | None:

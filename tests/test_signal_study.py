@@ -213,3 +213,21 @@ def test_events_study_prints_the_per_event_mean_next_to_the_per_cluster_one(shar
     per_event = ret[fired].dropna().mean()
     row = next(line for line in out.splitlines() if line.strip().startswith("│      7d"))
     assert f"{per_event * 100:+.1f}%" in row
+
+
+def test_a_signal_with_buckets_groups_only_its_trigger_bars():
+    rng = np.random.default_rng(9)
+    n = 300
+    f = _frame(list(100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))),
+               list(rng.integers(0, 100, n).astype(float)))
+    f["funding_rate"] = rng.normal(0, 1e-4, n)
+    st = study(f, {"type": "extreme_fear", "threshold": 40}, buckets="funding:-1,0,1",
+               horizons=(5,), draws=100)
+    t = st.table.set_index("group")
+    assert "all bars" not in t.index  # with a signal there is no unconditional row
+    ret = f["close"].shift(-5) / f["open"].shift(-1) - 1
+    fired = f["fng"] <= 40
+    for label, m in (("funding_rate [-1, 0)", f["funding_rate"] < 0),
+                     ("funding_rate [0, 1)", f["funding_rate"] >= 0)):
+        assert t.loc[label, "per_day_n"] == ret[fired & m].notna().sum()
+        assert t.loc[label, "per_day_mean"] == pytest.approx(ret[fired & m].mean())
