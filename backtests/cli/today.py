@@ -20,8 +20,14 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{x * 100:+.1f}%"
 
 
-def _num(x: Any) -> str:
-    return "-" if x is None else f"{x:.3g}"
+def _num(x: Any, col: str = "") -> str:
+    if x is None:
+        return "-"
+    if col == "drawdown":
+        return f"{x * 100:.1f}%"
+    if col == "funding":
+        return f"{x * 100:.4f}%"
+    return f"{x:.3g}"
 
 
 _STYLE = {"yes": "bold green", "no": "", "no data": "yellow", "warming up": "yellow"}
@@ -61,7 +67,7 @@ def today(
         return
     from rich.table import Table
 
-    out_console = wide_console(160)
+    out_console = wide_console(200)
     st = Table(title=f"signals at {res.date[:10]} ({res.symbol} {res.interval})")
     for col in ("signal", "status", "last fired", "inputs: value (age at the bar's close)"):
         st.add_column(col, overflow="fold")
@@ -80,12 +86,12 @@ def today(
     for col in ("date", "distance", "catalog", *feats, *[f"{h}d" for h in res.horizons],
                 "drawdown ahead"):
         at.add_column(col, justify="left" if col in ("date", "catalog") else "right",
-                      overflow="fold", no_wrap=col in ("date", "catalog"))
-    at.add_row(f"{res.date[:10]} (today)", "-", "-", *[_num(res.features[c]) for c in feats],
+                      no_wrap=True)
+    at.add_row(f"{res.date[:10]} (today)", "-", "-", *[_num(res.features[c], c) for c in feats],
                *["" for _ in res.horizons], "")
     for a in res.analogues:
         at.add_row(a["date"][:10], f"{a['distance']:.3f}", a["catalog_event"] or "-",
-                   *[_num(a["features"][c]) for c in feats],
+                   *[_num(a["features"][c], c) for c in feats],
                    *[_pct(a["forward"][str(h)]) for h in res.horizons],
                    _pct(a["drawdown_ahead"]))
     out_console.print(at)
