@@ -750,6 +750,26 @@ def _headline(report: Report) -> str:
     return _section("Headline metrics vs " + report.benchmark.name, table, "metrics")
 
 
+def _warmup_html(report: Report) -> str:
+    """The warm-up of the run's signals: a warning when it reaches into the window."""
+    w = report.warmup
+    if not w:
+        return ""
+    rows = records_table(
+        list(w.get("signals") or []),
+        [("name", "signal"), ("type", "type"), ("warmup_bars", "warm-up (bars)"),
+         ("inputs_from", "inputs from"), ("valid_from", "valid from")],
+    ) if w.get("signals") else ""
+    cls = "bad" if w.get("inside_window") else "good"
+    head = (f'<p class="{cls}" id="warmup-message"><b>'
+            f'{"Warning: " if w.get("inside_window") else ""}{esc(w.get("message", ""))}</b></p>'
+            f'<p class=note>first bar at which every signal is valid: '
+            f'<code id="warmup-first-valid">{esc(w.get("first_valid_bar"))}</code>; window starts '
+            f'<code>{esc(w.get("window_start"))}</code>; bars of the window before it: '
+            f'{esc(w.get("bars_in_window_before_valid"))} of {esc(w.get("window_bars"))}.</p>')
+    return _section("Signal warm-up", head + rows, "warmup")
+
+
 def _identity(report: Report) -> str:
     d = report.data
     info = [
@@ -1034,6 +1054,13 @@ def build_report_html(report: Report | Mapping[str, Any],
         events = flush_events_for(rep)
     figs: list[str] = []
     sections = [_headline(rep), _identity(rep)]
+    warm = _warmup_html(rep)
+    if warm:
+        # a warm-up inside the window qualifies every number below: show it first
+        if (rep.warmup or {}).get("inside_window"):
+            sections.insert(0, warm)
+        else:
+            sections.append(warm)
 
     def add(fig: Any, div_id: str) -> str:
         if fig is None:

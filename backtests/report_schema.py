@@ -17,6 +17,9 @@ did not record become ``null`` / empty.
   ``benchmark_metrics`` dict (no benchmark name), equity points with ``benchmark_equity``, no
   ``series``/``triggers``/``periods_per_year`` (the latter lived in ``config``).
 - ``1.0``: the layout of the team contract (see ``Report`` below).
+- ``1.1``: adds ``warmup`` (:func:`flushback.backtests.warmup.warmup_report`: the first bar at
+  which every signal is valid and whether it falls inside the window); ``null`` in migrated
+  1.0 documents, which did not record it.
 
 Conventions
 -----------
@@ -75,7 +78,7 @@ __all__ = [
     "report_json_schema",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -316,7 +319,7 @@ class Series(BaseModel):
 class Report(_Model):
     """A run's report (``report.json``), schema version :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.1"] = SCHEMA_VERSION
     flushback_version: str
     kind: Literal["backtest", "optimization"] = "backtest"
     run_id: str = Field(min_length=1)
@@ -334,6 +337,8 @@ class Report(_Model):
     events: dict[str, Any] | None = None
     optimization: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
+    # flushback.backtests.warmup.warmup_report: the first bar at which every signal is valid
+    warmup: dict[str, Any] | None = None
 
     @field_validator("equity")
     @classmethod
@@ -411,9 +416,18 @@ def _migrate_0_9_to_1_0(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _migrate_1_0_to_1_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """1.0 -> 1.1: ``warmup`` is new; a 1.0 run did not record it, so it is ``null``."""
+    out = dict(doc)
+    out["warmup"] = None
+    out["schema_version"] = "1.1"
+    return out
+
+
 #: version -> (function upgrading a document of that version to the next, next version)
 MIGRATIONS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "0.9": (_migrate_0_9_to_1_0, "1.0"),
+    "1.0": (_migrate_1_0_to_1_1, "1.1"),
 }
 SUPPORTED_VERSIONS: tuple[str, ...] = (*MIGRATIONS.keys(), SCHEMA_VERSION)
 
@@ -604,6 +618,7 @@ def build_report(
     events: Mapping[str, Any] | None = None,
     optimization: Mapping[str, Any] | None = None,
     audit: Mapping[str, Any] | None = None,
+    warmup: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble, validate and return a JSON-ready report dict (schema :data:`SCHEMA_VERSION`).
 
@@ -646,6 +661,7 @@ def build_report(
         "events": None if events is None else dict(events),
         "optimization": None if optimization is None else dict(optimization),
         "audit": None if audit is None else dict(audit),
+        "warmup": None if warmup is None else dict(warmup),
     }
     return validate_report(doc).to_dict()
 

@@ -154,6 +154,7 @@ class BacktestResult:
     datasets: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     external_sources: dict[str, Any] = field(default_factory=dict)
+    warmup: dict[str, Any] | None = None  # flushback.backtests.warmup.warmup_report
 
 
 def _signal_warmup(spec: BacktestSpec) -> int:
@@ -393,6 +394,7 @@ def run_backtest(
         "end": window.index[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     run_id = compute_run_id(config, prepared.fingerprints)
+    warmup = _warmup_section(spec, prepared, window)
     return BacktestResult(
         spec=spec,
         run_id=run_id,
@@ -408,4 +410,17 @@ def run_backtest(
         datasets=dict(prepared.datasets),
         config=config,
         external_sources=dict(prepared.external_sources),
+        warmup=warmup,
     )
+
+
+def _warmup_section(spec: BacktestSpec, prepared: Prepared, window: pd.DataFrame
+                    ) -> dict[str, Any]:
+    """Where the signals' warm-up ends relative to the window (inputs' first values plus
+    declared warm-ups: a few column scans, no signal computation)."""
+    from flushback.backtests.warmup import warmup_report
+    from flushback.signals import build_signal
+
+    sigs = {name: build_signal(cfg) for name, cfg in spec.signals.items()}
+    return warmup_report(sigs, prepared.frame, window.index[0],
+                         parse_interval(spec.data.interval), window.index[-1])

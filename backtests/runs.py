@@ -107,6 +107,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         events=extra.pop("events", None),
         optimization=extra.pop("optimization", None),
         audit=extra.pop("audit", None),
+        warmup=extra.pop("warmup", getattr(result, "warmup", None)),
     )
 
 

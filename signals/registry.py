@@ -13,7 +13,8 @@ from typing import Any
 from flushback.data.errors import ConfigError
 from flushback.signals.base import Signal, did_you_mean
 
-__all__ = ["register", "get_signal", "list_signals", "build_signal", "temporary_registration"]
+__all__ = ["register", "get_signal", "list_signals", "build_signal", "config_from_text",
+           "temporary_registration"]
 
 _REGISTRY: dict[str, type[Signal]] = {}
 
@@ -73,6 +74,24 @@ def build_signal(config: Mapping[str, Any] | str) -> Signal:
     return cls.from_config(config) if hasattr(cls, "from_config") else cls(
         **{k: v for k, v in config.items() if k != "type"}
     )
+
+
+def config_from_text(text: str) -> dict[str, Any]:
+    """A signal config from command-line text: a JSON object (``'{"type": "all", ...}'``) or a
+    bare name (``extreme_fear`` -> ``{"type": "extreme_fear"}``); ConfigError on bad JSON."""
+    import json
+
+    text = text.strip()
+    if not text.startswith("{"):
+        return {"type": text}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"SIGNAL is not valid JSON: {exc}",
+                          hint='e.g. \'{"type": "all", "of": [...]}\'') from None
+    if not isinstance(config, dict):
+        raise ConfigError("a JSON SIGNAL must be an object with a 'type'")
+    return config
 
 
 @contextlib.contextmanager

@@ -62,6 +62,8 @@ def _register() -> None:
     app.add_typer(__import__("flushback.backtests.cli.signals", fromlist=["a"]).app, name="signals")
     app.command("audit")(__import__("flushback.backtests.cli.audit", fromlist=["x"]).audit)
     app.command("optimize")(__import__("flushback.backtests.cli.optimize", fromlist=["x"]).optimize)
+    __import__("flushback.backtests.cli.study", fromlist=["register"]).register(app)
+    __import__("flushback.backtests.cli.today", fromlist=["register"]).register(app)
 
 
 _register()

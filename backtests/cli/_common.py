@@ -28,6 +28,16 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+def wide_console(width: int) -> Console:
+    """``console``, or, when stdout is not a terminal narrower than ``width`` (a pipe, a file,
+    CI), a plain console ``width`` columns wide so wide tables are not squeezed."""
+    if console.is_terminal or console.width >= width:
+        return console
+    import sys
+
+    return Console(file=sys.stdout, width=width, color_system=None)
+
+
 def print_json(payload: Any) -> None:
     """Print JSON to stdout (plain, machine-readable: no rich markup or wrapping)."""
     import sys

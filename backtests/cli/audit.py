@@ -59,6 +59,12 @@ def audit(
                             trades=trades, seed=seed, progress=on_progress)
     run_dir = save_audit(report, runs_dir=runs_dir) if save else None
     doc = report.to_dict()
+    warm = getattr(report.result, "warmup", None) or {}
+    if warm.get("inside_window"):
+        # not a bias (the checks above pass or fail on their own), but every number of the run
+        # is qualified by it: said here, and stored in the run's report.json (warmup)
+        console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
+                          soft_wrap=True)
     if fmt == OutputFormat.json:
         print_json({**doc, "run_dir": None if run_dir is None else str(run_dir)})
     else:

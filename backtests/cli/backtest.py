@@ -93,6 +93,10 @@ def backtest(
         run_dir = run.save(runs_dir)
         result = run.raw
 
+    warm = result.warmup or {}
+    if warm.get("inside_window"):
+        console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
+                          soft_wrap=True)
     if fmt == OutputFormat.json:
         from flushback.backtests.report_schema import to_jsonable
 
@@ -105,6 +109,7 @@ def backtest(
             "benchmark": {"name": spec_obj.benchmark.type,
                           "metrics": to_jsonable(result.benchmark_metrics)},
             "trades": to_jsonable(result.trades),
+            "warmup": warm or None,
         })
         return
     _print_tables(result, run_dir)

@@ -6,7 +6,13 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, print_json
+from flushback.backtests.cli._common import (
+    STATE,
+    OutputFormat,
+    console,
+    print_json,
+    wide_console,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Flush events: catalog, detector, event study.")
 
@@ -229,24 +235,34 @@ def study(
         )
     )
     for col in (
-        "horizon", "events", "clusters", "mean", f"{lvl} CI", "median", "win",
-        "baseline", f"baseline {lvl}", "p (2-sided)", "p (>)", "MAE mean", "MFE mean",
+        "horizon", "events", "per-event mean", "clusters", "per-cluster mean", f"{lvl} CI",
+        "median", "win", "baseline", f"baseline {lvl}", "p (2-sided)", "p (>)", "MAE mean",
+        "MFE mean",
     ):
         table.add_column(col, justify="right")
+    ok = [o for o in section.outcomes if o.status == "ok"]
     for row in section.summary:
+        # every event counts once here (overlapping holding windows included); the clustered
+        # mean, CI, median, win rate and test are over clusters (see `flushback study`)
+        rets = [o.returns.get(str(row.horizon)) for o in ok]
+        rets = [r for r in rets if r is not None]
         table.add_row(
-            f"{row.horizon}d", str(row.n_events), str(row.n_clusters), _pct(row.ret_mean),
+            f"{row.horizon}d", str(row.n_events),
+            _pct(sum(rets) / len(rets)) if rets else "-",
+            str(row.n_clusters), _pct(row.ret_mean),
             f"[{_pct(row.ret_ci_lo)}, {_pct(row.ret_ci_hi)}]", _pct(row.ret_median),
             "-" if row.win_rate is None else f"{row.win_rate:.0%}",
             _pct(row.ret_baseline),
             f"[{_pct(row.ret_baseline_lo)}, {_pct(row.ret_baseline_hi)}]",
             _p(row.ret_p_value), _p(row.ret_p_greater), _pct(row.mae_mean), _pct(row.mfe_mean),
         )
-    console.print(table)
+    wide_console(150).print(table)
     b = section.baseline
     console.print(
         f"baseline period {b['period_start'][:10]}..{b['period_end'][:10]}; overlapping events "
-        f"are clustered per horizon (cluster value = {cluster}); CI = bootstrap over clusters.",
+        f"are clustered per horizon (cluster value = {cluster}); per-cluster mean, CI, median, "
+        "win and p-values are over clusters; per-event mean over every event "
+        "(`flushback study` shows both with medians and win rates).",
         highlight=False,
     )
     if per_event:

@@ -109,19 +109,9 @@ def _parse_sets(sets: list[str], sig_type: str) -> dict[str, Any]:
 
 
 def _config(signal: str, sets: list[str]) -> dict[str, Any]:
-    from flushback.data.errors import ConfigError
+    from flushback.signals.registry import config_from_text
 
-    text = signal.strip()
-    if text.startswith("{"):
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"SIGNAL is not valid JSON: {exc}",
-                              hint='e.g. \'{"type": "all", "of": [...]}\'') from None
-        if not isinstance(config, dict):
-            raise ConfigError("a JSON SIGNAL must be an object with a 'type'")
-    else:
-        config = {"type": text}
+    config = config_from_text(signal)
     return {**config, **_parse_sets(sets, str(config.get("type", "")))}
 
 
@@ -220,7 +210,7 @@ def scan(
         "count": len(hits),
         "trigger_rate": (len(hits) / n_eval) if n_eval else None,
     }
-    rows = explain.loc[hits]
+    rows = explain.loc[hits]  # a composite leg without its inputs holds None: "no data"
     if fmt == OutputFormat.json:
         print_json({
             **summary,
