@@ -1,4 +1,17 @@
-"""A seeded generator of assembled-like frames for tests and examples (numpy/pandas only).
+"""Testing a signal against its contract: the conformance checks and a seeded frame generator
+(numpy/pandas only), published so that users can check their own signals::
+
+    from flushback.signals.testing import check_signal
+    failures = check_signal(MySignal(window=5))      # {} when it keeps the contract
+    assert not failures, failures
+
+``check_signal`` runs every check of the contract in :class:`flushback.signals.base.Signal`'s
+docstring: alignment, dtype and name; no mutation of the input; determinism; False/NaN during
+the warm-up; NaN inputs never trigger; **truncation invariance** (the value at t does not change
+when rows after t are dropped: this is what catches a peek at the future); and warm-up
+convergence (given ``warmup_for(interval)`` bars of history, the last value is within the
+declared tolerance). flushback's own test suite runs the same checks over every registered
+signal (with Hypothesis drawing the truncation points) and proves them on planted bad signals.
 
 ``synthetic_frame(n, interval="1d", seed=0)`` returns a frame with every column of the data
 contract (prices, fng, liquidations with a reporting-regime break, funding, open interest),
@@ -10,10 +23,27 @@ use it to judge a strategy.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["synthetic_frame"]
+__all__ = [
+    "CHECKS",
+    "check_alignment_dtype_name",
+    "check_convergence",
+    "check_determinism",
+    "check_missing_inputs",
+    "check_no_mutation",
+    "check_signal",
+    "check_truncation",
+    "check_warmup",
+    "conformance_frame",
+    "same_values",
+    "synthetic_frame",
+]
 
 _STEP = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
 
@@ -90,3 +120,156 @@ def synthetic_frame(
     frame.attrs["interval"] = interval
     frame.attrs["symbol"] = "SYNTH-USD"
     return frame
+
+
+# --------------------------------------------------------------------------- conformance
+
+
+def conformance_frame(sig: Any, interval: str = "1d", seed: int = 0,
+                      extra: int = 300) -> pd.DataFrame:
+    """A synthetic frame long enough for ``sig``: its warm-up plus ``extra`` bars."""
+    n = int(sig.warmup_for(_STEP[interval])) + extra
+    return synthetic_frame(n, interval, seed=seed)
+
+
+def same_values(a: pd.Series, b: pd.Series, atol: float = 0.0) -> bool:
+    """Equal values (bool exactly; floats within ``atol``, NaN equal to NaN)."""
+    if a.dtype == bool or b.dtype == bool:
+        return bool((a.to_numpy() == b.to_numpy()).all())
+    x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
+    both_nan = np.isnan(x) & np.isnan(y)
+    close = np.isclose(x, y, rtol=0.0, atol=max(atol, 1e-12))
+    return bool((both_nan | close).all())
+
+
+def _interval_of(frame: pd.DataFrame) -> pd.Timedelta:
+    from flushback.signals.base import bar_interval
+
+    return bar_interval(frame)
+
+
+def check_alignment_dtype_name(sig: Any, frame: pd.DataFrame) -> None:
+    out = sig.compute(frame)
+    assert isinstance(out, pd.Series), f"{sig.name}: compute must return a Series"
+    assert out.index.equals(frame.index), f"{sig.name}: result not aligned to frame.index"
+    want = "bool" if sig.kind == "bool" else "float64"
+    assert str(out.dtype) == want, f"{sig.name}: dtype {out.dtype}, contract says {want}"
+    assert out.name == sig.name, f"{sig.name}: series named {out.name!r}"
+
+
+def check_no_mutation(sig: Any, frame: pd.DataFrame) -> None:
+    before = frame.copy(deep=True)
+    attrs = copy.deepcopy(frame.attrs)
+    sig.compute(frame)
+    pd.testing.assert_frame_equal(frame, before, check_exact=True)
+    assert frame.attrs == attrs, f"{sig.name}: frame.attrs mutated"
+
+
+def check_determinism(sig: Any, frame: pd.DataFrame) -> None:
+    a = sig.compute(frame)
+    b = sig.compute(frame.copy(deep=True))
+    cls = type(sig)
+    c = cls.from_config(sig.to_config()) if hasattr(cls, "from_config") else cls(**sig.params)
+    assert same_values(a, b), f"{sig.name}: two runs on the same frame differ"
+    assert same_values(a, c.compute(frame)), (
+        f"{sig.name}: a rebuilt equal signal gives other values")
+
+
+def check_warmup(sig: Any, frame: pd.DataFrame) -> None:
+    out = sig.compute(frame)
+    w = sig.warmup_for(_interval_of(frame))
+    head = out.iloc[:w]
+    if sig.kind == "bool":
+        assert not head.any(), f"{sig.name}: True inside the {w}-bar warm-up"
+    else:
+        assert head.isna().all(), f"{sig.name}: values inside the {w}-bar warm-up"
+
+
+def check_missing_inputs(sig: Any, frame: pd.DataFrame) -> None:
+    """NaN never triggers: with every input column missing, a bool signal is all False and a
+    float signal all NaN."""
+    blank = frame.copy()
+    for col in sig.required_columns():
+        blank[col] = np.nan
+    out = sig.compute(blank)
+    if sig.kind == "bool":
+        assert not out.any(), f"{sig.name}: fires on missing inputs"
+    else:
+        assert out.isna().all(), f"{sig.name}: values from missing inputs"
+
+
+def check_truncation(sig: Any, frame: pd.DataFrame, cut: int) -> None:
+    """Values at t < cut are unchanged when the rows from cut onward are dropped."""
+    full = sig.compute(frame).iloc[:cut]
+    part = sig.compute(frame.iloc[:cut])
+    if not same_values(full, part):
+        diff = full.index[~((full.to_numpy() == part.to_numpy()) | (full.isna() & part.isna()))]
+        raise AssertionError(
+            f"{sig.name}: look-ahead - values before the cut at {frame.index[cut - 1]} change "
+            f"when later rows are dropped (first at {diff[:3].tolist()})"
+        )
+
+
+def check_convergence(sig: Any, frame: pd.DataFrame) -> None:
+    """Given warmup_for(interval) bars of history, the last value is within the tolerance."""
+    w = sig.warmup_for(_interval_of(frame))
+    assert len(frame) > w + 1, "test frame too short for this signal"
+    full = sig.compute(frame).iloc[-1]
+    short = sig.compute(frame.iloc[-(w + 1):]).iloc[-1]
+    tol = sig.tolerance
+    if sig.kind == "bool":
+        assert tol >= 1 or bool(full) == bool(short), (
+            f"{sig.name}: last value {short} with {w} bars of history, {full} with all of it"
+        )
+    else:
+        assert not np.isnan(full), f"{sig.name}: NaN at the last bar after warm-up"
+        assert not np.isnan(short), f"{sig.name}: NaN at the last bar with {w} bars of history"
+        assert abs(full - short) <= tol, (
+            f"{sig.name}: last value {short} with {w} bars of history vs {full} with all of it "
+            f"(declared tolerance {tol})"
+        )
+
+
+def _truncation_sweep(sig: Any, interval: str, examples: int, seed: int) -> None:
+    """Truncation at seeded random cuts of seeded random frames (numpy only)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(examples):
+        frame = conformance_frame(sig, interval, seed=int(rng.integers(0, 10_000)), extra=120)
+        check_truncation(sig, frame, max(1, int(rng.uniform(0.05, 1.0) * len(frame))))
+
+
+CHECKS: dict[str, Callable[[Any, pd.DataFrame], None]] = {
+    "alignment_dtype_name": check_alignment_dtype_name,
+    "no_mutation": check_no_mutation,
+    "determinism": check_determinism,
+    "warmup": check_warmup,
+    "missing_inputs": check_missing_inputs,
+    "warmup_convergence": check_convergence,
+}
+
+
+def check_signal(sig: Any, interval: str = "1d", *, frame: pd.DataFrame | None = None,
+                 truncations: int = 10, seed: int = 0,
+                 truncation: Callable[[], None] | None = None) -> dict[str, str]:
+    """Run every contract check on ``sig``; return {check: failure message} for those that
+    fail (empty when the signal keeps the contract).
+
+    ``frame``: your own frame (default: :func:`conformance_frame` for ``interval``), used for
+    every check but truncation, which draws ``truncations`` seeded random frames and cuts (or
+    runs ``truncation``, e.g. a Hypothesis property, instead).
+    """
+    frame = conformance_frame(sig, interval) if frame is None else frame
+    failures: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            check(sig, frame)
+        except AssertionError as exc:
+            failures[name] = str(exc)
+    try:
+        if truncation is not None:
+            truncation()
+        else:
+            _truncation_sweep(sig, interval, truncations, seed)
+    except AssertionError as exc:
+        failures["truncation_invariance"] = str(exc)
+    return failures

@@ -12,9 +12,6 @@ under-declares its warm-up, are registered only inside their tests and must fail
 
 from __future__ import annotations
 
-import copy
-
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,13 +20,22 @@ from hypothesis import strategies as st
 from flushback.signals import (
     Param,
     Signal,
-    bar_interval,
     get_signal,
     list_signals,
     temporary_registration,
 )
 from flushback.signals.rsi import rsi_values
-from flushback.signals.testing import synthetic_frame
+from flushback.signals.testing import (
+    check_alignment_dtype_name,
+    check_convergence,
+    check_determinism,
+    check_missing_inputs,
+    check_no_mutation,
+    check_signal,
+    check_truncation,
+    check_warmup,
+    conformance_frame,
+)
 
 SIGNALS = list_signals()
 INTERVALS = ["1d", "4h", "1h"]
@@ -40,103 +46,10 @@ def _instance(name: str) -> Signal:
 
 
 def _frame(sig: Signal, interval: str, seed: int = 0, extra: int = 300) -> pd.DataFrame:
-    step = synthetic_frame(2, interval).index.to_series().diff().iloc[-1]
-    n = sig.warmup_for(step) + extra
-    return synthetic_frame(n, interval, seed=seed)
+    return conformance_frame(sig, interval, seed=seed, extra=extra)
 
 
-def _same(a: pd.Series, b: pd.Series, atol: float = 0.0) -> bool:
-    if a.dtype == bool or b.dtype == bool:
-        return bool((a.to_numpy() == b.to_numpy()).all())
-    x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-    both_nan = np.isnan(x) & np.isnan(y)
-    close = np.isclose(x, y, rtol=0.0, atol=max(atol, 1e-12))
-    return bool((both_nan | close).all())
-
-
-# --- the checks (each raises AssertionError on a violation) ---------------------------------
-
-
-def check_alignment_dtype_name(sig: Signal, frame: pd.DataFrame) -> None:
-    out = sig.compute(frame)
-    assert isinstance(out, pd.Series), f"{sig.name}: compute must return a Series"
-    assert out.index.equals(frame.index), f"{sig.name}: result not aligned to frame.index"
-    want = "bool" if sig.kind == "bool" else "float64"
-    assert str(out.dtype) == want, f"{sig.name}: dtype {out.dtype}, contract says {want}"
-    assert out.name == sig.name, f"{sig.name}: series named {out.name!r}"
-
-
-def check_no_mutation(sig: Signal, frame: pd.DataFrame) -> None:
-    before = frame.copy(deep=True)
-    attrs = copy.deepcopy(frame.attrs)
-    sig.compute(frame)
-    pd.testing.assert_frame_equal(frame, before, check_exact=True)
-    assert frame.attrs == attrs, f"{sig.name}: frame.attrs mutated"
-
-
-def check_determinism(sig: Signal, frame: pd.DataFrame) -> None:
-    a = sig.compute(frame)
-    b = sig.compute(frame.copy(deep=True))
-    c = type(sig).from_config(sig.to_config()) if hasattr(type(sig), "from_config") else type(
-        sig
-    )(**sig.params)
-    assert _same(a, b), f"{sig.name}: two runs on the same frame differ"
-    assert _same(a, c.compute(frame)), f"{sig.name}: a rebuilt equal signal gives other values"
-
-
-def check_warmup(sig: Signal, frame: pd.DataFrame) -> None:
-    out = sig.compute(frame)
-    w = sig.warmup_for(bar_interval(frame))
-    head = out.iloc[:w]
-    if sig.kind == "bool":
-        assert not head.any(), f"{sig.name}: True inside the {w}-bar warm-up"
-    else:
-        assert head.isna().all(), f"{sig.name}: values inside the {w}-bar warm-up"
-
-
-def check_missing_inputs(sig: Signal, frame: pd.DataFrame) -> None:
-    """NaN never triggers: with every input column missing, a bool signal is all False and a
-    float signal all NaN."""
-    blank = frame.copy()
-    for col in sig.required_columns():
-        blank[col] = np.nan
-    out = sig.compute(blank)
-    if sig.kind == "bool":
-        assert not out.any(), f"{sig.name}: fires on missing inputs"
-    else:
-        assert out.isna().all(), f"{sig.name}: values from missing inputs"
-
-
-def check_truncation(sig: Signal, frame: pd.DataFrame, cut: int) -> None:
-    """Values at t < cut are unchanged when the rows from cut onward are dropped."""
-    full = sig.compute(frame).iloc[:cut]
-    part = sig.compute(frame.iloc[:cut])
-    if not _same(full, part):
-        diff = full.index[~((full.to_numpy() == part.to_numpy()) | (full.isna() & part.isna()))]
-        raise AssertionError(
-            f"{sig.name}: look-ahead - values before the cut at {frame.index[cut - 1]} change "
-            f"when later rows are dropped (first at {diff[:3].tolist()})"
-        )
-
-
-def check_convergence(sig: Signal, frame: pd.DataFrame) -> None:
-    """Given warmup_bars of history, the last value is within the declared tolerance."""
-    w = sig.warmup_for(bar_interval(frame))
-    assert len(frame) > w + 1, "test frame too short for this signal"
-    full = sig.compute(frame).iloc[-1]
-    short = sig.compute(frame.iloc[-(w + 1):]).iloc[-1]
-    tol = sig.tolerance
-    if sig.kind == "bool":
-        assert tol >= 1 or bool(full) == bool(short), (
-            f"{sig.name}: last value {short} with {w} bars of history, {full} with all of it"
-        )
-    else:
-        assert not np.isnan(full), f"{sig.name}: NaN at the last bar after warm-up"
-        assert not np.isnan(short), f"{sig.name}: NaN at the last bar with {w} bars of history"
-        assert abs(full - short) <= tol, (
-            f"{sig.name}: last value {short} with {w} bars of history vs {full} with all of it "
-            f"(declared tolerance {tol})"
-        )
+# --- the checks live in flushback.signals.testing (published for users' own signals) -------
 
 
 def truncation_property(sig: Signal, interval: str, max_examples: int = 15):
@@ -154,24 +67,10 @@ def truncation_property(sig: Signal, interval: str, max_examples: int = 15):
 
 
 def run_conformance(sig: Signal, interval: str = "1d") -> dict[str, str]:
-    """Run every check on ``sig``; return {check name: failure message} for those that fail."""
-    frame = _frame(sig, interval)
-    checks = {
-        "alignment_dtype_name": lambda: check_alignment_dtype_name(sig, frame),
-        "no_mutation": lambda: check_no_mutation(sig, frame),
-        "determinism": lambda: check_determinism(sig, frame),
-        "warmup": lambda: check_warmup(sig, frame),
-        "missing_inputs": lambda: check_missing_inputs(sig, frame),
-        "truncation_invariance": truncation_property(sig, interval, max_examples=10),
-        "warmup_convergence": lambda: check_convergence(sig, frame),
-    }
-    failures = {}
-    for name, check in checks.items():
-        try:
-            check()
-        except AssertionError as exc:
-            failures[name] = str(exc)
-    return failures
+    """Every check on ``sig`` (the published ``check_signal``, with Hypothesis drawing the
+    truncation points); {check name: failure message} for those that fail."""
+    return check_signal(sig, interval,
+                        truncation=truncation_property(sig, interval, max_examples=10))
 
 
 # --- the suite, applied to every registered signal -----------------------------------------
@@ -305,3 +204,12 @@ def test_every_real_signal_passes_run_conformance():
     """The same runner that condemns the planted signals passes the library (1d)."""
     bad = {n: f for n in SIGNALS if (f := run_conformance(_instance(n), "1d"))}
     assert not bad, bad
+
+
+def test_published_check_signal_passes_the_library_and_condemns_the_planted_peek():
+    """What a user runs on their own signal: the numpy-seeded sweep, no Hypothesis needed."""
+    assert check_signal(get_signal("oversold_rsi")(), "1d") == {}
+    failures = check_signal(_PeekAhead(), "1d")
+    assert "truncation_invariance" in failures and "look-ahead" in failures[
+        "truncation_invariance"]
+    assert "warmup_convergence" in check_signal(_ShortWarmupRSI(), "1d")
