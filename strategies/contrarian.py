@@ -9,7 +9,8 @@ holds wins):
    (1 - trailing_stop)
 3. ``level_stop``: close <= the stop level in force (below)
 4. ``take_profit``: close >= average entry price * (1 + take_profit)
-5. ``level_take_profit``: close >= the take-profit level in force
+5. ``level_take_profit``: close >= the take-profit level in force, when that level is above
+   the average entry price
 6. ``exit_signal``: ``signals.exit`` is true on the bar (and ``exit_on_signal``)
 7. ``time``: ``hold_bars`` bars held, counting the entry bar (entry at the open of bar ``e``,
    exit at the open of bar ``e + hold_bars``)
@@ -19,8 +20,8 @@ close, precomputed by ``flushback.strategies.levels``). The level in force when 
 close is tested is, with ``level_update = "fixed"``, the column's value on the entry signal
 bar ``s`` (the bar whose close decided the first tranche), and with ``"moving"``, its value on
 bar ``t - 1`` (on the entry fill bar ``s + 1`` both are the signal bar's). A NaN level never
-exits. Level exits are always close-based (decided on a close, filled at the next open), in
-both exit modes.
+exits, nor does a take-profit level at or below the average entry price. Level exits are
+always close-based (decided on a close, filled at the next open), in both exit modes.
 
 With ``exit_mode = "close"`` (the default) rules 1-3 are close-based: a stop at -10 % on a bar
 that closes at -15 % exits at the next open. With ``exit_mode = "intrabar"`` they are resting
@@ -158,7 +159,7 @@ class ContrarianStrategy(FlushbackStrategy):
                 reason = "level_stop"
             elif not self._intrabar and self._tp and close >= avg * (1.0 + self._tp):
                 reason = "take_profit"
-            elif close >= level_tp:
+            elif close >= level_tp and level_tp > avg:  # a target below the entry is none
                 reason = "level_take_profit"
             if reason is None and self._exit is not None and self._exit[0] > 0:
                 reason = "exit_signal"

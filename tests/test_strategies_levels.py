@@ -102,6 +102,21 @@ def test_a_nan_level_never_exits():
     assert t["exit_reason"] == "level_take_profit" and t["exit_time"] == frame.index[5]
 
 
+def test_a_target_at_or_below_the_entry_price_is_ignored():
+    # moving: level_tp[1] = 99 < the entry fill 100: bar 2's close 108 does not exit on it;
+    # level_tp[2] = 104 > 100: bar 3's close 111 exits at bar 4's open 112
+    frame, extra = bars(TP_ROWS, entry=[1, 0, 0, 0, 0, 0],
+                        level_tp=[120, 99, 104, 104, 104, 104])
+    r = contrarian(frame, extra, level_take_profit="retracement", level_update="moving")
+    check_trade(r.trades.iloc[0], entry_bar=1, exit_bar=4, entry_price=100, exit_price=112,
+                size=SIZE, entry_fee=ENTRY_FEE, exit_fee=SIZE * 112 * 0.001, pnl=117.76,
+                reason="level_take_profit", frame=frame)
+    # fixed at 100 (= the entry price): never a target
+    frame, extra = bars(TP_ROWS, entry=[1, 0, 0, 0, 0, 0], level_tp=[100.0] * 6)
+    r = contrarian(frame, extra, level_take_profit="retracement")
+    assert r.trades.iloc[0]["exit_reason"] == "end_of_data"
+
+
 def test_priority_stop_loss_then_level_stop_then_take_profits():
     # bar 2 closes at 108: take_profit 5 % (105) AND level_tp 101 AND level_sl 200 all hold
     frame, extra = bars(TP_ROWS, entry=[1, 0, 0, 0, 0, 0],
