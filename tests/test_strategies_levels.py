@@ -215,3 +215,43 @@ def test_gap_take_profit_fixed_has_no_level_moving_finds_the_new_gap():
     # bar 16's close 20.9 >= the gap of bar 15 (bottom 19.0): exit at bar 17's open 21.0
     assert t["exit_reason"] == "level_take_profit" and t["exit_time"] == f.index[17]
     assert t["exit_price"] == 21.0
+
+
+# --------------------------------------------------------------------------- report chart
+def test_report_chart_draws_the_levels_in_force_during_each_trade():
+    from flushback.backtests.report_html import build_report_html
+    from flushback.backtests.runner import prepare_frame, run_backtest
+    from flushback.backtests.runs import report_dict
+    from flushback.backtests.spec import load_spec
+    from flushback.signals.testing import synthetic_frame
+
+    frame = synthetic_frame(700, "4h", seed=3)
+    spec = load_spec({
+        "data": {"symbol": "BTC-USD", "interval": "4h", "externals": []},
+        "signals": {"entry": {"type": "drawdown", "threshold": 0.06, "lookback": 30}},
+        "strategy": {"type": "contrarian", "level_take_profit": "retracement",
+                     "level_retracement": 0.5, "level_stop": "next_level", "hold_bars": 40,
+                     "swing_bars": 2, "swing_lookback": 60},
+        "costs": {"commission": 0.001, "slippage": 0.0},
+    }, env=False)
+    result = run_backtest(spec, prepared=prepare_frame(spec, frame))
+    trades = result.trades
+    assert len(trades) >= 3 and "level_take_profit" in set(trades["exit_reason"])
+    doc = report_dict(result)
+    series = pd.DataFrame(doc["series"])
+    tp = series["level_take_profit"].astype("float64").to_numpy()
+    # independently: the signal bar's level on the bars from the entry fill to the bar
+    # before the exit fill, NaN elsewhere
+    levels = result.levels["level_tp"].to_numpy()
+    idx = result.frame.index
+    want = np.full(len(idx), np.nan)
+    for _, t in trades.iterrows():
+        e, x, s = (idx.get_loc(t[c]) for c in ("entry_time", "exit_time", "signal_time"))
+        want[e:x if t["exit_reason"] != "end_of_data" else x + 1] = levels[s]
+    np.testing.assert_array_equal(tp, want)
+    # a take-profit exit: the close before the exit fill reached the level in force
+    for _, t in trades[trades["exit_reason"] == "level_take_profit"].iterrows():
+        x = idx.get_loc(t["exit_time"])
+        assert result.frame["close"].iloc[x - 1] >= tp[x - 1] > t["entry_price"]
+    html, _ = build_report_html(doc)
+    assert "level take-profit" in html and "level stop" in html
