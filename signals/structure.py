@@ -52,6 +52,9 @@ swings changes (documented at each loop); 50k hourly bars take well under a seco
 
 from __future__ import annotations
 
+import bisect
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -218,11 +221,10 @@ def _gap_columns(high, low, close, lookback, min_gap, fill_ratio) -> dict[str, n
             "gaps_open": n_open, "bull_gap_filled": bull_filled, "bear_gap_filled": bear_filled}
 
 
-def _clusters(prices: np.ndarray, tolerance: float, lows: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Equal lows (highs): chains of sorted prices each within ``tolerance`` of the previous;
-    chains of >= 2 give a level at their lowest low (highest high). (levels, counts).
-    A plain loop: the window holds a few dozen pivots at most."""
-    p = sorted(prices.tolist())
+def _clusters(p: list[float], tolerance: float, lows: bool) -> tuple[list[float], list[float]]:
+    """Equal lows (highs) among the sorted prices ``p``: chains each within ``tolerance`` of
+    the previous; chains of >= 2 give a level at their lowest low (highest high).
+    (levels ascending, counts). A plain loop: the window holds a few dozen pivots at most."""
     levels: list[float] = []
     counts: list[float] = []
     first = 0
@@ -232,50 +234,59 @@ def _clusters(prices: np.ndarray, tolerance: float, lows: bool) -> tuple[np.ndar
                 levels.append(p[first] if lows else p[i - 1])
                 counts.append(float(i - first))
             first = i
-    return np.array(levels), np.array(counts)
+    return levels, counts
 
 
 def _window_levels(close, pivot, prices, k, lookback, *, below, cluster, tolerance):
     """Per bar, the nearest level below (or above) the close among the confirmed pivots in the
     window -- each pivot (``cluster=False``) or each equal-pivot level (``cluster=True``).
 
-    A loop over the bars where the set of confirmed pivots in the window changes (a pivot is
-    confirmed at ``c + k`` and leaves it at ``c + lookback + 1``); between two such bars the
-    levels are fixed and the nearest one is found for the whole segment with a searchsorted.
+    A plain loop over the bars where the set of confirmed pivots in the window changes (a
+    pivot enters it at ``c + k`` and leaves it at ``c + lookback + 1``), keeping that set as a
+    sorted list; between two such bars the levels are fixed and each bar's nearest level is
+    a bisection.
     """
     n = len(close)
-    centres = np.flatnonzero(pivot)
-    centres = centres[centres + k < n]
     level = np.full(n, np.nan)
     count = np.full(n, np.nan)
-    if len(centres) == 0:
+    centres = np.flatnonzero(pivot)
+    centres = centres[centres + k < n]
+    if len(centres) == 0 or lookback < k:  # (a pivot would leave before it is confirmed)
         return level, count
-    events = np.unique(np.concatenate([centres + k, centres + lookback + 1, [n]]))
-    events = events[events <= n]
-    for a, b in zip(events[:-1], events[1:], strict=True):
-        # pivots confirmed by bar a and still in the window there: c + k <= a, c >= a - L
-        live = centres[np.searchsorted(centres, a - lookback, side="left"):
-                       np.searchsorted(centres, a - k, side="right")]
-        if len(live) == 0:
-            continue
-        px = prices[live]
+    changes: dict[int, list[tuple[int, float]]] = {}
+    for c in centres.tolist():
+        px = float(prices[c])
+        changes.setdefault(c + k, []).append((1, px))
+        if c + lookback + 1 < n:
+            changes.setdefault(c + lookback + 1, []).append((-1, px))
+    bars = sorted(changes) + [n]
+    closes = close.tolist()
+    live: list[float] = []
+    lv_out = [math.nan] * n
+    cnt_out = [math.nan] * n
+    for a, b in zip(bars[:-1], bars[1:], strict=True):
+        for sign, px in sorted(changes[a]):  # removals first
+            if sign < 0:
+                live.pop(bisect.bisect_left(live, px))
+            else:
+                bisect.insort(live, px)
         if cluster:
-            lv, cnt = _clusters(px, tolerance, lows=below)
+            lv, cnt = _clusters(live, tolerance, lows=below)
         else:
-            lv, cnt = np.sort(px), np.ones(len(px))
-        if len(lv) == 0:
+            lv, cnt = live, [1.0] * len(live)
+        if not lv:
             continue
-        c = close[a:b]
-        if below:  # highest level strictly below the close
-            j = np.searchsorted(lv, c, side="left") - 1
-            ok = j >= 0
-        else:  # lowest level strictly above the close
-            j = np.searchsorted(lv, c, side="right")
-            ok = j < len(lv)
-        jj = np.clip(j, 0, len(lv) - 1)
-        level[a:b] = np.where(ok, lv[jj], np.nan)
-        count[a:b] = np.where(ok, cnt[jj], np.nan)
-    return level, count
+        for t in range(a, b):
+            c = closes[t]
+            if below:  # highest level strictly below the close
+                j = bisect.bisect_left(lv, c) - 1
+                if j >= 0:
+                    lv_out[t], cnt_out[t] = lv[j], cnt[j]
+            else:  # lowest level strictly above the close
+                j = bisect.bisect_right(lv, c)
+                if j < len(lv):
+                    lv_out[t], cnt_out[t] = lv[j], cnt[j]
+    return np.array(lv_out, dtype="float64"), np.array(cnt_out, dtype="float64")
 
 
 def structure_table(frame: pd.DataFrame, swing_bars: int = 3, lookback: int = 120, *,

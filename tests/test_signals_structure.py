@@ -222,6 +222,15 @@ def brute(frame, k, lookback):
         lows = sorted(lo[i] for i in range(max(0, t - lookback), t - k + 1)
                       if is_pivot(lo, i, -1))
         support = max((x for x in lows if x < c[t]), default=NAN)
+        # equal lows: group the sorted lows where a gap of more than 0.2 % separates them
+        groups, cur = [], []
+        for x in lows:
+            if cur and x > cur[-1] * 1.002:
+                groups.append(cur)
+                cur = []
+            cur.append(x)
+        groups.append(cur)
+        liq = max((g[0] for g in groups if len(g) >= 2 and g[0] < c[t]), default=NAN)
         rows.append({
             "swing_high": h[sh] if sh is not None else NAN,
             "swing_low": lo[sl] if sl is not None else NAN,
@@ -230,16 +239,21 @@ def brute(frame, k, lookback):
             "gap_above": min(gaps_above, default=NAN),
             "gap_below": max(gaps_below, default=NAN),
             "support_below": support,
+            "liq_below": liq,
         })
     return pd.DataFrame(rows, index=frame.index)
 
 
-@pytest.mark.parametrize(("seed", "k", "lookback"), [(0, 3, 40), (1, 2, 25), (2, 5, 60)])
+@pytest.mark.parametrize(("seed", "k", "lookback"), [(0, 3, 40), (1, 2, 25), (2, 5, 60),
+                                                     (3, 1, 80), (4, 12, 10)])
 def test_against_a_brute_force_recomputation(seed, k, lookback):
     f = synthetic_frame(260, "4h", seed=seed)
     got = structure_table(f, k, lookback, min_gap=0.0, fill_ratio=1.0)
     want = brute(f, k, lookback)
     w = structure_warmup(k, lookback)
+    assert want["gap_above"].iloc[w:].notna().any()
+    if k < lookback:  # (with k >= lookback no swing is ever inside the window)
+        assert want[["swing_high", "leg_low", "support_below"]].iloc[w:].notna().any().all()
     for name in want.columns:
         pd.testing.assert_series_equal(got[name].iloc[w:], want[name].iloc[w:],
                                        check_names=False, obj=name)
