@@ -46,8 +46,8 @@ Definitions (``k`` = ``swing_bars``, ``L`` = ``lookback``; bars are positions ``
 Finite memory: every column at bar ``t`` depends on bars ``t - L - max(k, 2) .. t`` only
 (:func:`structure_warmup`), so a signal built on them is exact after its warm-up. The
 computations are numpy, with plain Python loops over gaps and over the bars where the set of
-swings changes (documented at each loop); 50k hourly bars take well under a second
-(``benchmarks/``).
+swings changes (documented at each loop); 50k hourly bars take about half a second
+(``benchmarks/README.md``).
 """
 
 from __future__ import annotations

@@ -304,9 +304,10 @@ def test_planted_unconfirmed_pivot_fails_the_truncation_test():
                         max_examples=10)()
 
 
-def test_planted_unconfirmed_pivot_is_caught_by_the_audit(tmp_path):
+def test_planted_unconfirmed_pivot_is_caught_by_the_audit(tmp_path, capsys):
     from flushback.backtests.audit import audit_spec
     from flushback.backtests.audit_checks import FAIL, PASS
+    from flushback.backtests.cli import main
     from flushback.data.synthetic import write_sample_folder
 
     folder = write_sample_folder(tmp_path / "data", days=300, seed=11)
@@ -339,6 +340,10 @@ slippage = 0.0
         la = report.check("lookahead")
         assert la.verdict == FAIL
         assert any(f.column == "entry" for f in la.findings)
+        # and from the shell: `flushback audit` exits 6 on look-ahead
+        code = main(["--data-dir", str(folder), "audit", str(planted), "--trades", "20"])
+        out, err = capsys.readouterr()
+        assert code == 6 and "FAIL" in out and "audit failed" in err
     honest = tmp_path / "honest.toml"
     honest.write_text(text.format(kind="swing_low_break"), encoding="utf-8")
     clean = audit_spec(str(honest), data_dir=folder, trades=20)
