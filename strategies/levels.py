@@ -107,7 +107,10 @@ def levels_in_force(levels: pd.DataFrame, trades: pd.DataFrame, update: str) -> 
         for c in out.columns:
             vals = levels[c].to_numpy()
             if update == "fixed":
-                out.iloc[e:last + 1, out.columns.get_loc(c)] = vals[s] if s >= 0 else np.nan
+                held = np.full(last + 1 - e, vals[s] if s >= 0 else np.nan)
             else:
-                out.iloc[e:last + 1, out.columns.get_loc(c)] = vals[e - 1:last]
+                held = vals[e - 1:last].copy()
+            if c == "level_tp":
+                held[~(held > float(t["entry_price"]))] = np.nan
+            out.iloc[e:last + 1, out.columns.get_loc(c)] = held
     return out

@@ -247,8 +247,10 @@ def test_report_chart_draws_the_levels_in_force_during_each_trade():
     want = np.full(len(idx), np.nan)
     for _, t in trades.iterrows():
         e, x, s = (idx.get_loc(t[c]) for c in ("entry_time", "exit_time", "signal_time"))
-        want[e:x if t["exit_reason"] != "end_of_data" else x + 1] = levels[s]
+        if levels[s] > t["entry_price"]:  # a target at or below the entry is no target
+            want[e:x if t["exit_reason"] != "end_of_data" else x + 1] = levels[s]
     np.testing.assert_array_equal(tp, want)
+    assert np.isfinite(want).any()
     # a take-profit exit: the close before the exit fill reached the level in force
     for _, t in trades[trades["exit_reason"] == "level_take_profit"].iterrows():
         x = idx.get_loc(t["exit_time"])
