@@ -180,9 +180,9 @@ def test_level_columns_from_the_hand_table():
     assert level_columns(f, {}) == {}
 
 
-def _flush_run(**cfg):
-    f = frame_of(FLUSH_ROWS)
-    entry = [0] * len(FLUSH_ROWS)
+def _flush_run(rows=FLUSH_ROWS, **cfg):
+    f = frame_of(rows)
+    entry = [0] * len(rows)
     entry[14] = 1
     params = {**CFG, **cfg}
     extra = pd.DataFrame({"entry": entry, **ContrarianStrategy.feed_columns(f, params, 2190)},
@@ -215,6 +215,36 @@ def test_gap_take_profit_fixed_has_no_level_moving_finds_the_new_gap():
     # bar 16's close 20.9 >= the gap of bar 15 (bottom 19.0): exit at bar 17's open 21.0
     assert t["exit_reason"] == "level_take_profit" and t["exit_time"] == f.index[17]
     assert t["exit_price"] == 21.0
+
+
+def test_swing_high_take_profit_on_the_flush():
+    rows = FLUSH_ROWS[:15] + [
+        (18.3, 19.0, 17.8, 18.9),  # 15: fill at 18.3
+        (18.9, 23.8, 18.7, 23.6),  # 16: close 23.6 >= the swing high 23.5 (bar 12) -> exit
+        (23.7, 24.0, 23.0, 23.5),  # 17: exit fill at the open 23.7
+    ]
+    f, _, r = _flush_run(rows, level_take_profit="swing_high")
+    size = 1000 / (18.3 * 1.001)
+    # pnl = 54.59021852 * (23.7 - 18.3) - 0.999001 - 1.293788 = 292.49
+    check_trade(r.trades.iloc[0], entry_bar=15, exit_bar=17, entry_price=18.3, exit_price=23.7,
+                size=size, entry_fee=size * 18.3 * 0.001, exit_fee=size * 23.7 * 0.001,
+                pnl=292.49, reason="level_take_profit", frame=f)
+
+
+@pytest.mark.parametrize(("kind", "buffer"), [("next_level", 0.0), ("swing_low", 0.01)])
+def test_level_stop_on_the_flush(kind, buffer):
+    rows = FLUSH_ROWS[:15] + [
+        (18.3, 18.4, 17.0, 17.1),  # 15: fill 18.3; close 17.1 <= 17.5 (next level: the swing
+        #                            low of bar 10) and <= 17.5 * 0.99 = 17.325 -> stop
+        (17.0, 17.2, 16.5, 16.8),  # 16: exit fill at the open 17.0
+        (16.8, 17.0, 16.0, 16.2),
+    ]
+    f, _, r = _flush_run(rows, level_stop=kind, level_stop_buffer=buffer)
+    size = 1000 / (18.3 * 1.001)
+    # pnl = 54.59021852 * (17.0 - 18.3) - 0.999001 - 0.928034 = -72.89
+    check_trade(r.trades.iloc[0], entry_bar=15, exit_bar=16, entry_price=18.3, exit_price=17.0,
+                size=size, entry_fee=size * 18.3 * 0.001, exit_fee=size * 17.0 * 0.001,
+                pnl=-72.89, reason="level_stop", frame=f)
 
 
 # --------------------------------------------------------------------------- report chart
