@@ -467,6 +467,16 @@ def fig_price(report: Report, events: Sequence[FlushEvent] = ()) -> Any | None:
                                      "color": COLORS["exit"], "line": {"width": 1,
                                                                        "color": "#4d0b0b"}},
             ), row=1, col=1)
+    for col, label, color in (("level_take_profit", "level take-profit", COLORS["entry"]),
+                              ("level_stop", "level stop", COLORS["exit"])):
+        # the structure levels in force during each trade (NaN between trades: the line
+        # breaks), one light line each
+        if col in s and s[col].notna().any():
+            fig.add_trace(go.Scatter(
+                x=x, y=s[col], name=label, mode="lines", connectgaps=False,
+                line={"color": color, "width": 1, "dash": "dot", "shape": "hv"},
+                hovertemplate=f"{label} %{{y:,.2f}}<extra></extra>",
+            ), row=1, col=1)
     if "fng" in row:
         fig.add_trace(go.Scatter(x=x, y=s["fng"], name="Fear & Greed", mode="lines",
                                  line={"color": COLORS["fng"], "width": 1}), row=row["fng"], col=1)

@@ -45,6 +45,7 @@ from flushback.data.errors import ConfigError, DataError
 from flushback.signals.base import SignalCache
 from flushback.strategies.adapter import validate_bars
 from flushback.strategies.config import strategy_signals
+from flushback.strategies.levels import LEVEL_COLUMNS
 
 __all__ = [
     "Prepared",
@@ -155,6 +156,9 @@ class BacktestResult:
     config: dict[str, Any] = field(default_factory=dict)
     external_sources: dict[str, Any] = field(default_factory=dict)
     warmup: dict[str, Any] | None = None  # flushback.backtests.warmup.warmup_report
+    #: the structure levels the strategy's level exits read (``level_tp``/``level_sl`` on
+    #: the window; empty without level exits)
+    levels: pd.DataFrame | None = None
 
 
 def _signal_warmup(spec: BacktestSpec) -> int:
@@ -167,6 +171,10 @@ def _signal_warmup(spec: BacktestSpec) -> int:
         w = max(w, int(sig.warmup_for(iv)) if hasattr(sig, "warmup_for") else sig.warmup_bars)
     if spec.strategy.params.get("sizing") == "volatility":
         w = max(w, int(spec.strategy.params.get("vol_lookback", 0)) + 1)
+    if spec.strategy.type == "contrarian":
+        from flushback.strategies.levels import level_warmup
+
+        w = max(w, level_warmup(spec.strategy.params))
     return w
 
 
@@ -307,10 +315,12 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress
     if progress:
         def on_progress(done: int, total: int, _stage: str = spec_strategy.type) -> None:
             progress(_stage, done, total)
-    return run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
-                      slippage=spec.costs.slippage, funding=spec.costs.funding,
-                      strategy_params={"cfg": cfg}, on_progress=on_progress,
-                      validate=validate)
+    res = run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
+                     slippage=spec.costs.slippage, funding=spec.costs.funding,
+                     strategy_params={"cfg": cfg}, on_progress=on_progress,
+                     validate=validate)
+    res.feed = extra
+    return res
 
 
 def run_backtest(
@@ -411,6 +421,7 @@ def run_backtest(
         config=config,
         external_sources=dict(prepared.external_sources),
         warmup=warmup,
+        levels=res.feed[[c for c in res.feed.columns if c in LEVEL_COLUMNS]],
     )
 
 

@@ -68,7 +68,7 @@ def _with_provenance(sources: dict[str, Any], externals: Mapping[str, Any]) -> d
 def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
                 created_at: Any = None) -> dict[str, Any]:
     """The ``report.json`` document of a :class:`~flushback.backtests.runner.BacktestResult`."""
-    from flushback.backtests.report_schema import build_report
+    from flushback.backtests.report_schema import build_report, series_from_frame
 
     frame = result.frame
     spec = result.spec
@@ -88,6 +88,16 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
     series_cols = [c for c in ("open", "high", "low", "close", "fng", "liq_long_usd",
                                "liq_short_usd") if c in frame.columns]
     series = frame[series_cols].astype("float64")
+    levels = getattr(result, "levels", None)
+    if levels is not None and not levels.empty and len(result.trades):
+        # the take-profit/stop levels each close was tested against during a trade
+        from flushback.strategies.levels import levels_in_force
+
+        force = levels_in_force(levels, result.trades,
+                                spec.strategy.params.get("level_update", "fixed"))
+        for col, name in (("level_tp", "level_take_profit"), ("level_sl", "level_stop")):
+            if col in force and force[col].notna().any():
+                series[name] = force[col].to_numpy()
     triggers = result.signals.copy()
     extra = dict(sections or {})
     return build_report(
@@ -98,7 +108,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         benchmark={"name": spec.benchmark.type, "metrics": result.benchmark_metrics},
         trades=result.trades,
         equity=result.equity,
-        series=series,
+        series=series_from_frame(series, tuple(series.columns)),
         triggers=triggers,
         config=result.config or spec.to_dict(),
         spec_name=spec.name,

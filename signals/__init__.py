@@ -24,6 +24,7 @@ from flushback.signals import (
     price,
     rsi,
     sentiment,
+    structure,
 )
 from flushback.signals.base import Param, Signal, SignalCache, bar_interval, cached_part
 from flushback.signals.registry import (
@@ -57,5 +58,6 @@ __all__ = [
     "register",
     "rsi",
     "sentiment",
+    "structure",
     "temporary_registration",
 ]

@@ -33,6 +33,7 @@ import pandas as pd
 __all__ = [
     "CHECKS",
     "check_alignment_dtype_name",
+    "check_at_a_trigger",
     "check_convergence",
     "check_determinism",
     "check_missing_inputs",
@@ -198,9 +199,11 @@ def check_missing_inputs(sig: Any, frame: pd.DataFrame) -> None:
         assert out.isna().all(), f"{sig.name}: values from missing inputs"
 
 
-def check_truncation(sig: Any, frame: pd.DataFrame, cut: int) -> None:
-    """Values at t < cut are unchanged when the rows from cut onward are dropped."""
-    full = sig.compute(frame).iloc[:cut]
+def check_truncation(sig: Any, frame: pd.DataFrame, cut: int,
+                     full: pd.Series | None = None) -> None:
+    """Values at t < cut are unchanged when the rows from cut onward are dropped (``full``:
+    the signal on the whole frame, when already computed)."""
+    full = (sig.compute(frame) if full is None else full).iloc[:cut]
     part = sig.compute(frame.iloc[:cut])
     if not same_values(full, part):
         diff = full.index[~((full.to_numpy() == part.to_numpy()) | (full.isna() & part.isna()))]
@@ -235,7 +238,20 @@ def _truncation_sweep(sig: Any, interval: str, examples: int, seed: int) -> None
     rng = np.random.default_rng(seed)
     for _ in range(examples):
         frame = conformance_frame(sig, interval, seed=int(rng.integers(0, 10_000)), extra=120)
-        check_truncation(sig, frame, max(1, int(rng.uniform(0.05, 1.0) * len(frame))))
+        full = sig.compute(frame)
+        check_truncation(sig, frame, max(1, int(rng.uniform(0.05, 1.0) * len(frame))), full)
+        check_at_a_trigger(sig, frame, full, int(rng.integers(0, 1 << 30)))
+
+
+def check_at_a_trigger(sig: Any, frame: pd.DataFrame, full: pd.Series, pick: int) -> None:
+    """Truncation with the frame ending AT a trigger bar (freqtrade's lookahead-analysis cut):
+    a sparse trigger that needs later bars -- a swing low used at its own bar -- is rarely hit
+    by a random cut, always by this one."""
+    if sig.kind != "bool":
+        return
+    fired = np.flatnonzero(full.to_numpy())
+    if len(fired):
+        check_truncation(sig, frame, int(fired[pick % len(fired)]) + 1, full)
 
 
 CHECKS: dict[str, Callable[[Any, pd.DataFrame], None]] = {

@@ -225,6 +225,8 @@ class EngineResult:
     trades: pd.DataFrame
     fills: pd.DataFrame
     strategy: Any = field(repr=False, default=None)
+    #: the extra feed columns the run read (signals, levels...), set by the runner
+    feed: pd.DataFrame | None = field(repr=False, default=None)
 
 
 class FlushbackStrategy(bt.Strategy):

@@ -8,7 +8,8 @@ unknown keys are refused with a did-you-mean.
 Built-in strategy types (classes are imported lazily, so loading a spec stays cheap):
 
 - ``contrarian``: entry on ``signals.entry``; exits by holding period, take-profit,
-  stop-loss, trailing stop or ``signals.exit``; cooldown; fraction or volatility-target sizing;
+  stop-loss, trailing stop, structure levels (``flushback.strategies.levels``) or
+  ``signals.exit``; cooldown; fraction or volatility-target sizing;
   optional scale-in up to ``max_tranches``.
 - ``buy_and_hold``: buy at the first opportunity (the open of the second bar), hold to the end.
 - ``fear_greed_accumulation``: buy ``buy_fraction`` of the cash at the next open after each
@@ -58,6 +59,24 @@ CONTRARIAN_PARAMS: Mapping[str, Param] = MappingProxyType(
                            doc="exit when close <= avg entry * (1 - stop_loss) (0 = off)"),
         "trailing_stop": Param(float, 0.0, 0.0, 0.95,
                                doc="exit when close <= highest close since entry * (1 - x)"),
+        "level_take_profit": Param(str, "off", choices=("off", "retracement", "gap",
+                                                          "swing_high"),
+                                   doc="exit when close >= a structure level: a retracement of "
+                                   "the drop, the nearest open gap above, the last swing high"),
+        "level_retracement": Param(float, 0.5, 0.1, 1.0,
+                                   doc="level_take_profit='retracement': the part of the drop "
+                                   "from the last swing high retraced", units="fraction"),
+        "level_stop": Param(str, "off", choices=("off", "swing_low", "next_level"),
+                            doc="exit when close <= a structure level: the last confirmed swing "
+                            "low, or the next level below the close"),
+        "level_stop_buffer": Param(float, 0.0, 0.0, 0.2,
+                                   doc="the stop sits this far below its level", units="fraction"),
+        "level_update": Param(str, "fixed", choices=("fixed", "moving"),
+                              doc="levels of the entry signal bar, or of the previous bar"),
+        "swing_bars": Param(int, 3, 1, 20, doc="bars on each side of a swing (confirmed this "
+                            "many bars later)", units="bars"),
+        "swing_lookback": Param(int, 120, 10, 1000, doc="swings, gaps and levels older than "
+                                "this are forgotten", units="bars"),
         "exit_mode": Param(str, "close", choices=("close", "intrabar"),
                            doc="stop/take-profit/trailing: decided on the close and filled at "
                            "the next open, or resting orders filled intrabar"),

@@ -7,10 +7,21 @@ holds wins):
 1. ``stop_loss``: close <= average entry price * (1 - stop_loss)
 2. ``trailing_stop``: close <= highest close since entry (the entry fill price counts) *
    (1 - trailing_stop)
-3. ``take_profit``: close >= average entry price * (1 + take_profit)
-4. ``exit_signal``: ``signals.exit`` is true on the bar (and ``exit_on_signal``)
-5. ``time``: ``hold_bars`` bars held, counting the entry bar (entry at the open of bar ``e``,
+3. ``level_stop``: close <= the stop level in force (below)
+4. ``take_profit``: close >= average entry price * (1 + take_profit)
+5. ``level_take_profit``: close >= the take-profit level in force, when that level is above
+   the average entry price
+6. ``exit_signal``: ``signals.exit`` is true on the bar (and ``exit_on_signal``)
+7. ``time``: ``hold_bars`` bars held, counting the entry bar (entry at the open of bar ``e``,
    exit at the open of bar ``e + hold_bars``)
+
+Level exits read the feed columns ``level_tp`` / ``level_sl`` (the level known at each bar's
+close, precomputed by ``flushback.strategies.levels``). The level in force when bar ``t``'s
+close is tested is, with ``level_update = "fixed"``, the column's value on the entry signal
+bar ``s`` (the bar whose close decided the first tranche), and with ``"moving"``, its value on
+bar ``t - 1`` (on the entry fill bar ``s + 1`` both are the signal bar's). A NaN level never
+exits, nor does a take-profit level at or below the average entry price. Level exits are
+always close-based (decided on a close, filled at the next open), in both exit modes.
 
 With ``exit_mode = "close"`` (the default) rules 1-3 are close-based: a stop at -10 % on a bar
 that closes at -15 % exits at the next open. With ``exit_mode = "intrabar"`` they are resting
@@ -37,6 +48,7 @@ import pandas as pd
 
 from flushback.strategies.adapter import FlushbackStrategy
 from flushback.strategies.config import CONTRARIAN_PARAMS
+from flushback.strategies.levels import level_columns
 
 __all__ = ["ContrarianStrategy", "realised_volatility"]
 
@@ -56,10 +68,11 @@ class ContrarianStrategy(FlushbackStrategy):
 
     @classmethod
     def feed_columns(cls, frame: pd.DataFrame, cfg: dict, periods_per_year: int) -> dict:
+        cols: dict = dict(level_columns(frame, cfg))
         if cfg.get("sizing") == "volatility":
-            return {"vol": realised_volatility(frame["close"], int(cfg["vol_lookback"]),
-                                               periods_per_year)}
-        return {}
+            cols["vol"] = realised_volatility(frame["close"], int(cfg["vol_lookback"]),
+                                              periods_per_year)
+        return cols
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,6 +94,18 @@ class ContrarianStrategy(FlushbackStrategy):
         )
         self._last_tranche_bar = -(10**9)
         self._intrabar = c.get("exit_mode", "close") == "intrabar"
+        self._level_tp = self.data.level_tp if "level_tp" in aliases else None
+        self._level_sl = self.data.level_sl if "level_sl" in aliases else None
+        self._moving = c.get("level_update", "fixed") == "moving"
+        self._entry_levels = (math.nan, math.nan)  # (tp, sl) on the entry signal bar
+
+    def _levels_in_force(self) -> tuple[float, float]:
+        """(take-profit, stop) levels the current close is tested against (NaN: none)."""
+        if not self._moving:
+            return self._entry_levels
+        tp = float(self._level_tp[-1]) if self._level_tp is not None else math.nan
+        sl = float(self._level_sl[-1]) if self._level_sl is not None else math.nan
+        return tp, sl
 
     def _tranche_fraction(self) -> float:
         frac = self._fraction
@@ -123,13 +148,19 @@ class ContrarianStrategy(FlushbackStrategy):
             close = float(self.data.close[0])
             avg = lot.avg_price
             reason = None
-            if not self._intrabar:  # intrabar: stop/trailing/take-profit rest as orders
-                if self._sl and close <= avg * (1.0 - self._sl):
-                    reason = "stop_loss"
-                elif self._trail and close <= lot.peak_close * (1.0 - self._trail):
-                    reason = "trailing_stop"
-                elif self._tp and close >= avg * (1.0 + self._tp):
-                    reason = "take_profit"
+            level_tp, level_sl = self._levels_in_force()
+            # intrabar: stop/trailing/take-profit rest as orders; level exits stay close-based
+            if not self._intrabar and self._sl and close <= avg * (1.0 - self._sl):
+                reason = "stop_loss"
+            elif not self._intrabar and self._trail and close <= lot.peak_close * (
+                    1.0 - self._trail):
+                reason = "trailing_stop"
+            elif close <= level_sl:  # False for NaN
+                reason = "level_stop"
+            elif not self._intrabar and self._tp and close >= avg * (1.0 + self._tp):
+                reason = "take_profit"
+            elif close >= level_tp and level_tp > avg:  # a target below the entry is none
+                reason = "level_take_profit"
             if reason is None and self._exit is not None and self._exit[0] > 0:
                 reason = "exit_signal"
             elif reason is None and self._hold and i - lot.entry_bar + 1 >= self._hold:
@@ -148,6 +179,9 @@ class ContrarianStrategy(FlushbackStrategy):
             if frac > 0:
                 self.enter(frac, "entry")
                 self._last_tranche_bar = i
+                self._entry_levels = (
+                    float(self._level_tp[0]) if self._level_tp is not None else math.nan,
+                    float(self._level_sl[0]) if self._level_sl is not None else math.nan)
         elif lot.tranches < self._k and i - self._last_tranche_bar >= self._spacing:
             frac = self._tranche_fraction()
             if frac > 0:

@@ -89,3 +89,41 @@ def test_scan_composite_json_config(capsys, shared_data_dir):
     assert "2026-02-05" in _days(p)
     t = next(t for t in p["triggers"] if t["timestamp"].startswith("2026-02-05"))
     assert t["values"]["of.0.fng"] == 12.0 and t["values"]["of.1.of.1.rsi"] < 25
+
+
+def test_scan_structure_signals_at_the_feb_2026_flush(capsys, shared_data_dir):
+    """The swing, its 0.618 level and the gap the structure signals print for BTCUSDT-PERP 4h
+    on Feb 1-6 2026, checked against the price CSV itself."""
+    import pandas as pd
+
+    csv = pd.read_csv(shared_data_dir / "prices" / "BTCUSDT-PERP_4h.csv",
+                      parse_dates=["timestamp"]).set_index("timestamp")
+    window = ["--symbol", "BTCUSDT-PERP", "--interval", "4h", "--since", "2026-02-01",
+              "--until", "2026-02-06T23:59", "--format", "json"]
+    brk = _json(capsys, ["--data-dir", str(shared_data_dir), "signals", "scan",
+                         "swing_low_break", *window])
+    assert [t["timestamp"] for t in brk["triggers"]] == ["2026-02-05T00:00:00Z"]
+    v = brk["triggers"][0]["values"]
+    assert v["swing_low_at"] == "2026-02-03T16:00:00Z"
+    # a 3-bar pivot: the lowest low of the seven bars around it
+    around = csv.loc["2026-02-03T04:00Z":"2026-02-04T04:00Z", "low"]
+    assert len(around) == 7 and v["swing_low"] == around.min() == around.iloc[3]
+    assert csv.loc["2026-02-05T00:00Z", "close"] < v["swing_low"] <= csv.loc[
+        "2026-02-04T20:00Z", "close"]
+    fib = _json(capsys, ["--data-dir", str(shared_data_dir), "signals", "scan",
+                         "fib_retracement", *window])
+    bar = next(t["values"] for t in fib["triggers"] if t["timestamp"] == "2026-02-04T20:00:00Z")
+    assert bar["swing_high_at"] == "2026-02-02T12:00:00Z"
+    assert bar["leg_low_at"] == "2026-02-02T00:00:00Z"
+    h = csv.loc["2026-02-02T12:00Z", "high"]
+    lo = csv.loc["2026-02-02T00:00Z", "low"]
+    assert bar["fib_618"] == bar["level"] == h - 0.618 * (h - lo)
+    # the bearish gap left by the Feb 4 16:00 bar: its high under the low two bars before
+    assert bar["gap_above_at"] == "2026-02-04T16:00:00Z"
+    assert bar["gap_above"] == csv.loc["2026-02-04T16:00Z", "high"]
+    assert bar["gap_above_top"] == csv.loc["2026-02-04T08:00Z", "low"]
+    # the table prints the dates as bar times
+    assert main(["--data-dir", str(shared_data_dir), "signals", "scan", "swing_low_break",
+                 *window[:-2]]) == 0
+    out = capsys.readouterr().out
+    assert "2026-02-03 16:00" in out and "+00:00" not in out

@@ -27,6 +27,7 @@ from flushback.signals import (
 from flushback.signals.rsi import rsi_values
 from flushback.signals.testing import (
     check_alignment_dtype_name,
+    check_at_a_trigger,
     check_convergence,
     check_determinism,
     check_missing_inputs,
@@ -61,7 +62,9 @@ def truncation_property(sig: Signal, interval: str, max_examples: int = 15):
     def prop(seed: int, frac: float) -> None:
         frame = _frame(sig, interval, seed=seed, extra=120)
         cut = max(1, int(round(frac * len(frame))))
-        check_truncation(sig, frame, cut)
+        full = sig.compute(frame)
+        check_truncation(sig, frame, cut, full)
+        check_at_a_trigger(sig, frame, full, seed)  # and the frame ending AT a trigger bar
 
     return prop
 

@@ -116,9 +116,13 @@ def _config(signal: str, sets: list[str]) -> dict[str, Any]:
 
 
 def _fmt_value(col: str, v: Any) -> str:
+    import pandas as pd
+
+    if isinstance(v, pd.Timestamp):  # e.g. the bar a swing or a gap is dated at
+        return v.strftime("%Y-%m-%d %H:%M")
     if hasattr(v, "item"):
         v = v.item()
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         # a child trigger without its inputs on this bar is "no data", never "no"
         return "no data" if ":" in col else "-"
     if isinstance(v, bool):
@@ -138,8 +142,14 @@ def _fmt_value(col: str, v: Any) -> str:
 
 
 def _jsonable(v: Any) -> Any:
-    if v is None:
+    import pandas as pd
+
+    if v is None or v is pd.NaT:
         return None
+    if isinstance(v, pd.Timestamp):
+        from flushback.backtests.timefmt import iso_z
+
+        return iso_z(v)
     if hasattr(v, "item"):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
