@@ -444,10 +444,10 @@ def check_lookahead(
             diffs = compare_columns(full_df, trunc_df, compared, rtol=rtol, atol=atol)
             diff_cols = {d[0] for d in diffs}
             for col in full_df.columns:
-                key = f"{source}:{col}"
+                col_key = f"{source}:{col}"
                 stat = per_column.setdefault(
-                    key, {"source": source, "column": str(col), "cuts": 0, "biased_cuts": 0,
-                          "first": None})
+                    col_key, {"source": source, "column": str(col), "cuts": 0,
+                              "biased_cuts": 0, "first": None})
                 stat["cuts"] += 1
                 if col in diff_cols:
                     stat["biased_cuts"] += 1

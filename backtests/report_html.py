@@ -582,7 +582,8 @@ def _trial_value(t: Mapping[str, Any]) -> float | None:
 
 def _objective_label(opt: Mapping[str, Any]) -> str:
     """The first objective as written by the optimizer (e.g. ``max_sharpe``)."""
-    study = opt.get("study") if isinstance(opt.get("study"), Mapping) else {}
+    raw = opt.get("study")
+    study: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     obj = _first(opt, "objective", "metric") or _first(study, "objectives", "objective")
     if isinstance(obj, list):
         obj = obj[0] if obj else None
@@ -626,9 +627,11 @@ def fig_opt_history(opt: Mapping[str, Any]) -> Any | None:
                        if t.get("fold") == fold), key=lambda r: r[0])
         nums = [n for n, _ in rows]
         vals = [v for _, v in rows]
-        best, acc = [], None
+        best: list[float | None] = []
+        acc: float | None = None
         for v in vals:
-            acc = v if acc is None else better(acc, v)
+            if v is not None:
+                acc = v if acc is None else better(acc, v)
             best.append(acc)
         tag = "" if fold is None else f" (fold {fold})"
         color = PALETTE[k % 10]

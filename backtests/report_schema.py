@@ -319,7 +319,7 @@ class Series(BaseModel):
 class Report(_Model):
     """A run's report (``report.json``), schema version :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal["1.1"] = SCHEMA_VERSION
+    schema_version: Literal["1.1"] = "1.1"  # SCHEMA_VERSION
     flushback_version: str
     kind: Literal["backtest", "optimization"] = "backtest"
     run_id: str = Field(min_length=1)

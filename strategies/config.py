@@ -127,7 +127,7 @@ def register_strategy(name: str) -> Callable[[type], type]:
             raise ConfigError(f"strategy type '{name}' is already registered",
                               hint="choose another name")
         _CUSTOM[name] = cls
-        cls.strategy_type = name
+        cls.strategy_type = name  # type: ignore[attr-defined]
         return cls
 
     return deco
