@@ -1591,12 +1591,18 @@ class SpecEvaluator:
 
     def __init__(self, spec: Any, overrides: Sequence[str] = (), data_dir: str | None = None,
                  since: str | None = None, until: str | None = None,
-                 frame: pd.DataFrame | None = None) -> None:
+                 frame: pd.DataFrame | None = None, engine: str | None = None) -> None:
         from flushback.backtests import runner
         from flushback.backtests.metrics import periods_per_year_for
         from flushback.backtests.spec import load_spec
+        from flushback.strategies.engines import check_engine, engine_supports
 
         self.spec = load_spec(spec, overrides=list(overrides) or None)
+        #: the engine trials run on: the fast engine when it runs the strategy type, else
+        #: backtrader (the end-of-study re-check compares the winners with backtrader)
+        if engine is None:
+            engine = "fast" if engine_supports("fast", self.spec.strategy.type) else "backtrader"
+        self.engine = check_engine(engine)
         if frame is not None:  # a frame you already have (tests, notebooks)
             self.prepared = runner.prepare_frame(self.spec, frame, since=since, until=until)
         else:
@@ -1652,7 +1658,8 @@ class SpecEvaluator:
 
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec.name, "interval": self.spec.data.interval,
-                "symbol": self.spec.data.symbol, "bars": len(self.index)}
+                "symbol": self.spec.data.symbol, "bars": len(self.index),
+                "engine": self.engine}
 
     # -- evaluation --------------------------------------------------------------------
     def _view(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
@@ -1670,7 +1677,8 @@ class SpecEvaluator:
         return view
 
     def evaluate(self, params: Mapping[str, Any], start: pd.Timestamp, end: pd.Timestamp,
-                 *, keep: bool = False) -> Evaluation:
+                 *, keep: bool = False, engine: str | None = None) -> Evaluation:
+        """Backtest ``params`` on ``[start, end]`` (``engine``: this evaluator's by default)."""
         from flushback.backtests.runner import run_backtest
 
         t0 = time.perf_counter()
@@ -1678,7 +1686,7 @@ class SpecEvaluator:
         # configuration an earlier trial already computed is not computed again, and a changed
         # threshold reuses the indicator behind it (the runner's reuse_signals hook)
         res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params),
-                           reuse_signals=self.memoize_signals)
+                           reuse_signals=self.memoize_signals, engine=engine or self.engine)
         t1 = time.perf_counter()
         eq = res.equity["equity"].to_numpy(dtype=float)
         r = np.zeros(len(eq))
@@ -1809,6 +1817,7 @@ def _section_models() -> tuple[type, type]:
         timings_mean_seconds: dict[str, float]
         trials: list[dict[str, Any]]
         trials_truncated: bool
+        engine_check: dict[str, Any] | None = None
 
     return FoldComparison, OptimizationSection
 
@@ -1937,8 +1946,15 @@ def optimize_spec(
     runs_dir: str | None = None,
     progress: bool = False,
     console: Any = None,
+    engine: str | None = None,
 ) -> OptimizationRun:
-    """Build the study from a spec, run it (resuming if it exists), analyse, write the run."""
+    """Build the study from a spec, run it (resuming if it exists), analyse, write the run.
+
+    ``engine``: the trials' engine (default: the fast engine when it runs the strategy type).
+    The selected configurations and the stitched out-of-sample run are then re-run on
+    backtrader (:mod:`flushback.backtests.engine_check`); a mismatch raises EngineMismatch.
+    """
+    from flushback.backtests.engine_check import raise_on_mismatch, recheck_on_reference
     from flushback.backtests.runs import write_run
 
     if n_trials < 1:
@@ -1949,8 +1965,10 @@ def optimize_spec(
     sampler = sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     _make_sampler(sampler, seed, len(objectives) > 1)  # unknown / unavailable: fail now
     _make_pruner(pruner)
-    ev_kwargs = {"spec": spec, "overrides": list(overrides), "data_dir": data_dir}
+    ev_kwargs: dict[str, Any] = {"spec": spec, "overrides": list(overrides),
+                                 "data_dir": data_dir, "engine": engine}
     ev = SpecEvaluator(**ev_kwargs)
+    ev_kwargs["engine"] = ev.engine  # workers run the same engine
     space = build_search_space(ev.declared_space(), ev.search_table(),
                                default_keys=ev.default_search_keys())
     if not space.params:
@@ -1987,9 +2005,12 @@ def optimize_spec(
         raise StoreError(f"no completed trial in {', '.join(missing)}",
                          hint="every trial failed: run `flushback backtest` on the spec")
     result = build_result(cfg, ev, folds_out)
-    section = validate_optimization_section(
-        optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
-                             wall_seconds=wall))
+    check = recheck_on_reference(ev, cfg.folds, folds_out, result, ev.spec.cash)
+    section = optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
+                                   wall_seconds=wall)
+    section["engine_check"] = _jsonable(check)
+    section = validate_optimization_section(section)
     run_dir = write_run(result, runs_dir=runs_dir,
                         sections={"kind": "optimization", "optimization": section})
+    raise_on_mismatch(check, where=str(run_dir))
     return OptimizationRun(run_dir=run_dir, result=result, section=section, config=cfg)

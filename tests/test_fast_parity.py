@@ -11,13 +11,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_testkit import plant_stop_at_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flushback.strategies import nb
 from flushback.strategies.adapter import run_engine
 from flushback.strategies.config import get_strategy, validate_strategy_params
 from flushback.strategies.fast import run_fast
@@ -216,25 +221,6 @@ def test_every_shipped_spec_is_identical_on_both_engines(shared_data_dir, spec):
 
 
 # --- a planted bug is caught --------------------------------------------------------------
-
-
-def plant_stop_at_close(monkeypatch):
-    """Replace the kernel by one whose close-based stop-loss fills at the signal bar's close
-    (instead of the next open): the exit is booked one bar early at that close."""
-    real = nb.simulate
-
-    def buggy(ohlc, entry, exit_, vol, fng, funding_rate, cfg, equity, cash, pos, trades,
-              fills):
-        nt, nf, status = real(ohlc, entry, exit_, vol, fng, funding_rate, cfg, equity, cash,
-                              pos, trades, fills)
-        for row in trades[:nt]:
-            if int(row[13]) == nb.R_STOP:
-                bar = int(row[4]) - 1
-                row[4], row[5] = bar, ohlc[bar, 3]
-                row[10] = row[6] * (row[5] - row[3]) - row[7] - row[8] - row[9]
-        return nt, nf, status
-
-    monkeypatch.setattr(nb, "simulate", buggy)
 
 
 def test_planted_stop_loss_bug_is_caught(monkeypatch):
