@@ -79,6 +79,9 @@ __all__ = [
     "OBJECTIVE_METRICS",
 ]
 
+#: a trial trading fewer times on its training window is infeasible (``--min-trades``)
+DEFAULT_MIN_TRADES = 5
+
 # metric name -> default direction ("max_drawdown" is scored by its magnitude, so "min" is the
 # sensible direction whatever sign convention the metrics module uses)
 OBJECTIVE_METRICS: dict[str, str] = {
@@ -435,6 +438,7 @@ def make_folds(
     train_until: Any = None,
     test_fraction: float = 0.3,
     min_train_bars: int = 30,
+    embargo_bars: int = 0,
 ) -> list[Fold]:
     """Train/test windows over ``index`` (the bars a backtest can score).
 
@@ -442,8 +446,32 @@ def make_folds(
     - ``walk_forward=K``: the bars are cut into ``K + 1`` equal blocks; fold ``k`` tests block
       ``k + 1`` and trains on blocks ``0..k`` (anchored) or on block ``k`` only (rolling).
     - neither: one fold with the last ``test_fraction`` of the bars as the test window.
+
+    ``embargo_bars``: a gap between each training window's end and its test window's start
+    (the last ``embargo_bars`` bars before the test window are in neither window), so that no
+    training trade or signal window reaches into the test period.
     """
     idx = pd.DatetimeIndex(index)
+    folds = _make_folds(idx, walk_forward, anchored, train_until, test_fraction,
+                        min_train_bars)
+    gap = int(embargo_bars)
+    if gap <= 0:
+        return folds
+    out = []
+    for f in folds:
+        t0 = int(idx.searchsorted(f.train_start))
+        end = int(idx.searchsorted(f.test_start)) - 1 - gap
+        if end - t0 + 1 < min_train_bars:
+            raise ConfigError(
+                f"an embargo of {gap} bars leaves fold {f.index + 1} {max(end - t0 + 1, 0)} "
+                f"training bars (at least {min_train_bars} needed)",
+                hint="pass a smaller --embargo, fewer --walk-forward folds or a longer period")
+        out.append(dataclasses.replace(f, train_end=idx[end]))
+    return out
+
+
+def _make_folds(idx: pd.DatetimeIndex, walk_forward: int | None, anchored: bool,
+                train_until: Any, test_fraction: float, min_train_bars: int) -> list[Fold]:
     n = len(idx)
     if n < 2 * min_train_bars:
         raise ConfigError(f"{n} bars are too few to split into training and test windows",
@@ -993,6 +1021,8 @@ class StudyConfig:
     workers: int = 1
     # set when evaluator_kwargs hold machine-specific paths that must not change the identity
     fingerprint_override: str | None = None
+    #: a trial trading fewer times on its training window is infeasible (0 = no constraint)
+    min_trades: int = 0
 
     @property
     def multi(self) -> bool:
@@ -1015,6 +1045,7 @@ class StudyConfig:
             "seed": self.seed,
             "pruner": self.pruner,
             "prune_chunks": self.prune_chunks,
+            **({"min_trades": self.min_trades} if self.min_trades else {}),
         }
 
     def fingerprint(self) -> str:
@@ -1216,8 +1247,10 @@ def _run_trial(cfg: StudyConfig, ev: Evaluator, study: Any, storage: Any, fold: 
             returns: list[np.ndarray] = []
             timings: dict[str, float] = {"sampling": t_sample}
             metrics: dict[str, Any] = {}
+            n_trades = 0
             for step, (cs, ce) in enumerate(chunks):
                 res = ev.evaluate(params, cs, ce)
+                n_trades += int(res.metrics.get("n_trades") or 0)
                 for k, v in res.timings.items():
                     timings[k] = timings.get(k, 0.0) + v
                 per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
@@ -1232,6 +1265,12 @@ def _run_trial(cfg: StudyConfig, ev: Evaluator, study: Any, storage: Any, fold: 
                         return TrialOutcome(trial.number, "PRUNED", None,
                                             time.perf_counter() - t_start)
             values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
+            if cfg.min_trades and n_trades < cfg.min_trades:
+                # a configuration that (almost) never trades cannot win by doing nothing
+                trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
+                                    f"{cfg.min_trades} on the training window")
+                study.tell(trial, state=TS.PRUNED)
+                return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
             t_tell = time.perf_counter()
             timings["trial"] = t_tell - t_start
             # one user attribute (one storage write) per trial
@@ -1521,6 +1560,11 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
     oos = ev.evaluate(params, fold.test_start, fold.test_end, keep=keep_result)
     out["oos_seconds"] = time.perf_counter() - t0
     out["out_of_sample_metrics"] = _jsonable_metrics(oos.metrics)
+    n_oos = int(oos.metrics.get("n_trades") or 0)
+    if cfg.min_trades and n_oos < cfg.min_trades:
+        out["warning"] = (f"fold {fold.index + 1}: the selected configuration trades {n_oos} "
+                          f"times in its test window, fewer than min_trades={cfg.min_trades}: "
+                          "its out-of-sample figures rest on too few trades")
     out["_oos"] = oos  # removed before serialization
     return out
 
@@ -1655,6 +1699,17 @@ class SpecEvaluator:
             for k, v in _flat_signal_config(cfg).items():
                 values[f"signals.{name}.{k}"] = v
         return values
+
+    def default_embargo(self, space: SearchSpace) -> int:
+        """The longest holding period the search allows (or the spec's, when not searched;
+        0 when positions have no time exit) plus the signals' warm-up, in bars."""
+        hold = int(self.spec.strategy.params.get("hold_bars") or 0)
+        for p in space.params:
+            if p.name == "strategy.hold_bars" and p.high is not None:
+                hold = int(p.high)
+        if "strategy.hold_bars" in space.fixed:
+            hold = int(space.fixed["strategy.hold_bars"] or 0)
+        return hold + int(self.prepared.warmup_bars)
 
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec.name, "interval": self.spec.data.interval,
@@ -1818,6 +1873,7 @@ def _section_models() -> tuple[type, type]:
         trials: list[dict[str, Any]]
         trials_truncated: bool
         engine_check: dict[str, Any] | None = None
+        warnings: list[str] | None = None
 
     return FoldComparison, OptimizationSection
 
@@ -1843,7 +1899,8 @@ _IS_OOS_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_d
 def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
                          result_metrics: Mapping[str, Any], *, mode: str,
                          storage: Any, wall_seconds: float | None = None,
-                         max_trials_listed: int = 2000) -> dict[str, Any]:
+                         max_trials_listed: int = 2000,
+                         embargo_bars: int = 0) -> dict[str, Any]:
     last = folds_out[-1]
     fold_rows = []
     is_vs_oos = []
@@ -1889,6 +1946,8 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
             "n_folds": len(cfg.folds),
             "fingerprint": cfg.fingerprint(),
             "wall_seconds": wall_seconds,
+            "min_trades": cfg.min_trades,
+            "embargo_bars": embargo_bars,
         },
         "search_space": cfg.space.to_dict(),
         "best_params": last.get("best_params"),
@@ -1905,6 +1964,7 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
         "timings_mean_seconds": {k: float(np.mean(v)) for k, v in timing_keys.items()},
         "trials": trials[:max_trials_listed],
         "trials_truncated": len(trials) > max_trials_listed,
+        "warnings": [f["warning"] for f in folds_out if f.get("warning")],
     })
 
 
@@ -1947,12 +2007,20 @@ def optimize_spec(
     progress: bool = False,
     console: Any = None,
     engine: str | None = None,
+    embargo: int | None = None,
+    min_trades: int | None = None,
 ) -> OptimizationRun:
     """Build the study from a spec, run it (resuming if it exists), analyse, write the run.
 
     ``engine``: the trials' engine (default: the fast engine when it runs the strategy type).
     The selected configurations and the stitched out-of-sample run are then re-run on
     backtrader (:mod:`flushback.backtests.engine_check`); a mismatch raises EngineMismatch.
+
+    ``embargo``: bars between each training window and its test window (default: the longest
+    holding period the search allows plus the signals' warm-up, see
+    :meth:`SpecEvaluator.default_embargo`). ``min_trades`` (default
+    :data:`DEFAULT_MIN_TRADES`): fewer trades on a training window make a trial infeasible;
+    a selected configuration trading fewer times in its test window is reported as a warning.
     """
     from flushback.backtests.engine_check import raise_on_mismatch, recheck_on_reference
     from flushback.backtests.runs import write_run
@@ -1974,8 +2042,15 @@ def optimize_spec(
     if not space.params:
         raise ConfigError("nothing to optimize: the search space is empty",
                           hint="list parameters in [search] params = [...] or give ranges")
+    if embargo is None:
+        embargo = ev.default_embargo(space)
+    if embargo < 0:
+        raise ConfigError("--embargo must be >= 0")
+    min_trades = DEFAULT_MIN_TRADES if min_trades is None else int(min_trades)
+    if min_trades < 0:
+        raise ConfigError("--min-trades must be >= 0")
     folds = make_folds(ev.index, walk_forward=walk_forward, anchored=anchored,
-                       train_until=train_until)
+                       train_until=train_until, embargo_bars=embargo)
     mode = ("walk_forward_anchored" if anchored else "walk_forward_rolling") if walk_forward \
         else ("train_until" if train_until else "holdout_30pct")
     if prune_chunks is None:
@@ -1986,7 +2061,7 @@ def optimize_spec(
         objectives=objectives, space=space, folds=tuple(folds), n_trials=int(n_trials),
         storage_url=storage or default_storage_url(), study_name=study or "pending",
         sampler=sampler, seed=seed, pruner=pruner, prune_chunks=int(prune_chunks),
-        heartbeat=int(heartbeat), workers=int(workers),
+        heartbeat=int(heartbeat), workers=int(workers), min_trades=min_trades,
     )
     # the study's identity must not depend on where the spec or the data sit on disk:
     # fingerprint the spec's content instead of its path
@@ -2003,11 +2078,13 @@ def optimize_spec(
     missing = [f["study_name"] for f in folds_out if "error" in f]
     if missing:
         raise StoreError(f"no completed trial in {', '.join(missing)}",
-                         hint="every trial failed: run `flushback backtest` on the spec")
+                         hint="every trial failed or traded fewer than --min-trades "
+                         f"({min_trades}) times: run `flushback backtest` on the spec, or "
+                         "lower --min-trades")
     result = build_result(cfg, ev, folds_out)
     check = recheck_on_reference(ev, cfg.folds, folds_out, result, ev.spec.cash)
     section = optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
-                                   wall_seconds=wall)
+                                   wall_seconds=wall, embargo_bars=int(embargo))
     section["engine_check"] = _jsonable(check)
     section = validate_optimization_section(section)
     run_dir = write_run(result, runs_dir=runs_dir,

@@ -19,7 +19,7 @@ from flushback.backtests.runs import load_report
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 ARGS = ["optimize", "fear_flush_btc_daily", "--trials", "6", "--walk-forward", "2",
-        "--seed", "3", "--format", "json"]
+        "--seed", "3", "--format", "json", "--min-trades", "0"]
 
 
 def test_study_on_the_fast_engine_agrees_with_backtrader(shared_data_dir, tmp_path, capsys):

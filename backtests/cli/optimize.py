@@ -77,6 +77,16 @@ def optimize(
     runs_dir: str = typer.Option(
         None, "--runs-dir", envvar="FLUSHBACK_RUNS_DIR", help="Where run folders are written."
     ),
+    embargo: int = typer.Option(
+        None, "--embargo",
+        help="Bars between each training window and its test window (default: the longest "
+             "holding period searched plus the signals' warm-up).",
+    ),
+    min_trades: int = typer.Option(
+        None, "--min-trades",
+        help="A configuration trading fewer times on a training window is infeasible "
+             "(default 5; 0 turns the constraint off).",
+    ),
     engine: Engine = typer.Option(
         None, "--engine",
         help="Engine of the trials: fast (default for the built-in strategies) or backtrader. "
@@ -101,9 +111,12 @@ def optimize(
         study=study, workers=workers, seed=seed, pruner=pruner, prune_chunks=prune_chunks,
         overrides=list(set_ or []), data_dir=STATE.data_dir, heartbeat=heartbeat,
         runs_dir=runs_dir, progress=fmt == OutputFormat.table and console_err.is_terminal,
-        console=console_err, engine=engine.value if engine else None,
+        console=console_err, engine=engine.value if engine else None, embargo=embargo,
+        min_trades=min_trades,
     )
     sec = run.section
+    for warning in sec.get("warnings") or []:
+        console_err.print(f"warning: {warning}", markup=False)
     if fmt == OutputFormat.json:
         print_json({
             "run_id": run.result.run_id,
@@ -118,6 +131,7 @@ def optimize(
             "param_importances": sec["param_importances"],
             "pareto_front": sec["pareto_front"],
             "engine_check": sec.get("engine_check"),
+            "warnings": sec.get("warnings"),
         })
         return
     _print_summary(run)
