@@ -1658,6 +1658,10 @@ class SpecEvaluator:
         #: reuse signal work across trials (``run_backtest(reuse_signals=...)``); results are
         #: identical either way
         self.memoize_signals = True
+        #: fast-engine trials take the array path (backtests.fast_trials) unless a result is
+        #: kept; False runs them through run_backtest (identical metrics, tested)
+        self.fast_trials = True
+        self._fast_windows: dict[int, Any] = {}
 
     # -- search space ------------------------------------------------------------------
     def declared_space(self) -> dict[str, Any]:
@@ -1700,6 +1704,18 @@ class SpecEvaluator:
                 values[f"signals.{name}.{k}"] = v
         return values
 
+    def _fast(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
+        from flushback.backtests.fast_trials import FastTrials
+
+        view = self._view(start, end)
+        ft = self._fast_windows.get(id(view))
+        if ft is None or ft.view is not view:
+            if len(self._fast_windows) > 64:
+                self._fast_windows.clear()
+            ft = self._fast_windows[id(view)] = FastTrials(self.spec, view,
+                                                            self.periods_per_year)
+        return ft
+
     def default_embargo(self, space: SearchSpace) -> int:
         """The longest holding period the search allows (or the spec's, when not searched;
         0 when positions have no time exit) plus the signals' warm-up, in bars."""
@@ -1737,11 +1753,17 @@ class SpecEvaluator:
         from flushback.backtests.runner import run_backtest
 
         t0 = time.perf_counter()
+        engine = engine or self.engine
+        if engine == "fast" and not keep and self.fast_trials:
+            # the per-trial path: arrays in, metrics out (no frames, no benchmark run)
+            metrics, r = self._fast(start, end).evaluate(params)
+            return Evaluation(metrics=metrics, returns=r,
+                              timings={"backtest": time.perf_counter() - t0})
         # each window's Prepared carries a SignalCache: a signal (or composite child) whose
         # configuration an earlier trial already computed is not computed again, and a changed
         # threshold reuses the indicator behind it (the runner's reuse_signals hook)
         res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params),
-                           reuse_signals=self.memoize_signals, engine=engine or self.engine)
+                           reuse_signals=self.memoize_signals, engine=engine)
         t1 = time.perf_counter()
         eq = res.equity["equity"].to_numpy(dtype=float)
         r = np.zeros(len(eq))
