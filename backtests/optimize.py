@@ -21,6 +21,9 @@ The pieces, in the order a study uses them:
   processes on one or many machines finish *exactly* N trials. The sampler is rebuilt before
   every trial with a seed derived from (seed, fold, number of finished trials): its state is a
   function of the storage, so a resumed seeded study continues exactly as an uninterrupted one.
+  By default (``StudyConfig.batch`` > 1) a worker holds the study in memory and writes its
+  trials in batches (:mod:`flushback.backtests.study_batches`): the same exactly-N, resume and
+  sharing guarantees, without a storage round trip per trial.
 - **Analysis** (:func:`analyse_fold`): best trial on the training window, DSR and PBO over the
   stored per-trial training returns (:mod:`flushback.backtests.overfitting`), parameter
   importances (``optuna.importance``), and the out-of-sample backtest of the chosen parameters.
@@ -888,7 +891,55 @@ def _make_sampler(name: str, seed: int | None, multi: bool) -> Any:
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    raise ConfigError(f"unknown sampler '{name}'", hint="tpe, nsga2, cmaes, random or qmc")
+        if name == "qmc-tpe":
+            return _qmc_then_tpe(seed, multi)
+    raise ConfigError(f"unknown sampler '{name}'",
+                      hint="tpe, nsga2, cmaes, random, qmc or qmc-tpe")
+
+
+#: ``qmc-tpe``: this many quasi-random (Sobol) points first, then TPE on what they found
+QMC_WARM_START = 32
+
+
+def _qmc_then_tpe(seed: int | None, multi: bool) -> Any:
+    """A QMC warm start followed by TPE, as one sampler: the first :data:`QMC_WARM_START`
+    finished trials are a scrambled Sobol sequence (space-filling, a better start than
+    TPE's random start-up), every later one is TPE's (without its own random start-up)."""
+    import optuna
+
+    class QmcThenTpe(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self.qmc = optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+            self.tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=0,
+                                                  multivariate=False)
+
+        def _active(self, study: Any) -> Any:
+            states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+            done = len(study._get_trials(deepcopy=False, states=states, use_cache=True))
+            return self.qmc if done < QMC_WARM_START else self.tpe
+
+        def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+            return self._active(study).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+            return self._active(study).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, name, dist):  # type: ignore[no-untyped-def]
+            return self._active(study).sample_independent(study, trial, name, dist)
+
+        def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+            self._active(study).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+            self._active(study).after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self.tpe.reseed_rng()
+
+    if multi:
+        raise ConfigError("the qmc-tpe sampler is single-objective",
+                          hint="use --sampler nsga2 or tpe with --directions")
+    return QmcThenTpe()
 
 
 _FINISHED = ("COMPLETE", "PRUNED")
@@ -922,6 +973,11 @@ class _ReseededSampler:
             n_done = len(study.get_trials(deepcopy=False, states=states))
         seed = int(np.random.SeedSequence([self._seed, self._fold, n_done]).generate_state(1)[0])
         name, multi = self._args
+        if name == "qmc-tpe":  # the Sobol sequence keeps its scramble; TPE is reseeded
+            import optuna
+
+            self._inner.tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=0)
+            return
         old, self._inner = self._inner, _make_sampler(name, seed, multi)
         # Keep the incremental intersection-search-space cache of the previous instance (it
         # is a pure function of the study's trials, which optuna's own long-lived sampler
@@ -1023,6 +1079,10 @@ class StudyConfig:
     fingerprint_override: str | None = None
     #: a trial trading fewer times on its training window is infeasible (0 = no constraint)
     min_trades: int = 0
+    #: trials per storage write at most (1: the per-trial loop; see backtests.study_batches)
+    batch: int = 256
+    #: a batch is sized to about this much work, so slow trials are still written promptly
+    flush_seconds: float = 1.0
 
     @property
     def multi(self) -> bool:
@@ -1190,34 +1250,48 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: _Lease,
         gate = _Gate(cfg.storage_url, name)
         ran[name] = 0
         failures = 0
+
+        def step(fold: Fold = fold, study: Any = study, gate: _Gate = gate,
+                 reseeded: _ReseededSampler = reseeded) -> TrialOutcome | None:
+            """One trial through the storage (None: nothing left to start)."""
+            _fail_stale(study)
+            with gate.hold():
+                _reap_dead_trials(study, lease)
+                done, running = _counts(study)
+                if not (done < cfg.n_trials and done + running < cfg.n_trials):
+                    return None
+                t0 = time.perf_counter()
+                reseeded.n_done = done
+                with warnings.catch_warnings():  # "heartbeat is for Study.optimize":
+                    warnings.simplefilter("ignore", UserWarning)  # we beat it ourselves
+                    trial = study.ask(cfg.space.distributions())
+                trial.set_user_attr("flushback_owner", lease.name)
+                t_sample = time.perf_counter() - t0
+            outcome = _run_trial(cfg, ev, study, storage, fold, trial, t_sample)
+            if on_trial is not None:
+                on_trial(fold, outcome)
+            return outcome
+
         try:
+            if cfg.batch > 1:
+                from flushback.backtests.study_batches import run_batched_fold
+
+                ran[name] = run_batched_fold(cfg, ev, storage, lease, fold, on_trial, poll,
+                                             max_consecutive_failures,
+                                             lambda step=step: step() is not None)
+                continue
             while True:
-                _fail_stale(study)
-                with gate.hold():
-                    _reap_dead_trials(study, lease)
-                    done, running = _counts(study)
-                    trial = None
-                    if done < cfg.n_trials and done + running < cfg.n_trials:
-                        t0 = time.perf_counter()
-                        reseeded.n_done = done
-                        with warnings.catch_warnings():  # "heartbeat is for Study.optimize":
-                            warnings.simplefilter("ignore", UserWarning)  # we beat it ourselves
-                            trial = study.ask(cfg.space.distributions())
-                        trial.set_user_attr("flushback_owner", lease.name)
-                        t_sample = time.perf_counter() - t0
-                if trial is None:
-                    if done >= cfg.n_trials:
+                outcome = step()
+                if outcome is None:
+                    if _counts(study)[0] >= cfg.n_trials:
                         break
                     time.sleep(poll)  # others are running the last trials; wait for them
                     continue
-                outcome = _run_trial(cfg, ev, study, storage, fold, trial, t_sample)
                 ran[name] += 1
                 failures = failures + 1 if outcome.state == "FAIL" else 0
                 if failures >= max_consecutive_failures:
                     raise StoreError(f"{failures} trials in a row failed in study '{name}'",
                                      hint="run `flushback backtest` on the spec to see the error")
-                if on_trial is not None:
-                    on_trial(fold, outcome)
         finally:
             gate.close()
     return ran
@@ -1225,72 +1299,77 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: _Lease,
 
 def _run_trial(cfg: StudyConfig, ev: Evaluator, study: Any, storage: Any, fold: Fold,
                trial: Any, t_sample: float) -> TrialOutcome:
+    t_start = time.perf_counter()
+    with _Heartbeat(storage, trial._trial_id, max(1, cfg.heartbeat)):
+        state, values = _score_trial(cfg, ev, study, fold, trial, t_sample)
+    return TrialOutcome(trial.number, state, values, time.perf_counter() - t_start)
+
+
+def _score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: Any,
+                 t_sample: float) -> tuple[str, list[float] | None]:
+    """Evaluate an asked trial and tell the study (COMPLETE, PRUNED or FAIL): constraints,
+    training chunks reported to the pruner, ``min_trades``, one ``flushback`` user attribute
+    (training returns, metrics, timings). Shared by the per-trial and the batched loops."""
     import optuna
 
     TS = optuna.trial.TrialState
     t_start = time.perf_counter()
     params = {**cfg.space.fixed, **trial.params}
-    violation = []
     if cfg.space.constraints:
         values = {**ev.current_values(), **params}
-        violation = [0.0 if c.check(values) else 1.0 for c in cfg.space.constraints]
-    with _Heartbeat(storage, trial._trial_id, max(1, cfg.heartbeat)):
-        if any(violation):
-            trial.set_user_attr("infeasible", [c.expr for c, v in zip(
-                cfg.space.constraints, violation, strict=True) if v])
+        bad = [c.expr for c in cfg.space.constraints if not c.check(values)]
+        if bad:
+            trial.set_user_attr("infeasible", bad)
             study.tell(trial, state=TS.PRUNED)
-            return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
-        try:
-            chunks = _chunks(ev.index, fold.train_start, fold.train_end,
-                             cfg.prune_chunks if not cfg.multi else 1)
-            per_chunk: list[list[float]] = []
-            returns: list[np.ndarray] = []
-            timings: dict[str, float] = {"sampling": t_sample}
-            metrics: dict[str, Any] = {}
-            n_trades = 0
-            for step, (cs, ce) in enumerate(chunks):
-                res = ev.evaluate(params, cs, ce)
-                n_trades += int(res.metrics.get("n_trades") or 0)
-                for k, v in res.timings.items():
-                    timings[k] = timings.get(k, 0.0) + v
-                per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
-                returns.append(res.returns)
-                metrics = res.metrics
-                if len(chunks) > 1 and not cfg.multi:
-                    running = float(np.mean([v[0] for v in per_chunk]))
-                    trial.report(running, step)
-                    if trial.should_prune():
-                        trial.set_user_attr("pruned_after_chunks", step + 1)
-                        study.tell(trial, state=TS.PRUNED)
-                        return TrialOutcome(trial.number, "PRUNED", None,
-                                            time.perf_counter() - t_start)
-            values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
-            if cfg.min_trades and n_trades < cfg.min_trades:
-                # a configuration that (almost) never trades cannot win by doing nothing
-                trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
-                                    f"{cfg.min_trades} on the training window")
-                study.tell(trial, state=TS.PRUNED)
-                return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
-            t_tell = time.perf_counter()
-            timings["trial"] = t_tell - t_start
-            # one user attribute (one storage write) per trial
-            trial.set_user_attr("flushback", {
-                "train_returns": encode_returns(np.concatenate(returns)),
-                "train_metrics": _small_metrics(metrics) if len(chunks) == 1
-                else {"chunks": len(chunks)},
-                "timings": {k: round(v, 6) for k, v in timings.items()},
-            })
-            study.tell(trial, values if cfg.multi else values[0])
-            return TrialOutcome(trial.number, "COMPLETE", values, time.perf_counter() - t_start)
-        except ConfigError as exc:
-            # parameters the engine rejects (an invalid combination): infeasible, not a crash
-            trial.set_user_attr("infeasible", str(exc))
+            return "PRUNED", None
+    try:
+        chunks = _chunks(ev.index, fold.train_start, fold.train_end,
+                         cfg.prune_chunks if not cfg.multi else 1)
+        per_chunk: list[list[float]] = []
+        returns: list[np.ndarray] = []
+        timings: dict[str, float] = {"sampling": t_sample}
+        metrics: dict[str, Any] = {}
+        n_trades = 0
+        for step, (cs, ce) in enumerate(chunks):
+            res = ev.evaluate(params, cs, ce)
+            n_trades += int(res.metrics.get("n_trades") or 0)
+            for k, v in res.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+            per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
+            returns.append(res.returns)
+            metrics = res.metrics
+            if len(chunks) > 1 and not cfg.multi:
+                trial.report(float(np.mean([v[0] for v in per_chunk])), step)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_after_chunks", step + 1)
+                    study.tell(trial, state=TS.PRUNED)
+                    return "PRUNED", None
+        values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
+        if cfg.min_trades and n_trades < cfg.min_trades:
+            # a configuration that (almost) never trades cannot win by doing nothing
+            trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
+                                f"{cfg.min_trades} on the training window")
             study.tell(trial, state=TS.PRUNED)
-            return TrialOutcome(trial.number, "PRUNED", None, time.perf_counter() - t_start)
-        except Exception as exc:
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-            study.tell(trial, state=TS.FAIL)
-            return TrialOutcome(trial.number, "FAIL", None, time.perf_counter() - t_start)
+            return "PRUNED", None
+        timings["trial"] = time.perf_counter() - t_start
+        # one user attribute (one storage write) per trial
+        trial.set_user_attr("flushback", {
+            "train_returns": encode_returns(np.concatenate(returns)),
+            "train_metrics": _small_metrics(metrics) if len(chunks) == 1
+            else {"chunks": len(chunks)},
+            "timings": {k: round(v, 6) for k, v in timings.items()},
+        })
+        study.tell(trial, values if cfg.multi else values[0])
+        return "COMPLETE", values
+    except ConfigError as exc:
+        # parameters the engine rejects (an invalid combination): infeasible, not a crash
+        trial.set_user_attr("infeasible", str(exc))
+        study.tell(trial, state=TS.PRUNED)
+        return "PRUNED", None
+    except Exception as exc:
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+        study.tell(trial, state=TS.FAIL)
+        return "FAIL", None
 
 
 _SMALL_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",

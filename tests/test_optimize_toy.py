@@ -365,3 +365,27 @@ def test_min_trades_makes_idle_configurations_infeasible(tmp_path):
     assert ("warning" in res) == (n_oos < 3)
     strict = dataclasses.replace(cfg, min_trades=10_000)
     assert "fewer than min_trades=10000" in opt.analyse_fold(strict, ev, fold)["warning"]
+
+
+def test_qmc_warm_start_then_tpe(tmp_path):
+    """``qmc-tpe``: the first QMC_WARM_START points are the seeded Sobol sequence (the same
+    points a pure QMC study draws), the rest are TPE's and concentrate near the optimum; the
+    batched run and the per-trial run of the same seeded study are identical."""
+    import optuna
+
+    n = opt.QMC_WARM_START + 16
+    runs = {}
+    for name, sampler, batch in (("mixed", "qmc-tpe", 256), ("mixed1", "qmc-tpe", 1),
+                                 ("qmc", "qmc", 256)):
+        cfg = toy_config(tmp_path, n_trials=n, seed=4, sampler=sampler, batch=batch,
+                         storage=str(tmp_path / f"{name}.log"))
+        opt.run_study(cfg, evaluator=ToyEvaluator())
+        st = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+        runs[name] = [t.params for t in st.trials]
+    warm = opt.QMC_WARM_START
+    assert runs["mixed"][:warm] == runs["qmc"][:warm]
+    assert runs["mixed"][warm:] != runs["qmc"][warm:]
+    assert runs["mixed"] == runs["mixed1"]
+    late = [abs(p["signals.entry.x"] - OPT_X) for p in runs["mixed"][warm:]]
+    early = [abs(p["signals.entry.x"] - OPT_X) for p in runs["mixed"][:warm]]
+    assert np.median(late) < np.median(early)

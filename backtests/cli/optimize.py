@@ -34,7 +34,8 @@ def optimize(
     ),
     sampler: str = typer.Option(
         None, "--sampler",
-        help="tpe (default), nsga2 (default multi-objective), cmaes, random, qmc.",
+        help="tpe (default), nsga2 (default multi-objective), cmaes, random, qmc, qmc-tpe "
+             "(a Sobol warm start, then TPE).",
     ),
     walk_forward: int = typer.Option(
         None, "--walk-forward", help="K walk-forward folds (K+1 equal blocks of bars)."
