@@ -59,6 +59,7 @@ import pandas as pd
 
 from flushback.backtests.timefmt import iso_z
 from flushback.data.errors import ConfigError, StoreError
+from flushback.signals.base import SignalCache
 
 __all__ = [
     "SearchParam",
@@ -81,6 +82,9 @@ __all__ = [
     "decode_returns",
     "OBJECTIVE_METRICS",
 ]
+
+#: signal results kept per evaluation window (indicators and signals; LRU)
+VIEW_SIGNAL_CACHE = 256
 
 #: a trial trading fewer times on its training window is infeasible (``--min-trades``)
 DEFAULT_MIN_TRADES = 5
@@ -1821,6 +1825,9 @@ class SpecEvaluator:
             frame.attrs = dict(full.attrs)
             view = dataclasses.replace(self.prepared, frame=frame, start=key[0], end=key[1],
                                        cache={})
+            # a study revisits many indicator settings (each RSI period, each z-score
+            # lookback): keep more of them than a single run needs
+            view.signal_cache = SignalCache(frame, maxsize=VIEW_SIGNAL_CACHE)
             if len(self._views) > 64:
                 self._views.clear()
             self._views[key] = view

@@ -129,6 +129,48 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
     return total
 
 
+class _RemoteView:
+    """The storage's trials of one study, read incrementally: each :meth:`sync` fetches only
+    trials created since the last one, plus those that were not finished then (on optuna's
+    RDB storage; a journal storage already holds its trials in memory)."""
+
+    def __init__(self, storage: Any, study_id: int) -> None:
+        from optuna.storages import RDBStorage
+
+        self._storage, self._sid = storage, study_id
+        self._rdb = isinstance(storage, RDBStorage)
+        self._last_id = -1
+        self._states: dict[int, Any] = {}  # trial id -> state
+
+    def sync(self) -> list[Any]:
+        """The trials that are new or changed state since the last call."""
+        if self._rdb:
+            open_ids = {i for i, st in self._states.items() if not st.is_finished()}
+            fresh = self._storage._get_trials(self._sid, None, open_ids, self._last_id)
+        else:
+            fresh = self._storage.get_all_trials(self._sid, deepcopy=False)
+        changed = [t for t in fresh if self._states.get(t._trial_id) != t.state]
+        for t in fresh:
+            self._states[t._trial_id] = t.state
+            self._last_id = max(self._last_id, t._trial_id)
+        return changed
+
+    def _count(self, *names: str) -> int:
+        return sum(1 for st in self._states.values() if st.name in names)
+
+    @property
+    def done(self) -> int:
+        return self._count("COMPLETE", "PRUNED")
+
+    @property
+    def running(self) -> int:
+        return self._count("RUNNING")
+
+    @property
+    def waiting(self) -> int:
+        return self._count("WAITING")
+
+
 class _Reservation:
     """Holds ``k`` trials of the budget for this worker and keeps the claim fresh."""
 
@@ -190,6 +232,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
     stale_after = max(30.0, 6.0 * max(1, cfg.heartbeat))
     dists = cfg.space.distributions()
+    view = _RemoteView(storage, sid)
     mirrored: set[int] = set()
     n_local_done = 0
     per_trial = None  # seconds, measured
@@ -198,18 +241,18 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
         while True:
             k = 0
             with gate.hold():
-                opt._reap_dead_trials(remote, lease)
-                trials = storage.get_all_trials(sid, deepcopy=False)
-                waiting = any(t.state == TS.WAITING for t in trials)
-                for t in trials:
+                changed = view.sync()
+                if view.running and opt._reap_dead_trials(remote, lease):
+                    changed += view.sync()  # failed, and maybe re-queued as WAITING
+                for t in changed:
                     # this worker's own batched trials are in the local study already
                     if (t.state in finished_states and t._trial_id not in mirrored
                             and t.system_attrs.get(_BATCHED_BY) != lease.name):
                         local.add_trial(t)
                         mirrored.add(t._trial_id)
                         n_local_done += 1
-                done = sum(1 for t in trials if t.state in finished_states)
-                running = sum(1 for t in trials if t.state == TS.RUNNING)
+                waiting = view.waiting > 0
+                done, running = view.done, view.running
                 if not waiting:
                     free = (cfg.n_trials - done - running
                             - _reservations(storage, sid, lease, stale_after))
