@@ -281,8 +281,9 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     trial.set_user_attr("flushback_owner", lease.name)
                     state, values = opt._score_trial(cfg, ev, local, fold, trial,
                                                      time.perf_counter() - t0)
-                    frozen = copy.deepcopy(local._storage.get_trial(trial._trial_id))
-                    frozen.system_attrs[_BATCHED_BY] = lease.name
+                    # the storage copies what it writes; only the system attributes change
+                    frozen = copy.copy(local._storage.get_trial(trial._trial_id))
+                    frozen.system_attrs = {**frozen.system_attrs, _BATCHED_BY: lease.name}
                     batch.append(frozen)
                     if state != "FAIL":
                         n_local_done += 1
