@@ -564,9 +564,10 @@ def load_evaluator(factory: str, kwargs: Mapping[str, Any]) -> Evaluator:
 
 
 def encode_returns(r: np.ndarray) -> str:
-    """float32 -> zlib -> base64: a compact, JSON-safe string for trial user attributes."""
+    """float32 -> zlib -> base64: a compact, JSON-safe string for trial user attributes.
+    zlib level 1: ~3x faster than the default for ~10 % more bytes (hourly series are long)."""
     a = np.nan_to_num(np.asarray(r, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return base64.b64encode(zlib.compress(a.tobytes(), 6)).decode("ascii")
+    return base64.b64encode(zlib.compress(a.tobytes(), 1)).decode("ascii")
 
 
 def decode_returns(s: str) -> np.ndarray:
