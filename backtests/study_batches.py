@@ -129,6 +129,31 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
     return total
 
 
+def _claim_sequence(storage: Any, study_id: int, local: Any, k: int) -> None:
+    """Under the gate: samplers that keep their place in a sequence as a study system
+    attribute (optuna's QMC: ``qmc:<hash>`` = last sample id) continue from the shared
+    position, and this batch claims the next ``k`` ids, so that workers never draw the same
+    point and a resumed study does not redraw written ones."""
+    prefix = "qmc:"
+    remote = {key: v for key, v in storage.get_study_system_attrs(study_id).items()
+              if key.startswith(prefix)}
+    lstore, lid = local._storage, local._study_id
+    mine = {key: v for key, v in lstore.get_study_system_attrs(lid).items()
+            if key.startswith(prefix)}
+    for key in set(remote) | set(mine):
+        start = max(int(remote.get(key, -1)), int(mine.get(key, -1)))
+        lstore.set_study_system_attr(lid, key, start)
+        storage.set_study_system_attr(study_id, key, start + k)
+
+
+def _publish_sequence(storage: Any, study_id: int, local: Any) -> None:
+    """After a batch: sequence positions first used in this batch become shared."""
+    remote = storage.get_study_system_attrs(study_id)
+    for key, v in local._storage.get_study_system_attrs(local._study_id).items():
+        if key.startswith("qmc:") and int(remote.get(key, -1)) < int(v):
+            storage.set_study_system_attr(study_id, key, int(v))
+
+
 class _RemoteView:
     """The storage's trials of one study, read incrementally: each :meth:`sync` fetches only
     trials created since the last one, plus those that were not finished then (on optuna's
@@ -262,6 +287,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     k = max(0, min(want, free))
                     if k:
                         reservation.claim(k)
+                        _claim_sequence(storage, sid, local, k)
             if waiting:
                 if legacy_step():
                     ran += 1
@@ -296,6 +322,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                         break
             per_trial = (time.perf_counter() - t_batch) / max(len(batch), 1)
             write_trials(storage, sid, batch)
+            _publish_sequence(storage, sid, local)
             reservation.release()
             if failures >= max_consecutive_failures:
                 raise StoreError(f"{failures} trials in a row failed in study '{name}'",

@@ -62,3 +62,34 @@ def test_batch_size_follows_the_trial_time():
     assert batch_size_for(0.001, 1.0, 256) == 256  # fast ones: capped
     assert batch_size_for(5.0, 1.0, 256) == 1
     assert batch_size_for(float("nan"), 1.0, 64) == 64
+
+
+def test_qmc_points_are_never_redrawn_across_resumes_and_workers(tmp_path):
+    """QMC keeps its place in the Sobol sequence in the study: a study run to 10 trials and
+    resumed to 24 draws the points of a straight 24-trial run; two worker processes never
+    draw the same point twice (after each one's first trial)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_optimize_toy import ToyEvaluator, toy_config
+
+    def params(cfg):
+        st = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+        return [tuple(sorted(t.params.items())) for t in st.trials
+                if t.state.name == "COMPLETE"]
+
+    straight = toy_config(tmp_path, n_trials=24, seed=3, sampler="qmc",
+                          storage=str(tmp_path / "a.log"))
+    opt.run_study(straight, evaluator=ToyEvaluator())
+    resumed = toy_config(tmp_path, n_trials=24, seed=3, sampler="qmc",
+                         storage=str(tmp_path / "b.log"))
+    opt.run_study(opt.copy_config(resumed, n_trials=10), evaluator=ToyEvaluator())
+    opt.run_study(resumed, evaluator=ToyEvaluator())
+    assert params(resumed) == params(straight)
+    assert len(set(params(straight))) == 24
+    two = toy_config(tmp_path, n_trials=40, seed=3, sampler="qmc", workers=2,
+                     storage=str(tmp_path / "c.log"))
+    opt.run_study(two)
+    got = params(two)
+    assert len(got) == 40 and len(set(got)) >= 39  # at most the two first draws coincide
