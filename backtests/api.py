@@ -189,6 +189,7 @@ def backtest(
     save: bool = False,
     runs_dir: str | Path | None = None,
     progress: Any = None,
+    engine: str = "backtrader",
 ) -> Result:
     """Run a backtest and return a :class:`Result`.
 
@@ -201,6 +202,8 @@ def backtest(
       strategy (all-in, ``strategy`` overrides such as ``{"stop_loss": 0.1}``) against
       buy-and-hold is used; with ``spec`` they replace its entry/exit signals.
     - ``save=True`` writes the run folder as ``flushback backtest`` does.
+    - ``engine``: ``"backtrader"`` (the reference, default) or ``"fast"`` (the compiled engine,
+      proven equal to it; docs/strategies.md).
     """
     from flushback.backtests.runner import prepare_frame, run_backtest
     from flushback.backtests.spec import load_spec
@@ -238,10 +241,10 @@ def backtest(
     spec_obj = load_spec(spec, overrides)
     if data is not None:
         prepared = prepare_frame(spec_obj, data, since=since, until=until)
-        raw = run_backtest(spec_obj, prepared=prepared, progress=progress)
+        raw = run_backtest(spec_obj, prepared=prepared, progress=progress, engine=engine)
     else:
         raw = run_backtest(spec_obj, data_dir=data_dir, since=since, until=until,
-                           progress=progress)
+                           progress=progress, engine=engine)
     result = Result(raw)
     if save:
         result.save(runs_dir)

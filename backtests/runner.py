@@ -43,8 +43,9 @@ from flushback.backtests.spec import BacktestSpec, load_spec
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals.base import SignalCache
-from flushback.strategies.adapter import validate_bars
+from flushback.strategies.columns import validate_bars
 from flushback.strategies.config import strategy_signals
+from flushback.strategies.engines import check_engine, engine_supports
 from flushback.strategies.levels import LEVEL_COLUMNS
 
 __all__ = [
@@ -284,14 +285,12 @@ def _window_positions(frame_full: pd.DataFrame, window: pd.DataFrame) -> slice |
 
 
 def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None,
-            validate=True):
-    """Run one strategy (the spec's or its benchmark) on the window; ``progress(stage, done,
-    total)`` hears about the bars done, ``stage`` being the strategy type. ``validate=False``:
-    the bars were validated already (a ``Prepared`` frame)."""
-    from flushback.strategies.adapter import run_engine
-    from flushback.strategies.config import get_strategy
+            validate=True, engine="backtrader"):
+    """Run one strategy (the spec's or its benchmark) on the window with ``engine``;
+    ``progress(stage, done, total)`` hears about the bars done, ``stage`` being the strategy
+    type. ``validate=False``: the bars were validated already (a ``Prepared`` frame)."""
+    from flushback.strategies.engines import feed_columns, run_strategy
 
-    cls = get_strategy(spec_strategy.type)
     cfg = dict(spec_strategy.params)
     sl = _window_positions(frame_full, window)
 
@@ -303,7 +302,7 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress
     cols: dict[str, Any] = {}
     for name in signals_full.columns:
         cols[name] = cut(signals_full[name].to_numpy())
-    for name, series in cls.feed_columns(frame_full, cfg, ppy).items():
+    for name, series in feed_columns(spec_strategy.type, frame_full, cfg, ppy).items():
         cols[name] = cut(series)
     if spec.costs.funding:
         if "funding_rate" not in window.columns:
@@ -315,10 +314,10 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress
     if progress:
         def on_progress(done: int, total: int, _stage: str = spec_strategy.type) -> None:
             progress(_stage, done, total)
-    res = run_engine(cls, window, extra, cash=spec.cash, commission=spec.costs.commission,
-                     slippage=spec.costs.slippage, funding=spec.costs.funding,
-                     strategy_params={"cfg": cfg}, on_progress=on_progress,
-                     validate=validate)
+    res = run_strategy(engine, spec_strategy.type, window, extra, cash=spec.cash,
+                       commission=spec.costs.commission, slippage=spec.costs.slippage,
+                       funding=spec.costs.funding, cfg=cfg, on_progress=on_progress,
+                       validate=validate)
     res.feed = extra
     return res
 
@@ -334,6 +333,7 @@ def run_backtest(
     progress: Callable[..., None] | None = None,
     benchmark: bool = True,
     reuse_signals: bool = True,
+    engine: str = "backtrader",
 ) -> BacktestResult:
     """Run one backtest. ``params``: flat dotted overrides, e.g.
     ``{"signals.entry.threshold": 20, "strategy.take_profit": 0.2}``.
@@ -349,8 +349,13 @@ def run_backtest(
     ``reuse_signals`` (default True): compute the signals inside ``prepared.signal_cache``,
     reusing what earlier runs on the same ``Prepared`` computed (see the module docstring);
     the results are identical either way. False computes every signal from scratch.
+
+    ``engine``: ``"backtrader"`` (the reference, default) or ``"fast"`` (the compiled engine,
+    proven equal by the parity tests; built-in strategy types only). The benchmark runs on the
+    same engine; the ``run_id`` does not depend on the engine (the numbers do not either).
     """
     spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
+    check_engine(engine)
     if params:
         spec = spec.with_overrides(dict(params))
     if prepared is None:
@@ -373,7 +378,7 @@ def run_backtest(
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
     res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress,
-                  validate=False)
+                  validate=False, engine=engine)
 
     equity = res.equity.copy()
     bench = None
@@ -381,7 +386,8 @@ def run_backtest(
     if benchmark:
         # a benchmark that reads signals (e.g. a contrarian benchmark) depends on their configs
         read = [s for group in strategy_signals(spec.benchmark.type) for s in group]
-        bkey = json.dumps([spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
+        bengine = engine if engine_supports(engine, spec.benchmark.type) else "backtrader"
+        bkey = json.dumps([bengine, spec.benchmark.to_config(), spec.costs.model_dump(), spec.cash,
                            str(window.index[0]), str(window.index[-1]),
                            {s: spec.signals.get(s) for s in read}],
                           sort_keys=True, default=str)
@@ -390,7 +396,7 @@ def run_backtest(
             if progress:
                 progress(f"running benchmark {spec.benchmark.type}")
             bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy,
-                            progress, validate=False)
+                            progress, validate=False, engine=bengine)
             cached = (bench, compute_metrics(bench.equity["equity"], bench.trades, ppy,
                                              position=bench.equity["position"]))
             prepared.cache[bkey] = cached

@@ -14,6 +14,7 @@ DataError             3
 SourceUnavailable     4
 StoreError            5
 BiasDetected          6
+EngineMismatch        7
 ====================  ====
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "SourceUnavailable",
     "StoreError",
     "BiasDetected",
+    "EngineMismatch",
     "format_timestamps",
 ]
 
@@ -111,3 +113,9 @@ class BiasDetected(FlushbackError):
     """An audit found look-ahead, insufficient warm-up or a premature external datum."""
 
     exit_code = 6
+
+
+class EngineMismatch(FlushbackError):
+    """The fast engine and the reference engine (backtrader) disagree on a run."""
+
+    exit_code = 7

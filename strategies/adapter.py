@@ -33,8 +33,9 @@ exit fee.
 from __future__ import annotations
 
 import array
+import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import backtrader as bt
@@ -42,7 +43,14 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import DataError
-from flushback.data.frames import bar_interval
+from flushback.strategies.columns import bar_hours, validate_bars
+from flushback.strategies.results import (
+    FILL_COLUMNS,
+    TRADE_COLUMNS,
+    EngineResult,
+    equity_frame,
+    trades_frame,
+)
 
 __all__ = [
     "FractionCommission",
@@ -55,25 +63,6 @@ __all__ = [
 ]
 
 PRICE_LINES = ("open", "high", "low", "close", "volume")
-TRADE_COLUMNS = [
-    "trade_id",
-    "signal_time",
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "size",
-    "entry_fee",
-    "exit_fee",
-    "funding",
-    "pnl",
-    "return_pct",
-    "bars_held",
-    "exit_reason",
-    "tranches",
-    "mae",
-    "mfe",
-]
 _EPS_SIZE = 1e-12
 # Orders are sized a hair below the available cash so float rounding never overdraws it
 # (1e-12 relative: far below a cent on any account size).
@@ -126,30 +115,6 @@ class _ArrayFeed(bt.feed.DataBase):
         # Bars are complete (no replay/live ticks): skip backtrader's per-bar copy of every line
         # into ``tick_*`` attributes (a third of the run time); the broker then reads the bar.
         super().advance(size, datamaster, ticks=False)
-
-
-def validate_bars(frame: pd.DataFrame) -> None:
-    """Refuse bars that must never reach backtrader (DataError naming the timestamps)."""
-    idx = frame.index
-    if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None:
-        raise DataError("bars need a tz-aware (UTC) DatetimeIndex of bar open times",
-                        hint="load frames with flushback.data.load_frame")
-    if not idx.is_monotonic_increasing or idx.has_duplicates:
-        dup = idx[idx.duplicated()]
-        raise DataError("bar timestamps are unsorted or duplicated", timestamps=list(dup),
-                        hint="sort and de-duplicate the bars")
-    missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
-    if missing:
-        raise DataError(f"bars lack column(s) {', '.join(missing)}", column=missing[0])
-    ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(ohlc).all(axis=1) | (ohlc <= 0).any(axis=1)
-    if bad.any():
-        raise DataError("bars with missing, zero or negative prices", timestamps=list(idx[bad]),
-                        hint="repair the source data; flushback never fills prices")
-    hl = frame["high"].to_numpy() < frame["low"].to_numpy()
-    if hl.any():
-        raise DataError("bars with high < low", column="high", timestamps=list(idx[hl]))
-
 
 
 _FEED_CLASSES: dict[tuple[str, ...], type] = {}
@@ -217,16 +182,6 @@ class _OpenLot:
     @property
     def avg_price(self) -> float:
         return self.cost / self.size if self.size > 0 else float("nan")
-
-
-@dataclass
-class EngineResult:
-    equity: pd.DataFrame
-    trades: pd.DataFrame
-    fills: pd.DataFrame
-    strategy: Any = field(repr=False, default=None)
-    #: the extra feed columns the run read (signals, levels...), set by the runner
-    feed: pd.DataFrame | None = field(repr=False, default=None)
 
 
 class FlushbackStrategy(bt.Strategy):
@@ -342,9 +297,17 @@ class FlushbackStrategy(bt.Strategy):
             self._resting.append(order)
 
     def cancel_resting_exits(self) -> None:
+        broker = self.broker
         for order in self._resting:
-            if order.alive():
-                self.cancel(order)
+            if order.alive() and not broker.cancel(order):
+                # Placed since the last broker step (e.g. at the previous close, replaced at
+                # this open after a scale-in buy): backtrader's cancel only searches the
+                # accepted orders, so withdraw it from the submission queue, or it would
+                # still fill and sell more than the position.
+                with contextlib.suppress(ValueError):
+                    broker.submitted.remove(order)
+                    order.cancel()
+                    broker.notify(order)
         self._resting = []
 
     def buy_cash_fraction(self, fraction: float, reason: str = "buy") -> None:
@@ -527,9 +490,7 @@ def run_engine(
 ) -> EngineResult:
     """Run one backtrader backtest of ``strategy_cls`` over ``frame`` (+ extra lines);
     ``validate=False``: the bars already passed :func:`validate_bars`."""
-    # the declared interval (else the most common spacing); a lone bar counts as a day
-    bar_hours = (bar_interval(frame).total_seconds() / 3600.0
-                 if frame.attrs.get("interval") or len(frame.index) > 1 else 24.0)
+    hours = bar_hours(frame)
     cerebro = bt.Cerebro(
         stdstats=False, cheat_on_open=True, preload=True, runonce=True, quicknotify=False
     )
@@ -542,29 +503,14 @@ def run_engine(
     cerebro.broker.addcommissioninfo(FractionCommission(commission=float(commission)))
     cerebro.adddata(make_feed(frame, extra, validate=validate))
     params = dict(strategy_params or {})
-    params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=bar_hours,
-                  periods_per_year=int(round(8760 / bar_hours)),
+    params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=hours,
+                  periods_per_year=int(round(8760 / hours)),
                   on_progress=on_progress, total_bars=len(frame))
     cerebro.addstrategy(strategy_cls, **params)
     strat = cerebro.run()[0]
 
     idx = frame.index
-    eq = np.asarray(strat._eq, dtype=np.float64).reshape(-1, 3)
-    equity = pd.DataFrame(eq, index=idx[: len(eq)], columns=["equity", "cash", "position"])
-    equity.index.name = "timestamp"
-    trades = pd.DataFrame(strat._rows)
-    if trades.empty:
-        trades = pd.DataFrame(columns=TRADE_COLUMNS)
-        for col in ("signal_time", "entry_time", "exit_time"):
-            trades[col] = pd.Series(dtype="datetime64[ns, UTC]")
-    else:
-        trades["signal_time"] = idx[trades.pop("signal_bar").to_numpy()]
-        trades["entry_time"] = idx[trades.pop("entry_bar").to_numpy()]
-        trades["exit_time"] = idx[trades.pop("exit_bar").to_numpy()]
-        trades = trades[TRADE_COLUMNS]
-    trades["bars_held"] = trades["bars_held"].astype("int64")
-    trades["trade_id"] = trades["trade_id"].astype("int64")
-    trades["tranches"] = trades["tranches"].astype("int64")
-    fills = pd.DataFrame(strat._fills, columns=["bar", "size", "price", "fee", "reason"])
-    return EngineResult(equity=equity, trades=trades.reset_index(drop=True), fills=fills,
-                        strategy=strat)
+    equity = equity_frame(np.asarray(strat._eq, dtype=np.float64), idx)
+    trades = trades_frame(pd.DataFrame(strat._rows), idx)
+    fills = pd.DataFrame(strat._fills, columns=FILL_COLUMNS)
+    return EngineResult(equity=equity, trades=trades, fills=fills, strategy=strat)

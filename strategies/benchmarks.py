@@ -7,6 +7,7 @@ same commission, slippage and funding), so a comparison is like for like.
 from __future__ import annotations
 
 from flushback.strategies.adapter import FlushbackStrategy
+from flushback.strategies.columns import builtin_feed_columns
 from flushback.strategies.config import BUY_AND_HOLD_PARAMS, FEAR_GREED_ACCUMULATION_PARAMS
 
 __all__ = ["BuyAndHold", "FearGreedAccumulation"]
@@ -35,7 +36,7 @@ class FearGreedAccumulation(FlushbackStrategy):
 
     @classmethod
     def feed_columns(cls, frame, cfg, periods_per_year):
-        return {"fng": frame["fng"]} if "fng" in frame.columns else {}
+        return builtin_feed_columns("fear_greed_accumulation", frame, cfg, periods_per_year)
 
     def next(self) -> None:
         super().next()

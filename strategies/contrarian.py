@@ -43,22 +43,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from flushback.strategies.adapter import FlushbackStrategy
+from flushback.strategies.columns import builtin_feed_columns, realised_volatility
 from flushback.strategies.config import CONTRARIAN_PARAMS
-from flushback.strategies.levels import level_columns
 
 __all__ = ["ContrarianStrategy", "realised_volatility"]
-
-
-def realised_volatility(close: pd.Series, lookback: int, periods_per_year: int) -> pd.Series:
-    """Annualised std (ddof=1) of the last ``lookback`` log returns, known at each bar close."""
-    logret = np.log(close.astype("float64")).diff()
-    return logret.rolling(lookback, min_periods=lookback).std(ddof=1) * math.sqrt(
-        periods_per_year
-    )
 
 
 class ContrarianStrategy(FlushbackStrategy):
@@ -68,11 +59,7 @@ class ContrarianStrategy(FlushbackStrategy):
 
     @classmethod
     def feed_columns(cls, frame: pd.DataFrame, cfg: dict, periods_per_year: int) -> dict:
-        cols: dict = dict(level_columns(frame, cfg))
-        if cfg.get("sizing") == "volatility":
-            cols["vol"] = realised_volatility(frame["close"], int(cfg["vol_lookback"]),
-                                              periods_per_year)
-        return cols
+        return builtin_feed_columns("contrarian", frame, cfg, periods_per_year)
 
     def __init__(self) -> None:
         super().__init__()

@@ -47,7 +47,7 @@ def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_da
     storage = str(tmp_path / "study.log")
     args = ["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
             "--trials", "10", "--walk-forward", "2", "--seed", "4", "--storage", storage,
-            "--format", "json"]
+            "--format", "json", "--min-trades", "0"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     rep = load_report(out["run_dir"])
@@ -154,7 +154,7 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
     def cmd(storage):
         return [exe, "--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
                 "--trials", str(n), "--seed", "8", "--train-until", "2023-06-30",
-                "--storage", storage, "--study", "s", "--format", "json"]
+                "--storage", storage, "--study", "s", "--format", "json", "--min-trades", "0"]
 
     def trials(storage):
         return optuna.load_study(study_name="s", storage=opt.open_storage(storage)).trials

@@ -147,3 +147,39 @@ def test_signal_memo_gives_identical_backtests(shared_data_dir):
 
     # the runner's hook, not a wrapped method
     assert Signal.compute.__qualname__ == "Signal.compute"
+
+
+@pytest.mark.parametrize("anchored", [True, False])
+def test_embargo_leaves_a_gap_between_training_and_test(anchored):
+    idx = _index(503)
+    plain = opt.make_folds(idx, walk_forward=3, anchored=anchored)
+    gapped = opt.make_folds(idx, walk_forward=3, anchored=anchored, embargo_bars=17)
+    pos = {ts: i for i, ts in enumerate(idx)}
+    for a, b in zip(plain, gapped, strict=True):
+        # the test windows do not move; training loses its last 17 bars
+        assert (b.test_start, b.test_end, b.train_start) == (a.test_start, a.test_end,
+                                                             a.train_start)
+        assert pos[b.test_start] - pos[b.train_end] - 1 == 17
+    (h,) = opt.make_folds(idx, embargo_bars=5)
+    assert pos[h.train_end] == int(round(503 * 0.7)) - 1 - 5
+    with pytest.raises(ConfigError, match="embargo of 400 bars"):
+        opt.make_folds(idx, walk_forward=3, embargo_bars=400)
+
+
+def test_default_embargo_is_longest_hold_plus_warmup():
+    from flushback.data.synthetic import synthetic_bars
+
+    frame = synthetic_bars(periods=400, seed=3)
+    frame.attrs.update({"interval": "1d", "symbol": "SYN-USD"})
+    spec = {"name": "e", "data": {"symbol": "SYN-USD", "interval": "1d", "externals": []},
+            "signals": {"entry": {"type": "oversold_rsi", "threshold": 30.0}},
+            "strategy": {"type": "contrarian", "hold_bars": 10},
+            "search": {"strategy.hold_bars": {"low": 5, "high": 40}}}
+    ev = opt.SpecEvaluator(spec, frame=frame)
+    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
+    from flushback.signals import build_signal
+
+    warmup = build_signal({"type": "oversold_rsi", "threshold": 30.0}).warmup_bars
+    assert warmup > 0 and ev.prepared.warmup_bars == warmup
+    assert ev.default_embargo(space) == 40 + warmup

@@ -9,6 +9,7 @@ window it is asked to score so tests can assert what a study saw.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -321,3 +322,73 @@ def test_backtest_study_on_a_small_frame_finds_planted_fear_threshold(tmp_path):
     worse = ev.evaluate({"signals.entry.threshold": 45.0}, cfg.folds[0].test_start,
                         cfg.folds[0].test_end)
     assert worse.metrics["sharpe"] < res["out_of_sample_metrics"]["sharpe"]
+
+
+def test_min_trades_makes_idle_configurations_infeasible(tmp_path):
+    """Thresholds below every Fear & Greed value never trade: with min_trades they are
+    infeasible (pruned) instead of winning with a flat, zero-volatility equity curve."""
+    from flushback.data.synthetic import synthetic_bars
+
+    bars = synthetic_bars(periods=400, seed=4)
+    frame = bars.copy()
+    frame["fng"] = np.random.default_rng(1).uniform(30, 90, len(frame)).round()
+    frame.attrs.update({"interval": "1d", "symbol": "SYN-USD"})
+    spec = {"name": "idle", "data": {"symbol": "SYN-USD", "interval": "1d",
+                                     "externals": ["fng"]},
+            "signals": {"entry": {"type": "extreme_fear", "threshold": 45.0}},
+            "strategy": {"type": "contrarian", "hold_bars": 3},
+            "search": {"signals.entry.threshold": {"low": 0.0, "high": 50.0}}}
+    ev = opt.SpecEvaluator(spec, frame=frame)
+    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
+    cfg = opt.StudyConfig(
+        evaluator_factory="unused:unused", evaluator_kwargs={},
+        objectives=opt.parse_objectives("sharpe"), space=space,
+        folds=tuple(opt.make_folds(ev.index)), n_trials=20,
+        storage_url=str(tmp_path / "idle.log"), study_name="idle", seed=1, min_trades=3,
+        sampler="random")
+    opt.run_study(cfg, evaluator=ev)
+    import optuna
+
+    study = optuna.load_study(study_name="idle", storage=opt.open_storage(cfg.storage_url))
+    fold = cfg.folds[0]
+    for t in study.trials:
+        thr = t.params["signals.entry.threshold"]
+        n = ev.evaluate({"signals.entry.threshold": thr}, fold.train_start,
+                        fold.train_end).metrics["n_trades"]
+        # independently: the trial is feasible exactly when it trades at least 3 times
+        assert (t.state.name == "COMPLETE") == (n >= 3), (thr, n, t.state.name)
+        if t.state.name == "PRUNED":
+            assert "min_trades" in t.user_attrs["infeasible"]
+    assert any(t.state.name == "PRUNED" for t in study.trials)
+    res = opt.analyse_fold(cfg, ev, fold)
+    assert res["best_params"]["signals.entry.threshold"] >= 30.0
+    # a selected configuration trading fewer than min_trades times out of sample is flagged
+    n_oos = res["out_of_sample_metrics"]["n_trades"]
+    assert ("warning" in res) == (n_oos < 3)
+    strict = dataclasses.replace(cfg, min_trades=10_000)
+    assert "fewer than min_trades=10000" in opt.analyse_fold(strict, ev, fold)["warning"]
+
+
+def test_qmc_warm_start_then_tpe(tmp_path):
+    """``qmc-tpe``: the first QMC_WARM_START points are the seeded Sobol sequence (the same
+    points a pure QMC study draws), the rest are TPE's and concentrate near the optimum; the
+    batched run and the per-trial run of the same seeded study are identical."""
+    import optuna
+
+    n = opt.QMC_WARM_START + 16
+    runs = {}
+    for name, sampler, batch in (("mixed", "qmc-tpe", 256), ("mixed1", "qmc-tpe", 1),
+                                 ("qmc", "qmc", 256)):
+        cfg = toy_config(tmp_path, n_trials=n, seed=4, sampler=sampler, batch=batch,
+                         storage=str(tmp_path / f"{name}.log"))
+        opt.run_study(cfg, evaluator=ToyEvaluator())
+        st = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+        runs[name] = [t.params for t in st.trials]
+    warm = opt.QMC_WARM_START
+    assert runs["mixed"][:warm] == runs["qmc"][:warm]
+    assert runs["mixed"][warm:] != runs["qmc"][warm:]
+    assert runs["mixed"] == runs["mixed1"]
+    late = [abs(p["signals.entry.x"] - OPT_X) for p in runs["mixed"][warm:]]
+    early = [abs(p["signals.entry.x"] - OPT_X) for p in runs["mixed"][:warm]]
+    assert np.median(late) < np.median(early)

@@ -431,3 +431,29 @@ def test_intrabar_trailing_stop():
                 size=SIZE, entry_fee=ENTRY_FEE, exit_fee=SIZE * 108 * 0.001, pnl=77.84,
                 reason="trailing_stop", frame=frame)
     assert r.equity["equity"].iloc[-1] == pytest.approx(1000 + 77.84215784, abs=1e-6)
+
+
+def test_intrabar_scale_in_replaces_the_resting_stop():
+    # The stop placed at the close of bar 1 (for tranche 1) is replaced at the open of bar 2
+    # by one for both tranches; only that one may fill (the replaced order never sells).
+    frame, extra = bars(
+        [
+            (100, 101, 99, 100),  # 0: signal -> tranche 1
+            (100, 101, 99, 100),  # 1: fill 5 BTC at 100; signal again -> tranche 2
+            (100, 101, 89, 95),  # 2: fill ~5 BTC at 100; the low 89 trades through 90
+            (95, 96, 94, 95),
+        ],
+        entry=[1, 1, 0, 0],
+    )
+    r = contrarian(frame, extra, commission=0.0, max_tranches=2, stop_loss=0.10,
+                   exit_mode="intrabar")
+    assert len(r.trades) == 1
+    t = r.trades.iloc[0]
+    # tranche 2: equity at the bar-2 open 500 + 5 * 100 = 1000 -> 50 % = 500 = the cash:
+    # 500 * (1 - 1e-12) / 100 BTC; the stop at 100 * 0.9 = 90 sells both tranches
+    size = 5 * (1 - 1e-12) + 500 * (1 - 1e-12) / 100
+    assert t["size"] == pytest.approx(size, rel=1e-12) and t["tranches"] == 2
+    assert t["exit_price"] == 90.0 and t["exit_reason"] == "stop_loss"
+    assert t["exit_time"] == frame.index[2]
+    assert round(t["pnl"], 2) == -100.0
+    assert (r.equity["position"].iloc[2:] == 0.0).all()

@@ -23,6 +23,13 @@ class _State:
 STATE = _State()
 
 
+class Engine(StrEnum):
+    """The engine a command runs strategies on (see flushback.strategies.engines)."""
+
+    backtrader = "backtrader"
+    fast = "fast"
+
+
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"

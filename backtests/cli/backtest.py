@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, console_err, print_json
+from flushback.backtests.cli._common import (
+    STATE,
+    Engine,
+    OutputFormat,
+    console,
+    console_err,
+    print_json,
+)
 
 _ROWS = [
     ("total_return", "Total return", "pct"),
@@ -60,6 +67,10 @@ def backtest(
     runs_dir: str = typer.Option(
         None, "--runs-dir", envvar="FLUSHBACK_RUNS_DIR", help="Where run folders are written."
     ),
+    engine: Engine = typer.Option(
+        Engine.backtrader, "--engine",
+        help="backtrader (the reference) or fast (compiled, proven equal; built-in strategies)."
+    ),
 ) -> None:
     """Run a backtest spec against buy-and-hold and write runs/<run_id>/."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -89,7 +100,7 @@ def backtest(
         # the same function as fb.backtest(); every run carries the flush-event section (the
         # catalog event study on its bars and what the strategy did at each event)
         run = api_backtest(spec_obj, data_dir=STATE.data_dir, since=since, until=until,
-                           progress=on_progress)
+                           progress=on_progress, engine=engine.value)
         run_dir = run.save(runs_dir)
         result = run.raw
 
@@ -104,6 +115,7 @@ def backtest(
             "run_id": result.run_id,
             "run_dir": str(run_dir),
             "spec": spec_obj.name,
+            "engine": engine.value,
             "window": result.config.get("window"),
             "metrics": to_jsonable(result.metrics),
             "benchmark": {"name": spec_obj.benchmark.type,

@@ -10,7 +10,14 @@ from typing import Any
 
 import typer
 
-from flushback.backtests.cli._common import STATE, OutputFormat, console, console_err, print_json
+from flushback.backtests.cli._common import (
+    STATE,
+    Engine,
+    OutputFormat,
+    console,
+    console_err,
+    print_json,
+)
 
 
 def optimize(
@@ -27,7 +34,8 @@ def optimize(
     ),
     sampler: str = typer.Option(
         None, "--sampler",
-        help="tpe (default), nsga2 (default multi-objective), cmaes, random, qmc.",
+        help="tpe (default), nsga2 (default multi-objective), cmaes, random, qmc, qmc-tpe "
+             "(a Sobol warm start, then TPE).",
     ),
     walk_forward: int = typer.Option(
         None, "--walk-forward", help="K walk-forward folds (K+1 equal blocks of bars)."
@@ -70,6 +78,21 @@ def optimize(
     runs_dir: str = typer.Option(
         None, "--runs-dir", envvar="FLUSHBACK_RUNS_DIR", help="Where run folders are written."
     ),
+    embargo: int = typer.Option(
+        None, "--embargo",
+        help="Bars between each training window and its test window (default: the longest "
+             "holding period searched plus the signals' warm-up).",
+    ),
+    min_trades: int = typer.Option(
+        None, "--min-trades",
+        help="A configuration trading fewer times on a training window is infeasible "
+             "(default 5; 0 turns the constraint off).",
+    ),
+    engine: Engine = typer.Option(
+        None, "--engine",
+        help="Engine of the trials: fast (default for the built-in strategies) or backtrader. "
+             "The winners are always re-run on backtrader and compared.",
+    ),
 ) -> None:
     """Optimize a spec's parameters with optuna; report out-of-sample results, DSR and PBO."""
     from flushback.backtests import optimize as opt
@@ -89,9 +112,12 @@ def optimize(
         study=study, workers=workers, seed=seed, pruner=pruner, prune_chunks=prune_chunks,
         overrides=list(set_ or []), data_dir=STATE.data_dir, heartbeat=heartbeat,
         runs_dir=runs_dir, progress=fmt == OutputFormat.table and console_err.is_terminal,
-        console=console_err,
+        console=console_err, engine=engine.value if engine else None, embargo=embargo,
+        min_trades=min_trades,
     )
     sec = run.section
+    for warning in sec.get("warnings") or []:
+        console_err.print(f"warning: {warning}", markup=False)
     if fmt == OutputFormat.json:
         print_json({
             "run_id": run.result.run_id,
@@ -105,6 +131,8 @@ def optimize(
             "pbo": sec["pbo"],
             "param_importances": sec["param_importances"],
             "pareto_front": sec["pareto_front"],
+            "engine_check": sec.get("engine_check"),
+            "warnings": sec.get("warnings"),
         })
         return
     _print_summary(run)
@@ -193,6 +221,29 @@ def _print_summary(run: Any) -> None:
         f"traded, SR0/bar={_num(dsr.get('expected_max_sharpe'))}); PBO "
         f"{_num(pbo.get('pbo'), digits=2)} by {pbo.get('metric', '-')} over "
         f"{pbo.get('n_combinations', '-')} CSCV splits{spread}", markup=False)
+    _print_engine_check(sec.get("engine_check") or {})
     console.print(f"study: {', '.join(sec['study']['fold_studies'])} in {sec['study']['storage']}",
                   markup=False)
     console.print(f"run: {run.run_dir}", markup=False)
+
+
+def _print_engine_check(check: dict) -> None:
+    """The winners on both engines, side by side (trades, final equity, Sharpe)."""
+    from rich.table import Table
+
+    if not check.get("rows"):
+        if check.get("note"):
+            console.print(f"engine check: {check['note']}", markup=False)
+        return
+    t = Table(title=f"engine check: {check['engine']} vs {check['reference']} (the reference)")
+    for col in ("run", "trades fast", "bt", "end equity fast", "bt ", "sharpe fast", "bt  ",
+                "agree"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    for row in check["rows"]:
+        label = "stitched OOS" if row["fold"] is None else f"fold {row['fold']} {row['what']}"
+        f, r = row["fast"], row["reference"]
+        t.add_row(label, _num(f.get("n_trades")), _num(r.get("n_trades")),
+                  _num(f.get("end_equity"), digits=2), _num(r.get("end_equity"), digits=2),
+                  _num(f.get("sharpe")), _num(r.get("sharpe")),
+                  "yes" if row["ok"] else "NO")
+    console.print(t)

@@ -1,0 +1,341 @@
+"""The batched worker loop: a fold's study held in memory, written to its storage in batches.
+
+Per-trial storage round trips (optuna's ``ask`` reads every trial back, ``tell`` writes one
+row per value and parameter) cost more than a fast-engine trial. Here a worker keeps an
+in-memory mirror of the fold's study (an optuna ``InMemoryStorage``) and its sampler asks and
+is told there; the shared storage (SQLite, PostgreSQL, a journal file) sees, per batch:
+
+1. under the cross-process gate (the same advisory lock as the per-trial loop): the finished
+   trials of every worker are mirrored in, and the batch is *reserved*: a study system
+   attribute ``flushback_reserved:<worker lease>`` = ``{"n": k, "t": time}``, so that
+   ``finished + reserved`` never exceeds the budget N, whatever the number of workers;
+2. the ``k`` trials run in memory (ask, evaluate, tell), while a thread refreshes the
+   reservation's time stamp (``--heartbeat``);
+3. the finished trials are written as complete rows (one transaction for the whole batch on
+   SQL storages), then the reservation is released.
+
+``k`` adapts so that a batch is about ``flush_seconds`` of work (at most ``batch`` trials):
+slow trials are written one by one, fast ones hundreds at a time.
+
+Resumable after SIGKILL: trials not yet written are not in the storage, so they are neither
+counted nor half-there; a dead worker's reservation is dropped (its lease file is unlocked,
+or, on another host, its time stamp is stale). A seeded single-worker study resumed this way
+continues exactly as the uninterrupted one: the sampler is reseeded from (seed, fold, finished
+trials) and sees the same trials in the same order. A legacy RUNNING trial left by the
+per-trial loop is reaped and its re-queued point run through that loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flushback.data.errors import StoreError
+
+__all__ = ["run_batched_fold", "write_trials"]
+
+_RESERVED = "flushback_reserved:"
+_BATCHED_BY = "flushback_batched_by"  # system attribute: the worker that ran it in memory
+
+
+def write_trials(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
+    """Write finished trials (FrozenTrial templates) to the storage.
+
+    On optuna's RDB storage the whole batch is one transaction of bulk inserts into optuna's
+    own tables (the rows ``create_new_trial(template_trial=...)`` would write, numbered the
+    same way: the study's trial count at insert time, under the study's row lock); optuna's
+    per-row ORM path costs ~10 ms a trial, more than a fast-engine trial. Elsewhere (journal
+    files) each trial is one ``create_new_trial``.
+    """
+    if not trials:
+        return
+    from optuna.storages import RDBStorage
+
+    if isinstance(storage, RDBStorage):
+        _bulk_insert(storage, study_id, trials)
+        return
+    for t in trials:
+        storage.create_new_trial(study_id, template_trial=t)
+
+
+def _bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
+    import json
+
+    import sqlalchemy as sa
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models as M
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        M.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        n0 = session.query(sa.func.count(M.TrialModel.trial_id)).filter(
+            M.TrialModel.study_id == study_id).scalar()
+        rows = [M.TrialModel(study_id=study_id, number=n0 + i, state=t.state,
+                             datetime_start=t.datetime_start,
+                             datetime_complete=t.datetime_complete)
+                for i, t in enumerate(trials)]
+        session.add_all(rows)
+        session.flush()  # trial ids
+        tables: dict[Any, list[dict[str, Any]]] = {
+            M.TrialValueModel: [], M.TrialParamModel: [], M.TrialUserAttributeModel: [],
+            M.TrialSystemAttributeModel: [], M.TrialIntermediateValueModel: []}
+        for row, t in zip(rows, trials, strict=True):
+            tid = row.trial_id
+            for objective, v in enumerate(t.values or ()):
+                value, kind = M.TrialValueModel.value_to_stored_repr(v)
+                tables[M.TrialValueModel].append(dict(trial_id=tid, objective=objective,
+                                                      value=value, value_type=kind))
+            for name, v in t.params.items():
+                dist = t.distributions[name]
+                tables[M.TrialParamModel].append(dict(
+                    trial_id=tid, param_name=name, param_value=dist.to_internal_repr(v),
+                    distribution_json=distribution_to_json(dist)))
+            for model, attrs in ((M.TrialUserAttributeModel, t.user_attrs),
+                                 (M.TrialSystemAttributeModel, t.system_attrs)):
+                for key, v in attrs.items():
+                    tables[model].append(dict(trial_id=tid, key=key, value_json=json.dumps(v)))
+            for step, v in t.intermediate_values.items():
+                value, kind = M.TrialIntermediateValueModel.intermediate_value_to_stored_repr(v)
+                tables[M.TrialIntermediateValueModel].append(dict(
+                    trial_id=tid, step=step, intermediate_value=value,
+                    intermediate_value_type=kind))
+        for model, values in tables.items():
+            if values:
+                session.execute(sa.insert(model), values)
+
+
+def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -> int:
+    """Trials reserved by live workers (other than this one); dead ones are released."""
+    total = 0
+    for key, value in storage.get_study_system_attrs(study_id).items():
+        if not key.startswith(_RESERVED) or not isinstance(value, dict):
+            continue
+        n = int(value.get("n", 0))
+        owner = key[len(_RESERVED):]
+        if n <= 0 or owner == lease.name:
+            continue
+        dead = lease.owner_is_dead(owner)
+        if dead is None:  # another host: trust its time stamp
+            dead = time.time() - float(value.get("t", 0.0)) > stale_after
+        if dead:
+            storage.set_study_system_attr(study_id, key, {"n": 0, "t": time.time()})
+        else:
+            total += n
+    return total
+
+
+def _claim_sequence(storage: Any, study_id: int, local: Any, k: int) -> None:
+    """Under the gate: samplers that keep their place in a sequence as a study system
+    attribute (optuna's QMC: ``qmc:<hash>`` = last sample id) continue from the shared
+    position, and this batch claims the next ``k`` ids, so that workers never draw the same
+    point and a resumed study does not redraw written ones."""
+    prefix = "qmc:"
+    remote = {key: v for key, v in storage.get_study_system_attrs(study_id).items()
+              if key.startswith(prefix)}
+    lstore, lid = local._storage, local._study_id
+    mine = {key: v for key, v in lstore.get_study_system_attrs(lid).items()
+            if key.startswith(prefix)}
+    for key in set(remote) | set(mine):
+        start = max(int(remote.get(key, -1)), int(mine.get(key, -1)))
+        lstore.set_study_system_attr(lid, key, start)
+        storage.set_study_system_attr(study_id, key, start + k)
+
+
+def _publish_sequence(storage: Any, study_id: int, local: Any) -> None:
+    """After a batch: sequence positions first used in this batch become shared."""
+    remote = storage.get_study_system_attrs(study_id)
+    for key, v in local._storage.get_study_system_attrs(local._study_id).items():
+        if key.startswith("qmc:") and int(remote.get(key, -1)) < int(v):
+            storage.set_study_system_attr(study_id, key, int(v))
+
+
+class _RemoteView:
+    """The storage's trials of one study, read incrementally: each :meth:`sync` fetches only
+    trials created since the last one, plus those that were not finished then (on optuna's
+    RDB storage; a journal storage already holds its trials in memory)."""
+
+    def __init__(self, storage: Any, study_id: int) -> None:
+        from optuna.storages import RDBStorage
+
+        self._storage, self._sid = storage, study_id
+        self._rdb = isinstance(storage, RDBStorage)
+        self._last_id = -1
+        self._states: dict[int, Any] = {}  # trial id -> state
+
+    def sync(self) -> list[Any]:
+        """The trials that are new or changed state since the last call."""
+        if self._rdb:
+            open_ids = {i for i, st in self._states.items() if not st.is_finished()}
+            fresh = self._storage._get_trials(self._sid, None, open_ids, self._last_id)
+        else:
+            fresh = self._storage.get_all_trials(self._sid, deepcopy=False)
+        changed = [t for t in fresh if self._states.get(t._trial_id) != t.state]
+        for t in fresh:
+            self._states[t._trial_id] = t.state
+            self._last_id = max(self._last_id, t._trial_id)
+        return changed
+
+    def _count(self, *names: str) -> int:
+        return sum(1 for st in self._states.values() if st.name in names)
+
+    @property
+    def done(self) -> int:
+        return self._count("COMPLETE", "PRUNED")
+
+    @property
+    def running(self) -> int:
+        return self._count("RUNNING")
+
+    @property
+    def waiting(self) -> int:
+        return self._count("WAITING")
+
+
+class _Reservation:
+    """Holds ``k`` trials of the budget for this worker and keeps the claim fresh."""
+
+    def __init__(self, storage: Any, study_id: int, key: str, interval: float) -> None:
+        self._storage, self._sid, self._key = storage, study_id, key
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.n = 0
+
+    def claim(self, n: int) -> None:
+        self.n = n
+        self._storage.set_study_system_attr(self._sid, self._key, {"n": n, "t": time.time()})
+
+    def __enter__(self) -> _Reservation:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(Exception):
+                self._storage.set_study_system_attr(self._sid, self._key,
+                                                    {"n": self.n, "t": time.time()})
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def release(self) -> None:
+        self.n = 0
+        self._storage.set_study_system_attr(self._sid, self._key, {"n": 0, "t": time.time()})
+
+
+def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
+                     on_trial: Callable[[Any, Any], None] | None, poll: float,
+                     max_consecutive_failures: int, legacy_step: Callable[[], bool]) -> int:
+    """Run this worker's share of one fold's study in batches; returns trials run.
+
+    ``legacy_step()`` runs one trial through the per-trial loop (used for a point re-queued
+    after a legacy RUNNING trial died); it returns False when there was nothing to run."""
+    import optuna
+
+    from flushback.backtests import optimize as opt
+
+    TS = optuna.trial.TrialState
+    finished_states = (TS.COMPLETE, TS.PRUNED)
+    remote = opt._ensure_study(cfg, storage, fold)
+    sid = remote._study_id
+    name = cfg.fold_study_name(fold)
+    local = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
+                                directions=[o.direction for o in cfg.objectives])
+    reseeded = opt._ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+    local.sampler = opt._as_optuna_sampler(reseeded)
+    local.pruner = opt._make_pruner(cfg.pruner if not cfg.multi else "none")
+    gate = opt._Gate(cfg.storage_url, name)
+    reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
+    stale_after = max(30.0, 6.0 * max(1, cfg.heartbeat))
+    dists = cfg.space.distributions()
+    view = _RemoteView(storage, sid)
+    mirrored: set[int] = set()
+    n_local_done = 0
+    per_trial = None  # seconds, measured
+    ran = failures = 0
+    try:
+        while True:
+            k = 0
+            with gate.hold():
+                changed = view.sync()
+                if view.running and opt._reap_dead_trials(remote, lease):
+                    changed += view.sync()  # failed, and maybe re-queued as WAITING
+                for t in changed:
+                    # this worker's own batched trials are in the local study already
+                    if (t.state in finished_states and t._trial_id not in mirrored
+                            and t.system_attrs.get(_BATCHED_BY) != lease.name):
+                        local.add_trial(t)
+                        mirrored.add(t._trial_id)
+                        n_local_done += 1
+                waiting = view.waiting > 0
+                done, running = view.done, view.running
+                if not waiting:
+                    free = (cfg.n_trials - done - running
+                            - _reservations(storage, sid, lease, stale_after))
+                    # the first batch (one trial) measures the trial time
+                    want = 1 if per_trial is None else batch_size_for(
+                        per_trial, cfg.flush_seconds, cfg.batch)
+                    k = max(0, min(want, free))
+                    if k:
+                        reservation.claim(k)
+                        _claim_sequence(storage, sid, local, k)
+            if waiting:
+                if legacy_step():
+                    ran += 1
+                continue
+            if k == 0:
+                if done >= cfg.n_trials:
+                    break
+                time.sleep(poll)
+                continue
+            batch = []
+            t_batch = time.perf_counter()
+            with reservation:
+                for _ in range(k):
+                    t0 = time.perf_counter()
+                    reseeded.n_done = n_local_done
+                    trial = local.ask(dists)
+                    trial.set_user_attr("flushback_owner", lease.name)
+                    state, values = opt._score_trial(cfg, ev, local, fold, trial,
+                                                     time.perf_counter() - t0)
+                    # the storage copies what it writes; only the system attributes change
+                    frozen = copy.copy(local._storage.get_trial(trial._trial_id))
+                    frozen.system_attrs = {**frozen.system_attrs, _BATCHED_BY: lease.name}
+                    batch.append(frozen)
+                    if state != "FAIL":
+                        n_local_done += 1
+                    ran += 1
+                    failures = failures + 1 if state == "FAIL" else 0
+                    if on_trial is not None:
+                        on_trial(fold, opt.TrialOutcome(frozen.number, state, values,
+                                                        time.perf_counter() - t0))
+                    if failures >= max_consecutive_failures:
+                        break
+            per_trial = (time.perf_counter() - t_batch) / max(len(batch), 1)
+            write_trials(storage, sid, batch)
+            _publish_sequence(storage, sid, local)
+            reservation.release()
+            if failures >= max_consecutive_failures:
+                raise StoreError(f"{failures} trials in a row failed in study '{name}'",
+                                 hint="run `flushback backtest` on the spec to see the error")
+    finally:
+        with contextlib.suppress(Exception):
+            reservation.release()
+        gate.close()
+    return ran
+
+
+def batch_size_for(per_trial_seconds: float, flush_seconds: float, cap: int) -> int:
+    """Trials per batch so that one batch is about ``flush_seconds`` of work."""
+    if not math.isfinite(per_trial_seconds) or per_trial_seconds <= 0:
+        return cap
+    return max(1, min(cap, int(flush_seconds / per_trial_seconds)))

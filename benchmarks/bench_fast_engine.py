@@ -1,0 +1,315 @@
+"""Benchmark the fast engine and ``flushback optimize`` on it, everything side by side in one run.
+
+    python benchmarks/bench_fast_engine.py --data-dir ../shared/data \
+        [--peers-python /work/venv-peers/bin/python] [--out benchmarks/fast_engine.json]
+
+Writes ``benchmarks/fast_engine.json`` (raw figures) and ``benchmarks/fast_engine.md`` (tables).
+
+1. **optimize vs optuna itself.** For each data set (BTC-USD daily 2014-2026 with a daily RSI
+   spec; BTCUSDT hourly 2020-2026 with the 4h-RSI spec), each sampler (TPE 200 trials, QMC 2000
+   trials) and 1 and 2 workers: a fresh ``run_study`` (fast engine, the default journal
+   storage, batched writes, default hold-out fold) in its own process, and, right after it,
+   the same sampler over the same search space with a zero-cost objective (an in-memory
+   optuna study, ask/tell, a random value) in W processes of n/W trials each: what optuna
+   alone does on this machine.
+   ratio = flushback trials/s / zero-cost trials/s. flushback's rate is the steady state (from
+   the W-th finished trial to the last, i.e. once every worker has loaded its data); the rate
+   including process start-up and data loading is reported too.
+2. **the engine alone**: the compiled kernel over the hourly bars, a batch of configurations in
+   one call (``nb.simulate_returns``): bars x configurations per second.
+3. **the same grid in vectorbt and backtesting.py** (run by ``--peers-python``, a virtual
+   environment with both, as their pins clash with flushback's): RSI(14) < threshold entries,
+   exit after N bars, on BTC-USD daily 2014-2026, 0.1 % fees, all-in; 10 thresholds x 10
+   holding periods; configurations per second, each library its own idiomatic way (vectorbt:
+   one ``Portfolio.from_signals`` over all 100 columns; backtesting.py: one ``Backtest.run``
+   per configuration; flushback: the optimizer's trial path, ``FastTrials.evaluate``, per
+   configuration, signals memoised per threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATASETS = {
+    "BTC-USD daily 2014-2026": (str(HERE / "specs" / "rsi_btc_daily_2014.toml"), []),
+    "BTCUSDT hourly 2020-2026": ("rsi4h_btc_hourly", ["data.symbol=BTCUSDT",
+                                                      "data.start=2020-01-01",
+                                                      "data.externals=[]"]),
+}
+RUNS = (("tpe", 200), ("qmc", 2000))
+
+
+def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
+           data_dir: str, home: str) -> dict:
+    """One flushback study, in a fresh process."""
+    warnings.simplefilter("ignore")
+    os.environ["FLUSHBACK_HOME"] = home
+    import optuna
+
+    from flushback.backtests import optimize as opt
+
+    t_load = time.perf_counter()
+    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    load = time.perf_counter() - t_load
+    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
+    folds = opt.make_folds(ev.index)
+    url = str(Path(home) / "optuna-journal.log")  # the default storage's kind
+    cfg = opt.StudyConfig(
+        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_kwargs={"spec": spec, "overrides": overrides, "data_dir": data_dir},
+        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        n_trials=n, storage_url=url, study_name="bench", seed=1, workers=workers,
+        sampler=sampler)
+    t0 = time.perf_counter()
+    opt.run_study(cfg, evaluator=ev)
+    wall = time.perf_counter() - t0
+    study = optuna.load_study(study_name="bench", storage=opt.open_storage(url))
+    fin = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    done = sorted(t.datetime_complete for t in fin)
+    span = (done[-1] - done[workers - 1]).total_seconds()
+    steady = (len(done) - workers) / span if span > 0 else float("nan")
+    timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in fin]
+    mean = {k: sum(t.get(k, 0.0) for t in timings) / max(len(timings), 1)
+            for k in ("sampling", "backtest", "trial")}
+    return {"finished": len(fin), "wall_seconds": wall, "load_seconds": load,
+            "trials_per_second": steady, "trials_per_second_incl_startup": n / wall,
+            "mean_seconds": mean,
+            "training_bars": int((ev.index <= folds[0].train_end).sum())}
+
+
+def _zero_cost_worker(space_dists: dict, sampler: str, n: int, queue: mp.Queue) -> None:
+    warnings.simplefilter("ignore")
+    import numpy as np
+    import optuna
+
+    from flushback.backtests import optimize as opt
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=opt._make_sampler(sampler, 1, False))
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        trial = study.ask(space_dists)
+        study.tell(trial, float(rng.normal()))
+    queue.put(time.perf_counter() - t0)
+
+
+def _zero_cost(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
+               data_dir: str) -> dict:
+    """optuna alone: the same sampler and search space, a zero-cost objective, W processes."""
+    warnings.simplefilter("ignore")
+    from flushback.backtests import optimize as opt
+
+    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    dists = opt.build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys()).distributions()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_zero_cost_worker, args=(dists, sampler, n // workers, q))
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+    walls = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {"wall_seconds": max(walls), "trials_per_second": (n // workers) * workers
+            / max(walls)}
+
+
+def _in_subprocess(fn: str, *args: object) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); "
+            f"import bench_fast_engine as b; print(json.dumps(b.{fn}(*json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))],
+                         capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def engine_alone(data_dir: str, n_configs: int = 64) -> dict:
+    """Bars x configurations per second of the kernel over the hourly bars."""
+    import numpy as np
+
+    from flushback.data import load_frame
+    from flushback.strategies import nb
+    from flushback.strategies.fast import config_vector
+
+    frame = load_frame("BTCUSDT", "1h", externals=(), start="2020-01-01",
+                       data_dir=data_dir).frame
+    ohlc = np.ascontiguousarray(frame[["open", "high", "low", "close"]].to_numpy(float))
+    n = len(ohlc)
+    rng = np.random.default_rng(1)
+    entry = (rng.random(n) < 0.02).astype(float)
+    exit_ = (rng.random(n) < 0.01).astype(float)
+    e = np.empty(0)
+    cfgs = np.stack([config_vector("contrarian", {
+        "hold_bars": int(rng.integers(5, 500)), "stop_loss": float(rng.uniform(0, 0.2)),
+        "take_profit": float(rng.uniform(0, 0.5)), "trailing_stop": float(rng.uniform(0, 0.2)),
+        "exit_mode": ["close", "intrabar"][i % 2], "max_tranches": int(rng.integers(1, 4))},
+        cash=10_000.0, commission=0.001, slippage=0.0005, funding=False, bar_hours=1.0)
+        for i in range(n_configs)])
+    eq = np.empty((n_configs, n))
+    nt, st = np.empty(n_configs, np.int64), np.empty(n_configs, np.int64)
+    # the first call compiles
+    nb.simulate_returns(ohlc, entry, exit_, e, e, e, e, e, cfgs[:1], eq[:1], nt[:1], st[:1])
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        nb.simulate_returns(ohlc, entry, exit_, e, e, e, e, e, cfgs, eq, nt, st)
+        best = min(best, time.perf_counter() - t0)
+    return {"bars": n, "configs": n_configs, "seconds": best,
+            "bars_per_second": n * n_configs / best, "mean_trades": float(nt.mean())}
+
+
+GRID_THRESHOLDS = [10.0, 14.0, 18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0, 46.0]
+GRID_HOLDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+
+
+def flushback_grid(data_dir: str) -> dict:
+    """The grid on flushback's optimizer trial path (fast engine)."""
+    warnings.simplefilter("ignore")
+    from flushback.backtests import optimize as opt
+
+    spec = {"name": "grid", "data": {"symbol": "BTC-USD", "interval": "1d",
+                                     "start": "2014-09-17", "externals": []},
+            "signals": {"entry": {"type": "oversold_rsi", "period": 14, "threshold": 30.0}},
+            "strategy": {"type": "contrarian", "hold_bars": 5},
+            "costs": {"commission": 0.001, "slippage": 0.0}}
+    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
+    start, end = ev.index[0], ev.index[-1]
+    ev.evaluate({}, start, end)  # compile + warm the window
+    t0 = time.perf_counter()
+    sharpes = []
+    for thr in GRID_THRESHOLDS:
+        for hold in GRID_HOLDS:
+            m = ev.evaluate({"signals.entry.threshold": thr, "strategy.hold_bars": hold},
+                            start, end).metrics
+            sharpes.append(m["sharpe"])
+    dt = time.perf_counter() - t0
+    n = len(GRID_THRESHOLDS) * len(GRID_HOLDS)
+    return {"configs": n, "seconds": dt, "configs_per_second": n / dt, "bars": len(ev.index)}
+
+
+def grid(data_dir: str, peers_python: str) -> dict:
+    out = {"flushback": _in_subprocess("flushback_grid", data_dir)}
+    peers = subprocess.run([peers_python, str(HERE / "peers_grid.py"), data_dir],
+                           capture_output=True, text=True, timeout=3600)
+    if peers.returncode == 0:
+        out.update(json.loads(peers.stdout.strip().splitlines()[-1]))
+    else:
+        out["peers_error"] = peers.stderr[-2000:]
+    print("grid:", out, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--peers-python", default="/work/venv-peers/bin/python")
+    ap.add_argument("--out", default=str(HERE / "fast_engine.json"))
+    ap.add_argument("--quick", action="store_true", help="fewer trials (smoke run)")
+    ap.add_argument("--only-grid", action="store_true",
+                    help="re-run the grid comparison only, into the existing --out")
+    args = ap.parse_args()
+    data_dir = str(Path(args.data_dir).resolve())
+    if args.only_grid:
+        results = json.loads(Path(args.out).read_text())
+        results["grid"] = grid(data_dir, args.peers_python)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        Path(args.out).with_suffix(".md").write_text(render(results))
+        return
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                     "ratio": [], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for label, (spec, overrides) in DATASETS.items():
+        for sampler, n in RUNS:
+            n = max(20, n // 10) if args.quick else n
+            for workers in (1, 2):
+                with tempfile.TemporaryDirectory() as home:
+                    fb = _in_subprocess("_study", spec, overrides, sampler, n, workers,
+                                        data_dir, home)
+                zc = _in_subprocess("_zero_cost", spec, overrides, sampler, n, workers,
+                                    data_dir)
+                row = {"data": label, "sampler": sampler, "trials": n, "workers": workers,
+                       "flushback": fb, "zero_cost": zc,
+                       "ratio": fb["trials_per_second"] / zc["trials_per_second"]}
+                results["ratio"].append(row)
+                print(f"{label:26s} {sampler:4s} {n:5d} W={workers}: flushback "
+                      f"{fb['trials_per_second']:8.1f}/s (incl. start-up "
+                      f"{fb['trials_per_second_incl_startup']:7.1f}/s), optuna zero-cost "
+                      f"{zc['trials_per_second']:8.1f}/s, ratio {row['ratio']:.2f}", flush=True)
+    results["engine_alone"] = engine_alone(data_dir)
+    print("engine alone:", results["engine_alone"], flush=True)
+    results["grid"] = grid(data_dir, args.peers_python)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    Path(args.out).with_suffix(".md").write_text(render(results))
+
+
+def render(r: dict) -> str:
+    lines = ["# The fast engine and `flushback optimize` on it", "",
+             "Produced by `python benchmarks/bench_fast_engine.py --data-dir ../shared/data` "
+             f"(started {r['started']}; {r['machine']['cpus']} CPUs, shared with other "
+             "jobs: figures move by 10-40 % between runs). Raw figures: "
+             "[`fast_engine.json`](fast_engine.json).", "",
+             "## `flushback optimize` vs optuna with a zero-cost objective", "",
+             "| data | sampler | trials | workers | flushback trials/s (steady) | incl. start-up "
+             "| optuna zero-cost trials/s | ratio |", "|---|---|---|---|---|---|---|---|"]
+    for row in r["ratio"]:
+        fb, zc = row["flushback"], row["zero_cost"]
+        lines.append(f"| {row['data']} | {row['sampler']} | {row['trials']} | {row['workers']} "
+                     f"| {fb['trials_per_second']:.1f} | {fb['trials_per_second_incl_startup']:.1f}"
+                     f" | {zc['trials_per_second']:.1f} | **{row['ratio']:.2f}** |")
+    e = r["engine_alone"]
+    lines += ["", "## The engine alone", "",
+              f"{e['configs']} configurations over {e['bars']:,} hourly bars in one compiled "
+              f"call: **{e['bars_per_second'] / 1e6:.1f} M bars/s** "
+              f"({e['mean_trades']:.0f} trades per run on average).", "",
+              "## The same grid: flushback, vectorbt, backtesting.py", "",
+              "RSI(14) < threshold entries, exit after N bars, BTC-USD daily 2014-2026 "
+              f"({r['grid'].get('bars', '?')} bars), 0.1 % fees, 10 thresholds x 10 holding "
+              "periods, measured warm (compiled kernels reused).", "",
+              "| library | configurations/s | seconds for the grid |", "|---|---|---|"]
+    for name in ("flushback", "vectorbt", "backtesting.py"):
+        g = r["grid"].get(name)
+        if g:
+            extra = (f" (first call incl. compiling: {g['seconds_first_call_incl_compile']:.1f} s)"
+                     if "seconds_first_call_incl_compile" in g else "")
+            lines.append(f"| {name} | {g['configs_per_second']:.1f} | {g['seconds']:.2f}{extra} |")
+    lines += ["", "## Against the targets", ""]
+    for row in r["ratio"]:
+        ok = row["ratio"] >= 0.5
+        lines.append(f"- ratio >= 0.5, {row['data']}, {row['sampler']} {row['trials']}, "
+                     f"{row['workers']} worker(s): {row['ratio']:.2f} -- "
+                     f"{'met' if ok else 'NOT met'}")
+    guides = [
+        ("daily TPE, 2 workers >= 250 trials/s", "BTC-USD daily 2014-2026", "tpe", 2, 250),
+        ("daily QMC >= 1,000 trials/s", "BTC-USD daily 2014-2026", "qmc", 1, 1000),
+        ("hourly TPE >= 100 trials/s", "BTCUSDT hourly 2020-2026", "tpe", 1, 100),
+    ]
+    for text, data, sampler, w, goal in guides:
+        got = [x["flushback"]["trials_per_second"] for x in r["ratio"]
+               if x["data"] == data and x["sampler"] == sampler and x["workers"] == w]
+        if got:
+            lines.append(f"- {text}: {got[0]:.1f} -- {'met' if got[0] >= goal else 'NOT met'}")
+    lines.append(f"- engine alone >= 10 M bars/s: {e['bars_per_second'] / 1e6:.1f} M -- "
+                 f"{'met' if e['bars_per_second'] >= 1e7 else 'NOT met'}")
+    fb, vb = r["grid"].get("flushback"), r["grid"].get("vectorbt")
+    if fb and vb:
+        a, b = fb["configs_per_second"], vb["configs_per_second"]
+        lines.append(f"- flushback at least as fast as vectorbt on the grid: {a:.0f} vs "
+                     f"{b:.0f} configurations/s -- {'met' if a >= b else 'NOT met'}")
+    if "peers_error" in r["grid"]:
+        lines.append(f"\n(peers failed: {r['grid']['peers_error'][-300:]})")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
