@@ -83,7 +83,7 @@ class FastTrials:
         self._eq, self._cash, self._pos = np.empty(n), np.empty(n), np.empty(n)
         self._trades = np.empty((n + 1, 17))
         self._fills = np.empty((2 * n + 1, 5))
-        self._extra: dict[Any, np.ndarray] = {}
+        self._extra: dict[Any, dict[str, np.ndarray]] = {}
         self._empty = np.empty(0)
         #: signal config (JSON) -> its values on the window, for configurations seen before
         self._memo: dict[str, np.ndarray] = {}

@@ -131,6 +131,7 @@ class SearchParam:
 
         if self.kind == "categorical":
             return CategoricalDistribution(list(self.choices or ()))
+        assert self.low is not None and self.high is not None  # numeric: set by the spec
         if self.kind == "int":
             step = int(self.step) if self.step else 1
             return IntDistribution(int(self.low), int(self.high), log=self.log, step=step)
@@ -1179,7 +1180,7 @@ def _ensure_study(cfg: StudyConfig, storage: Any, fold: Fold) -> Any:
     import optuna
 
     name = cfg.fold_study_name(fold)
-    directions = [o.direction for o in cfg.objectives]
+    directions: list[Any] = [o.direction for o in cfg.objectives]
     for attempt in range(5):
         try:
             study = optuna.create_study(storage=storage, study_name=name, directions=directions,
@@ -1371,8 +1372,8 @@ def _score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial:
     t_start = time.perf_counter()
     params = {**cfg.space.fixed, **trial.params}
     if cfg.space.constraints:
-        values = {**ev.current_values(), **params}
-        bad = [c.expr for c in cfg.space.constraints if not c.check(values)]
+        current = {**ev.current_values(), **params}
+        bad = [c.expr for c in cfg.space.constraints if not c.check(current)]
         if bad:
             trial.set_user_attr("infeasible", bad)
             study.tell(trial, state=TS.PRUNED)
@@ -2039,7 +2040,7 @@ def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[s
     )
 
 
-def _section_models() -> tuple[type, type]:
+def _section_models() -> tuple[Any, Any]:
     from typing import Literal
 
     from pydantic import BaseModel, ConfigDict, Field

@@ -100,10 +100,11 @@ def _bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
                 for key, v in attrs.items():
                     tables[model].append(dict(trial_id=tid, key=key, value_json=json.dumps(v)))
             for step, v in t.intermediate_values.items():
-                value, kind = M.TrialIntermediateValueModel.intermediate_value_to_stored_repr(v)
+                ivalue, ikind = M.TrialIntermediateValueModel.intermediate_value_to_stored_repr(
+                    v)
                 tables[M.TrialIntermediateValueModel].append(dict(
-                    trial_id=tid, step=step, intermediate_value=value,
-                    intermediate_value_type=kind))
+                    trial_id=tid, step=step, intermediate_value=ivalue,
+                    intermediate_value_type=ikind))
         for model, values in tables.items():
             if values:
                 session.execute(sa.insert(model), values)
