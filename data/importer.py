@@ -74,7 +74,8 @@ def scan_folder(root: str | Path, *, strict: bool = False,
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError("not a folder", file=str(root),
-                        hint="pass a folder laid out like ../shared/data")
+                        hint="pass a folder laid out like ../shared/data, or import one file "
+                        "as your own series with --as NAME --interval 1d --lag 0h")
     files = sorted(p for c in CATEGORIES for p in (root / c).glob("*.csv"))
     if not files:
         raise DataError("empty data: no CSV files under " + "/, ".join(CATEGORIES) + "/",

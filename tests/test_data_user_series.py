@@ -174,3 +174,13 @@ def test_bad_series_declarations_are_refused(tmp_path):
     with pytest.raises(DataError, match="user series 'nope' not found") as ei:
         load_frame("BTC-USD", "1d", data_dir=root, series=["nope"])
     assert "--as nope" in ei.value.hint
+
+
+def test_import_as_needs_a_file_and_a_file_needs_as(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    csv = tmp_path / "etf.csv"
+    _series_csv(csv, days=10)
+    code, _, err = run(capsys, "data", "import", str(tmp_path / "folder"), "--as", "etf")
+    assert code == 2 and "one CSV file, not a folder" in err
+    code, _, err = run(capsys, "data", "import", str(csv))
+    assert code == 3 and str(csv) in err and "--as NAME" in err

@@ -89,6 +89,11 @@ def import_(
 
     st = Store(store)
     gap = _max_gap(max_gap)
+    if as_name and path.is_dir():
+        from flushback.data.errors import ConfigError
+
+        raise ConfigError(f"--as {as_name} imports one CSV file, not a folder",
+                          hint="pass the series' CSV file, or drop --as to import a folder")
     if as_name:
         one = import_series(path, as_name, st, interval=interval, lag=lag, column=column,
                             label=label, aggregate=aggregate, assume_utc=assume_utc,
