@@ -54,7 +54,7 @@ __all__ = [
 
 DEFAULT_METRICS = (
     "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "volatility",
-    "exposure", "n_trades", "win_rate", "profit_factor", "expectancy_pct",
+    "exposure", "n_trades", "n_legs", "win_rate", "profit_factor", "expectancy_pct",
 )
 
 
@@ -408,6 +408,11 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
     for m, row in comp.metrics.iterrows():
         t.add_row(str(m), *[_fmt_metric(str(m), v) for v in row.tolist()])
     console.print(t)
+    if "n_trades" in comp.metrics.index:
+        console.print("n_trades, win_rate, profit_factor and expectancy count round trips (a "
+                      "position from flat to flat, however many legs); n_legs counts the fills "
+                      "that reduced a position (the rows of trades.csv).", markup=False,
+                      highlight=False)
     if comp.events:
         e = Table(title=f"Flush events: equity change from the day before to +{comp.horizon_days}"
                   " days (* = entered a trade at the event)", title_justify="left")

@@ -18,8 +18,14 @@ Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns of the e
 - ``calmar = cagr / |max_drawdown|``
 - ``exposure``: the fraction of bars that end with a non-zero position (None when neither
   the positions nor the trades are given)
-- trades (one row per closed trade, ``pnl`` in cash net of fees and funding, ``return_pct``
-  = pnl / (size * entry_price + entry_fee)): ``n_trades``, ``win_rate`` (pnl > 0),
+- trades are counted by ROUND TRIP: a position from flat back to flat is one trade, however
+  many legs it was opened or closed in. The engine writes one row per reducing fill (a *leg*:
+  ``pnl`` in cash net of fees and funding, ``return_pct`` = pnl / (size * entry_price +
+  entry_fee)); legs of one position share a ``trade_id`` and :func:`round_trips` folds them
+  into one row: ``pnl`` = the legs' sum, ``return_pct`` = sum(pnl) / sum(size * entry_price +
+  entry_fee) (the P&L over everything paid for the units), ``mae``/``mfe`` the lowest/highest
+  price while it was open against its mean entry price. Per round trip: ``n_trades``,
+  ``n_legs`` (the rows), ``win_rate`` (pnl > 0),
   ``avg_win``/``avg_loss`` (mean pnl of winners / losers), ``avg_win_pct``/``avg_loss_pct``,
   ``profit_factor = sum(winning pnl) / |sum(losing pnl)|``, ``expectancy`` (mean pnl),
   ``expectancy_pct`` (mean return_pct), ``best_trade``/``worst_trade`` (return_pct),
@@ -49,6 +55,7 @@ __all__ = [
     "max_drawdown_duration",
     "calmar",
     "exposure",
+    "round_trips",
     "trade_metrics",
     "compute_metrics",
     "periods_per_year_for",
@@ -154,9 +161,92 @@ def exposure(position) -> float:
     return float(np.mean(np.abs(p) > 1e-12))
 
 
+ROUND_TRIP_COLUMNS = [
+    "trade_id", "signal_time", "entry_time", "entry_price", "exit_time", "exit_price", "size",
+    "entry_fee", "exit_fee", "funding", "pnl", "return_pct", "bars_held", "exit_reason",
+    "legs", "tranches", "mae", "mfe",
+]
+
+
+def round_trips(trades: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per round trip (flat to flat) from the legs (one row per reducing fill).
+
+    Legs are grouped by ``trade_id`` (rows without one are each their own round trip), in
+    order of first appearance. Per round trip: the first leg's ``signal_time``/``entry_time``,
+    the last leg's ``exit_time``/``exit_reason``/``bars_held``; ``size`` = units sold over all
+    legs; ``entry_price`` = sum(size * entry_price) / size (average-cost legs: the mean price
+    paid); ``exit_price`` = sum(size * exit_price) / size; fees, funding and ``pnl`` summed;
+    ``return_pct`` = pnl / sum(size * entry_price + entry_fee); ``legs`` = number of legs;
+    ``mae``/``mfe`` = the lowest/highest price while the position was open (recovered from each
+    leg's excursion against its own average cost) against the round trip's ``entry_price``.
+    """
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame(columns=ROUND_TRIP_COLUMNS)
+    t = trades.reset_index(drop=True)
+    key = (t["trade_id"] if "trade_id" in t else pd.Series(np.arange(len(t))))
+    key = key.where(key.notna(), pd.Series([f"_row{i}" for i in range(len(t))]))
+    codes, _ = pd.factorize(key.astype(str), sort=False)
+    size = t["size"].to_numpy(np.float64) if "size" in t else np.full(len(t), np.nan)
+    pnl = t["pnl"].to_numpy(np.float64)
+    ret = t["return_pct"].to_numpy(np.float64)
+    # the leg's basis (size * entry price + entry fee), recovered from pnl / return_pct when
+    # the prices are absent
+    if {"size", "entry_price", "entry_fee"} <= set(t.columns):
+        basis = size * t["entry_price"].to_numpy(np.float64) + t["entry_fee"].to_numpy(np.float64)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            basis = pnl / ret
+    rows = []
+    for code in range(codes.max() + 1):
+        ix = np.flatnonzero(codes == code)
+        first, last = t.iloc[ix[0]], t.iloc[ix[-1]]
+        sz = float(np.sum(size[ix]))
+        b = float(np.sum(basis[ix]))
+        p = float(np.sum(pnl[ix]))
+        row: dict[str, Any] = {
+            "trade_id": first.get("trade_id", code + 1),
+            "signal_time": first.get("signal_time"),
+            "entry_time": first.get("entry_time"),
+            "entry_price": (float(np.sum(size[ix] * t["entry_price"].to_numpy(np.float64)[ix]))
+                            / sz if "entry_price" in t and sz > 0 else None),
+            "exit_time": last.get("exit_time"),
+            "exit_price": (float(np.sum(size[ix] * t["exit_price"].to_numpy(np.float64)[ix]))
+                           / sz if "exit_price" in t and sz > 0 else None),
+            "size": sz,
+            "pnl": p,
+            "return_pct": (p / b if b > 0 else float(ret[ix[0]])) if len(ix) > 1
+            else float(ret[ix[0]]),
+            "exit_reason": last.get("exit_reason"),
+            "legs": int(len(ix)),
+        }
+        for col in ("entry_fee", "exit_fee", "funding"):
+            if col in t:
+                row[col] = float(t[col].to_numpy(np.float64)[ix].sum())
+        if "bars_held" in t:
+            row["bars_held"] = int(t["bars_held"].to_numpy()[ix].max())
+        if "tranches" in t:
+            row["tranches"] = int(t["tranches"].to_numpy()[ix].max())
+        # excursions: the lowest / highest price while the position was open (each leg's
+        # MAE/MFE is against its own average cost) against the round trip's entry price
+        for col, pick in (("mae", np.min), ("mfe", np.max)):
+            if col not in t:
+                continue
+            exc = t[col].to_numpy(np.float64)[ix]
+            if len(ix) == 1 or row["entry_price"] is None or "entry_price" not in t:
+                row[col] = float(pick(exc))
+            else:
+                price = (1.0 + exc) * t["entry_price"].to_numpy(np.float64)[ix]
+                row[col] = float(pick(price) / row["entry_price"] - 1.0)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out[[c for c in ROUND_TRIP_COLUMNS if c in out.columns]]
+
+
 def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[str, Any]:
+    """Trade statistics per round trip (legs sharing a ``trade_id`` are one trade)."""
     out: dict[str, Any] = {
         "n_trades": 0,
+        "n_legs": 0,
         "win_rate": None,
         "avg_win": None,
         "avg_loss": None,
@@ -176,6 +266,8 @@ def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[st
     }
     if trades is None or len(trades) == 0:
         return out
+    out["n_legs"] = int(len(trades))
+    trades = round_trips(trades)
     pnl = trades["pnl"].to_numpy(dtype=np.float64)
     ret = trades["return_pct"].to_numpy(dtype=np.float64)
     wins, losses = pnl > 0, pnl < 0

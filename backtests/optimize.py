@@ -9,12 +9,14 @@ The pieces, in the order a study uses them:
   walk-forward folds, anchored or rolling. A study only ever sees its fold's training window;
   the test window is scored once, for the chosen parameters, with earlier bars given to the
   signals as warm-up history only (never scored).
-- **Storage** (:func:`open_storage`): optuna's own storages. The local default is SQLite
-  (``runs/optuna.db``) because optuna's RDB storage supports *heartbeats* (optuna 5's journal
-  storage does not): a trial left RUNNING by a killed process is detected as stale, marked
-  FAIL and re-queued with the same parameters. SQLite commits are atomic, so a SIGKILL never
-  corrupts the file, and several processes on one machine share it through SQLite's locks.
-  Any SQLAlchemy URL works (PostgreSQL for several machines); ``*.log`` paths open a journal.
+- **Storage** (:func:`open_storage`): optuna's own storages. The local default is optuna's
+  journal file (``runs/optuna-journal.log``, see :func:`default_storage_url`); ``*.log``
+  paths open a journal. Any SQLAlchemy URL works: ``sqlite:///path.db`` (optuna's RDB storage
+  with *heartbeats*: a trial left RUNNING by a killed process is detected as stale, marked
+  FAIL and re-queued with the same parameters; SQLite commits are atomic, so a SIGKILL never
+  corrupts the file) or ``postgresql://user@host/db`` for several machines (a bare
+  ``postgresql://`` is opened with the psycopg2 driver flushback installs, see
+  :func:`normalize_storage_url`).
 - **Workers** (:func:`run_worker`): each process prepares the data once, then loops ask ->
   evaluate -> tell. A gate (an advisory lock: ``fcntl`` for SQLite/journal files, PostgreSQL
   ``pg_advisory_lock``) makes "count the finished + running trials, then ask" atomic, so W
@@ -70,6 +72,7 @@ __all__ = [
     "Evaluator",
     "StudyConfig",
     "default_storage_url",
+    "normalize_storage_url",
     "open_storage",
     "run_worker",
     "run_study",
@@ -597,8 +600,28 @@ def default_storage_url() -> str:
     from flushback.data.paths import runs_dir
 
     d = runs_dir().resolve()
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable_storage(d, exc) from None
     return str(d / "optuna-journal.log")
+
+
+def normalize_storage_url(url: str) -> str:
+    """A bare ``postgresql://`` / ``postgres://`` URL names the psycopg2 driver flushback
+    installs (SQLAlchemy 2.1 reads a bare URL as ``psycopg``, version 3, which flushback does not
+    install); explicit drivers (``postgresql+psycopg://``) and other URLs are kept."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
+def _unwritable_storage(path: Any, exc: OSError) -> StoreError:
+    return StoreError(f"cannot write the optuna storage: {exc.strerror or exc}",
+                      file=str(path),
+                      hint="give a writable --storage path (or FLUSHBACK_OPTUNA_STORAGE), or "
+                      "a writable FLUSHBACK_HOME / --runs-dir")
 
 
 def _is_journal(url: str) -> bool:
@@ -637,10 +660,14 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
     """An optuna storage for ``url`` (SQLAlchemy URL, or a ``*.log`` journal file path)."""
     import optuna
 
+    url = normalize_storage_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if _is_journal(url):
-            return optuna.storages.JournalStorage(_journal_backend(_journal_path(url)))
+            try:
+                return optuna.storages.JournalStorage(_journal_backend(_journal_path(url)))
+            except OSError as exc:
+                raise _unwritable_storage(_journal_path(url), exc) from None
         if "://" not in url:
             raise ConfigError(f"storage '{url}' is neither a SQLAlchemy URL nor a *.log journal",
                               hint="e.g. sqlite:///runs/optuna.db or postgresql://user@host/db")
@@ -649,7 +676,10 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
             engine_kwargs = {"connect_args": {"timeout": 60}}
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise _unwritable_storage(path, exc) from None
         else:
             engine_kwargs = {"pool_pre_ping": True}
         kwargs: dict[str, Any] = {}
@@ -720,6 +750,7 @@ class _Gate:
     """Cross-process mutex around "count trials, then ask" (see the module docstring)."""
 
     def __init__(self, url: str, study_name: str) -> None:
+        url = normalize_storage_url(url)
         self._url = url
         self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big",
                                    signed=True)
@@ -2017,7 +2048,8 @@ def optimize_spec(
         evaluator_factory="flushback.backtests.optimize:spec_evaluator",
         evaluator_kwargs=ev_kwargs,
         objectives=objectives, space=space, folds=tuple(folds), n_trials=int(n_trials),
-        storage_url=storage or default_storage_url(), study_name=study or "pending",
+        storage_url=normalize_storage_url(storage) if storage else default_storage_url(),
+        study_name=study or "pending",
         sampler=sampler, seed=seed, pruner=pruner, prune_chunks=int(prune_chunks),
         heartbeat=int(heartbeat), workers=int(workers),
     )

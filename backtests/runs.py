@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from flushback.data.errors import StoreError
+from flushback.data.errors import FlushbackError, StoreError
 
 __all__ = ["write_run", "load_report", "report_dict", "run_dir_for", "trades_csv", "equity_csv"]
 
@@ -144,6 +144,8 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
         (tmp / "equity.csv").write_text(equity_csv(result.equity), encoding="utf-8")
         try:
             render_report_html(doc, tmp / "report.html")
+        except (OSError, FlushbackError):  # a full disk or an unwritable folder: fail the run
+            raise
         except Exception as exc:  # the evidence (json/csv) must not depend on the charts
             import warnings
 
@@ -159,6 +161,11 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"cannot write the run folder: {exc}", file=str(target)) from None
+    except StoreError as exc:  # named after the run folder, not its temporary sibling
+        shutil.rmtree(tmp, ignore_errors=True)
+        name = Path(exc.file).name if exc.file else ""
+        raise StoreError(f"run not written: {exc.message}", file=str(target / name),
+                         hint=exc.hint) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

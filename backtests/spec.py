@@ -208,7 +208,7 @@ class BacktestSpec(_Frozen):
 
     name: str = "custom"
     description: str = ""
-    cash: float = Field(default=10_000.0, gt=0)
+    cash: float = Field(default=10_000.0, gt=0, allow_inf_nan=False)
     data: DataSpec = Field(default_factory=DataSpec)
     signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
     strategy: StrategySpec = Field(default_factory=StrategySpec)

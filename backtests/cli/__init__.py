@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except FlushbackError as exc:
-        if STATE.debug:
-            raise
+        if STATE.debug:  # the traceback, then the same line and exit code as without --debug
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         console_err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except SystemExit as exc:

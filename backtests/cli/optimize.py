@@ -40,8 +40,9 @@ def optimize(
     ),
     storage: str = typer.Option(
         None, "--storage", envvar="FLUSHBACK_OPTUNA_STORAGE",
-        help="optuna storage: SQLAlchemy URL (sqlite:///..., postgresql://...) or a *.log "
-             "journal file. Default: sqlite:///<runs>/optuna.db",
+        help="optuna storage: a *.log journal file, or a SQLAlchemy URL (sqlite:///study.db, "
+             "postgresql://user@host/db, opened with psycopg2). Default: the journal file "
+             "<runs>/optuna-journal.log",
     ),
     study: str = typer.Option(
         None, "--study", help="Study name (default: spec name + hash of the settings)."
