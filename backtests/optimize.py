@@ -2073,6 +2073,9 @@ def optimize_spec(
     section = validate_optimization_section(
         optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
                              wall_seconds=wall))
+    from flushback.backtests.spec import active_overrides
+
     run_dir = write_run(result, runs_dir=runs_dir,
-                        sections={"kind": "optimization", "optimization": section})
+                        sections={"kind": "optimization", "optimization": section,
+                                  "overrides": active_overrides(overrides)})
     return OptimizationRun(run_dir=run_dir, result=result, section=section, config=cfg)

@@ -67,7 +67,7 @@ def backtest(
 
     from flushback.backtests.runner import run_backtest
     from flushback.backtests.runs import write_run
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.spec import active_overrides, load_spec
     from flushback.backtests.strategy_events import report_sections
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
@@ -93,7 +93,8 @@ def backtest(
                               progress=on_progress)
         # Every run carries the flush-event section: the catalog event study on its bars and
         # what the strategy did at each event (read back by `report` and `compare`).
-        run_dir = write_run(result, runs_dir=runs_dir, sections=report_sections(result))
+        sections = {**report_sections(result), "overrides": active_overrides(set_ or [])}
+        run_dir = write_run(result, runs_dir=runs_dir, sections=sections)
 
     if fmt == OutputFormat.json:
         from flushback.backtests.report_schema import to_jsonable
