@@ -73,6 +73,7 @@ __all__ = [
     "StudyConfig",
     "default_storage_url",
     "normalize_storage_url",
+    "StudyInterrupted",
     "open_storage",
     "run_worker",
     "run_study",
@@ -1394,7 +1395,10 @@ def run_study(
     for fold in cfg.folds:  # create the studies once, before the workers race to
         _ensure_study(cfg, storage, fold)
     total = cfg.n_trials * len(cfg.folds)
-    bar = _Progress(cfg, storage, total, console) if progress else None
+    # progress=True: a rich bar (a terminal); "lines": one plain line per fold and every
+    # ~5 % of the trials (piped or logged stderr, where a bar would print nothing)
+    bar = _Progress(cfg, storage, total, console, plain=progress == "lines") \
+        if progress else None
     try:
         if cfg.workers <= 1:
             if bar is not None:
@@ -1434,7 +1438,11 @@ def run_study(
 class _Progress:
     """rich progress: trials done (all workers, all folds), trials/s, best so far, ETA."""
 
-    def __init__(self, cfg: StudyConfig, storage: Any, total: int, console: Any) -> None:
+    def __init__(self, cfg: StudyConfig, storage: Any, total: int, console: Any,
+                 plain: bool = False) -> None:
+        self._plain, self._console, self._total = plain, console, total
+        self._said: tuple[str, int] | None = None
+        self._said_at = time.perf_counter()
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -1457,7 +1465,8 @@ class _Progress:
         self._last = 0.0
 
     def start(self) -> None:
-        self._p.start()
+        if not self._plain:
+            self._p.start()
         self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> None:
@@ -1488,14 +1497,44 @@ class _Progress:
             self._start_done = done
         rate = (done - self._start_done) / max(now - self._t0, 1e-9)
         label = self._cfg.objectives[0].label
+        if self._plain:
+            self._line(done, rate, "-" if best is None else f"{label}={best:.3f}", fold_label,
+                       now, force)
+            return
         self._p.update(
             self._task, completed=done, rate=f"{rate:.1f}",
             best="-" if best is None else f"{label}={best:.3f}",
             description=f"optimize {fold_label}".strip(),
         )
 
+    def _line(self, done: int, rate: float, best: str, fold: str, now: float,
+              force: bool) -> None:
+        """A line when the fold changes, every ~5 % of the trials, or after 60 s of quiet."""
+        step = max(1, self._total // 20)
+        said_fold, said_done = self._said or ("", -step)
+        if not (force or fold != said_fold or done - said_done >= step
+                or now - self._said_at >= 60):
+            return
+        if self._said is not None and (fold, done) == self._said:
+            return
+        self._said, self._said_at = (fold, done), now
+        elapsed = now - self._t0
+        left = (self._total - done) / rate if rate > 0 else None
+        eta = "" if left is None or done >= self._total else f", ETA {_clock(left)}"
+        where = f" ({fold})" if fold else ""
+        self._console.print(
+            f"optimize{where}: {done}/{self._total} trials, {rate:.1f} trials/s, best {best}, "
+            f"elapsed {_clock(elapsed)}{eta}", markup=False, highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
-        self._p.stop()
+        if not self._plain:
+            self._p.stop()
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1985,6 +2024,31 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
 # the whole command as a function (the CLI is a thin layer over this)
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a study: every finished trial is already in the storage; what
+    was saved and where, so the same command can resume."""
+
+    def __init__(self, storage: str, studies: list[str], finished: int | None,
+                 total: int) -> None:
+        super().__init__("optimization interrupted")
+        self.storage, self.studies, self.finished, self.total = storage, studies, finished, total
+
+    @classmethod
+    def of(cls, cfg: StudyConfig) -> StudyInterrupted:
+        import optuna
+
+        names = [cfg.fold_study_name(f) for f in cfg.folds]
+        finished: int | None = 0
+        try:
+            storage = open_storage(cfg.storage_url, heartbeat=None)
+            for name in names:
+                study = optuna.load_study(study_name=name, storage=storage)
+                finished += min(_counts(study)[0], cfg.n_trials)
+        except Exception:  # the storage is unreachable now: say so rather than guess
+            finished = None
+        return cls(_redact(cfg.storage_url), names, finished, cfg.n_trials * len(names))
+
+
 @dataclass
 class OptimizationRun:
     run_dir: Path
@@ -2061,7 +2125,10 @@ def optimize_spec(
     if study is None:
         cfg = dataclasses.replace(cfg, study_name=default_study_name(ev.spec.name, cfg))
     t0 = time.perf_counter()
-    run_study(cfg, evaluator=ev, progress=progress, console=console)
+    try:
+        run_study(cfg, evaluator=ev, progress=progress, console=console)
+    except KeyboardInterrupt:
+        raise StudyInterrupted.of(cfg) from None
     wall = time.perf_counter() - t0
     store = open_storage(cfg.storage_url, heartbeat=None)
     folds_out = [analyse_fold(cfg, ev, f, storage=store) for f in cfg.folds]

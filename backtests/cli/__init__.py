@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     from flushback.data.errors import FlushbackError
 
+    STATE.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
     except FlushbackError as exc:
