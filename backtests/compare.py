@@ -552,9 +552,13 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
     if comp.mismatches:
         sections.append("<section><p class=bad>Runs cover different data (compared with "
                         "--allow-mismatch): " + esc("; ".join(comp.mismatches)) + "</p></section>")
-    runs = [{"label": lab, "run_id": r.run_id, "spec": r.spec_name, "symbol": r.data.symbol,
-             "interval": r.data.interval, "start": r.data.start[:10], "end": r.data.end[:10],
-             "trades": len(r.trades)} for lab, r in zip(comp.labels, comp.reports, strict=True)]
+    runs = [{"label": row["label"], "run_id": row["run_id"],
+             "created (UTC)": row["created_at"][:16].replace("T", " "), "kind": row["kind"],
+             "spec": row["spec"], "symbol": row["symbol"], "interval": row["interval"],
+             "start": row["start"][:10], "end": row["end"][:10],
+             "overrides (--set)": " ".join(row["overrides"]) or "–",
+             "trades (round trips)": r.metrics.get("n_trades")}
+            for row, r in zip(runs_rows(comp), comp.reports, strict=True)]
     sections.append("<section><h2>Runs</h2>" + records_table(runs) + "</section>")
     rows = []
     for m, row in comp.metrics.iterrows():

@@ -1088,8 +1088,12 @@ def md_escape(text: Any) -> str:
     tables or headings are backslash-escaped, ``&``/``<``/``>`` become HTML entities (no raw
     HTML such as ``<script>`` survives) and line breaks become spaces (no injected blocks)."""
     out = []
-    for ch in " ".join(str(text).split()) if text is not None else "":
-        if ch in _MD_SPECIAL:
+    flat = " ".join(str(text).split()) if text is not None else ""
+    for i, ch in enumerate(flat):
+        # an underscore inside a word (snake_case) never starts emphasis: left as written
+        inner = ch == "_" and 0 < i < len(flat) - 1 and flat[i - 1].isalnum() \
+            and flat[i + 1].isalnum()
+        if ch in _MD_SPECIAL and not inner:
             out.append("\\" + ch)
         else:
             out.append({"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(ch, ch))

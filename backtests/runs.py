@@ -149,7 +149,8 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
         os.chmod(tmp, default_mode(directory=True))
     except OSError as exc:
         raise StoreError(f"cannot create the run folder: {exc}", file=str(root),
-                         hint="check --runs-dir / FLUSHBACK_RUNS_DIR permissions") from None
+                         hint="check permissions, or point --runs-dir / FLUSHBACK_RUNS_DIR / "
+                         "FLUSHBACK_HOME at a writable folder") from None
     try:
         write_report_file(doc, tmp / "report.json")
         (tmp / "trades.csv").write_text(trades_csv(result.trades), encoding="utf-8")
