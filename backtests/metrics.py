@@ -173,73 +173,88 @@ def round_trips(trades: pd.DataFrame | None) -> pd.DataFrame:
 
     Legs are grouped by ``trade_id`` (rows without one are each their own round trip), in
     order of first appearance. Per round trip: the first leg's ``signal_time``/``entry_time``,
-    the last leg's ``exit_time``/``exit_reason``/``bars_held``; ``size`` = units sold over all
-    legs; ``entry_price`` = sum(size * entry_price) / size (average-cost legs: the mean price
-    paid); ``exit_price`` = sum(size * exit_price) / size; fees, funding and ``pnl`` summed;
-    ``return_pct`` = pnl / sum(size * entry_price + entry_fee); ``legs`` = number of legs;
-    ``mae``/``mfe`` = the lowest/highest price while the position was open (recovered from each
-    leg's excursion against its own average cost) against the round trip's ``entry_price``.
+    the last leg's ``exit_time``/``exit_reason``; ``bars_held`` and ``tranches`` the largest of
+    the legs; ``size`` = units sold over all legs; ``entry_price`` = sum(size * entry_price) /
+    size (average-cost legs: the mean price paid); ``exit_price`` = sum(size * exit_price) /
+    size; fees, funding and ``pnl`` summed; ``return_pct`` = pnl / sum(size * entry_price +
+    entry_fee); ``legs`` = number of legs; ``mae``/``mfe`` = the lowest/highest price while the
+    position was open (recovered from each leg's excursion against its own average cost)
+    against the round trip's ``entry_price``. A one-leg round trip is that leg, unchanged.
     """
     if trades is None or len(trades) == 0:
         return pd.DataFrame(columns=ROUND_TRIP_COLUMNS)
     t = trades.reset_index(drop=True)
-    key = (t["trade_id"] if "trade_id" in t else pd.Series(np.arange(len(t))))
-    key = key.where(key.notna(), pd.Series([f"_row{i}" for i in range(len(t))]))
-    codes, _ = pd.factorize(key.astype(str), sort=False)
-    size = t["size"].to_numpy(np.float64) if "size" in t else np.full(len(t), np.nan)
-    pnl = t["pnl"].to_numpy(np.float64)
-    ret = t["return_pct"].to_numpy(np.float64)
-    # the leg's basis (size * entry price + entry fee), recovered from pnl / return_pct when
-    # the prices are absent
-    if {"size", "entry_price", "entry_fee"} <= set(t.columns):
-        basis = size * t["entry_price"].to_numpy(np.float64) + t["entry_fee"].to_numpy(np.float64)
+    n = len(t)
+    if "trade_id" in t:
+        ids = t["trade_id"]
+        key = ids.astype(str).where(ids.notna(), pd.Series([f"\0row{i}" for i in range(n)]))
+        codes = pd.factorize(key, sort=False)[0]
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            basis = pnl / ret
-    rows = []
-    for code in range(codes.max() + 1):
-        ix = np.flatnonzero(codes == code)
-        first, last = t.iloc[ix[0]], t.iloc[ix[-1]]
-        sz = float(np.sum(size[ix]))
-        b = float(np.sum(basis[ix]))
-        p = float(np.sum(pnl[ix]))
-        row: dict[str, Any] = {
-            "trade_id": first.get("trade_id", code + 1),
-            "signal_time": first.get("signal_time"),
-            "entry_time": first.get("entry_time"),
-            "entry_price": (float(np.sum(size[ix] * t["entry_price"].to_numpy(np.float64)[ix]))
-                            / sz if "entry_price" in t and sz > 0 else None),
-            "exit_time": last.get("exit_time"),
-            "exit_price": (float(np.sum(size[ix] * t["exit_price"].to_numpy(np.float64)[ix]))
-                           / sz if "exit_price" in t and sz > 0 else None),
-            "size": sz,
-            "pnl": p,
-            "return_pct": (p / b if b > 0 else float(ret[ix[0]])) if len(ix) > 1
-            else float(ret[ix[0]]),
-            "exit_reason": last.get("exit_reason"),
-            "legs": int(len(ix)),
-        }
-        for col in ("entry_fee", "exit_fee", "funding"):
-            if col in t:
-                row[col] = float(t[col].to_numpy(np.float64)[ix].sum())
+        codes = np.arange(n)
+    k = int(codes.max()) + 1
+    first = np.unique(codes, return_index=True)[1]  # codes number groups by first appearance
+    last = n - 1 - np.unique(codes[::-1], return_index=True)[1]
+    legs = np.bincount(codes, minlength=k)
+    multi = legs > 1
+
+    def col(name: str) -> np.ndarray | None:
+        return t[name].to_numpy(np.float64) if name in t else None
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, weights=values, minlength=k)
+
+    def pick(extreme: Any, values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(k, fill)
+        extreme.at(out, codes, values)
+        return out
+
+    pnl, ret = col("pnl"), col("return_pct")
+    size, entry, exit_ = col("size"), col("entry_price"), col("exit_price")
+    out: dict[str, Any] = {
+        "trade_id": t["trade_id"].to_numpy()[first] if "trade_id" in t else np.arange(1, k + 1),
+    }
+    for name in ("signal_time", "entry_time"):
+        if name in t:
+            out[name] = t[name].iloc[first].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sz = total(size) if size is not None else np.full(k, np.nan)
+        avg_entry = total(size * entry) / sz if size is not None and entry is not None else None
+        if avg_entry is not None:
+            out["entry_price"] = avg_entry
+        if "exit_time" in t:
+            out["exit_time"] = t["exit_time"].iloc[last].to_numpy()
+        if size is not None and exit_ is not None:
+            out["exit_price"] = total(size * exit_) / sz
+        out["size"] = sz
+        for name in ("entry_fee", "exit_fee", "funding"):
+            if name in t:
+                out[name] = total(col(name))
+        p = total(pnl)
+        out["pnl"] = p
+        if size is not None and entry is not None and "entry_fee" in t:
+            basis = total(size * entry + col("entry_fee"))
+        else:  # the legs' basis recovered from pnl / return_pct
+            basis = total(pnl / ret)
+        out["return_pct"] = np.where(multi & (basis > 0), p / basis, ret[first])
         if "bars_held" in t:
-            row["bars_held"] = int(t["bars_held"].to_numpy()[ix].max())
+            out["bars_held"] = pick(np.maximum, col("bars_held"), -np.inf).astype(np.int64)
+        if "exit_reason" in t:
+            out["exit_reason"] = t["exit_reason"].to_numpy()[last]
+        out["legs"] = legs.astype(np.int64)
         if "tranches" in t:
-            row["tranches"] = int(t["tranches"].to_numpy()[ix].max())
-        # excursions: the lowest / highest price while the position was open (each leg's
-        # MAE/MFE is against its own average cost) against the round trip's entry price
-        for col, pick in (("mae", np.min), ("mfe", np.max)):
-            if col not in t:
+            out["tranches"] = pick(np.maximum, col("tranches"), -np.inf).astype(np.int64)
+        for name, extreme, fill in (("mae", np.minimum, np.inf), ("mfe", np.maximum, -np.inf)):
+            exc = col(name)
+            if exc is None:
                 continue
-            exc = t[col].to_numpy(np.float64)[ix]
-            if len(ix) == 1 or row["entry_price"] is None or "entry_price" not in t:
-                row[col] = float(pick(exc))
+            if entry is not None and avg_entry is not None:
+                price = pick(extreme, (1.0 + exc) * entry, fill)
+                merged = price / avg_entry - 1.0
             else:
-                price = (1.0 + exc) * t["entry_price"].to_numpy(np.float64)[ix]
-                row[col] = float(pick(price) / row["entry_price"] - 1.0)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    return out[[c for c in ROUND_TRIP_COLUMNS if c in out.columns]]
+                merged = pick(extreme, exc, fill)
+            out[name] = np.where(multi, merged, exc[first])
+    frame = pd.DataFrame(out)
+    return frame[[c for c in ROUND_TRIP_COLUMNS if c in frame.columns]]
 
 
 def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[str, Any]:
@@ -267,7 +282,8 @@ def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[st
     if trades is None or len(trades) == 0:
         return out
     out["n_legs"] = int(len(trades))
-    trades = round_trips(trades)
+    if "trade_id" in trades and not trades["trade_id"].is_unique:
+        trades = round_trips(trades)  # one leg per trade otherwise: the rows are the trades
     pnl = trades["pnl"].to_numpy(dtype=np.float64)
     ret = trades["return_pct"].to_numpy(dtype=np.float64)
     wins, losses = pnl > 0, pnl < 0
