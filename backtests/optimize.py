@@ -1354,6 +1354,10 @@ def _small_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _worker_entry(cfg: StudyConfig, parent: int) -> None:  # pragma: no cover - subprocess
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent reports it and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     run_worker(cfg)
 
@@ -1425,6 +1429,8 @@ def run_study(
                     p.join(timeout=0.1)
                     if p.is_alive():
                         p.terminate()
+                for p in procs:  # gone before anyone counts the saved trials
+                    p.join(timeout=5)
             bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
             if bad:
                 raise StoreError(f"{len(bad)} of {cfg.workers} worker processes exited with "
@@ -2033,6 +2039,17 @@ class StudyInterrupted(KeyboardInterrupt):
         super().__init__("optimization interrupted")
         self.storage, self.studies, self.finished, self.total = storage, studies, finished, total
 
+    @staticmethod
+    def caused(exc: BaseException | None) -> bool:
+        """A KeyboardInterrupt, or an error raised while one was unwinding (e.g. inside a
+        storage lock's cleanup)."""
+        seen = 0
+        while exc is not None and seen < 20:
+            if isinstance(exc, KeyboardInterrupt):
+                return True
+            exc, seen = exc.__context__, seen + 1
+        return False
+
     @classmethod
     def of(cls, cfg: StudyConfig) -> StudyInterrupted:
         import optuna
@@ -2127,7 +2144,9 @@ def optimize_spec(
     t0 = time.perf_counter()
     try:
         run_study(cfg, evaluator=ev, progress=progress, console=console)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not StudyInterrupted.caused(exc):
+            raise
         raise StudyInterrupted.of(cfg) from None
     wall = time.perf_counter() - t0
     store = open_storage(cfg.storage_url, heartbeat=None)

@@ -90,3 +90,34 @@ def test_piped_progress_ctrl_c_and_resume(shared_data_dir, tmp_path):
     assert not re.search(r"\b\d{6}-\d{6}\b", out)  # no yymmdd-yymmdd
     assert "Deflated Sharpe Ratio" in out and "luck of trying N parameter sets" in out
     assert "PBO" in out and "bottom half out-of-sample" in out
+
+
+def test_ctrl_c_with_worker_processes_is_one_message(shared_data_dir, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the worker processes stop without
+    a traceback each and the command reports once."""
+    exe = Path(sys.executable).with_name("flushback")
+    env = {**os.environ, "FLUSHBACK_HOME": str(tmp_path / "home"), "FLUSHBACK_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [str(exe), "--data-dir", str(shared_data_dir), "optimize", SPEC, "--trials", "400",
+         "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    lines = []
+    try:
+        while True:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            m = re.match(r"optimize \(fold 1/1\): (\d+)/400 trials", line)
+            if m and int(m.group(1)) >= 4:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    done, _ = _finished(tmp_path / "home" / "runs" / "optuna-journal.log")
+    assert err.count("interrupted: ") == 1
+    assert f"interrupted: {done} of 400 trials finished and are saved" in err
