@@ -65,6 +65,9 @@ def test_accumulation_counts_round_trips_in_compare(shared_data_dir, tmp_path, c
     for key, value in expected.items():
         got = rep["metrics"][key]
         assert (got is None) if value is None else got == pytest.approx(value, rel=1e-9), key
+    # `backtest --format json` lists the round trips next to the legs
+    assert [rt["pnl"] for rt in acc["round_trips"]] == pytest.approx(list(pnls), rel=1e-9)
+    assert len(acc["trades"]) == expected["n_legs"]
     # the P&L of the round trips is the run's P&L
     assert pnls.sum() == pytest.approx(eq["equity"].iloc[-1] - eq["equity"].iloc[0], rel=1e-9)
 

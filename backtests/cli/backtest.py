@@ -97,6 +97,7 @@ def backtest(
         run_dir = write_run(result, runs_dir=runs_dir, sections=sections)
 
     if fmt == OutputFormat.json:
+        from flushback.backtests.metrics import round_trips
         from flushback.backtests.report_schema import to_jsonable
 
         print_json({
@@ -107,7 +108,8 @@ def backtest(
             "metrics": to_jsonable(result.metrics),
             "benchmark": {"name": spec_obj.benchmark.type,
                           "metrics": to_jsonable(result.benchmark_metrics)},
-            "trades": to_jsonable(result.trades),
+            "trades": to_jsonable(result.trades),  # one row per leg
+            "round_trips": to_jsonable(round_trips(result.trades)),
         })
         return
     _print_tables(result, run_dir)
