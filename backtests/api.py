@@ -41,6 +41,8 @@ class Result:
 
     raw: Any = field(repr=False)  # flushback.backtests.runner.BacktestResult
     run_dir: Path | None = None
+    #: the dotted overrides it was run with (``key=value``), as ``--set`` records them
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -79,14 +81,19 @@ class Result:
 
         return report_dict(self.raw, sections=report_sections(self.raw))
 
-    def save(self, runs_dir: str | Path | None = None) -> Path:
+    def save(self, runs_dir: str | Path | None = None,
+             overrides: Sequence[str] | None = None) -> Path:
         """Write ``runs/<run_id>/`` (report.json, trades.csv, equity.csv, report.html)
-        exactly as ``flushback backtest`` does; returns the folder."""
+        exactly as ``flushback backtest`` does; returns the folder. ``overrides`` (default:
+        the ``set`` values this result was run with) are recorded so runs can be told apart."""
         from flushback.backtests.runs import write_run
         from flushback.backtests.strategy_events import report_sections
 
-        self.run_dir = write_run(self.raw, runs_dir=runs_dir,
-                                 sections=report_sections(self.raw))
+        sections = dict(report_sections(self.raw))
+        recorded = list(self.overrides if overrides is None else overrides)
+        if recorded:
+            sections["overrides"] = recorded
+        self.run_dir = write_run(self.raw, runs_dir=runs_dir, sections=sections)
         return self.run_dir
 
     def to_html(self) -> str:
@@ -245,10 +252,18 @@ def backtest(
     else:
         raw = run_backtest(spec_obj, data_dir=data_dir, since=since, until=until,
                            progress=progress, engine=engine)
-    result = Result(raw)
+    result = Result(raw, overrides=_override_texts(set))
     if save:
         result.save(runs_dir)
     return result
+
+
+def _override_texts(values: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    from flushback.backtests.spec import active_overrides
+
+    if isinstance(values, Mapping):
+        values = [f"{k}={v}" for k, v in values.items()]
+    return active_overrides(list(values or []))
 
 
 def backtest_frame(spec: Any, overrides: Any = None, since: Any = None, until: Any = None,

@@ -54,7 +54,7 @@ __all__ = [
 
 DEFAULT_METRICS = (
     "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "volatility",
-    "exposure", "n_trades", "win_rate", "profit_factor", "expectancy_pct",
+    "exposure", "n_trades", "n_legs", "win_rate", "profit_factor", "expectancy_pct",
 )
 
 
@@ -106,16 +106,43 @@ def data_mismatches(reports: Sequence[Report]) -> list[str]:
     return out
 
 
+def _overrides(rep: Report) -> list[str]:
+    return [str(o) for o in (rep.config or {}).get("overrides") or []]
+
+
 def _labels(reports: Sequence[Report]) -> list[str]:
+    """Spec names; runs of one spec are told apart by their ``--set`` overrides (or, when
+    those agree, by run id)."""
     base = [r.spec_name or r.run_id[:12] for r in reports]
     out = []
     for i, (name, rep) in enumerate(zip(base, reports, strict=True)):
         if base.count(name) > 1:
-            name = f"{name} [{rep.run_id[:8]}]"
+            same = [r for b, r in zip(base, reports, strict=True) if b == name]
+            sets = [" ".join(_overrides(r)) for r in same]
+            mine = " ".join(_overrides(rep))
+            if sets.count(mine) == 1:
+                name = f"{name} [{mine or 'no --set'}]"
+            else:
+                name = f"{name} [{rep.run_id[:8]}]"
             if name in out:
                 name = f"{name} #{i + 1}"
         out.append(name)
     return out
+
+
+def runs_rows(comp: Comparison) -> list[dict[str, Any]]:
+    """One row per compared run: label, run id, created, kind, spec, window, overrides."""
+    rows = []
+    for lab, r in zip(comp.labels, comp.reports, strict=True):
+        window = (r.config or {}).get("window") or {}
+        rows.append({
+            "label": lab, "run_id": r.run_id, "created_at": r.created_at, "kind": r.kind,
+            "spec": r.spec_name, "symbol": r.data.symbol, "interval": r.data.interval,
+            "start": str(window.get("start") or r.data.start),
+            "end": str(window.get("end") or r.data.end),
+            "overrides": _overrides(r),
+        })
+    return rows
 
 
 # --------------------------------------------------------------------------- statistics
@@ -240,9 +267,8 @@ class Comparison:
         from flushback.backtests.report_schema import to_jsonable
 
         return to_jsonable({
-            "runs": [{"label": lab, "run_id": r.run_id, "spec_name": r.spec_name,
-                      "data": r.data.model_dump()} for lab, r in zip(self.labels, self.reports,
-                                                                     strict=True)],
+            "runs": [{**row, "spec_name": r.spec_name, "data": r.data.model_dump()}
+                     for row, r in zip(runs_rows(self), self.reports, strict=True)],
             "mismatches": self.mismatches,
             "metrics": {c: self.metrics[c].to_dict() for c in self.metrics.columns},
             "events": {"horizon_days": self.horizon_days,
@@ -392,6 +418,7 @@ def _p(v: Any) -> str:
 def print_comparison(comp: Comparison, console: Any = None) -> None:
     """Rich tables in the terminal: metrics, per-event outcomes, pairwise statistics."""
     from rich.console import Console
+    from rich.markup import escape as esc
     from rich.table import Table
 
     console = console or Console()
@@ -401,19 +428,33 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
     if comp.mismatches:
         console.print("[yellow]warning: runs cover different data (--allow-mismatch): "
                       + "; ".join(comp.mismatches) + "[/yellow]")
+    runs = Table(title="Runs", title_justify="left")
+    for col in ("label", "run_id", "created (UTC)", "kind", "spec", "window", "overrides (--set)"):
+        runs.add_column(col)
+    for row in runs_rows(comp):
+        runs.add_row(esc(row["label"]), row["run_id"], row["created_at"][:16].replace("T", " "),
+                     row["kind"], row["spec"] or "-",
+                     f"{row['symbol']} {row['interval']} {row['start'][:10]}→{row['end'][:10]}",
+                     esc(" ".join(row["overrides"]) or "-"))
+    console.print(runs)
     t = Table(title="Metrics", title_justify="left")
     t.add_column("metric")
     for c in comp.metrics.columns:
-        t.add_column(str(c), justify="right")
+        t.add_column(esc(str(c)), justify="right")
     for m, row in comp.metrics.iterrows():
         t.add_row(str(m), *[_fmt_metric(str(m), v) for v in row.tolist()])
     console.print(t)
+    if "n_trades" in comp.metrics.index:
+        console.print("n_trades, win_rate, profit_factor and expectancy count round trips (a "
+                      "position from flat to flat, however many legs); n_legs counts the fills "
+                      "that reduced a position (the rows of trades.csv).", markup=False,
+                      highlight=False)
     if comp.events:
         e = Table(title=f"Flush events: equity change from the day before to +{comp.horizon_days}"
                   " days (* = entered a trade at the event)", title_justify="left")
         e.add_column("event")
         for c in comp.event_returns.columns:
-            e.add_column(str(c), justify="right")
+            e.add_column(esc(str(c)), justify="right")
         for ev_label, row in comp.event_returns.iterrows():
             cells = []
             for c in comp.event_returns.columns:
@@ -429,7 +470,7 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
         p.add_column(col, justify="left" if col in ("A", "B", "note") else "right")
     for s in comp.pairs:
         ci = "–" if s.ci_low is None else f"[{s.ci_low:+.3f}, {s.ci_high:+.3f}]"
-        p.add_row(s.a, s.b, _num(s.sharpe_a), _num(s.sharpe_b), _num(s.sharpe_diff), ci,
+        p.add_row(esc(s.a), esc(s.b), _num(s.sharpe_a), _num(s.sharpe_b), _num(s.sharpe_diff), ci,
                   str(s.n_events), _pct(s.mean_event_diff), _p(s.wilcoxon_p), _p(s.ttest_p),
                   s.note)
     console.print(p)
@@ -511,9 +552,13 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
     if comp.mismatches:
         sections.append("<section><p class=bad>Runs cover different data (compared with "
                         "--allow-mismatch): " + esc("; ".join(comp.mismatches)) + "</p></section>")
-    runs = [{"label": lab, "run_id": r.run_id, "spec": r.spec_name, "symbol": r.data.symbol,
-             "interval": r.data.interval, "start": r.data.start[:10], "end": r.data.end[:10],
-             "trades": len(r.trades)} for lab, r in zip(comp.labels, comp.reports, strict=True)]
+    runs = [{"label": row["label"], "run_id": row["run_id"],
+             "created (UTC)": row["created_at"][:16].replace("T", " "), "kind": row["kind"],
+             "spec": row["spec"], "symbol": row["symbol"], "interval": row["interval"],
+             "start": row["start"][:10], "end": row["end"][:10],
+             "overrides (--set)": " ".join(row["overrides"]) or "–",
+             "trades (round trips)": r.metrics.get("n_trades")}
+            for row, r in zip(runs_rows(comp), comp.reports, strict=True)]
     sections.append("<section><h2>Runs</h2>" + records_table(runs) + "</section>")
     rows = []
     for m, row in comp.metrics.iterrows():

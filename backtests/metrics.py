@@ -18,8 +18,14 @@ Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns of the e
 - ``calmar = cagr / |max_drawdown|``
 - ``exposure``: the fraction of bars that end with a non-zero position (None when neither
   the positions nor the trades are given)
-- trades (one row per closed trade, ``pnl`` in cash net of fees and funding, ``return_pct``
-  = pnl / (size * entry_price + entry_fee)): ``n_trades``, ``win_rate`` (pnl > 0),
+- trades are counted by ROUND TRIP: a position from flat back to flat is one trade, however
+  many legs it was opened or closed in. The engine writes one row per reducing fill (a *leg*:
+  ``pnl`` in cash net of fees and funding, ``return_pct`` = pnl / (size * entry_price +
+  entry_fee)); legs of one position share a ``trade_id`` and :func:`round_trips` folds them
+  into one row: ``pnl`` = the legs' sum, ``return_pct`` = sum(pnl) / sum(size * entry_price +
+  entry_fee) (the P&L over everything paid for the units), ``mae``/``mfe`` the lowest/highest
+  price while it was open against its mean entry price. Per round trip: ``n_trades``,
+  ``n_legs`` (the rows), ``win_rate`` (pnl > 0),
   ``avg_win``/``avg_loss`` (mean pnl of winners / losers), ``avg_win_pct``/``avg_loss_pct``,
   ``profit_factor = sum(winning pnl) / |sum(losing pnl)|``, ``expectancy`` (mean pnl),
   ``expectancy_pct`` (mean return_pct), ``best_trade``/``worst_trade`` (return_pct),
@@ -49,6 +55,7 @@ __all__ = [
     "max_drawdown_duration",
     "calmar",
     "exposure",
+    "round_trips",
     "trade_metrics",
     "compute_metrics",
     "periods_per_year_for",
@@ -154,9 +161,112 @@ def exposure(position) -> float:
     return float(np.mean(np.abs(p) > 1e-12))
 
 
+ROUND_TRIP_COLUMNS = [
+    "trade_id", "signal_time", "entry_time", "entry_price", "exit_time", "exit_price", "size",
+    "entry_fee", "exit_fee", "funding", "pnl", "return_pct", "bars_held", "exit_reason",
+    "legs", "tranches", "mae", "mfe",
+]
+
+
+def round_trips(trades: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per round trip (flat to flat) from the legs (one row per reducing fill).
+
+    Legs are grouped by ``trade_id`` (rows without one are each their own round trip), in
+    order of first appearance. Per round trip: the first leg's ``signal_time``/``entry_time``,
+    the last leg's ``exit_time``/``exit_reason``; ``bars_held`` and ``tranches`` the largest of
+    the legs; ``size`` = units sold over all legs; ``entry_price`` = sum(size * entry_price) /
+    size (average-cost legs: the mean price paid); ``exit_price`` = sum(size * exit_price) /
+    size; fees, funding and ``pnl`` summed; ``return_pct`` = pnl / sum(size * entry_price +
+    entry_fee); ``legs`` = number of legs; ``mae``/``mfe`` = the lowest/highest price while the
+    position was open (recovered from each leg's excursion against its own average cost)
+    against the round trip's ``entry_price``. A one-leg round trip is that leg, unchanged.
+    """
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame(columns=ROUND_TRIP_COLUMNS)
+    t = trades.reset_index(drop=True)
+    n = len(t)
+    if "trade_id" in t:
+        ids = t["trade_id"]
+        key = ids.astype(str).where(ids.notna(), pd.Series([f"\0row{i}" for i in range(n)]))
+        codes = pd.factorize(key, sort=False)[0]
+    else:
+        codes = np.arange(n)
+    k = int(codes.max()) + 1
+    first = np.unique(codes, return_index=True)[1]  # codes number groups by first appearance
+    last = n - 1 - np.unique(codes[::-1], return_index=True)[1]
+    legs = np.bincount(codes, minlength=k)
+    multi = legs > 1
+
+    nan = np.full(n, np.nan)
+
+    def col(name: str) -> np.ndarray:
+        """A column as floats (NaN when the table lacks it)."""
+        return t[name].to_numpy(np.float64) if name in t else nan
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, weights=values, minlength=k)
+
+    def pick(extreme: Any, values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(k, fill)
+        extreme.at(out, codes, values)
+        return out
+
+    pnl, ret = col("pnl"), col("return_pct")
+    size = col("size") if "size" in t else None
+    entry = col("entry_price") if "entry_price" in t else None
+    exit_ = col("exit_price") if "exit_price" in t else None
+    out: dict[str, Any] = {
+        "trade_id": t["trade_id"].to_numpy()[first] if "trade_id" in t else np.arange(1, k + 1),
+    }
+    for name in ("signal_time", "entry_time"):
+        if name in t:
+            out[name] = t[name].iloc[first].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sz = total(size) if size is not None else np.full(k, np.nan)
+        avg_entry = total(size * entry) / sz if size is not None and entry is not None else None
+        if avg_entry is not None:
+            out["entry_price"] = avg_entry
+        if "exit_time" in t:
+            out["exit_time"] = t["exit_time"].iloc[last].to_numpy()
+        if size is not None and exit_ is not None:
+            out["exit_price"] = total(size * exit_) / sz
+        out["size"] = sz
+        for name in ("entry_fee", "exit_fee", "funding"):
+            if name in t:
+                out[name] = total(col(name))
+        p = total(pnl)
+        out["pnl"] = p
+        if size is not None and entry is not None and "entry_fee" in t:
+            basis = total(size * entry + col("entry_fee"))
+        else:  # the legs' basis recovered from pnl / return_pct
+            basis = total(pnl / ret)
+        out["return_pct"] = np.where(multi & (basis > 0), p / basis, ret[first])
+        if "bars_held" in t:
+            out["bars_held"] = pick(np.maximum, col("bars_held"), -np.inf).astype(np.int64)
+        if "exit_reason" in t:
+            out["exit_reason"] = t["exit_reason"].to_numpy()[last]
+        out["legs"] = legs.astype(np.int64)
+        if "tranches" in t:
+            out["tranches"] = pick(np.maximum, col("tranches"), -np.inf).astype(np.int64)
+        for name, extreme, fill in (("mae", np.minimum, np.inf), ("mfe", np.maximum, -np.inf)):
+            exc = col(name)
+            if exc is None:
+                continue
+            if entry is not None and avg_entry is not None:
+                price = pick(extreme, (1.0 + exc) * entry, fill)
+                merged = price / avg_entry - 1.0
+            else:
+                merged = pick(extreme, exc, fill)
+            out[name] = np.where(multi, merged, exc[first])
+    frame = pd.DataFrame(out)
+    return frame[[c for c in ROUND_TRIP_COLUMNS if c in frame.columns]]
+
+
 def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[str, Any]:
+    """Trade statistics per round trip (legs sharing a ``trade_id`` are one trade)."""
     out: dict[str, Any] = {
         "n_trades": 0,
+        "n_legs": 0,
         "win_rate": None,
         "avg_win": None,
         "avg_loss": None,
@@ -176,6 +286,9 @@ def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[st
     }
     if trades is None or len(trades) == 0:
         return out
+    out["n_legs"] = int(len(trades))
+    if "trade_id" in trades and not trades["trade_id"].is_unique:
+        trades = round_trips(trades)  # one leg per trade otherwise: the rows are the trades
     pnl = trades["pnl"].to_numpy(dtype=np.float64)
     ret = trades["return_pct"].to_numpy(dtype=np.float64)
     wins, losses = pnl > 0, pnl < 0

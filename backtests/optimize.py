@@ -9,12 +9,14 @@ The pieces, in the order a study uses them:
   walk-forward folds, anchored or rolling. A study only ever sees its fold's training window;
   the test window is scored once, for the chosen parameters, with earlier bars given to the
   signals as warm-up history only (never scored).
-- **Storage** (:func:`open_storage`): optuna's own storages. The local default is SQLite
-  (``runs/optuna.db``) because optuna's RDB storage supports *heartbeats* (optuna 5's journal
-  storage does not): a trial left RUNNING by a killed process is detected as stale, marked
-  FAIL and re-queued with the same parameters. SQLite commits are atomic, so a SIGKILL never
-  corrupts the file, and several processes on one machine share it through SQLite's locks.
-  Any SQLAlchemy URL works (PostgreSQL for several machines); ``*.log`` paths open a journal.
+- **Storage** (:func:`open_storage`): optuna's own storages. The local default is optuna's
+  journal file (``runs/optuna-journal.log``, see :func:`default_storage_url`); ``*.log``
+  paths open a journal. Any SQLAlchemy URL works: ``sqlite:///path.db`` (optuna's RDB storage
+  with *heartbeats*: a trial left RUNNING by a killed process is detected as stale, marked
+  FAIL and re-queued with the same parameters; SQLite commits are atomic, so a SIGKILL never
+  corrupts the file) or ``postgresql://user@host/db`` for several machines (a bare
+  ``postgresql://`` is opened with the psycopg2 driver flushback installs, see
+  :func:`normalize_storage_url`).
 - **Workers** (:func:`run_worker`): each process prepares the data once, then loops ask ->
   evaluate -> tell. A gate (an advisory lock: ``fcntl`` for SQLite/journal files, PostgreSQL
   ``pg_advisory_lock``) makes "count the finished + running trials, then ask" atomic, so W
@@ -74,6 +76,8 @@ __all__ = [
     "Evaluator",
     "StudyConfig",
     "default_storage_url",
+    "normalize_storage_url",
+    "StudyInterrupted",
     "open_storage",
     "run_worker",
     "run_study",
@@ -634,8 +638,28 @@ def default_storage_url() -> str:
     from flushback.data.paths import runs_dir
 
     d = runs_dir().resolve()
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable_storage(d, exc) from None
     return str(d / "optuna-journal.log")
+
+
+def normalize_storage_url(url: str) -> str:
+    """A bare ``postgresql://`` / ``postgres://`` URL names the psycopg2 driver flushback
+    installs (SQLAlchemy 2.1 reads a bare URL as ``psycopg``, version 3, which flushback does not
+    install); explicit drivers (``postgresql+psycopg://``) and other URLs are kept."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
+def _unwritable_storage(path: Any, exc: OSError) -> StoreError:
+    return StoreError(f"cannot write the optuna storage: {exc.strerror or exc}",
+                      file=str(path),
+                      hint="give a writable --storage path (or FLUSHBACK_OPTUNA_STORAGE), or "
+                      "a writable FLUSHBACK_HOME / --runs-dir")
 
 
 def _is_journal(url: str) -> bool:
@@ -674,10 +698,14 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
     """An optuna storage for ``url`` (SQLAlchemy URL, or a ``*.log`` journal file path)."""
     import optuna
 
+    url = normalize_storage_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if _is_journal(url):
-            return optuna.storages.JournalStorage(_journal_backend(_journal_path(url)))
+            try:
+                return optuna.storages.JournalStorage(_journal_backend(_journal_path(url)))
+            except OSError as exc:
+                raise _unwritable_storage(_journal_path(url), exc) from None
         if "://" not in url:
             raise ConfigError(f"storage '{url}' is neither a SQLAlchemy URL nor a *.log journal",
                               hint="e.g. sqlite:///runs/optuna.db or postgresql://user@host/db")
@@ -686,7 +714,10 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
             engine_kwargs = {"connect_args": {"timeout": 60}}
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise _unwritable_storage(path, exc) from None
         else:
             engine_kwargs = {"pool_pre_ping": True}
         kwargs: dict[str, Any] = {}
@@ -757,6 +788,7 @@ class _Gate:
     """Cross-process mutex around "count trials, then ask" (see the module docstring)."""
 
     def __init__(self, url: str, study_name: str) -> None:
+        url = normalize_storage_url(url)
         self._url = url
         self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big",
                                    signed=True)
@@ -1446,6 +1478,10 @@ def _small_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _worker_entry(cfg: StudyConfig, parent: int) -> None:  # pragma: no cover - subprocess
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent reports it and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     run_worker(cfg)
 
@@ -1487,7 +1523,10 @@ def run_study(
     for fold in cfg.folds:  # create the studies once, before the workers race to
         _ensure_study(cfg, storage, fold)
     total = cfg.n_trials * len(cfg.folds)
-    bar = _Progress(cfg, storage, total, console) if progress else None
+    # progress=True: a rich bar (a terminal); "lines": one plain line per fold and every
+    # ~5 % of the trials (piped or logged stderr, where a bar would print nothing)
+    bar = _Progress(cfg, storage, total, console, plain=progress == "lines") \
+        if progress else None
     try:
         if cfg.workers <= 1:
             if bar is not None:
@@ -1514,6 +1553,8 @@ def run_study(
                     p.join(timeout=0.1)
                     if p.is_alive():
                         p.terminate()
+                for p in procs:  # gone before anyone counts the saved trials
+                    p.join(timeout=5)
             bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
             if bad:
                 raise StoreError(f"{len(bad)} of {cfg.workers} worker processes exited with "
@@ -1527,7 +1568,11 @@ def run_study(
 class _Progress:
     """rich progress: trials done (all workers, all folds), trials/s, best so far, ETA."""
 
-    def __init__(self, cfg: StudyConfig, storage: Any, total: int, console: Any) -> None:
+    def __init__(self, cfg: StudyConfig, storage: Any, total: int, console: Any,
+                 plain: bool = False) -> None:
+        self._plain, self._console, self._total = plain, console, total
+        self._said: tuple[str, int] | None = None
+        self._said_at = time.perf_counter()
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -1550,7 +1595,8 @@ class _Progress:
         self._last = 0.0
 
     def start(self) -> None:
-        self._p.start()
+        if not self._plain:
+            self._p.start()
         self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> None:
@@ -1581,14 +1627,44 @@ class _Progress:
             self._start_done = done
         rate = (done - self._start_done) / max(now - self._t0, 1e-9)
         label = self._cfg.objectives[0].label
+        if self._plain:
+            self._line(done, rate, "-" if best is None else f"{label}={best:.3f}", fold_label,
+                       now, force)
+            return
         self._p.update(
             self._task, completed=done, rate=f"{rate:.1f}",
             best="-" if best is None else f"{label}={best:.3f}",
             description=f"optimize {fold_label}".strip(),
         )
 
+    def _line(self, done: int, rate: float, best: str, fold: str, now: float,
+              force: bool) -> None:
+        """A line when the fold changes, every ~5 % of the trials, or after 60 s of quiet."""
+        step = max(1, self._total // 20)
+        said_fold, said_done = self._said or ("", -step)
+        if not (force or fold != said_fold or done - said_done >= step
+                or now - self._said_at >= 60):
+            return
+        if self._said is not None and (fold, done) == self._said:
+            return
+        self._said, self._said_at = (fold, done), now
+        elapsed = now - self._t0
+        left = (self._total - done) / rate if rate > 0 else None
+        eta = "" if left is None or done >= self._total else f", ETA {_clock(left)}"
+        where = f" ({fold})" if fold else ""
+        self._console.print(
+            f"optimize{where}: {done}/{self._total} trials, {rate:.1f} trials/s, best {best}, "
+            f"elapsed {_clock(elapsed)}{eta}", markup=False, highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
-        self._p.stop()
+        if not self._plain:
+            self._p.stop()
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -2177,6 +2253,44 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
 # the whole command as a function (the CLI is a thin layer over this)
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a study: every finished trial is already in the storage; what
+    was saved and where, so the same command can resume."""
+
+    def __init__(self, storage: str, studies: list[str], finished: int | None,
+                 total: int) -> None:
+        super().__init__("optimization interrupted")
+        self.storage, self.studies, self.finished, self.total = storage, studies, finished, total
+
+    @staticmethod
+    def caused(exc: BaseException | None) -> bool:
+        """A KeyboardInterrupt, or an error raised while one was unwinding (e.g. inside a
+        storage lock's cleanup)."""
+        seen = 0
+        while exc is not None and seen < 20:
+            if isinstance(exc, KeyboardInterrupt):
+                return True
+            exc, seen = exc.__context__, seen + 1
+        return False
+
+    @classmethod
+    def of(cls, cfg: StudyConfig) -> StudyInterrupted:
+        import optuna
+
+        names = [cfg.fold_study_name(f) for f in cfg.folds]
+        finished: int | None = None
+        try:
+            storage = open_storage(cfg.storage_url, heartbeat=None)
+            count = 0
+            for name in names:
+                study = optuna.load_study(study_name=name, storage=storage)
+                count += min(_counts(study)[0], cfg.n_trials)
+            finished = count
+        except Exception:  # the storage is unreachable now: say so rather than guess
+            finished = None
+        return cls(_redact(cfg.storage_url), names, finished, cfg.n_trials * len(names))
+
+
 @dataclass
 class OptimizationRun:
     run_dir: Path
@@ -2264,7 +2378,8 @@ def optimize_spec(
         evaluator_factory="flushback.backtests.optimize:spec_evaluator",
         evaluator_kwargs=ev_kwargs,
         objectives=objectives, space=space, folds=tuple(folds), n_trials=int(n_trials),
-        storage_url=storage or default_storage_url(), study_name=study or "pending",
+        storage_url=normalize_storage_url(storage) if storage else default_storage_url(),
+        study_name=study or "pending",
         sampler=sampler, seed=seed, pruner=pruner, prune_chunks=int(prune_chunks),
         heartbeat=int(heartbeat), workers=int(workers), min_trades=min_trades,
     )
@@ -2276,7 +2391,12 @@ def optimize_spec(
     if study is None:
         cfg = dataclasses.replace(cfg, study_name=default_study_name(ev.spec.name, cfg))
     t0 = time.perf_counter()
-    run_study(cfg, evaluator=ev, progress=progress, console=console)
+    try:
+        run_study(cfg, evaluator=ev, progress=progress, console=console)
+    except BaseException as exc:
+        if not StudyInterrupted.caused(exc):
+            raise
+        raise StudyInterrupted.of(cfg) from None
     wall = time.perf_counter() - t0
     store = open_storage(cfg.storage_url, heartbeat=None)
     folds_out = [analyse_fold(cfg, ev, f, storage=store) for f in cfg.folds]
@@ -2292,7 +2412,10 @@ def optimize_spec(
                                    wall_seconds=wall, embargo_bars=int(embargo))
     section["engine_check"] = _jsonable(check)
     section = validate_optimization_section(section)
+    from flushback.backtests.spec import active_overrides
+
     run_dir = write_run(result, runs_dir=runs_dir,
-                        sections={"kind": "optimization", "optimization": section})
+                        sections={"kind": "optimization", "optimization": section,
+                                  "overrides": active_overrides(overrides)})
     raise_on_mismatch(check, where=str(run_dir))
     return OptimizationRun(run_dir=run_dir, result=result, section=section, config=cfg)

@@ -1120,9 +1120,29 @@ def render_report_html(
     return text
 
 
+_MD_SPECIAL = "\\`*_[]|#~"
+
+
+def md_escape(text: Any) -> str:
+    """``text`` as literal Markdown inline text: the characters that start emphasis, code, links,
+    tables or headings are backslash-escaped, ``&``/``<``/``>`` become HTML entities (no raw
+    HTML such as ``<script>`` survives) and line breaks become spaces (no injected blocks)."""
+    out = []
+    flat = " ".join(str(text).split()) if text is not None else ""
+    for i, ch in enumerate(flat):
+        # an underscore inside a word (snake_case) never starts emphasis: left as written
+        inner = ch == "_" and 0 < i < len(flat) - 1 and flat[i - 1].isalnum() \
+            and flat[i + 1].isalnum()
+        if ch in _MD_SPECIAL and not inner:
+            out.append("\\" + ch)
+        else:
+            out.append({"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(ch, ch))
+    return "".join(out)
+
+
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|")
+        return md_escape(v)
 
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
@@ -1139,8 +1159,10 @@ def render_report_markdown(report: Report | Mapping[str, Any],
         events = flush_events_for(rep)
     d = rep.data
     out = [
-        f"## flushback report: {rep.spec_name or rep.run_id}",
+        f"## flushback report: {md_escape(rep.spec_name or rep.run_id)}",
         "",
+        *([f"> {md_escape(rep.config['description'])}", ""]
+          if rep.config.get("description") else []),
         f"- run_id: `{rep.run_id}` ({rep.kind}), flushback {rep.flushback_version}, "
         f"report schema {rep.schema_version}",
         f"- data: {d.symbol} {d.interval}, {d.start} → {d.end}",

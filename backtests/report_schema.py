@@ -533,9 +533,15 @@ def load_report_file(path: str | Path) -> Report:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (temp file in the same folder, fsync,
     rename; usual permissions). Returns the path."""
+    from flushback.data.errors import StoreError
     from flushback.data.store import atomic_write_bytes
 
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    try:
+        return atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:  # a full disk or a read-only folder: one typed line, not a traceback
+        raise StoreError(f"cannot write {Path(path).name} ({len(text.encode('utf-8')):,} bytes):"
+                         f" {exc.strerror or exc}", file=str(path),
+                         hint="free disk space or choose a writable folder") from None
 
 
 def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:

@@ -77,7 +77,14 @@ def flushback_version() -> str:
 def _ts(value: Any) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
-    ts = pd.Timestamp(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        ts = pd.NaT
+    if ts is pd.NaT:  # words such as "yesterday" or "now" are not dates
+        raise ConfigError(f"{str(value)!r} is not a date",
+                          hint="write the window as YYYY-MM-DD (or YYYY-MM-DDTHH:MM UTC), "
+                          "e.g. --since 2024-01-01")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -232,8 +239,11 @@ def prepare(
         warmup = max(warmup, spec.data.warmup_bars)
     history = max(2 * warmup, _MIN_WARMUP_BARS)
     load_start = None if start is None else start - history * parse_interval(spec.data.interval)
-    af = load_frame(spec.data.symbol, spec.data.interval, start=load_start, end=end,
-                    data_dir=data_dir, **spec.data.load_kwargs())
+    try:
+        af = load_frame(spec.data.symbol, spec.data.interval, start=load_start, end=end,
+                        data_dir=data_dir, **spec.data.load_kwargs())
+    except DataError as exc:
+        raise _window_outside_data(exc, spec, start, end) from None
     frame = af.frame
     validate_bars(frame)
     prepared = Prepared(spec=spec, frame=frame, start=start, end=end,
@@ -246,6 +256,25 @@ def prepare(
             hint=f"the loaded data covers {frame.index[0]} .. {frame.index[-1]}",
         )
     return prepared
+
+
+def _window_outside_data(exc: DataError, spec: BacktestSpec, start: pd.Timestamp | None,
+                         end: pd.Timestamp | None) -> DataError:
+    """The loader's "no bars" error restated for the window the user asked for (the loader
+    saw the window widened by the warm-up history)."""
+    first, last = getattr(exc, "coverage", (None, None))
+    what = f"{spec.data.symbol} {spec.data.interval}"
+    if last is not None and start is not None and start > last:
+        return DataError(
+            f"the window starts {start:%Y-%m-%d}, after the last bar of the {what} data "
+            f"({last:%Y-%m-%d %H:%M} UTC)", file=exc.file,
+            hint=f"choose --since / data.start on or before {last:%Y-%m-%d}, or update the data")
+    if first is not None and end is not None and end < first:
+        return DataError(
+            f"the window ends {end:%Y-%m-%d}, before the first bar of the {what} data "
+            f"({first:%Y-%m-%d %H:%M} UTC)", file=exc.file,
+            hint=f"choose --until / data.end on or after {first:%Y-%m-%d}")
+    return exc
 
 
 def compute_run_id(config: Mapping[str, Any], fingerprints: Mapping[str, str],

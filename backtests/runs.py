@@ -1,7 +1,10 @@
 """Run folders: ``runs/<run_id>/report.json``, ``trades.csv``, ``equity.csv`` (+ report.html).
 
-A run folder is written atomically: everything goes to a temporary sibling folder first,
-which then replaces ``runs/<run_id>`` in one rename, so a reader never sees half a run.
+A run folder is written atomically: everything goes to a temporary sibling folder first
+(``runs/.<run_id>.<random>``), which then replaces ``runs/<run_id>`` in one rename, so a reader
+never sees half a run. A process killed mid-write leaves that hidden temporary folder behind;
+:func:`gc_runs` removes it (and run folders whose report is unreadable), :func:`list_runs`
+reads the runs back and :func:`remove_runs` deletes chosen ones.
 The report follows :mod:`flushback.backtests.report_schema` (validated on write).
 
 CSV conventions: timestamps ISO 8601 UTC (``2026-02-05T00:00:00Z``), floats written with
@@ -13,17 +16,21 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from flushback.data.errors import StoreError
+from flushback.data.errors import DataError, FlushbackError, StoreError
 
-__all__ = ["write_run", "load_report", "report_dict", "run_dir_for", "trades_csv", "equity_csv"]
+__all__ = ["write_run", "load_report", "report_dict", "run_dir_for", "trades_csv", "equity_csv",
+           "RunInfo", "list_runs", "remove_runs", "gc_runs", "TEMP_DIR_RE"]
 
 _TS_FMT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -100,6 +107,10 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
                 series[name] = force[col].to_numpy()
     triggers = result.signals.copy()
     extra = dict(sections or {})
+    config = dict(result.config or spec.to_dict())
+    if extra.get("overrides"):  # the --set values, so runs of one spec can be told apart
+        config["overrides"] = list(extra.pop("overrides"))
+    extra.pop("overrides", None)
     return build_report(
         run_id=result.run_id,
         data=data,
@@ -110,7 +121,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         equity=result.equity,
         series=series_from_frame(series, tuple(series.columns)),
         triggers=triggers,
-        config=result.config or spec.to_dict(),
+        config=config,
         spec_name=spec.name,
         kind=extra.pop("kind", "backtest"),
         created_at=created_at,
@@ -132,7 +143,8 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     """Write ``<runs_dir>/<run_id>/`` atomically and return its path.
 
     ``sections``: optional report sections owned by other modules (``events``,
-    ``optimization``, ``audit``). ``report.html`` is rendered when the report module exists.
+    ``optimization``, ``audit``), and ``overrides`` (the ``--set`` values, recorded in the
+    report's ``config``). ``report.html`` is rendered when the report module exists.
     """
     from flushback.backtests.report_html import render_report_html
     from flushback.backtests.report_schema import write_report_file
@@ -148,13 +160,16 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
         os.chmod(tmp, default_mode(directory=True))
     except OSError as exc:
         raise StoreError(f"cannot create the run folder: {exc}", file=str(root),
-                         hint="check --runs-dir / FLUSHBACK_RUNS_DIR permissions") from None
+                         hint="check permissions, or point --runs-dir / FLUSHBACK_RUNS_DIR / "
+                         "FLUSHBACK_HOME at a writable folder") from None
     try:
         write_report_file(doc, tmp / "report.json")
         (tmp / "trades.csv").write_text(trades_csv(result.trades), encoding="utf-8")
         (tmp / "equity.csv").write_text(equity_csv(result.equity), encoding="utf-8")
         try:
             render_report_html(doc, tmp / "report.html")
+        except (OSError, FlushbackError):  # a full disk or an unwritable folder: fail the run
+            raise
         except Exception as exc:  # the evidence (json/csv) must not depend on the charts
             import warnings
 
@@ -170,6 +185,11 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"cannot write the run folder: {exc}", file=str(target)) from None
+    except StoreError as exc:  # named after the run folder, not its temporary sibling
+        shutil.rmtree(tmp, ignore_errors=True)
+        name = Path(exc.file).name if exc.file else ""
+        raise StoreError(f"run not written: {exc.message}", file=str(target / name),
+                         hint=exc.hint) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -185,3 +205,132 @@ def load_report(run_id_or_path: str | Path, runs_dir: str | Path | None = None) 
     if not p.exists():
         p = run_dir_for(str(run_id_or_path), runs_dir)
     return load_report_file(p).to_dict()
+
+
+# --------------------------------------------------------------------------- housekeeping
+#: a run folder's temporary sibling (``.<run_id>.<random>``) or a replaced one being deleted
+#: (``.<run_id>.old.<pid>``); run ids are 16 hex digits
+TEMP_DIR_RE = re.compile(r"^\.[0-9a-f]{16}\.")
+_RUN_DIR_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass
+class RunInfo:
+    """What ``runs list`` / ``runs show`` say about a stored run."""
+
+    run_id: str
+    path: Path
+    kind: str = ""
+    spec: str | None = None
+    description: str = ""
+    created_at: str = ""
+    symbol: str = ""
+    interval: str = ""
+    start: str = ""
+    end: str = ""
+    overrides: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_report(cls, rep: Any, path: Path) -> RunInfo:
+        cfg = rep.config or {}
+        window = cfg.get("window") or {}
+        return cls(run_id=rep.run_id, path=path, kind=rep.kind, spec=rep.spec_name,
+                   description=str(cfg.get("description") or ""), created_at=rep.created_at,
+                   symbol=rep.data.symbol, interval=rep.data.interval,
+                   start=str(window.get("start") or rep.data.start),
+                   end=str(window.get("end") or rep.data.end),
+                   overrides=[str(o) for o in cfg.get("overrides") or []],
+                   metrics=dict(rep.metrics))
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.metrics
+        return {"run_id": self.run_id, "path": str(self.path), "kind": self.kind,
+                "spec": self.spec, "created_at": self.created_at, "symbol": self.symbol,
+                "interval": self.interval, "start": self.start, "end": self.end,
+                "overrides": list(self.overrides),
+                **{k: m.get(k) for k in ("total_return", "sharpe", "max_drawdown", "n_trades")}}
+
+
+def list_runs(runs_dir: str | Path | None = None) -> tuple[list[RunInfo], list[str]]:
+    """The readable runs, newest first, and one line per unreadable run folder."""
+    from flushback.backtests.report_schema import load_report_file
+
+    root = run_dir_for("x", runs_dir).parent
+    runs, bad = [], []
+    for path in sorted(root.glob("*/report.json")) if root.is_dir() else []:
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            runs.append(RunInfo.from_report(load_report_file(path), path.parent))
+        except DataError as exc:
+            bad.append(f"{path.parent.name}: {exc}")
+    runs.sort(key=lambda r: r.created_at, reverse=True)
+    return runs, bad
+
+
+def remove_runs(refs: Sequence[str], runs_dir: str | Path | None = None) -> list[Path]:
+    """Delete run folders named by run id (or unique prefix); all names are resolved before
+    anything is deleted, so one unknown name deletes nothing. Returns the removed folders."""
+    from flushback.backtests.compare import resolve_report_path
+
+    root = run_dir_for("x", runs_dir).parent.resolve()
+    targets = []
+    for ref in refs:
+        folder = resolve_report_path(ref, runs_dir).parent.resolve()
+        if folder.parent != root:
+            raise DataError(f"{ref!r} is not a run folder of {root}", file=str(folder),
+                            hint="give run ids from `flushback runs list`")
+        if folder not in targets:
+            targets.append(folder)
+    for folder in targets:
+        _rmtree(folder)
+    return targets
+
+
+def gc_runs(runs_dir: str | Path | None = None, *, grace_seconds: float = 600.0,
+            dry_run: bool = False) -> list[tuple[Path, str]]:
+    """Remove what killed or failed writes left in the runs folder: hidden temporary folders
+    (``.<run_id>.*``) not modified for ``grace_seconds`` (a write in progress is younger), and
+    run folders whose ``report.json`` is missing or unreadable. Returns (path, reason) pairs;
+    ``dry_run`` only lists them."""
+    from flushback.backtests.report_schema import load_report_file
+
+    root = run_dir_for("x", runs_dir).parent
+    found: list[tuple[Path, str]] = []
+    now = time.time()
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        if TEMP_DIR_RE.match(entry.name):
+            age = now - _newest_mtime(entry)
+            if age >= grace_seconds:
+                found.append((entry, f"temporary folder of an interrupted write "
+                                     f"({age / 60:.0f} min old)"))
+        elif _RUN_DIR_RE.match(entry.name):
+            try:
+                load_report_file(entry / "report.json")
+            except DataError as exc:
+                found.append((entry, f"unreadable run: {exc.message}"))
+    if not dry_run:
+        for path, _ in found:
+            _rmtree(path)
+    return found
+
+
+def _newest_mtime(folder: Path) -> float:
+    stamps = [folder.stat().st_mtime]
+    for p in folder.rglob("*"):
+        try:
+            stamps.append(p.lstat().st_mtime)
+        except OSError:
+            continue
+    return max(stamps)
+
+
+def _rmtree(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        raise StoreError(f"cannot remove {path.name}: {exc.strerror or exc}", file=str(path),
+                         hint="check the runs folder's permissions") from None

@@ -70,6 +70,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "apply_overrides",
+    "active_overrides",
     "parse_override",
     "list_specs",
     "spec_path",
@@ -208,7 +209,7 @@ class BacktestSpec(_Frozen):
 
     name: str = "custom"
     description: str = ""
-    cash: float = Field(default=10_000.0, gt=0)
+    cash: float = Field(default=10_000.0, gt=0, allow_inf_nan=False)
     data: DataSpec = Field(default_factory=DataSpec)
     signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
@@ -409,6 +410,19 @@ def spec_path(path_or_name: str | Path) -> Path:
         f"no spec named '{path_or_name}'" + _dym(str(path_or_name), list_specs()),
         hint="shipped specs: " + ", ".join(list_specs()),
     )
+
+
+def active_overrides(overrides: Iterable[str] | None = None, *, env: bool = True) -> list[str]:
+    """The ``key=value`` overrides :func:`load_spec` applies, in order: ``FLUSHBACK_SET`` from
+    the environment, then ``overrides`` (the CLI's ``--set``); recorded on a run's report so
+    two runs of one spec with different overrides can be told apart."""
+    env_set = os.environ.get("FLUSHBACK_SET", "").strip() if env else ""
+    items = [x for x in env_set.split(";") if x.strip()] + list(overrides or [])
+    out = []
+    for text in items:
+        key, _ = parse_override(text)
+        out.append(f"{key}={text.split('=', 1)[1].strip()}")
+    return out
 
 
 def load_spec(

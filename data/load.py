@@ -349,9 +349,14 @@ def load_frame(
         bars = bars.loc[t0:t1]
     if len(bars) == 0:
         cut = "" if as_of is None else f" closed by as_of={_utc(as_of, 'as_of')}"
-        raise DataError(f"empty data: no {interval} bars for {symbol} between {start} and {end}"
-                        + cut, file=bar_infos[0].location,
+        span = (f"between {t0} and {t1}" if t0 is not None and t1 is not None
+                else f"from {t0}" if t0 is not None else f"up to {t1}")
+        err = DataError(f"empty data: no {interval} bars for {symbol} {span}" + cut,
+                        file=bar_infos[0].location,
                         hint=f"the dataset covers {bar_infos[0].first} .. {bar_infos[0].last}")
+        # what the data covers, for callers that restate the error for their own window
+        err.coverage = (_utc(bar_infos[0].first, "first"), _utc(bar_infos[0].last, "last"))
+        raise err
     frame = bars[["open", "high", "low", "close", "volume"]].astype("float64")
     if fill_gaps:
         frame = _fill_gaps(frame, bar_iv)

@@ -48,3 +48,16 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     # No test reaches the network by accident; tests of online behaviour unset this themselves.
     monkeypatch.setenv("FLUSHBACK_OFFLINE", "1")
     return home
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """``FLUSHBACK_TEST_POSTGRES_URL`` (a server started by .ci/run); skips without it unless
+    ``FLUSHBACK_REQUIRE_POSTGRES=1``, which makes its absence a failure."""
+    url = os.environ.get("FLUSHBACK_TEST_POSTGRES_URL")
+    if not url:
+        reason = "FLUSHBACK_TEST_POSTGRES_URL is not set (no PostgreSQL server for this test)"
+        if os.environ.get("FLUSHBACK_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + "; FLUSHBACK_REQUIRE_POSTGRES=1 makes this a failure")
+        pytest.skip(reason)
+    return url

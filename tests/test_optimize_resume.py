@@ -172,20 +172,10 @@ def test_two_commands_share_one_study_exactly_n(tmp_path):
     assert len({t.user_attrs["flushback_owner"] for t in trials}) == 2
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("FLUSHBACK_TEST_POSTGRES_URL")
-    if not url:
-        reason = "FLUSHBACK_TEST_POSTGRES_URL is not set (no PostgreSQL server for this test)"
-        if os.environ.get("FLUSHBACK_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + "; FLUSHBACK_REQUIRE_POSTGRES=1 makes this a failure")
-        pytest.skip(reason)
-    return url
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path):
-    url = _postgres_url()
+def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, postgres_url):
+    url = postgres_url
     n = 30
     study = f"toy-{uuid.uuid4().hex[:8]}"
     # two independent commands (as on two machines), one of them with two worker processes

@@ -73,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     from flushback.data.errors import FlushbackError
 
+    STATE.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
     except FlushbackError as exc:
-        if STATE.debug:
-            raise
+        if STATE.debug:  # the traceback, then the same line and exit code as without --debug
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         console_err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except SystemExit as exc:

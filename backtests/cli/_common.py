@@ -18,6 +18,7 @@ class _State:
     debug: bool = False
     offline: bool = False
     data_dir: str | None = None
+    argv: list[str] | None = None  # the command line as given (to print a resume command)
 
 
 STATE = _State()

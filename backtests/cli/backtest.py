@@ -3,6 +3,7 @@ the run folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -76,7 +77,7 @@ def backtest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flushback.backtests.api import backtest as api_backtest
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.spec import active_overrides, load_spec
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(
@@ -101,7 +102,7 @@ def backtest(
         # catalog event study on its bars and what the strategy did at each event)
         run = api_backtest(spec_obj, data_dir=STATE.data_dir, since=since, until=until,
                            progress=on_progress, engine=engine.value)
-        run_dir = run.save(runs_dir)
+        run_dir = run.save(runs_dir, overrides=active_overrides(set_ or []))
         result = run.raw
 
     warm = result.warmup or {}
@@ -109,6 +110,7 @@ def backtest(
         console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
                           soft_wrap=True)
     if fmt == OutputFormat.json:
+        from flushback.backtests.metrics import round_trips
         from flushback.backtests.report_schema import to_jsonable
 
         print_json({
@@ -120,7 +122,8 @@ def backtest(
             "metrics": to_jsonable(result.metrics),
             "benchmark": {"name": spec_obj.benchmark.type,
                           "metrics": to_jsonable(result.benchmark_metrics)},
-            "trades": to_jsonable(result.trades),
+            "trades": to_jsonable(result.trades),  # one row per leg
+            "round_trips": to_jsonable(round_trips(result.trades)),
             "warmup": warm or None,
         })
         return
@@ -143,13 +146,20 @@ def _print_tables(result: Any, run_dir: Any) -> None:
                       _fmt(result.benchmark_metrics.get(key), kind))
     console.print(table)
 
-    trades = result.trades
+    from flushback.backtests.metrics import round_trips
+
+    legs = result.trades
+    trips = round_trips(legs)
     tf = "%Y-%m-%d" if spec.data.interval == "1d" else "%Y-%m-%d %H:%M"
-    tt = Table(title=f"Trades ({len(trades)})")
-    for col in ("#", "entry", "price", "exit", "price", "size", "P&L", "return", "reason"):
+    n_legs = len(legs)
+    title = f"Trades ({len(trips)} round trip{'' if len(trips) == 1 else 's'}" + (
+        f", {n_legs} legs)" if n_legs != len(trips) else ")")
+    tt = Table(title=title)
+    for col in ("#", "entry", "price", "exit", "price", "size", "P&L", "return", "legs",
+                "reason"):
         tt.add_column(col, justify="left" if col in ("reason", "entry", "exit") else "right",
                       no_wrap=True)
-    shown = trades.tail(_MAX_TRADES_SHOWN)
+    shown = trips.tail(_MAX_TRADES_SHOWN)
     for _, t in shown.iterrows():
         tt.add_row(
             str(t["trade_id"]),
@@ -160,9 +170,12 @@ def _print_tables(result: Any, run_dir: Any) -> None:
             f"{t['size']:.4f}",
             f"{t['pnl']:,.2f}",
             f"{t['return_pct'] * 100:,.1f}%",
+            str(t["legs"]),
             str(t["exit_reason"]),
         )
-    if len(trades):
+        for leg in _leg_rows(legs, t, tf):
+            tt.add_row(*leg, style="dim")
+    if len(trips):
         out = console
         if not console.is_terminal and console.width < 120:
             import sys
@@ -171,10 +184,67 @@ def _print_tables(result: Any, run_dir: Any) -> None:
 
             out = Console(file=sys.stdout, width=120, color_system=None)
         out.print(tt)
-        if len(trades) > _MAX_TRADES_SHOWN:
-            console.print(f"(last {_MAX_TRADES_SHOWN} of {len(trades)} trades shown; all in "
-                          "trades.csv)")
+        if len(trips) > _MAX_TRADES_SHOWN:
+            console.print(f"(last {_MAX_TRADES_SHOWN} of {len(trips)} round trips shown)",
+                          markup=False, highlight=False)
+        console.print(
+            "A trade is a round trip, flat to flat: a position bought or sold in parts is one "
+            f"trade with its legs listed under it (up to {_MAX_LEGS_SHOWN}), and the win rate, "
+            "profit factor and expectancy count round trips. Every leg is a row of trades.csv; "
+            "its trade_id names the round trip." if n_legs != len(trips) else
+            "Every trade is a row of trades.csv.", markup=False, highlight=False)
+        stop_note = _stop_note(spec, trips)
+        if stop_note:
+            console.print(stop_note, markup=False, highlight=False, soft_wrap=True)
     else:
         console.print("No trades.")
     console.print(f"run {result.run_id} -> {run_dir}", markup=False, highlight=False,
                   soft_wrap=True)
+    html = Path(run_dir) / "report.html"
+    if html.is_file():
+        console.print(f"report: {html} (open it in a browser, or run `flushback report "
+                      f"{result.run_id} --open`)", markup=False, highlight=False,
+                      soft_wrap=True)
+
+
+_MAX_LEGS_SHOWN = 6
+
+
+def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
+    """The legs of a multi-leg round trip as dim sub-rows (at most ``_MAX_LEGS_SHOWN``)."""
+    if int(trip["legs"]) < 2:
+        return []
+    mine = legs[legs["trade_id"] == trip["trade_id"]]
+    rows: list[tuple[str, ...]] = []
+    for k, (_, leg) in enumerate(mine.iterrows(), start=1):
+        if k > _MAX_LEGS_SHOWN - 1 and k < len(mine):
+            if k == _MAX_LEGS_SHOWN:
+                rows.append(("", f"  ... {len(mine) - k} more legs", "", "", "", "", "", "",
+                             "", "(trades.csv)"))
+            continue
+        rows.append((
+            "", f"  leg {k}", "", leg["exit_time"].strftime(tf), f"{leg['exit_price']:,.0f}",
+            f"{leg['size']:.4f}", f"{leg['pnl']:,.2f}", f"{leg['return_pct'] * 100:,.1f}%", "",
+            str(leg["exit_reason"]),
+        ))
+    return rows
+
+
+def _stop_note(spec: Any, trips: Any) -> str | None:
+    """Why a close-based stop lost more than its level: it is decided on a bar's close and
+    filled at the next bar's open (``exit_mode = "close"``, the default)."""
+    params = spec.strategy.params
+    level = float(params.get("stop_loss") or 0.0)
+    if not level or params.get("exit_mode", "close") != "close" or not len(trips):
+        return None
+    stopped = trips[trips["exit_reason"] == "stop_loss"]
+    beyond = stopped[stopped["return_pct"] < -level]
+    if beyond.empty:
+        return None
+    worst = float(beyond["return_pct"].min())
+    return (f"note: {len(beyond)} of {len(stopped)} stop-loss exits lost more than the "
+            f"{level:.0%} stop (worst {worst:.1%}): stops are close-based (exit_mode = "
+            "\"close\"), decided when a bar CLOSES below the stop and filled at the NEXT bar's "
+            "open, after any further fall, plus costs. strategy.exit_mode = \"intrabar\" rests "
+            "the stop as an order that fills at the stop price (or the open when a bar gaps "
+            "through it).")

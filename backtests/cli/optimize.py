@@ -48,8 +48,8 @@ def optimize(
     ),
     storage: str = typer.Option(
         None, "--storage", envvar="FLUSHBACK_OPTUNA_STORAGE",
-        help="optuna storage: SQLAlchemy URL (sqlite:///..., postgresql://...) or a *.log "
-             "journal file. Default: sqlite:///<runs>/optuna.db",
+        help="optuna storage (default: the journal file optuna-journal.log in the runs folder): "
+             "a *.log journal, sqlite:///study.db, or postgresql://user@host/db (psycopg2).",
     ),
     study: str = typer.Option(
         None, "--study", help="Study name (default: spec name + hash of the settings)."
@@ -106,15 +106,23 @@ def optimize(
         else:
             _print_space(space)
         return
-    run = opt.optimize_spec(
-        spec, n_trials=trials, objective=objective, directions=directions, sampler=sampler,
-        walk_forward=walk_forward, anchored=anchored, train_until=train_until, storage=storage,
-        study=study, workers=workers, seed=seed, pruner=pruner, prune_chunks=prune_chunks,
-        overrides=list(set_ or []), data_dir=STATE.data_dir, heartbeat=heartbeat,
-        runs_dir=runs_dir, progress=fmt == OutputFormat.table and console_err.is_terminal,
-        console=console_err, engine=engine.value if engine else None, embargo=embargo,
-        min_trades=min_trades,
-    )
+    # a bar on a terminal; plain lines (per fold, every ~5 % of the trials) when piped
+    progress: bool | str = False
+    if fmt == OutputFormat.table:
+        progress = True if console_err.is_terminal else "lines"
+    try:
+        run = opt.optimize_spec(
+            spec, n_trials=trials, objective=objective, directions=directions,
+            sampler=sampler, walk_forward=walk_forward, anchored=anchored,
+            train_until=train_until, storage=storage, study=study, workers=workers, seed=seed,
+            pruner=pruner, prune_chunks=prune_chunks, overrides=list(set_ or []),
+            data_dir=STATE.data_dir, heartbeat=heartbeat, runs_dir=runs_dir,
+            progress=progress, console=console_err, engine=engine.value if engine else None,
+            embargo=embargo, min_trades=min_trades,
+        )
+    except opt.StudyInterrupted as stop:
+        _say_interrupted(stop)
+        raise typer.Exit(130) from None
     sec = run.section
     for warning in sec.get("warnings") or []:
         console_err.print(f"warning: {warning}", markup=False)
@@ -138,6 +146,20 @@ def optimize(
     _print_summary(run)
 
 
+def _say_interrupted(stop: Any) -> None:
+    """What Ctrl-C left behind and the exact command that resumes (the same command)."""
+    import shlex
+
+    done = "the finished trials are" if stop.finished is None else \
+        f"{stop.finished} of {stop.total} trials finished and are"
+    command = shlex.join(["flushback", *(STATE.argv or [])])
+    console_err.print(
+        f"interrupted: {done} saved in the study storage {stop.storage} (studies "
+        f"{', '.join(stop.studies)}); a trial that was running is not counted and runs again. "
+        f"Resume with the same command:\n  {command}", markup=False, highlight=False,
+        soft_wrap=True)
+
+
 def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
     if v is None:
         return "-"
@@ -149,7 +171,8 @@ def _num(v: Any, pct: bool = False, digits: int = 3) -> str:
 
 
 def _span(window: list[str]) -> str:
-    return "-".join(w[2:10].replace("-", "") for w in window)
+    """A fold window as dates: ``2018-02-01..2020-11-11``."""
+    return "..".join(w[:10] for w in window)
 
 
 def _print_space(space: Any) -> None:
@@ -169,6 +192,24 @@ def _print_space(space: Any) -> None:
         console.print(f"constraint: {c.expr}", markup=False)
 
 
+#: one sentence each, printed under the numbers (the report's longer text is in report.html)
+DSR_EXPLAINED = (
+    "the probability that the best trial's Sharpe ratio is real skill rather than the luck of "
+    "trying N parameter sets (near 1: likely real; below 0.95: not significant).")
+PBO_EXPLAINED = (
+    "the share of train/test splits in which the parameters that won in-sample ranked in the "
+    "bottom half out-of-sample (near 0: the choice generalises; 0.5 or more: overfit).")
+
+
+def _wide(con: Any) -> Any:
+    """Piped or captured output: print a table whole instead of squeezing it to 80 columns."""
+    if con.is_terminal:
+        return con
+    from rich.console import Console
+
+    return Console(width=max(con.width, 120), highlight=False, color_system=None)
+
+
 def _print_summary(run: Any) -> None:
     from rich.table import Table
 
@@ -180,7 +221,6 @@ def _print_summary(run: Any) -> None:
 
     t = Table(title=f"{metric}: in-sample vs out-of-sample ({sec['study']['validation']}, "
                     f"{sec['study']['n_trials']} trials per fold)", box=box.SIMPLE_HEAD)
-    # windows as yymmdd-yymmdd, so the numbers are never truncated on an 80-column terminal
     for col in ("fold", "train", "test", "IS", "OOS", "trades", "DSR", "PBO"):
         t.add_column(col, justify="left" if col in ("train", "test") else "right",
                      no_wrap=True, min_width=2 if col == "fold" else None)
@@ -191,7 +231,7 @@ def _print_summary(run: Any) -> None:
             _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"], digits=2),
             _num(row["pbo"], digits=2),
         )
-    console.print(t)
+    _wide(console).print(t)
     m, b = sec["out_of_sample_metrics"], run.result.benchmark_metrics
     r = Table(title="result: stitched out-of-sample test windows (not in-sample)")
     for col in ("metric", "strategy", "buy & hold"):
@@ -218,9 +258,12 @@ def _print_summary(run: Any) -> None:
                   f"{pbo['rows_left_over']} rows no block holds")
     console.print(
         f"Deflated Sharpe Ratio {_num(dsr.get('dsr'))} (N={dsr.get('n_trials')} trials that "
-        f"traded, SR0/bar={_num(dsr.get('expected_max_sharpe'))}); PBO "
-        f"{_num(pbo.get('pbo'), digits=2)} by {pbo.get('metric', '-')} over "
-        f"{pbo.get('n_combinations', '-')} CSCV splits{spread}", markup=False)
+        f"traded, SR0/bar={_num(dsr.get('expected_max_sharpe'))}): {DSR_EXPLAINED}",
+        markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"PBO {_num(pbo.get('pbo'), digits=2)} by {pbo.get('metric', '-')} over "
+        f"{pbo.get('n_combinations', '-')} CSCV splits{spread}: {PBO_EXPLAINED}",
+        markup=False, highlight=False, soft_wrap=True)
     _print_engine_check(sec.get("engine_check") or {})
     console.print(f"study: {', '.join(sec['study']['fold_studies'])} in {sec['study']['storage']}",
                   markup=False)

@@ -1,0 +1,74 @@
+"""The documented ``--storage postgresql://user@host/db`` works with the driver flushback installs.
+
+SQLAlchemy 2.1 reads a bare ``postgresql://`` URL as the ``psycopg`` (version 3) driver, which
+flushback does not install, so the documented URL failed with "No module named 'psycopg'". A
+bare URL now names psycopg2. Without a server: the mapping, and that opening a bare URL reaches
+psycopg2 (a refused connection, a typed StoreError), never an import error. With a server
+(``FLUSHBACK_TEST_POSTGRES_URL``, started by .ci/run): a real study through the bare URL.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+
+from flushback.backtests.cli import main
+from flushback.backtests.optimize import normalize_storage_url, open_storage
+from flushback.data.errors import StoreError
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://u:p@db.example:5432/study", "postgresql+psycopg2://u:p@db.example:5432/study"),
+    ("postgres://u@h/db", "postgresql+psycopg2://u@h/db"),
+    ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2://u@h/db"),
+    ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),  # an explicit choice
+    ("sqlite:///runs/optuna.db", "sqlite:///runs/optuna.db"),
+    ("/tmp/study.log", "/tmp/study.log"),
+])
+def test_bare_postgresql_url_names_psycopg2(url, expected):
+    assert normalize_storage_url(url) == expected
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bare_postgresql_url_reaches_the_installed_driver():
+    url = f"postgresql://flushback@127.0.0.1:{_closed_port()}/nodb"
+    with pytest.raises(StoreError) as info:
+        open_storage(url, heartbeat=None)
+    text = str(info.value)
+    assert "psycopg2.OperationalError" in text and "No module named" not in text
+    assert "postgresql+psycopg2://flushback@127.0.0.1" in text
+
+
+def test_storage_help_names_the_journal_default(capsys):
+    assert main(["optimize", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "optuna-journal.log" in text and "sqlite:///<runs>/optuna.db" not in text
+
+
+@pytest.mark.postgres
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_optimize_through_a_bare_postgresql_url(shared_data_dir, tmp_path, capsys,
+                                                postgres_url):
+    url = postgres_url
+    bare = "postgresql://" + url.split("://", 1)[1]  # the URL as the docs write it
+    study = f"bare-url-{uuid.uuid4().hex[:8]}"
+    code = main(["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
+                 "--trials", "3", "--storage", bare, "--study", study, "--format", "json",
+                 "--runs-dir", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    import optuna
+
+    summaries = optuna.get_all_study_summaries(normalize_storage_url(bare))
+    mine = [s for s in summaries if s.study_name.startswith(study)]
+    assert mine and sum(s.n_trials for s in mine) >= 3
+    assert json.loads(out)["study"]["storage"].startswith("postgresql+psycopg2://")
