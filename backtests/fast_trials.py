@@ -47,6 +47,10 @@ class _TradeColumns:
     def __getitem__(self, name: str) -> Any:
         return pd.Series(self._rows[:, self._col[name]], copy=False)
 
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (round trips of multi-leg trades need one)."""
+        return pd.DataFrame(self._rows, columns=list(self._col))
+
 
 class FastTrials:
     """Evaluate parameter sets on one window of a prepared frame with the fast engine."""

@@ -288,6 +288,8 @@ def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[st
         return out
     out["n_legs"] = int(len(trades))
     if "trade_id" in trades and not trades["trade_id"].is_unique:
+        if not isinstance(trades, pd.DataFrame):  # a light column view (optimizer trials)
+            trades = trades.to_frame()
         trades = round_trips(trades)  # one leg per trade otherwise: the rows are the trades
     pnl = trades["pnl"].to_numpy(dtype=np.float64)
     ret = trades["return_pct"].to_numpy(dtype=np.float64)

@@ -149,7 +149,7 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
     from flushback.backtests import optimize as opt
 
     exe = str(Path(sys.executable).with_name("flushback"))
-    n = 30
+    n = 240  # enough trials that the kill lands mid-study on the fast engine too
 
     def cmd(storage):
         return [exe, "--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",

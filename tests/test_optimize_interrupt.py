@@ -41,8 +41,10 @@ def _finished(storage: Path) -> tuple[int, list[str]]:
 def test_piped_progress_ctrl_c_and_resume(shared_data_dir, tmp_path):
     exe = Path(sys.executable).with_name("flushback")
     env = {**os.environ, "FLUSHBACK_HOME": str(tmp_path / "home"), "FLUSHBACK_OFFLINE": "1"}
+    # backtrader trials (~15/s) leave time to interrupt mid-study; the fast engine would
+    # finish the study before the signal arrives
     argv = ["--data-dir", str(shared_data_dir), "optimize", SPEC, "--trials", str(TRIALS),
-            "--walk-forward", "2", "--seed", "3"]
+            "--walk-forward", "2", "--seed", "3", "--engine", "backtrader"]
     proc = subprocess.Popen([str(exe), *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = []
@@ -99,8 +101,8 @@ def test_ctrl_c_with_worker_processes_is_one_message(shared_data_dir, tmp_path):
     env = {**os.environ, "FLUSHBACK_HOME": str(tmp_path / "home"), "FLUSHBACK_OFFLINE": "1"}
     proc = subprocess.Popen(
         [str(exe), "--data-dir", str(shared_data_dir), "optimize", SPEC, "--trials", "400",
-         "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+         "--workers", "2", "--engine", "backtrader"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
     lines = []
     try:
         while True:
