@@ -39,7 +39,7 @@ class Result:
     - ``plot()``: a plotly figure (shows inline in Jupyter); ``to_html()``: the run's report.
     """
 
-    raw: Any = field(repr=False)  # flushback.backtests.runner.BacktestResult
+    raw: Any = field(repr=False)  # flushback.backtests.run.runner.BacktestResult
     run_dir: Path | None = None
     #: the dotted overrides it was run with (``key=value``), as ``--set`` records them
     overrides: list[str] = field(default_factory=list)
@@ -76,8 +76,8 @@ class Result:
 
     def report(self) -> dict[str, Any]:
         """The ``report.json`` document of this run (with the flush-event section)."""
-        from flushback.backtests.runs import report_dict
-        from flushback.backtests.strategy_events import report_sections
+        from flushback.backtests.events.strategy import report_sections
+        from flushback.backtests.run.folders import report_dict
 
         return report_dict(self.raw, sections=report_sections(self.raw))
 
@@ -86,8 +86,8 @@ class Result:
         """Write ``runs/<run_id>/`` (report.json, trades.csv, equity.csv, report.html)
         exactly as ``flushback backtest`` does; returns the folder. ``overrides`` (default:
         the ``set`` values this result was run with) are recorded so runs can be told apart."""
-        from flushback.backtests.runs import write_run
-        from flushback.backtests.strategy_events import report_sections
+        from flushback.backtests.events.strategy import report_sections
+        from flushback.backtests.run.folders import write_run
 
         sections = dict(report_sections(self.raw))
         recorded = list(self.overrides if overrides is None else overrides)
@@ -98,7 +98,7 @@ class Result:
 
     def to_html(self) -> str:
         """The self-contained report.html of this run, as a string."""
-        from flushback.backtests.report_html import render_report_html
+        from flushback.backtests.reports.html import render_report_html
 
         return render_report_html(self.report())
 
@@ -212,8 +212,8 @@ def backtest(
     - ``engine``: ``"backtrader"`` (the reference, default) or ``"fast"`` (the compiled engine,
       proven equal to it; docs/strategies.md).
     """
-    from flushback.backtests.runner import prepare_frame, run_backtest
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.runner import prepare_frame, run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     overrides = dict(set) if isinstance(set, Mapping) else list(set or [])
     if entries is not None or exits is not None:
@@ -259,7 +259,7 @@ def backtest(
 
 
 def _override_texts(values: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
-    from flushback.backtests.spec import active_overrides
+    from flushback.backtests.run.spec import active_overrides
 
     if isinstance(values, Mapping):
         values = [f"{k}={v}" for k, v in values.items()]
@@ -270,8 +270,8 @@ def backtest_frame(spec: Any, overrides: Any = None, since: Any = None, until: A
                    data_dir: str | Path | None = None) -> pd.DataFrame:
     """The frame a spec's backtest runs on (with its warm-up history): compute your own
     entries on it and pass both to :func:`backtest`."""
-    from flushback.backtests.runner import prepare
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.runner import prepare
+    from flushback.backtests.run.spec import load_spec
 
     return prepare(load_spec(spec, overrides), data_dir=data_dir, since=since,
                    until=until).frame.copy()
@@ -315,7 +315,7 @@ def study_events(
     each event against a random-day baseline. ``events``: ``"catalog"``, ``"detected"``, a
     signal name or config (its triggers are the events). Returns the report section (its
     ``summary`` rows and per-event ``outcomes``; ``to_report()`` for JSON)."""
-    from flushback.backtests.event_study import (
+    from flushback.backtests.events.study import (
         events_from_catalog,
         events_from_triggers,
         run_event_study,
@@ -332,7 +332,7 @@ def study_events(
         evs = events_from_catalog(cat.between(frame.index[0], frame.index[-1]))
         version = cat.version
     elif events == "detected":
-        from flushback.backtests.flush_detector import detect_flushes
+        from flushback.backtests.events.detector import detect_flushes
 
         evs = detect_flushes(frame).study_events(frame.attrs.get("interval", interval))
     else:

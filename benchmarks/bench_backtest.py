@@ -37,8 +37,8 @@ def _rss_mb() -> float:
 def run_case(name: str, data_dir: str, repeat: int) -> dict:
     import backtrader as bt
 
-    from flushback.backtests import runner as R
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run import runner as R
+    from flushback.backtests.run.spec import load_spec
     from flushback.strategies.adapter import make_feed
 
     rss0 = _rss_mb()
@@ -56,7 +56,7 @@ def run_case(name: str, data_dir: str, repeat: int) -> dict:
 
     import tempfile
 
-    from flushback.backtests.runs import write_run
+    from flushback.backtests.run.folders import write_run
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

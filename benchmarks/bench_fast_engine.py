@@ -56,7 +56,7 @@ def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
     os.environ["FLUSHBACK_HOME"] = home
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     t_load = time.perf_counter()
     ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
@@ -66,7 +66,7 @@ def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
     folds = opt.make_folds(ev.index)
     url = str(Path(home) / "optuna-journal.log")  # the default storage's kind
     cfg = opt.StudyConfig(
-        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": overrides, "data_dir": data_dir},
         objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=n, storage_url=url, study_name="bench", seed=1, workers=workers,
@@ -93,7 +93,7 @@ def _zero_cost_worker(space_dists: dict, sampler: str, n: int, queue: mp.Queue) 
     import numpy as np
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=opt._make_sampler(sampler, 1, False))
@@ -109,7 +109,7 @@ def _zero_cost(spec: str, overrides: list[str], sampler: str, n: int, workers: i
                data_dir: str) -> dict:
     """optuna alone: the same sampler and search space, a zero-cost objective, W processes."""
     warnings.simplefilter("ignore")
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
     dists = opt.build_search_space(ev.declared_space(), ev.search_table(),
@@ -177,7 +177,7 @@ GRID_HOLDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
 def flushback_grid(data_dir: str) -> dict:
     """The grid on flushback's optimizer trial path (fast engine)."""
     warnings.simplefilter("ignore")
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     spec = {"name": "grid", "data": {"symbol": "BTC-USD", "interval": "1d",
                                      "start": "2014-09-17", "externals": []},

@@ -44,14 +44,14 @@ def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict
     """Run one study (called in a fresh process)."""
     warnings.simplefilter("ignore")
     os.environ["FLUSHBACK_HOME"] = home
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     ev = opt.SpecEvaluator(spec, data_dir=data_dir)
     space = opt.build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
     folds = opt.make_folds(ev.index)
     cfg = opt.StudyConfig(
-        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": [], "data_dir": data_dir},
         objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=trials, storage_url=str(Path(home) / "bench.log"), study_name="bench",
@@ -91,7 +91,7 @@ def _training_setup(spec: str, data_dir: str) -> tuple:
     """The evaluator, search space, hold-out fold and training-window view of a spec."""
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ev = opt.SpecEvaluator(spec, data_dir=data_dir)
@@ -106,8 +106,8 @@ def _split(spec: str, data_dir: str, n: int) -> dict:
     warnings.simplefilter("ignore")
     import optuna
 
-    from flushback.backtests import runner
-    from flushback.backtests.metrics import compute_metrics
+    from flushback.backtests.run import runner
+    from flushback.backtests.run.metrics import compute_metrics
 
     ev, space, fold, view = _training_setup(spec, data_dir)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
@@ -155,7 +155,7 @@ class _NoopEvaluator:
     def evaluate(self, params, start, end, *, keep=False):
         import numpy as np
 
-        from flushback.backtests.optimize import Evaluation
+        from flushback.backtests.optimize.study import Evaluation
 
         x = sum(float(v) for v in params.values())
         return Evaluation(metrics={"sharpe": -abs(x - 1.0)}, returns=np.zeros(700))
@@ -167,7 +167,7 @@ class _NoopEvaluator:
 def _bookkeeping(storage_kind: str, n: int, home: str) -> dict:
     """Per-trial cost of the study machinery alone (no backtest), journal vs SQLite."""
     warnings.simplefilter("ignore")
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
     from flushback.signals.base import Param
 
     ev = _NoopEvaluator()
@@ -195,7 +195,7 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0,
     warnings.simplefilter("ignore")
     import optuna
 
-    from flushback.backtests import runner
+    from flushback.backtests.run import runner
 
     ev, space, fold, view = _training_setup(spec, data_dir)
     sampler = optuna.samplers.RandomSampler(seed=5)
@@ -254,7 +254,7 @@ def _ceiling(spec: str, data_dir: str, workers: int, n: int,
 def _memory(spec: str, data_dir: str, n: int, home: str) -> dict:
     """RSS of one worker after k trials: flat means nothing of a trial is kept."""
     warnings.simplefilter("ignore")
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     ev = opt.SpecEvaluator(spec, data_dir=data_dir)
     space = opt.build_search_space(ev.declared_space(), ev.search_table(),

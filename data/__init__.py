@@ -2,7 +2,7 @@
 
 The public API is imported lazily so ``import flushback.data.errors`` (the CLI) stays light::
 
-    from flushback.data import load_frame
+    from flushback.data import load_frame      # or flushback.data.load (the same function)
     af = load_frame("BTC-USD", "1d", data_dir="../shared/data")
     af.frame, af.fingerprints, af.known_at
 """
@@ -22,9 +22,10 @@ from flushback.data.errors import (
 )
 
 _LAZY = {
-    "load_frame": "flushback.data.load",
-    "load_dataset": "flushback.data.load",
-    "DEFAULT_EXTERNALS": "flushback.data.load",
+    "load": "flushback.data.assemble",
+    "load_frame": "flushback.data.assemble",
+    "load_dataset": "flushback.data.assemble",
+    "DEFAULT_EXTERNALS": "flushback.data.assemble",
     "AssembledFrame": "flushback.data.frames",
     "bar_interval": "flushback.data.frames",
     "resample_bars": "flushback.data.frames",

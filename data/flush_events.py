@@ -8,7 +8,7 @@ Time rule: ``start`` is the event's anchor day. A flush dated D is known at the 
 bar D, so anything that trades on it (the event study, a strategy) acts at the open of D + 1.
 
 Nothing here looks forward: the catalog is a list of dates and reported facts. Event outcomes
-(forward returns) are computed by the event study in ``backtests/event_study.py``.
+(forward returns) are computed by the event study in ``backtests/events/study.py``.
 
 Errors: a malformed catalog raises :class:`~flushback.data.errors.DataError` naming the file, the
 event and the key, with a did-you-mean for unknown keys.

@@ -165,7 +165,7 @@ def parse_series(df: pd.DataFrame, spec: DatasetSpec, *, file: str,
 
 def _read(repo: Any, name: str, definition: Any,
           as_of: pd.Timestamp | None) -> tuple[DatasetSpec, pd.DataFrame, DatasetInfo]:
-    from flushback.data.load import make_info
+    from flushback.data.assemble import make_info
     from flushback.data.parsers import parse_file
     from flushback.data.validate import validate_dataset
 
@@ -195,8 +195,8 @@ def join_series(repo: Any, name: str, definition: Any, bar_open: pd.DatetimeInde
                 bar_iv: pd.Timedelta, *, max_staleness: Any = None, as_of: Any = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, DatasetInfo, dict[str, Any]]:
     """One user series on the bars: (values, known_at ns, period_end ns, info, provenance)."""
+    from flushback.data.assemble import _staleness_for, _utc
     from flushback.data.frames import asof_join, conform_external, splice_externals
-    from flushback.data.load import _staleness_for, _utc
 
     spec, frame, info = _read(repo, name, definition, _utc(as_of, "as_of"))
     stale = _staleness_for(name, spec, max_staleness)

@@ -265,7 +265,7 @@ class Store:
         Suspicious values not accepted before raise :class:`DataError` naming each, unless
         ``accept_flagged``. Returns (info, status), status ``"new" | "updated" | "unchanged"``.
         """
-        from flushback.data.load import make_info
+        from flushback.data.assemble import make_info
 
         spec = spec or spec_for(dataset_id)
         with self._lock():

@@ -64,9 +64,9 @@ SPEC = {
 
 
 def main() -> None:
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.runs import write_run
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.folders import write_run
+    from flushback.backtests.run.runner import run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default=None)

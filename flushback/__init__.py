@@ -14,7 +14,7 @@ The notebook surface (the CLI calls the same functions, so the two cannot disagr
 
     fb.optimize("fear_flush_btc_daily", n_trials=300, walk_forward=3, seed=42)
     fb.events.study(horizons=(7, 30, 90))
-    fb.data.load_frame("BTC-USD", "1d", data_dir="../shared/data")
+    fb.data.load("BTC-USD", "1d", data_dir="../shared/data")
     fb.signals.get("oversold_rsi", period=14)
 
 Importing this package is light: the engines, optuna and plotly load on first use.
@@ -32,7 +32,7 @@ _LAZY = {
     "backtest": ("flushback.backtests.api", "backtest"),
     "backtest_frame": ("flushback.backtests.api", "backtest_frame"),
     "Result": ("flushback.backtests.api", "Result"),
-    "optimize": ("flushback.backtests.optimize", "optimize_spec"),
+    "optimize": ("flushback.backtests.optimize.study", "optimize_spec"),
 }
 _MODULES = {"data", "signals", "strategies", "events", "backtests"}
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.report_schema import build_report
+from flushback.backtests.reports.schema import build_report
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # pragma: no cover - import helper for sibling modules
@@ -134,7 +134,7 @@ def make_report(
 
 
 def make_audit_section(passed: bool = True) -> dict[str, Any]:
-    """An audit section shaped like ``flushback.backtests.audit`` writes it."""
+    """An audit section shaped like ``flushback.backtests.audit.run`` writes it."""
     verdict = "pass" if passed else "fail"
     return {
         "schema_version": "1", "passed": passed, "verdict": verdict, "spec_name": "synthetic",
@@ -154,7 +154,7 @@ def make_audit_section(passed: bool = True) -> dict[str, Any]:
 
 def make_optimization_section(seed: int = 0, n_trials: int = 30, n_folds: int = 3
                               ) -> dict[str, Any]:
-    """An optimization section shaped like ``flushback.backtests.optimize`` writes it."""
+    """An optimization section shaped like ``flushback.backtests.optimize.study`` writes it."""
     rng = np.random.default_rng(seed)
     trials = []
     for fold in range(1, n_folds + 1):

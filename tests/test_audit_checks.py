@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.audit_checks import (
+from flushback.backtests.audit.checks import (
     FAIL,
     PASS,
     PipelineOutput,
@@ -335,7 +335,7 @@ def test_result_dicts_are_json_ready():
 
 
 def test_trade_comparison_handles_partial_exits_and_open_positions():
-    from flushback.backtests.audit_checks import _compare_trades, _trades_frame
+    from flushback.backtests.audit.checks import _compare_trades, _trades_frame
 
     t = pd.Timestamp
     a, x1, x2 = t("2024-01-02", tz="UTC"), t("2024-01-05", tz="UTC"), t("2024-01-09", tz="UTC")
@@ -386,7 +386,7 @@ def test_engine_peeking_at_the_fill_bar_is_caught_only_with_open_only_cuts():
 
 
 def test_iso_z_writes_utc_with_a_z_and_maps_missing_times_to_none():
-    from flushback.backtests.timefmt import iso_z
+    from flushback.backtests.run.timefmt import iso_z
 
     # 01:30 in Paris in February (UTC+1) is 00:30 UTC
     assert iso_z(pd.Timestamp("2026-02-05T01:30", tz="Europe/Paris")) == "2026-02-05T00:30:00Z"

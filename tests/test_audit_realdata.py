@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from flushback.backtests.audit import audit_spec
-from flushback.backtests.audit_checks import FAIL, PASS, SKIP
-from flushback.backtests.spec import list_specs
+from flushback.backtests.audit.checks import FAIL, PASS, SKIP
+from flushback.backtests.audit.run import audit_spec
+from flushback.backtests.run.spec import list_specs
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -63,7 +63,7 @@ def test_calendar_date_fng_join_is_caught_on_real_data(shared_data_dir, monkeypa
     import numpy as np
     import pandas as pd
 
-    from flushback.data import load as load_mod
+    from flushback.data import assemble as load_mod
 
     original = load_mod.asof_join
     day = pd.Timedelta(days=1)

@@ -1,6 +1,6 @@
 """Planted biases caught by the real audit path: spec -> data layer -> signals -> runner.
 
-Every test here calls :func:`flushback.backtests.audit.audit_spec` (what ``flushback audit``
+Every test here calls :func:`flushback.backtests.audit.run.audit_spec` (what ``flushback audit``
 runs) on a spec written to a temporary TOML file, over a seeded sample data folder laid out like
 ``../shared/data`` (``flushback.data.synthetic.write_sample_folder``). The planted signals are
 registered only inside each test (``temporary_registration``); the Fear & Greed calendar-date
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.audit import audit_spec, raise_if_biased
-from flushback.backtests.audit_checks import FAIL, PASS
+from flushback.backtests.audit.checks import FAIL, PASS
+from flushback.backtests.audit.run import audit_spec, raise_if_biased
 from flushback.data.errors import BiasDetected
 from flushback.signals.base import Param, Signal
 from flushback.signals.registry import temporary_registration
@@ -135,7 +135,7 @@ def test_honest_spec_passes_every_check(planted, folder, tmp_path):
     assert la.params["truncated_runs"] >= 40
     raise_if_biased(report)  # no exception
     # the audited run is the run `flushback backtest` makes: same run_id, same trades
-    from flushback.backtests.runner import run_backtest
+    from flushback.backtests.run.runner import run_backtest
 
     plain = run_backtest(spec, data_dir=folder)
     assert report.run_id == plain.run_id
@@ -217,7 +217,7 @@ def test_explicit_external_that_begins_after_the_first_cuts(planted, tmp_path):
 def test_audited_frame_honours_the_specs_max_staleness(planted, small_folder, tmp_path):
     # F&G is 23 h old at every daily close: a 12 h limit leaves the column all NaN, in the
     # audited run exactly as in `flushback backtest`
-    from flushback.backtests.runner import run_backtest
+    from flushback.backtests.run.runner import run_backtest
 
     spec = write_spec(tmp_path, 'type = "planted_honest_dip"\ndrop = 0.02')
     report = audit_spec(spec, data_dir=small_folder, overrides=["data.max_staleness=12h"])
@@ -233,7 +233,7 @@ def _calendar_join_fng(monkeypatch):
     """Plant the bias in the data layer: bar D gets the Fear & Greed value DATED D+1 (the one
     describing day D, published D+1 01:00), by calendar date instead of known_at. On hourly
     bars this is the daily value applied from the start of the day it describes."""
-    from flushback.data import load as load_mod
+    from flushback.data import assemble as load_mod
 
     original = load_mod.asof_join
 
@@ -320,7 +320,7 @@ def test_rsi_declaring_14_bars_of_warmup_is_caught(planted, folder, tmp_path):
 # --------------------------------------------------------------------------- CLI
 def test_cli_prints_tables_stores_audit_and_exits_6_on_bias(planted, folder, tmp_path, capsys):
     from flushback.backtests.cli import main
-    from flushback.backtests.runs import load_report
+    from flushback.backtests.run.folders import load_report
 
     spec = write_spec(tmp_path, 'type = "planted_peek"\nbars = 1\ndrop = 0.05')
     code = main(["--data-dir", str(folder), "audit", spec, "--trades", "20"])

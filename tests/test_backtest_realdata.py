@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.runner import run_backtest
+from flushback.backtests.run.runner import run_backtest
 
 pytestmark = pytest.mark.realdata
 

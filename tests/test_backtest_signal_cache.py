@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import runner
-from flushback.backtests.spec import load_spec
+from flushback.backtests.run import runner
+from flushback.backtests.run.spec import load_spec
 from flushback.signals import build_signal
 from flushback.signals.base import SignalCache
 from flushback.signals.rsi import rsi_values

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from flushback.backtests.cli import main
-from flushback.backtests.metrics import compute_metrics
-from flushback.backtests.runner import prepare, prepare_frame, run_backtest, validate_bars
-from flushback.backtests.runs import load_report, write_run
-from flushback.backtests.spec import (
+from flushback.backtests.run.folders import load_report, write_run
+from flushback.backtests.run.metrics import compute_metrics
+from flushback.backtests.run.runner import prepare, prepare_frame, run_backtest, validate_bars
+from flushback.backtests.run.spec import (
     apply_overrides,
     list_specs,
     load_spec,
@@ -329,7 +329,7 @@ def test_prepare_frame_fingerprint_sees_column_names_and_symbol():
 
 def test_a_float_strength_is_refused_where_a_trigger_is_read():
     # a strength such as the raw RSI is > 0 on every bar: as an entry it would buy every day
-    from flushback.backtests.spec import parse_spec
+    from flushback.backtests.run.spec import parse_spec
 
     base = {
         "name": "t",

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from flushback.backtests.cli import main
-from flushback.backtests.runner import prepare_frame, run_backtest
-from flushback.backtests.spec import load_spec
-from flushback.backtests.warmup import warmup_report
+from flushback.backtests.run.runner import prepare_frame, run_backtest
+from flushback.backtests.run.spec import load_spec
+from flushback.backtests.run.warmup import warmup_report
 from flushback.data.synthetic import synthetic_bars, write_sample_folder
 from flushback.signals import build_signal
 

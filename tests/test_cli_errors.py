@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests import cli
-from flushback.backtests.spec import SPECS_DIR
+from flushback.backtests.run.spec import SPECS_DIR
 from flushback.data.errors import ConfigError, DataError, StoreError
 
 
@@ -187,7 +187,7 @@ def test_report_command_on_a_full_disk_is_a_store_error(capsys, tmp_path, monkey
     sys.path.insert(0, str(Path(__file__).parent))
     from report_testkit import make_report
 
-    from flushback.backtests.report_schema import write_report_file
+    from flushback.backtests.reports.schema import write_report_file
     from flushback.data import store
 
     run = tmp_path / "run"

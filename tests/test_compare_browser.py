@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browser import inspect_page, output_dir
 from report_testkit import make_report
 
-from flushback.backtests.compare import compare_reports, render_compare_html
-from flushback.backtests.report_schema import validate_report
+from flushback.backtests.reports.compare import compare_reports, render_compare_html
+from flushback.backtests.reports.schema import validate_report
 
 pytestmark = pytest.mark.browser
 

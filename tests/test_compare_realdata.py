@@ -23,9 +23,9 @@ SINCE = "2021-01-01"  # liquidation data starts in Dec 2020: one window for all 
 
 @pytest.fixture(scope="module")
 def real_runs(shared_data_dir, tmp_path_factory):
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.runs import write_run
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.folders import write_run
+    from flushback.backtests.run.runner import run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     runs = tmp_path_factory.mktemp("real_runs")
     ids = {}

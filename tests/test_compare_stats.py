@@ -17,10 +17,10 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).parent))
 from report_testkit import make_report
 
-from flushback.backtests import compare as cmp
 from flushback.backtests.cli import main
-from flushback.backtests.report_data import forward_event_outcomes
-from flushback.backtests.report_schema import validate_report, write_report_file
+from flushback.backtests.reports import compare as cmp
+from flushback.backtests.reports.schema import validate_report, write_report_file
+from flushback.backtests.reports.tables import forward_event_outcomes
 from flushback.data.errors import ConfigError, DataError
 
 

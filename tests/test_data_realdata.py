@@ -12,8 +12,8 @@ import pytest
 
 from flushback.backtests.cli import main
 from flushback.data import load_frame
+from flushback.data.assemble import FolderRepository
 from flushback.data.datasets import parse_interval
-from flushback.data.load import FolderRepository
 from flushback.data.store import Store
 
 pytestmark = pytest.mark.realdata
@@ -178,7 +178,7 @@ def test_perp_spec_over_feb_2026_joins_8h_funding_and_names_its_sources(shared_d
     """BTCUSDT-PERP 4h over Feb 2026: the 8h settlements are joined as of their settlement
     time (PROVENANCE.md: 2026-02-06 00:00 / 08:00 / 16:00 = -0.000016 / -0.000137 /
     -0.000135), the run pays them, and report.json names every external's source."""
-    from flushback.backtests.runner import prepare
+    from flushback.backtests.run.runner import prepare
 
     prepared = prepare("fear_flush_perp_btc_4h", data_dir=shared_data_dir,
                        since="2026-02-01", until="2026-02-28")

@@ -123,7 +123,7 @@ def test_user_series_imported_joined_traded_and_audited(tmp_path, capsys):
     inline = tmp_path / "inline.toml"
     inline.write_text(SPEC.format(series='etf_flows = { path = "etf.csv", interval = "1d", '
                                          'lag = "12h" }'))
-    from flushback.backtests.runner import prepare
+    from flushback.backtests.run.runner import prepare
 
     prepared = prepare(inline)
     f = prepared.frame

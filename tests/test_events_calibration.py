@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.event_study import events_from_triggers, run_event_study
+from flushback.backtests.events.study import events_from_triggers, run_event_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_events_study import random_walk

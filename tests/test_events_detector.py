@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.flush_detector import (
+from flushback.backtests.events.detector import (
     cluster_triggers,
     detect_flushes,
     score_detection,

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from flushback.backtests.event_study import EventsSection
-from flushback.backtests.strategy_events import (
+from flushback.backtests.events.strategy import (
     events_section_for_run,
     strategy_at_events,
     strategy_events_frame,
 )
+from flushback.backtests.events.study import EventsSection
 from flushback.data.errors import DataError
 
 
@@ -81,9 +81,9 @@ def test_empty_trades_mean_none():
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_run_report_has_events_section(shared_data_dir, tmp_path):
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.runs import load_report, write_run
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.folders import load_report, write_run
+    from flushback.backtests.run.runner import run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     result = run_backtest(load_spec("fear_flush_btc_daily"), data_dir=shared_data_dir)
     section = events_section_for_run(result, draws=300, seed=0)

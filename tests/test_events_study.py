@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.event_study import (
+from flushback.backtests.events.study import (
     EventsSection,
     StudyEvent,
     events_from_triggers,
@@ -311,7 +311,7 @@ def test_baseline_placements_never_overlap_and_are_uniform():
     valid ordered placements; the sampler must hit each about 1/20 of the time, nothing else."""
     from collections import Counter
 
-    from flushback.backtests.event_study import _place_clusters
+    from flushback.backtests.events.study import _place_clusters
 
     valid = {(a, b) for a in range(6) for b in range(6) if abs(a - b) >= 2}
     assert len(valid) == 20
@@ -329,7 +329,7 @@ def test_baseline_placements_never_overlap_and_are_uniform():
 
 
 def test_matched_baseline_placements_never_overlap_and_keep_the_regime():
-    from flushback.backtests.event_study import _place_clusters
+    from flushback.backtests.events.study import _place_clusters
 
     bucket = np.tile([0, 1, 2], 40)  # regimes alternate day by day
     starts = _place_clusters([2, 0, 0], 0, 119, 7, 3000, np.random.default_rng(2),
@@ -345,7 +345,7 @@ def test_matched_baseline_placements_never_overlap_and_keep_the_regime():
 
 
 def test_clusters_that_cannot_fit_without_overlap_are_refused():
-    from flushback.backtests.event_study import _place_clusters
+    from flushback.backtests.events.study import _place_clusters
 
     with pytest.raises(DataError, match="do not fit without overlap"):
         _place_clusters([0, 0, 0], 0, 10, 6, 10, np.random.default_rng(0))

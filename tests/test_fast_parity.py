@@ -263,7 +263,7 @@ def _shipped_specs():
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", _shipped_specs())
 def test_every_shipped_spec_is_identical_on_both_engines(shared_data_dir, spec):
-    from flushback.backtests.runner import prepare, run_backtest
+    from flushback.backtests.run.runner import prepare, run_backtest
 
     prepared = prepare(spec, data_dir=shared_data_dir)
     ref = run_backtest(spec, prepared=prepared, engine="backtrader")

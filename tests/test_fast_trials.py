@@ -7,7 +7,7 @@ import numpy as np
 import optuna
 import pytest
 
-from flushback.backtests import optimize as opt
+from flushback.backtests.optimize import study as opt
 
 pytestmark = pytest.mark.realdata
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import metrics as M
+from flushback.backtests.run import metrics as M
 
 EQ = [100.0, 110.0, 99.0, 108.9, 108.9]
 SD = math.sqrt(0.0275 / 3)

@@ -41,8 +41,8 @@ def test_show_space_lists_declared_ranges_narrowed_by_the_spec(capsys, shared_da
 @pytest.mark.slow
 def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_data_dir,
                                                                tmp_path):
-    from flushback.backtests.metrics import compute_metrics
-    from flushback.backtests.runs import load_report
+    from flushback.backtests.run.folders import load_report
+    from flushback.backtests.run.metrics import compute_metrics
 
     storage = str(tmp_path / "study.log")
     args = ["--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
@@ -53,7 +53,7 @@ def test_walk_forward_study_on_real_data_reports_out_of_sample(capsys, shared_da
     rep = load_report(out["run_dir"])
     assert rep["kind"] == "optimization"
     sec = rep["optimization"]
-    from flushback.backtests.optimize import validate_optimization_section
+    from flushback.backtests.optimize.study import validate_optimization_section
     from flushback.data.errors import ConfigError
 
     validate_optimization_section(sec)  # the section's own model, read back from disk
@@ -117,7 +117,7 @@ def test_same_seed_same_trials_in_fresh_cli_processes(shared_data_dir, tmp_path)
 
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     exe = shutil.which("flushback") or str(Path(sys.executable).with_name("flushback"))
     runs = []
@@ -146,7 +146,7 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
 
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     exe = str(Path(sys.executable).with_name("flushback"))
     n = 240  # enough trials that the kill lands mid-study on the fast engine too

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_testkit import plant_stop_at_close
 
 from flushback.backtests.cli import main
-from flushback.backtests.runs import load_report
+from flushback.backtests.run.folders import load_report
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

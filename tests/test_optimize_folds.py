@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import optimize as opt
+from flushback.backtests.optimize import study as opt
 from flushback.data.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from flushback.backtests import optimize as opt
+from flushback.backtests.optimize import study as opt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_optimize_toy import ToyEvaluator, toy_config

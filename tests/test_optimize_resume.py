@@ -26,7 +26,7 @@ DRIVER = """
 import sys, warnings
 warnings.simplefilter("ignore")
 import test_optimize_toy as T
-from flushback.backtests import optimize as opt
+from flushback.backtests.optimize import study as opt
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     storage, n, seed, workers, study = sys.argv[1:6]
     cfg = T.toy_config(None, n_trials=int(n), seed=None if seed == "none" else int(seed),
@@ -56,7 +56,7 @@ def _cmd(tmp_path, storage, n, seed, workers=1, study="toy"):
 def _trials(storage: str, study: str = "toy"):
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     return optuna.load_study(study_name=study, storage=opt.open_storage(storage,
                                                                        heartbeat=None)).trials
@@ -207,7 +207,7 @@ def test_dead_trial_is_retried_only_when_fully_sampled(tmp_path, partial):
     sys.path.insert(0, str(TESTS))
     from test_optimize_toy import ToyEvaluator, toy_config
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     ref = toy_config(tmp_path, n_trials=12, seed=5, storage=str(tmp_path / "ref.log"))
     opt.run_study(ref, evaluator=ToyEvaluator())

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.optimize import normalize_storage_url, open_storage
+from flushback.backtests.optimize.study import normalize_storage_url, open_storage
 from flushback.data.errors import StoreError
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import optimize as opt
-from flushback.backtests.metrics import compute_metrics
+from flushback.backtests.optimize import study as opt
+from flushback.backtests.run.metrics import compute_metrics
 from flushback.signals.base import Param
 
 OPT_X, OPT_N = 0.7, 12

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from flushback.backtests import overfitting as of
+from flushback.backtests.optimize import overfitting as of
 
 
 def _phi(x: float) -> float:

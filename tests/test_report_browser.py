@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browser import inspect_page, output_dir
 from report_testkit import make_audit_section, make_optimization_section, make_report
 
-from flushback.backtests.report_data import FlushEvent
-from flushback.backtests.report_html import render_report_html
+from flushback.backtests.reports.html import render_report_html
+from flushback.backtests.reports.tables import FlushEvent
 
 pytestmark = pytest.mark.browser
 
@@ -100,9 +100,9 @@ def test_report_html_renders_every_chart_without_js_errors(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_run_report_renders_in_chromium(shared_data_dir, tmp_path):
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.runs import write_run
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.folders import write_run
+    from flushback.backtests.run.runner import run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     result = run_backtest(load_spec("fear_flush_btc_daily"), data_dir=shared_data_dir)
     run = write_run(result, runs_dir=tmp_path / "runs")

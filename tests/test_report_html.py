@@ -16,15 +16,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from report_testkit import make_audit_section, make_optimization_section, make_report
 
-from flushback.backtests import report_html as rh
 from flushback.backtests.cli import main
-from flushback.backtests.report_data import (
+from flushback.backtests.reports import html as rh
+from flushback.backtests.reports.schema import load_report_file, validate_report
+from flushback.backtests.reports.tables import (
     FlushEvent,
     drawdown,
     forward_event_outcomes,
     monthly_returns,
 )
-from flushback.backtests.report_schema import load_report_file, validate_report
 
 GOLDEN = Path(__file__).parent / "golden"
 FEB5 = FlushEvent("2026-02-05-x", "February capitulation", pd.Timestamp("2026-02-05", tz="UTC"),
@@ -158,7 +158,7 @@ def test_event_action_in_position_when_a_trade_was_already_open(golden):
     doc["trades"][0]["entry_time"] = "2026-02-05T00:00:00Z"
     again = forward_event_outcomes(validate_report(doc), [FEB5])
     assert again["action"].tolist() == ["in position"]
-    from flushback.backtests.strategy_events import strategy_at_events
+    from flushback.backtests.events.strategy import strategy_at_events
 
     trades = validate_report(doc).trades_frame()
     cat_ev = type("Ev", (), {"id": "x", "name": "x", "start": "2026-02-05", "end": "2026-02-06"})

@@ -15,7 +15,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from flushback.backtests import cli
-from flushback.backtests.report_schema import write_report_file
+from flushback.backtests.reports.schema import write_report_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from report_testkit import make_report

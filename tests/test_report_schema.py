@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import report_schema as rs
+from flushback.backtests.reports import schema as rs
 from flushback.data.errors import DataError
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flushback.backtests import metrics as M
+from flushback.backtests.run import metrics as M
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.report_html import fmt_metric
+from flushback.backtests.reports.html import fmt_metric
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.runs import TEMP_DIR_RE
+from flushback.backtests.run.folders import TEMP_DIR_RE
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -96,7 +96,7 @@ def test_runs_of_one_spec_with_different_set_values_are_told_apart(
 _KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from flushback.backtests import report_html, runs
+from flushback.backtests.reports import html as report_html
 def stuck(doc, path):
     Path(sys.argv[1]).write_text(str(path))
     time.sleep(120)

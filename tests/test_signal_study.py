@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.signal_study import parse_buckets, resolve_target, study
+from flushback.backtests.events.signal_study import parse_buckets, resolve_target, study
 from flushback.data.errors import ConfigError, DataError
 
 UTC = "UTC"

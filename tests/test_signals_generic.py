@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests import optimize as opt
+from flushback.backtests.optimize import study as opt
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals import build_signal
 from flushback.signals.base import Param

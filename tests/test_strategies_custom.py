@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flushback.backtests.runner import prepare_frame, run_backtest
-from flushback.backtests.runs import load_report, write_run
-from flushback.backtests.spec import load_spec, search_space
+from flushback.backtests.run.folders import load_report, write_run
+from flushback.backtests.run.runner import prepare_frame, run_backtest
+from flushback.backtests.run.spec import load_spec, search_space
 from flushback.data.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_strategy.py"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flushback.backtests.spec import list_specs
+from flushback.backtests.run.spec import list_specs
 from flushback.strategies.config import CONTRARIAN_PARAMS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "strategies.md"

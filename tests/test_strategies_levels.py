@@ -249,10 +249,10 @@ def test_level_stop_on_the_flush(kind, buffer):
 
 # --------------------------------------------------------------------------- report chart
 def test_report_chart_draws_the_levels_in_force_during_each_trade():
-    from flushback.backtests.report_html import build_report_html
-    from flushback.backtests.runner import prepare_frame, run_backtest
-    from flushback.backtests.runs import report_dict
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.reports.html import build_report_html
+    from flushback.backtests.run.folders import report_dict
+    from flushback.backtests.run.runner import prepare_frame, run_backtest
+    from flushback.backtests.run.spec import load_spec
     from flushback.signals.testing import synthetic_frame
 
     frame = synthetic_frame(700, "4h", seed=3)

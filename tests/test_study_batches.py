@@ -10,8 +10,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from flushback.backtests import optimize as opt
-from flushback.backtests.study_batches import batch_size_for, write_trials
+from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.batches import batch_size_for, write_trials
 
 
 def _templates():

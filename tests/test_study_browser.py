@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import inspect_page, output_dir
 
-from flushback.backtests.signal_study import study
-from flushback.backtests.today import today
+from flushback.backtests.events.signal_study import study
+from flushback.backtests.events.today import today
 from flushback.data.synthetic import write_sample_folder
 
 pytestmark = pytest.mark.browser

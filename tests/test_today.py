@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests.cli import main
-from flushback.backtests.today import (
+from flushback.backtests.events.today import (
     analogue_features,
     nearest_setups,
     signal_states,
@@ -124,7 +124,7 @@ def test_today_2026_02_06_on_real_data(shared_data_dir, capsys):
 @pytest.mark.realdata
 def test_no_analogue_uses_data_after_its_date(shared_data_dir):
     """Features recomputed on the data known at each analogue's close equal those used."""
-    from flushback.backtests.today import today
+    from flushback.backtests.events.today import today
 
     res = today(date="2026-02-06", data_dir=shared_data_dir)
     for a in res.analogues:

@@ -40,8 +40,8 @@ def audit(
     """Audit a spec for look-ahead, too-short warm-up and premature external data."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from flushback.backtests.audit import audit_spec, raise_if_biased, save_audit
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.audit.run import audit_spec, raise_if_biased, save_audit
+    from flushback.backtests.run.spec import load_spec
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(

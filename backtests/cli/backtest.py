@@ -77,7 +77,7 @@ def backtest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flushback.backtests.api import backtest as api_backtest
-    from flushback.backtests.spec import active_overrides, load_spec
+    from flushback.backtests.run.spec import active_overrides, load_spec
 
     spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(
@@ -110,8 +110,8 @@ def backtest(
         console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
                           soft_wrap=True)
     if fmt == OutputFormat.json:
-        from flushback.backtests.metrics import round_trips
-        from flushback.backtests.report_schema import to_jsonable
+        from flushback.backtests.reports.schema import to_jsonable
+        from flushback.backtests.run.metrics import round_trips
 
         print_json({
             "run_id": result.run_id,
@@ -146,7 +146,7 @@ def _print_tables(result: Any, run_dir: Any) -> None:
                       _fmt(result.benchmark_metrics.get(key), kind))
     console.print(table)
 
-    from flushback.backtests.metrics import round_trips
+    from flushback.backtests.run.metrics import round_trips
 
     legs = result.trades
     trips = round_trips(legs)

@@ -145,7 +145,7 @@ def fetch(
     fmt: OutputFormat = _FORMAT_OPT,
 ) -> None:
     """Fetch datasets from a live source and merge them into the store (atomically)."""
-    from flushback.backtests.timefmt import iso_z
+    from flushback.backtests.run.timefmt import iso_z
     from flushback.data.errors import SourceUnavailable
     from flushback.data.sources import plan_fetch
     from flushback.data.store import Store
@@ -178,7 +178,7 @@ def fetch(
 
 
 def _folder_infos(folder: str) -> list[Any]:
-    from flushback.data.load import FolderRepository
+    from flushback.data.assemble import FolderRepository
 
     repo = FolderRepository(folder)
     return [repo.read(i)[1] for i in repo.ids()]
@@ -193,7 +193,7 @@ def list_(
 
     Lists the local store, or the folder given with --data-dir / FLUSHBACK_DATA_DIR.
     """
-    from flushback.backtests.timefmt import iso_z
+    from flushback.backtests.run.timefmt import iso_z
     from flushback.data.store import Store
 
     if STATE.data_dir and not store:

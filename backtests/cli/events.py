@@ -99,7 +99,7 @@ def list_events(
 
 
 def _detect(symbol, interval, start, end, cluster_days, fear, fear_window, mode):
-    from flushback.backtests.flush_detector import detect_flushes
+    from flushback.backtests.events.detector import detect_flushes
 
     af = _load(symbol, interval, start, end)
     det = detect_flushes(
@@ -128,7 +128,7 @@ def detect(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
 ) -> None:
     """Detect flushes with the signals and score them against the catalog (recall)."""
-    from flushback.backtests.flush_detector import score_detection
+    from flushback.backtests.events.detector import score_detection
     from flushback.data.flush_events import load_catalog
 
     af, det = _detect(symbol, interval, start, end, cluster_days, fear, fear_window, mode)
@@ -306,9 +306,9 @@ def strategy(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json"),
 ) -> None:
     """Run a backtest spec and show what the strategy did at each catalog event."""
-    from flushback.backtests.runner import run_backtest
-    from flushback.backtests.spec import load_spec
-    from flushback.backtests.strategy_events import events_section_for_run
+    from flushback.backtests.events.strategy import events_section_for_run
+    from flushback.backtests.run.runner import run_backtest
+    from flushback.backtests.run.spec import load_spec
 
     result = run_backtest(load_spec(spec, overrides=list(override or [])),
                           data_dir=STATE.data_dir or None)
@@ -318,7 +318,7 @@ def strategy(
     )
     run_dir = None
     if write:
-        from flushback.backtests.runs import write_run
+        from flushback.backtests.run.folders import write_run
 
         run_dir = write_run(result, runs_dir=runs_dir, sections={"events": section.to_report()})
     if fmt == OutputFormat.json:

@@ -95,7 +95,7 @@ def optimize(
     ),
 ) -> None:
     """Optimize a spec's parameters with optuna; report out-of-sample results, DSR and PBO."""
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     if show_space:
         ev = opt.SpecEvaluator(spec, overrides=list(set_ or []), data_dir=STATE.data_dir)

@@ -37,16 +37,16 @@ def report(
     runs_dir: str = _RUNS_DIR_OPT,
 ) -> None:
     """Render a run's report from its report.json: a self-contained HTML page or Markdown."""
-    from flushback.backtests.compare import resolve_report_path
-    from flushback.backtests.report_html import render_report_html, render_report_markdown
-    from flushback.backtests.report_schema import load_report_file
+    from flushback.backtests.reports.compare import resolve_report_path
+    from flushback.backtests.reports.html import render_report_html, render_report_markdown
+    from flushback.backtests.reports.schema import load_report_file
 
     path = resolve_report_path(run, runs_dir)
     rep = load_report_file(path)
     if fmt is ReportFormat.md:
         text = render_report_markdown(rep)
         if output:
-            from flushback.backtests.report_html import write_text_atomic
+            from flushback.backtests.reports.html import write_text_atomic
 
             write_text_atomic(output, text)
             console_err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
@@ -83,7 +83,7 @@ def compare(
 ) -> None:
     """Put runs side by side: metrics, equity, per-flush outcomes, pairwise Sharpe difference
     (bootstrap CI) and a paired test on per-event returns."""
-    from flushback.backtests.compare import (
+    from flushback.backtests.reports.compare import (
         compare_reports,
         load_reports,
         print_comparison,
@@ -128,9 +128,9 @@ def runs_list(
     headline metrics."""
     from rich.table import Table
 
-    from flushback.backtests.report_html import fmt as fmt_num
-    from flushback.backtests.report_html import fmt_metric
-    from flushback.backtests.runs import list_runs
+    from flushback.backtests.reports.html import fmt as fmt_num
+    from flushback.backtests.reports.html import fmt_metric
+    from flushback.backtests.run.folders import list_runs
     from flushback.data.paths import runs_dir as default_runs_dir
 
     root = default_runs_dir(runs_dir)
@@ -176,10 +176,10 @@ def runs_show(
     """One run: what was run (spec, window, overrides, data), its headline metrics and files."""
     from rich.table import Table
 
-    from flushback.backtests.compare import resolve_report_path
-    from flushback.backtests.report_html import fmt_metric
-    from flushback.backtests.report_schema import load_report_file
-    from flushback.backtests.runs import RunInfo
+    from flushback.backtests.reports.compare import resolve_report_path
+    from flushback.backtests.reports.html import fmt_metric
+    from flushback.backtests.reports.schema import load_report_file
+    from flushback.backtests.run.folders import RunInfo
 
     path = resolve_report_path(run, runs_dir)
     rep = load_report_file(path)
@@ -227,7 +227,7 @@ def runs_rm(
     runs_dir: str = _RUNS_DIR_OPT,
 ) -> None:
     """Delete run folders (every name is checked before anything is deleted)."""
-    from flushback.backtests.runs import remove_runs
+    from flushback.backtests.run.folders import remove_runs
 
     for folder in remove_runs(runs, runs_dir):
         console.print(f"removed {folder}", markup=False, highlight=False, soft_wrap=True)
@@ -243,7 +243,7 @@ def runs_gc(
 ) -> None:
     """Remove what interrupted runs left behind: hidden temporary folders (.<run_id>.*) of
     killed backtests and run folders whose report.json is missing or unreadable."""
-    from flushback.backtests.runs import gc_runs
+    from flushback.backtests.run.folders import gc_runs
     from flushback.data.paths import runs_dir as default_runs_dir
 
     found = gc_runs(runs_dir, grace_seconds=grace * 60.0, dry_run=dry_run)

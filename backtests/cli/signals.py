@@ -147,7 +147,7 @@ def _jsonable(v: Any) -> Any:
     if v is None or v is pd.NaT:
         return None
     if isinstance(v, pd.Timestamp):
-        from flushback.backtests.timefmt import iso_z
+        from flushback.backtests.run.timefmt import iso_z
 
         return iso_z(v)
     if hasattr(v, "item"):
@@ -172,7 +172,7 @@ def scan(
     """Print every bar where SIGNAL fires, with the values that made it fire."""
     import pandas as pd
 
-    from flushback.backtests.timefmt import iso_z
+    from flushback.backtests.run.timefmt import iso_z
     from flushback.data import load_frame
     from flushback.data.errors import ConfigError
     from flushback.signals import build_signal

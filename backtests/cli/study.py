@@ -1,5 +1,6 @@
 """``flushback study SIGNAL_OR_SPEC``: forward returns after a signal (or every bar, by buckets
-of a series), per day and per cluster, against random days (``flushback.backtests.signal_study``).
+of a series), per day and per cluster, against random days
+(``flushback.backtests.events.signal_study``).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def study(
     """Forward returns after each trigger (or every bar by buckets): per-day AND per-cluster
     mean, median, win rate and n; random-day baseline and p-values; worst drawdown ahead."""
     from flushback.backtests.cli.events import _parse_horizons
-    from flushback.backtests.signal_study import study as run_study
-    from flushback.backtests.signal_study import study_data
+    from flushback.backtests.events.signal_study import study as run_study
+    from flushback.backtests.events.signal_study import study_data
     from flushback.data.errors import ConfigError
 
     if cluster not in ("mean", "first"):
@@ -74,7 +75,7 @@ def study(
         return
     from rich.table import Table
 
-    from flushback.backtests.study_plots import study_table_rows
+    from flushback.backtests.reports.study_plots import study_table_rows
 
     s = st.settings
     title = (f"study: {s['label']}"

@@ -1,5 +1,5 @@
 """``flushback today [SPEC] [--date D]``: the signals at the latest bar (yes / no / no data) and
-the nearest historical setups with what followed them (``flushback.backtests.today``)."""
+the nearest historical setups with what followed them (``flushback.backtests.events.today``)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def today(
     """Is this the bottom? Every signal at the latest bar with its inputs and their age, and
     the k most similar historical days with what followed each."""
     from flushback.backtests.cli.events import _parse_horizons
-    from flushback.backtests.today import today as run_today
+    from flushback.backtests.events.today import today as run_today
 
     res = run_today(spec, date=date, data_dir=STATE.data_dir or None, k=k,
                     horizons=_parse_horizons(horizons), exclude_days=exclude_days,

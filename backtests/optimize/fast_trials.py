@@ -9,7 +9,7 @@ strategy's extra columns (realised volatility) are cached per lookback. A trial 
 config vector, one compiled kernel call (:func:`flushback.strategies.nb.simulate`) and the
 metrics over numpy arrays: no DataFrame, no model dump, no benchmark run.
 
-The metrics are those of :func:`flushback.backtests.metrics.compute_metrics` on the same
+The metrics are those of :func:`flushback.backtests.run.metrics.compute_metrics` on the same
 equity, position and trades as ``run_backtest(engine="fast")`` (and so backtrader) gives:
 ``tests/test_fast_trials.py`` checks them equal, trial by trial.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.metrics import compute_metrics
+from flushback.backtests.run.metrics import compute_metrics
 from flushback.data.errors import ConfigError
 
 __all__ = ["FastTrials"]

@@ -43,8 +43,8 @@ from flushback.data.frames import (
 from flushback.data.parsers import parse_file
 from flushback.data.validate import validate_dataset
 
-__all__ = ["DEFAULT_EXTERNALS", "AsOfRepository", "FolderRepository", "Repository", "load_dataset",
-           "load_frame"]
+__all__ = ["DEFAULT_EXTERNALS", "AsOfRepository", "FolderRepository", "Repository", "load",
+           "load_dataset", "load_frame"]
 
 DEFAULT_EXTERNALS = ("fng", "liquidations", "funding", "open_interest")
 
@@ -509,3 +509,7 @@ def _provenance(kind: str, source: str, ids: Sequence[str], infos: Mapping[str, 
         })
     return {"kind": kind, "columns": list(cols), "source": source, "datasets": datasets,
             "bars_with_value": int(sum(counts.values())), "note": missing}
+
+
+#: ``flushback.data.load(...)`` (``fb.data.load`` in a notebook) is :func:`load_frame`
+load = load_frame

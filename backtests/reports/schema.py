@@ -17,7 +17,7 @@ did not record become ``null`` / empty.
   ``benchmark_metrics`` dict (no benchmark name), equity points with ``benchmark_equity``, no
   ``series``/``triggers``/``periods_per_year`` (the latter lived in ``config``).
 - ``1.0``: the layout of the team contract (see ``Report`` below).
-- ``1.1``: adds ``warmup`` (:func:`flushback.backtests.warmup.warmup_report`: the first bar at
+- ``1.1``: adds ``warmup`` (:func:`flushback.backtests.run.warmup.warmup_report`: the first bar at
   which every signal is valid and whether it falls inside the window); ``null`` in migrated
   1.0 documents, which did not record it.
 
@@ -337,7 +337,7 @@ class Report(_Model):
     events: dict[str, Any] | None = None
     optimization: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
-    # flushback.backtests.warmup.warmup_report: the first bar at which every signal is valid
+    # flushback.backtests.run.warmup.warmup_report: the first bar at which every signal is valid
     warmup: dict[str, Any] | None = None
 
     @field_validator("equity")
@@ -502,7 +502,7 @@ def validate_report(doc: Mapping[str, Any], *, file: str | Path | None = None) -
         raise DataError(
             f"invalid report (schema {SCHEMA_VERSION}): {_describe(exc)}",
             file=fname,
-            hint="see flushback.backtests.report_schema for the fields a report must hold",
+            hint="see flushback.backtests.reports.schema for the fields a report must hold",
         ) from None
 
 

@@ -6,7 +6,7 @@ Reads each run's ``report.json`` (never re-runs anything) and builds:
 - equity curves overlaid, each rebased to 1 at the common start (growth of 1 unit);
 - a strategy x flush-event outcome matrix: for each event of the catalog inside the common data
   window, whether the strategy entered and its equity change from the day before the event to
-  ``horizon_days`` after it (see :func:`flushback.backtests.report_data.forward_event_outcomes`);
+  ``horizon_days`` after it (see :func:`flushback.backtests.reports.tables.forward_event_outcomes`);
 - for each pair of strategies: the difference in annualized Sharpe ratio with a bootstrap
   confidence interval (``scipy.stats.bootstrap``, paired resampling of the bars both curves
   share; an i.i.d. bootstrap, so it ignores the autocorrelation of returns and reads as an
@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.report_data import (
+from flushback.backtests.reports.schema import Report, load_report_file
+from flushback.backtests.reports.tables import (
     HORIZON_DAYS,
     FlushEvent,
     flush_events_for,
     forward_event_outcomes,
     period_returns,
 )
-from flushback.backtests.report_schema import Report, load_report_file
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = [
@@ -264,7 +264,7 @@ class Comparison:
     benchmark_label: str = "buy_and_hold"
 
     def to_dict(self) -> dict[str, Any]:
-        from flushback.backtests.report_schema import to_jsonable
+        from flushback.backtests.reports.schema import to_jsonable
 
         return to_jsonable({
             "runs": [{**row, "spec_name": r.spec_name, "data": r.data.model_dump()}
@@ -395,13 +395,13 @@ def compare_reports(
 
 # --------------------------------------------------------------------------- output
 def _fmt_metric(key: str, value: Any) -> str:
-    from flushback.backtests.report_html import fmt_metric
+    from flushback.backtests.reports.html import fmt_metric
 
     return fmt_metric(key, value)
 
 
 def _pct(v: Any) -> str:
-    from flushback.backtests.report_html import pct
+    from flushback.backtests.reports.html import pct
 
     return pct(v)
 
@@ -479,7 +479,7 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
 def fig_compare_equity(comp: Comparison) -> Any | None:
     import plotly.graph_objects as go
 
-    from flushback.backtests.report_html import PALETTE, _base_layout, _scale_menu
+    from flushback.backtests.reports.html import PALETTE, _base_layout, _scale_menu
 
     if comp.equity.empty:
         return None
@@ -502,7 +502,7 @@ def fig_compare_equity(comp: Comparison) -> Any | None:
 def fig_event_matrix(comp: Comparison) -> Any | None:
     import plotly.graph_objects as go
 
-    from flushback.backtests.report_html import _base_layout
+    from flushback.backtests.reports.html import _base_layout
 
     er = comp.event_returns
     if er.empty or er.isna().all().all():
@@ -540,7 +540,7 @@ def fig_event_matrix(comp: Comparison) -> Any | None:
 
 def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str:
     """The comparison as one self-contained HTML page (plotly.js embedded once)."""
-    from flushback.backtests.report_html import (
+    from flushback.backtests.reports.html import (
         esc,
         figure_html,
         html_page,
@@ -583,7 +583,7 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
                 v = comp.event_returns.loc[ev, c]
                 r[str(c)] = None if pd.isna(v) else float(v)
             table_rows.append(r)
-        from flushback.backtests.report_html import pct
+        from flushback.backtests.reports.html import pct
 
         fmts = {str(c): pct for c in comp.event_returns.columns}
         sections.append(

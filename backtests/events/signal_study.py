@@ -2,7 +2,7 @@
 the buckets of a series, per day and per cluster, against random days.
 
 ``study(frame, signal=..., buckets=..., horizons=...)`` is what ``flushback study`` calls. It
-reuses :mod:`flushback.backtests.event_study` for every number it shows (entry at the next
+reuses :mod:`flushback.backtests.events.study` for every number it shows (entry at the next
 bar's open, ``forward_outcomes``, the clustered random-day baseline of ``run_event_study``) and
 adds two things that study lacks:
 
@@ -25,7 +25,7 @@ longest horizon after the entry, relative to the trigger bar's close (<= 0); ``m
 maximum adverse excursion from the entry open over h days.
 
 This module may import ``flushback.data``, ``flushback.signals`` and
-``flushback.backtests.event_study``; plots live in :mod:`flushback.backtests.study_plots`.
+``flushback.backtests.events.study``; plots live in :mod:`flushback.backtests.reports.study_plots`.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.event_study import _f as _num  # finite float or None
-from flushback.backtests.event_study import (
+from flushback.backtests.events.study import _f as _num  # finite float or None
+from flushback.backtests.events.study import (
     events_from_triggers,
     forward_outcomes,
     run_event_study,
 )
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = ["Buckets", "SignalStudy", "parse_buckets", "resolve_target", "study", "study_data",
@@ -136,8 +136,8 @@ class SignalStudy:
     def write(self, out_dir: str | Path, *, png: bool = True) -> dict[str, Path]:
         """Write ``study.json``, ``study_table.csv``, ``study_days.csv``, ``study.html`` (plotly)
         and ``study.png`` (matplotlib, Agg) into ``out_dir``; returns the paths by kind."""
-        from flushback.backtests.report_schema import write_text_atomic
-        from flushback.backtests.study_plots import study_html, study_png
+        from flushback.backtests.reports.schema import write_text_atomic
+        from flushback.backtests.reports.study_plots import study_html, study_png
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -237,8 +237,8 @@ def study(
     valid_from = None
     if signal is not None:
         # the study (and its baseline period) starts where the signal can fire at all: its
-        # inputs exist and its warm-up has elapsed (flushback.backtests.warmup)
-        from flushback.backtests.warmup import first_valid_position
+        # inputs exist and its warm-up has elapsed (flushback.backtests.run.warmup)
+        from flushback.backtests.run.warmup import first_valid_position
         from flushback.signals import build_signal
         from flushback.signals.base import bar_interval
 
@@ -379,7 +379,7 @@ def resolve_target(target: str | None) -> tuple[dict[str, Any] | None, Any]:
     Accepted: nothing / ``every-bar``; a JSON signal config (``'{"type": ...}'``); a registered
     signal name; a spec (a ``.toml`` path or a shipped name: its ``[signals.entry]``).
     """
-    from flushback.backtests.spec import list_specs, load_spec
+    from flushback.backtests.run.spec import list_specs, load_spec
     from flushback.signals import list_signals
     from flushback.signals.base import did_you_mean
     from flushback.signals.registry import config_from_text

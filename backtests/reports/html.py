@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.report_data import (
+from flushback.backtests.reports.schema import Report, validate_report, write_text_atomic
+from flushback.backtests.reports.tables import (
     ENTRY_WINDOW_DAYS,
     HORIZON_DAYS,
     FlushEvent,
@@ -34,7 +35,6 @@ from flushback.backtests.report_data import (
     forward_event_outcomes,
     monthly_returns,
 )
-from flushback.backtests.report_schema import Report, validate_report, write_text_atomic
 
 __all__ = [
     "render_report_html",
@@ -68,7 +68,7 @@ PREFERRED_METRICS = (
     "avg_loss", "profit_factor", "expectancy", "best_trade", "worst_trade", "avg_holding",
 )
 
-# Fractions shown as percentages (units as documented in flushback.backtests.metrics).
+# Fractions shown as percentages (units as documented in flushback.backtests.run.metrics).
 PERCENT_KEYS = frozenset({
     "total_return", "cagr", "volatility", "max_drawdown", "exposure", "win_rate", "avg_win_pct",
     "avg_loss_pct", "expectancy_pct", "best_trade", "worst_trade", "avg_mae", "worst_mae",
@@ -711,7 +711,7 @@ def fig_opt_parallel(opt: Mapping[str, Any]) -> Any | None:
 def _fold_rows(opt: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per walk-forward fold: in-sample and out-of-sample objective (+ DSR, PBO), read
     from the section's ``is_vs_oos`` list (its layout is validated by
-    ``flushback.backtests.optimize.validate_optimization_section``)."""
+    ``flushback.backtests.optimize.study.validate_optimization_section``)."""
     objective = _objective(opt)
     rows = []
     for f in opt.get("is_vs_oos") or []:

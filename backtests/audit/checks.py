@@ -3,7 +3,7 @@
 The checks never import the runner, backtrader or the data layer: they work on a
 :class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
 as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
-``warmup_bars``, ``tolerance``). :mod:`flushback.backtests.audit` wires them to a spec, the data
+``warmup_bars``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a spec, the data
 layer and the runner; the tests drive the same functions with planted biases.
 
 Time conventions (DESIGN.md, "Time"): bars are indexed by their OPEN time, a bar's values are
@@ -45,7 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 
 __all__ = [
     "PASS",

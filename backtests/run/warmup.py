@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 
 __all__ = ["first_valid_position", "warmup_report", "warmup_message"]
 

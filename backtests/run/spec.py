@@ -78,7 +78,7 @@ __all__ = [
     "SPECS_DIR",
 ]
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
 _PRICE_LINES = {"open", "high", "low", "close", "volume", "datetime", "openinterest",
                 "funding_rate", "vol", "fng"}
 _DEFAULT_EXTERNALS = ("fng", "liquidations", "funding", "open_interest")

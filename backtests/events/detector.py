@@ -70,7 +70,7 @@ class Detection:
 
     def study_events(self, interval: pd.Timedelta | str):
         """The detected events as event-study inputs (known at the close of the first trigger)."""
-        from flushback.backtests.event_study import StudyEvent, to_timedelta
+        from flushback.backtests.events.study import StudyEvent, to_timedelta
 
         step = to_timedelta(interval)
         return [

@@ -19,7 +19,7 @@ Two parts:
    optionally weighted. The ``k`` nearest days at least ``exclude_days`` before ``t`` are
    taken greedily, each at least ``min_gap_days`` from the ones already taken (one day per
    episode). What followed each -- forward returns from the next open, drawdown ahead -- is
-   :func:`flushback.backtests.event_study.forward_outcomes` on the data known at ``t`` (an
+   :func:`flushback.backtests.events.study.forward_outcomes` on the data known at ``t`` (an
    outcome not yet known at ``t`` is missing).
 
 docs/today.md documents the features, their scaling and the distance.
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.event_study import _f as _opt  # finite float or None
-from flushback.backtests.event_study import events_from_triggers, forward_outcomes
-from flushback.backtests.timefmt import iso_z
-from flushback.backtests.warmup import first_valid_position
+from flushback.backtests.events.study import _f as _opt  # finite float or None
+from flushback.backtests.events.study import events_from_triggers, forward_outcomes
+from flushback.backtests.run.timefmt import iso_z
+from flushback.backtests.run.warmup import first_valid_position
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = ["FEATURES", "TodayResult", "feature_table", "standardise", "nearest_setups",
@@ -286,7 +286,7 @@ class TodayResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from flushback.backtests.signal_study import _clean
+        from flushback.backtests.events.signal_study import _clean
 
         return _clean({"schema_id": "flushback.today/1", **{
             k: getattr(self, k) for k in ("date", "as_of", "symbol", "interval", "signals",
@@ -295,8 +295,8 @@ class TodayResult:
 
     def write(self, out_dir: str | Path, *, png: bool = True) -> dict[str, Path]:
         """``today.json``, ``today.html`` (plotly) and ``today.png`` (matplotlib) in out_dir."""
-        from flushback.backtests.report_schema import write_text_atomic
-        from flushback.backtests.study_plots import today_html, today_png
+        from flushback.backtests.reports.schema import write_text_atomic
+        from flushback.backtests.reports.study_plots import today_html, today_png
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -361,7 +361,7 @@ def today(
     ``spec``: a spec (name, path or ``BacktestSpec``) whose signals are read; None: the
     library's default triggers on ``symbol`` (default BTC-USD) daily bars.
     """
-    from flushback.backtests.spec import load_spec
+    from flushback.backtests.run.spec import load_spec
     from flushback.data import load_frame
     from flushback.data.flush_events import load_catalog
     from flushback.signals import build_signal

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = [
@@ -634,7 +634,7 @@ class EventOutcome(_Model):
 
 
 class StrategyEventRow(_Model):
-    """What one strategy did at one event (see ``flushback.backtests.strategy_events``)."""
+    """What one strategy did at one event (see ``flushback.backtests.events.strategy``)."""
 
     event_id: str
     event_name: str

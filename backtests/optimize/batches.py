@@ -242,7 +242,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     after a legacy RUNNING trial died); it returns False when there was nothing to run."""
     import optuna
 
-    from flushback.backtests import optimize as opt
+    from flushback.backtests.optimize import study as opt
 
     TS = optuna.trial.TrialState
     finished_states = (TS.COMPLETE, TS.PRUNED)

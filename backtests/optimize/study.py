@@ -24,10 +24,10 @@ The pieces, in the order a study uses them:
   every trial with a seed derived from (seed, fold, number of finished trials): its state is a
   function of the storage, so a resumed seeded study continues exactly as an uninterrupted one.
   By default (``StudyConfig.batch`` > 1) a worker holds the study in memory and writes its
-  trials in batches (:mod:`flushback.backtests.study_batches`): the same exactly-N, resume and
+  trials in batches (:mod:`flushback.backtests.optimize.batches`): the same exactly-N, resume and
   sharing guarantees, without a storage round trip per trial.
 - **Analysis** (:func:`analyse_fold`): best trial on the training window, DSR and PBO over the
-  stored per-trial training returns (:mod:`flushback.backtests.overfitting`), parameter
+  stored per-trial training returns (:mod:`flushback.backtests.optimize.overfitting`), parameter
   importances (``optuna.importance``), and the out-of-sample backtest of the chosen parameters.
 
 The finished-trial budget N counts COMPLETE and PRUNED trials (pruned = stopped early by the
@@ -59,7 +59,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError, StoreError
 from flushback.signals.base import SignalCache
 
@@ -1167,7 +1167,7 @@ class StudyConfig:
     fingerprint_override: str | None = None
     #: a trial trading fewer times on its training window is infeasible (0 = no constraint)
     min_trades: int = 0
-    #: trials per storage write at most (1: the per-trial loop; see backtests.study_batches)
+    #: trials per storage write at most (1: the per-trial loop; see backtests.optimize.batches)
     batch: int = 256
     #: a batch is sized to about this much work, so slow trials are still written promptly
     flush_seconds: float = 1.0
@@ -1362,7 +1362,7 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: _Lease,
 
         try:
             if cfg.batch > 1:
-                from flushback.backtests.study_batches import run_batched_fold
+                from flushback.backtests.optimize.batches import run_batched_fold
 
                 ran[name] = run_batched_fold(cfg, ev, storage, lease, fold, on_trial, poll,
                                              max_consecutive_failures,
@@ -1713,7 +1713,7 @@ def _dsr_over_population(study: Any, series: Sequence[np.ndarray],
     """
     import optuna
 
-    from flushback.backtests import overfitting as of
+    from flushback.backtests.optimize import overfitting as of
 
     TS = optuna.trial.TrialState
     # the first return of every series is the 0 of the starting bar: drop it everywhere,
@@ -1738,7 +1738,7 @@ def _dsr_over_population(study: Any, series: Sequence[np.ndarray],
 def _pbo_measure(objective: Objective) -> tuple[str, str | None]:
     """The measure CSCV selects and ranks by: the study's (first) objective when the stored
     per-bar returns can recompute it on any set of rows, else Sharpe (with the reason)."""
-    from flushback.backtests.overfitting import PBO_MEASURES
+    from flushback.backtests.optimize.overfitting import PBO_MEASURES
 
     if objective.metric in PBO_MEASURES and objective.direction == OBJECTIVE_METRICS.get(
             objective.metric):
@@ -1753,7 +1753,7 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
     """Selection, DSR, PBO, importances and the out-of-sample backtest of one fold."""
     import optuna
 
-    from flushback.backtests import overfitting as of
+    from flushback.backtests.optimize import overfitting as of
 
     storage = storage or open_storage(cfg.storage_url, heartbeat=None)
     study = optuna.load_study(study_name=cfg.fold_study_name(fold), storage=storage)
@@ -1860,7 +1860,7 @@ def copy_config(cfg: StudyConfig, **changes: Any) -> StudyConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# the real evaluator: a backtest spec through flushback.backtests.runner
+# the real evaluator: a backtest spec through flushback.backtests.run.runner
 
 
 def _flatten_search_table(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1891,9 +1891,9 @@ class SpecEvaluator:
     def __init__(self, spec: Any, overrides: Sequence[str] = (), data_dir: str | None = None,
                  since: str | None = None, until: str | None = None,
                  frame: pd.DataFrame | None = None, engine: str | None = None) -> None:
-        from flushback.backtests import runner
-        from flushback.backtests.metrics import periods_per_year_for
-        from flushback.backtests.spec import load_spec
+        from flushback.backtests.run import runner
+        from flushback.backtests.run.metrics import periods_per_year_for
+        from flushback.backtests.run.spec import load_spec
         from flushback.strategies.engines import check_engine, engine_supports
 
         self.spec = load_spec(spec, overrides=list(overrides) or None)
@@ -1961,7 +1961,7 @@ class SpecEvaluator:
         return values
 
     def _fast(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
-        from flushback.backtests.fast_trials import FastTrials
+        from flushback.backtests.optimize.fast_trials import FastTrials
 
         view = self._view(start, end)
         ft = self._fast_windows.get(id(view))
@@ -2009,7 +2009,7 @@ class SpecEvaluator:
     def evaluate(self, params: Mapping[str, Any], start: pd.Timestamp, end: pd.Timestamp,
                  *, keep: bool = False, engine: str | None = None) -> Evaluation:
         """Backtest ``params`` on ``[start, end]`` (``engine``: this evaluator's by default)."""
-        from flushback.backtests.runner import run_backtest
+        from flushback.backtests.run.runner import run_backtest
 
         t0 = time.perf_counter()
         engine = engine or self.engine
@@ -2090,8 +2090,8 @@ def stitch_out_of_sample(results: Sequence[Any], cash: float) -> tuple[pd.DataFr
 
 def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[str, Any]]) -> Any:
     """The run of the optimization: the stitched out-of-sample backtest (never in-sample)."""
-    from flushback.backtests.metrics import compute_metrics
-    from flushback.backtests.runner import compute_run_id
+    from flushback.backtests.run.metrics import compute_metrics
+    from flushback.backtests.run.runner import compute_run_id
 
     oos = [f["_oos"].result for f in folds_out]
     equity, trades = stitch_out_of_sample(oos, ev.spec.cash)
@@ -2333,7 +2333,7 @@ def optimize_spec(
 
     ``engine``: the trials' engine (default: the fast engine when it runs the strategy type).
     The selected configurations and the stitched out-of-sample run are then re-run on
-    backtrader (:mod:`flushback.backtests.engine_check`); a mismatch raises EngineMismatch.
+    backtrader (:mod:`flushback.backtests.optimize.engine_check`); a mismatch raises EngineMismatch.
 
     ``embargo``: bars between each training window and its test window (default: the longest
     holding period the search allows plus the signals' warm-up, see
@@ -2341,8 +2341,8 @@ def optimize_spec(
     :data:`DEFAULT_MIN_TRADES`): fewer trades on a training window make a trial infeasible;
     a selected configuration trading fewer times in its test window is reported as a warning.
     """
-    from flushback.backtests.engine_check import raise_on_mismatch, recheck_on_reference
-    from flushback.backtests.runs import write_run
+    from flushback.backtests.optimize.engine_check import raise_on_mismatch, recheck_on_reference
+    from flushback.backtests.run.folders import write_run
 
     if n_trials < 1:
         raise ConfigError("--trials must be >= 1")
@@ -2375,7 +2375,7 @@ def optimize_spec(
     if prune_chunks is None:
         prune_chunks = 3 if pruner != "none" else 1
     cfg = StudyConfig(
-        evaluator_factory="flushback.backtests.optimize:spec_evaluator",
+        evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs=ev_kwargs,
         objectives=objectives, space=space, folds=tuple(folds), n_trials=int(n_trials),
         storage_url=normalize_storage_url(storage) if storage else default_storage_url(),
@@ -2412,7 +2412,7 @@ def optimize_spec(
                                    wall_seconds=wall, embargo_bars=int(embargo))
     section["engine_check"] = _jsonable(check)
     section = validate_optimization_section(section)
-    from flushback.backtests.spec import active_overrides
+    from flushback.backtests.run.spec import active_overrides
 
     run_dir = write_run(result, runs_dir=runs_dir,
                         sections={"kind": "optimization", "optimization": section,

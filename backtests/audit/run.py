@@ -1,12 +1,12 @@
 """``flushback audit``: prove that a spec's backtest sees no future and is no warm-up artifact.
 
-This module wires the checks of :mod:`flushback.backtests.audit_checks` to a real spec:
+This module wires the checks of :mod:`flushback.backtests.audit.checks` to a real spec:
 
 - :class:`SpecPipeline` implements the ``Pipeline`` protocol with the real data layer and the
   real runner. ``run(until)`` truncates the RAW inputs first -- ``load_frame(..., as_of=cut)``
   cuts every dataset the spec reads while it is read (bars that closed by the cut-off, external
   rows with ``known_at`` at or before it) and assembles the frame, the spec's signals are
-  computed and the backtest runs with ``flushback.backtests.runner.run_backtest``: the same
+  computed and the backtest runs with ``flushback.backtests.run.runner.run_backtest``: the same
   code path as ``flushback backtest`` (without the benchmark, which the audit does not check).
 - :func:`audit_spec` runs the three checks and returns an :class:`AuditReport`;
   :func:`save_audit` stores it as the ``audit`` section of the run's ``report.json`` (the run of
@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from flushback.backtests.audit_checks import (
+from flushback.backtests.audit.checks import (
     FAIL,
     PASS,
     CheckResult,
@@ -36,7 +36,7 @@ from flushback.backtests.audit_checks import (
     check_lookahead,
     check_warmup,
 )
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
 from flushback.signals import SignalCache
@@ -98,7 +98,7 @@ class SpecPipeline:
 
     def __init__(self, spec: Any, *, data_dir: str | Path | None = None, since: Any = None,
                  until: Any = None) -> None:
-        from flushback.backtests.runner import prepare
+        from flushback.backtests.run.runner import prepare
 
         self.spec = spec
         self.data_dir = data_dir
@@ -136,7 +136,7 @@ class SpecPipeline:
 
     def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
             open_only: bool = False) -> PipelineOutput:
-        from flushback.backtests.runner import prepare_frame, run_backtest
+        from flushback.backtests.run.runner import prepare_frame, run_backtest
 
         self.runs += 1
         af = self._load(until)
@@ -198,7 +198,7 @@ class SpecPipeline:
     def _feed_columns(self, frame: pd.DataFrame) -> dict[str, Any]:
         """The per-bar columns the strategy computes in pandas for its feed (e.g. a realised
         volatility for sizing): compared like signals, since the engine decides on them."""
-        from flushback.backtests.metrics import periods_per_year_for
+        from flushback.backtests.run.metrics import periods_per_year_for
         from flushback.strategies.config import get_strategy
 
         cls = get_strategy(self.spec.strategy.type)
@@ -318,7 +318,7 @@ def audit_spec(
     ``trades``: check every trade when there are at most this many, else a seeded sample of
     this many (at least 20; 0 or None = all trades).
     """
-    from flushback.backtests.spec import BacktestSpec, load_spec
+    from flushback.backtests.run.spec import BacktestSpec, load_spec
 
     if trades and trades < MIN_SAMPLE_TRADES:
         raise ConfigError(f"--trades {trades} is too small",
@@ -363,7 +363,7 @@ def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Pa
     """
     import json
 
-    from flushback.backtests.runs import write_run
+    from flushback.backtests.run.folders import write_run
     from flushback.data.paths import runs_dir as _runs_dir
 
     if report.result is None:
@@ -379,7 +379,7 @@ def save_audit(report: AuditReport, *, runs_dir: str | Path | None = None) -> Pa
             if old.get(key) is not None:
                 sections[key] = old[key]
     if "events" not in sections:  # the same flush-event section `flushback backtest` writes
-        from flushback.backtests.strategy_events import report_sections
+        from flushback.backtests.events.strategy import report_sections
 
         sections.update(report_sections(report.result))
     sections["audit"] = report.to_dict()

@@ -12,7 +12,7 @@ For each catalog event (window ``start`` .. ``end``, known at the close of ``sta
 - ``no_data``: the event lies outside the run's bars.
 
 The rows become the ``strategy`` part of the report's ``events`` section
-(:class:`~flushback.backtests.event_study.EventsSection`) so ``compare`` can put strategies side
+(:class:`~flushback.backtests.events.study.EventsSection`) so ``compare`` can put strategies side
 by side per event.
 """
 
@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.event_study import (
+from flushback.backtests.events.study import (
     EventsSection,
     StrategyEventRow,
     _f,
     events_from_catalog,
     run_event_study,
 )
-from flushback.backtests.timefmt import iso_z
+from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import DataError
 
 __all__ = [

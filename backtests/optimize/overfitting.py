@@ -171,7 +171,7 @@ def deflated_sharpe_ratio(
 # PBO by CSCV
 
 #: Performance measures CSCV can rank trials by, each computed on the rows of a half exactly as
-#: :mod:`flushback.backtests.metrics` computes it on a whole backtest (the annualisation factor
+#: :mod:`flushback.backtests.run.metrics` computes it on a whole backtest (the annualisation factor
 #: is a positive constant and changes no ranking, except inside Calmar's CAGR).
 PBO_MEASURES = ("sharpe", "sortino", "mean", "total_return", "cagr", "volatility",
                 "max_drawdown", "calmar")

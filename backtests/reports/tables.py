@@ -1,6 +1,6 @@
 """Tables derived from a report for display and comparison (pure pandas, no plotting).
 
-Everything here reads a validated :class:`~flushback.backtests.report_schema.Report`: drawdowns,
+Everything here reads a validated :class:`~flushback.backtests.reports.schema.Report`: drawdowns,
 monthly returns, the flush-event list a report is judged on, and each strategy's outcome at
 each flush event. The event outcomes look FORWARD from the event date (they are evaluation
 results, not inputs to any signal), hence the ``forward`` in their names.
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.report_schema import Report
-from flushback.backtests.strategy_events import trades_at_event
+from flushback.backtests.events.strategy import trades_at_event
+from flushback.backtests.reports.schema import Report
 
 __all__ = [
     "FlushEvent",
@@ -195,7 +195,7 @@ def forward_event_outcomes(
 
     One row per event with: ``event_id, name, start, entered``, ``action`` ("entered", "in
     position" or "none", by the one rule the run's ``events`` section uses too:
-    :func:`flushback.backtests.strategy_events.trades_at_event`), that trade's (the first
+    :func:`flushback.backtests.events.strategy.trades_at_event`), that trade's (the first
     entered, else the open one)
     ``entry_time, entry_price, exit_time, exit_price, trade_return`` (``return_pct`` as the
     report holds it), ``n_trades``, and ``strategy_return`` / ``benchmark_return``: the equity

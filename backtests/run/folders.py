@@ -5,7 +5,7 @@ A run folder is written atomically: everything goes to a temporary sibling folde
 never sees half a run. A process killed mid-write leaves that hidden temporary folder behind;
 :func:`gc_runs` removes it (and run folders whose report is unreadable), :func:`list_runs`
 reads the runs back and :func:`remove_runs` deletes chosen ones.
-The report follows :mod:`flushback.backtests.report_schema` (validated on write).
+The report follows :mod:`flushback.backtests.reports.schema` (validated on write).
 
 CSV conventions: timestamps ISO 8601 UTC (``2026-02-05T00:00:00Z``), floats written with
 full precision (they round-trip exactly), so metrics recomputed from the CSVs match the
@@ -74,8 +74,8 @@ def _with_provenance(sources: dict[str, Any], externals: Mapping[str, Any]) -> d
 
 def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
                 created_at: Any = None) -> dict[str, Any]:
-    """The ``report.json`` document of a :class:`~flushback.backtests.runner.BacktestResult`."""
-    from flushback.backtests.report_schema import build_report, series_from_frame
+    """The ``report.json`` document of a :class:`~flushback.backtests.run.runner.BacktestResult`."""
+    from flushback.backtests.reports.schema import build_report, series_from_frame
 
     frame = result.frame
     spec = result.spec
@@ -146,8 +146,8 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
     ``optimization``, ``audit``), and ``overrides`` (the ``--set`` values, recorded in the
     report's ``config``). ``report.html`` is rendered when the report module exists.
     """
-    from flushback.backtests.report_html import render_report_html
-    from flushback.backtests.report_schema import write_report_file
+    from flushback.backtests.reports.html import render_report_html
+    from flushback.backtests.reports.schema import write_report_file
     from flushback.data.paths import runs_dir as _runs_dir
     from flushback.data.store import default_mode
 
@@ -199,7 +199,7 @@ def write_run(result: Any, runs_dir: str | Path | None = None,
 def load_report(run_id_or_path: str | Path, runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Read a run's ``report.json`` (a run id, a run folder or a report.json path) as a dict,
     validated (and migrated) by the report schema."""
-    from flushback.backtests.report_schema import load_report_file
+    from flushback.backtests.reports.schema import load_report_file
 
     p = Path(run_id_or_path)
     if not p.exists():
@@ -254,7 +254,7 @@ class RunInfo:
 
 def list_runs(runs_dir: str | Path | None = None) -> tuple[list[RunInfo], list[str]]:
     """The readable runs, newest first, and one line per unreadable run folder."""
-    from flushback.backtests.report_schema import load_report_file
+    from flushback.backtests.reports.schema import load_report_file
 
     root = run_dir_for("x", runs_dir).parent
     runs, bad = [], []
@@ -272,7 +272,7 @@ def list_runs(runs_dir: str | Path | None = None) -> tuple[list[RunInfo], list[s
 def remove_runs(refs: Sequence[str], runs_dir: str | Path | None = None) -> list[Path]:
     """Delete run folders named by run id (or unique prefix); all names are resolved before
     anything is deleted, so one unknown name deletes nothing. Returns the removed folders."""
-    from flushback.backtests.compare import resolve_report_path
+    from flushback.backtests.reports.compare import resolve_report_path
 
     root = run_dir_for("x", runs_dir).parent.resolve()
     targets = []
@@ -294,7 +294,7 @@ def gc_runs(runs_dir: str | Path | None = None, *, grace_seconds: float = 600.0,
     (``.<run_id>.*``) not modified for ``grace_seconds`` (a write in progress is younger), and
     run folders whose ``report.json`` is missing or unreadable. Returns (path, reason) pairs;
     ``dry_run`` only lists them."""
-    from flushback.backtests.report_schema import load_report_file
+    from flushback.backtests.reports.schema import load_report_file
 
     root = run_dir_for("x", runs_dir).parent
     found: list[tuple[Path, str]] = []

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.metrics import compute_metrics, periods_per_year_for
-from flushback.backtests.spec import BacktestSpec, load_spec
+from flushback.backtests.run.metrics import compute_metrics, periods_per_year_for
+from flushback.backtests.run.spec import BacktestSpec, load_spec
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals.base import SignalCache
@@ -163,7 +163,7 @@ class BacktestResult:
     datasets: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     external_sources: dict[str, Any] = field(default_factory=dict)
-    warmup: dict[str, Any] | None = None  # flushback.backtests.warmup.warmup_report
+    warmup: dict[str, Any] | None = None  # flushback.backtests.run.warmup.warmup_report
     #: the structure levels the strategy's level exits read (``level_tp``/``level_sl`` on
     #: the window; empty without level exits)
     levels: pd.DataFrame | None = None
@@ -464,7 +464,7 @@ def _warmup_section(spec: BacktestSpec, prepared: Prepared, window: pd.DataFrame
                     ) -> dict[str, Any]:
     """Where the signals' warm-up ends relative to the window (inputs' first values plus
     declared warm-ups: a few column scans, no signal computation)."""
-    from flushback.backtests.warmup import warmup_report
+    from flushback.backtests.run.warmup import warmup_report
     from flushback.signals import build_signal
 
     sigs = {name: build_signal(cfg) for name, cfg in spec.signals.items()}
