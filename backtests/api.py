@@ -28,6 +28,11 @@ USER_ENTRY = "user_entry"
 USER_EXIT = "user_exit"
 
 
+def _user_trigger(column: str) -> dict[str, Any]:
+    """The signal config that reads a user's boolean column (stored as 1.0/0.0/NaN)."""
+    return {"type": "threshold", "op": ">=", "level": 0.5, "column": column}
+
+
 @dataclass
 class Result:
     """One backtest: what a notebook reads, and what ``save()`` writes as a run folder.
@@ -165,10 +170,9 @@ def _user_spec(frame: pd.DataFrame, has_exit: bool, strategy: Mapping[str, Any] 
     if interval is None:
         raise DataError(f"bars every {step} are not supported", file="data",
                         hint="resample to 1h, 4h or 1d (flushback.data.frames.resample_bars)")
-    level = {"type": "threshold", "op": ">=", "level": 0.5}
-    signals = {"entry": {**level, "column": USER_ENTRY}}
+    signals = {"entry": _user_trigger(USER_ENTRY)}
     if has_exit:
-        signals["exit"] = {**level, "column": USER_EXIT}
+        signals["exit"] = _user_trigger(USER_EXIT)
     return {
         "name": "user_signals",
         "description": "the user's own entry/exit series",
@@ -233,11 +237,10 @@ def backtest(
             spec = _user_spec(data, exits is not None, strategy, cash)
         else:
             sig_over: dict[str, Any] = {}
-            level = {"type": "threshold", "op": ">=", "level": 0.5}
             if entries is not None:
-                sig_over["signals.entry"] = {**level, "column": USER_ENTRY}
+                sig_over["signals.entry"] = _user_trigger(USER_ENTRY)
             if exits is not None:
-                sig_over["signals.exit"] = {**level, "column": USER_EXIT}
+                sig_over["signals.exit"] = _user_trigger(USER_EXIT)
             spec = load_spec(spec, overrides).to_dict()
             for key, value in sig_over.items():
                 spec["signals"][key.split(".", 1)[1]] = value
@@ -275,23 +278,6 @@ def backtest_frame(spec: Any, overrides: Any = None, since: Any = None, until: A
 
     return prepare(load_spec(spec, overrides), data_dir=data_dir, since=since,
                    until=until).frame.copy()
-
-
-def _signal_config(text: str) -> dict[str, Any]:
-    """A signal config from text: a name, ``signal:NAME`` or a JSON object."""
-    import json
-
-    text = text.strip().removeprefix("signal:")
-    if not text.startswith("{"):
-        return {"type": text}
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON signal config: {exc}",
-                          hint='e.g. \'{"type": "all", "of": [...]}\'') from None
-    if not isinstance(cfg, dict) or "type" not in cfg:
-        raise ConfigError("a JSON signal config must be an object with a 'type'")
-    return cfg
 
 
 def study_events(
@@ -336,7 +322,9 @@ def study_events(
 
         evs = detect_flushes(frame).study_events(frame.attrs.get("interval", interval))
     else:
-        cfg = _signal_config(events)
+        from flushback.signals.registry import config_from_text
+
+        cfg = config_from_text(events.strip().removeprefix("signal:"))
         sig = build_signal(cfg)
         fired = sig.compute(frame)
         if fired.dtype != bool:

@@ -5,8 +5,8 @@ highs and lows, the 0.618 retracement of the last swing, a fair value gap left b
 the "liquidity" under a row of equal lows) -- computed so that the value at bar ``t`` uses
 only bars ``<= t``. Every drawn level is a classic place for look-ahead: a swing low is only
 known ``k`` bars after it printed. The signals built on these tables live at the bottom of
-this module; the contrarian strategy's level exits read :func:`structure_table` through
-``flushback.strategies.levels``.
+this module; :func:`structure_table` is also what the contrarian strategy's level exits
+read (this module knows nothing of them).
 
 Definitions (``k`` = ``swing_bars``, ``L`` = ``lookback``; bars are positions ``0..n-1``):
 
