@@ -119,7 +119,8 @@ class FolderRepository:
                 spec = spec_from_sidecar(path)
             spec = spec or spec_for_path(path, self.root)
             frame = parse_file(path, spec)
-            validate_dataset(frame, spec, file=str(path))
+            # flags are acted on where data enters the store; `data validate DIR` lists them
+            validate_dataset(frame, spec, file=str(path), scan=False)
             hit = (frame, make_info(spec, frame, fingerprint(frame), str(path)))
             with _CACHE_LOCK:
                 _CACHE[key] = hit

@@ -257,9 +257,10 @@ def validate_external(
 
 def validate_dataset(frame: pd.DataFrame, spec: DatasetSpec, *, file: str | None = None,
                      strict: bool = False, max_gap: pd.Timedelta | None = None,
-                     now: pd.Timestamp | None = None) -> ValidationReport:
-    """Every hard rule for the dataset's kind, then the suspicious-value scan: the report's
-    ``flags`` lists what looks wrong (:mod:`flushback.data.suspicious`) without refusing it."""
+                     now: pd.Timestamp | None = None, scan: bool = True) -> ValidationReport:
+    """Every hard rule for the dataset's kind, then (``scan``) the suspicious-value scan: the
+    report's ``flags`` lists what looks wrong (:mod:`flushback.data.suspicious`) without
+    refusing it. Readers that never act on flags (a folder read in place) skip the scan."""
     from flushback.data.suspicious import find_suspicious
 
     if spec.kind == "bars":
@@ -267,7 +268,7 @@ def validate_dataset(frame: pd.DataFrame, spec: DatasetSpec, *, file: str | None
                                strict=strict, known_gaps=spec.known_gaps, now=now)
     else:
         report = validate_external(frame, spec, file=file, strict=strict, now=now)
-    report.flags = find_suspicious(frame, spec)
+    report.flags = find_suspicious(frame, spec) if scan else []
     if report.flags:
         report.warnings.append(f"{len(report.flags)} suspicious value(s): "
                                + "; ".join(f.describe() for f in report.flags[:3]))
