@@ -59,7 +59,21 @@ class Result:
 
     @property
     def metrics(self) -> pd.Series:
-        return pd.Series(self.raw.metrics, name=self.raw.spec.strategy.type, dtype=object)
+        name = "portfolio" if self.raw.spec.portfolio is not None else self.raw.spec.strategy.type
+        return pd.Series(self.raw.metrics, name=name, dtype=object)
+
+    @property
+    def assets(self) -> pd.DataFrame | None:
+        """A portfolio run asset by asset (trades, win rate, P&L, contribution to the total
+        return, exposure, the asset's own buy-and-hold); None for a single-asset run."""
+        section = self.raw.portfolio
+        return None if section is None else pd.DataFrame(section["assets"]).set_index("symbol")
+
+    @property
+    def correlation(self) -> pd.DataFrame | None:
+        """A portfolio run's correlation of the assets' bar returns; None for one asset."""
+        section = self.raw.portfolio
+        return None if section is None else pd.DataFrame(section["correlation"])
 
     @property
     def benchmark_metrics(self) -> pd.Series:
@@ -301,17 +315,27 @@ def study_events(
     each event against a random-day baseline. ``events``: ``"catalog"``, ``"detected"``, a
     signal name or config (its triggers are the events). Returns the report section (its
     ``summary`` rows and per-event ``outcomes``; ``to_report()`` for JSON)."""
-    from flushback.backtests.events.study import (
-        events_from_catalog,
-        events_from_triggers,
-        run_event_study,
-    )
+    from flushback.backtests.events.study import run_event_study
     from flushback.data import load_frame
-    from flushback.data.flush_events import load_catalog
-    from flushback.signals import build_signal
 
     if frame is None:
         frame = load_frame(symbol, interval, start=start, end=end, data_dir=data_dir).frame
+    evs, version = _study_events_on(events, frame, interval, catalog)
+    st = run_event_study(frame, evs, horizons=horizons, draws=draws, seed=seed, alpha=alpha,
+                         cluster=cluster,  # type: ignore[arg-type]
+                         match_volatility=match_volatility)
+    return st.to_section(source=events, catalog_version=version, symbol=symbol,
+                         interval=interval)
+
+
+def _study_events_on(events: str, frame: pd.DataFrame, interval: str,
+                     catalog: str | None) -> tuple[list[Any], str | None]:
+    """The events of a study (``catalog``, ``detected`` or a signal's triggers) on ``frame``'s
+    bars, and the catalogue version when it is the catalogue."""
+    from flushback.backtests.events.study import events_from_catalog, events_from_triggers
+    from flushback.data.flush_events import load_catalog
+    from flushback.signals import build_signal
+
     cat = load_catalog(catalog)
     version = None
     if events == "catalog":
@@ -334,8 +358,49 @@ def study_events(
         evs = events_from_triggers(fired, frame.attrs.get("interval", "1d"), prefix=cfg["type"])
     if not evs:
         raise DataError(f"no events ({events}) inside the loaded bars", hint="widen start/end")
-    st = run_event_study(frame, evs, horizons=horizons, draws=draws, seed=seed, alpha=alpha,
-                         cluster=cluster,  # type: ignore[arg-type]
-                         match_volatility=match_volatility)
-    return st.to_section(source=events, catalog_version=version, symbol=symbol,
-                         interval=interval)
+    return evs, version
+
+
+def study_events_across(
+    events: str = "catalog",
+    *,
+    symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+    interval: str = "1d",
+    start: Any = None,
+    end: Any = None,
+    horizons: Sequence[int] = (1, 3, 7, 14, 30, 90),
+    draws: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    cluster: str = "mean",
+    match_volatility: bool = False,
+    catalog: str | None = None,
+    data_dir: str | Path | None = None,
+) -> Any:
+    """The event study on several assets, side by side (``flushback events study --symbols``).
+
+    The events are dated once, on the first symbol (the reference: the catalogue's days, or
+    the flushes detected / the signal's triggers on ITS bars), and every asset is measured
+    from the open after the same days, against its own random-day baseline (same draws and
+    seed). An event before an asset's first bar has no outcome for it. ``paired`` compares
+    each other asset with the reference on the events where both have a return: did ETH and
+    SOL rebound more than BTC? (:class:`~flushback.backtests.events.across.AcrossAssets`)."""
+    from flushback.backtests.events.across import AcrossAssets
+    from flushback.backtests.events.study import run_event_study
+    from flushback.data import load_frame
+
+    names = [str(s) for s in symbols]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError("--symbols needs two or more different symbols",
+                          hint="e.g. --symbols BTCUSDT,ETHUSDT,SOLUSDT")
+    frames = {s: load_frame(s, interval, start=start, end=end, data_dir=data_dir).frame
+              for s in names}
+    evs, version = _study_events_on(events, frames[names[0]], interval, catalog)
+    sections = {}
+    for s in names:
+        st = run_event_study(frames[s], evs, horizons=horizons, draws=draws, seed=seed,
+                             alpha=alpha, cluster=cluster,  # type: ignore[arg-type]
+                             match_volatility=match_volatility)
+        sections[s] = st.to_section(source=events, catalog_version=version, symbol=s,
+                                    interval=interval)
+    return AcrossAssets.from_sections(sections, horizons=list(horizons))

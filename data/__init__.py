@@ -26,6 +26,7 @@ _LAZY = {
     "load_frame": "flushback.data.assemble",
     "load_dataset": "flushback.data.assemble",
     "DEFAULT_EXTERNALS": "flushback.data.assemble",
+    "load_basket": "flushback.data.basket",
     "AssembledFrame": "flushback.data.frames",
     "bar_interval": "flushback.data.frames",
     "resample_bars": "flushback.data.frames",

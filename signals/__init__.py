@@ -17,6 +17,7 @@ backtrader or optuna).
 """
 
 from flushback.signals import (
+    breadth,
     compose,
     derivatives,
     generic,
@@ -46,6 +47,7 @@ __all__ = [
     "Signal",
     "SignalCache",
     "bar_interval",
+    "breadth",
     "build_signal",
     "cached_part",
     "compose",

@@ -511,6 +511,11 @@ class Signal:
     def required_columns(self) -> tuple[str, ...]:
         return tuple(self.inputs)
 
+    def columns_in(self, frame: pd.DataFrame) -> tuple[str, ...]:
+        """The columns of ``frame`` this signal reads: ``required_columns()``, plus whatever
+        depends on the frame (a breadth signal reads every basket member's columns)."""
+        return self.required_columns()
+
     def compute(self, frame: pd.DataFrame) -> pd.Series:
         """Compute the signal on ``frame`` (see the class docstring for the contract).
 
@@ -566,7 +571,7 @@ class Signal:
         """Bars where the signal's inputs are present (bool on ``frame.index``): where this is
         False a False trigger means "no data", not "no". Composites combine their children
         (all: every child; any/k_of_n: at least one)."""
-        cols = [c for c in self.required_columns() if c in frame.columns]
+        cols = [c for c in self.columns_in(frame) if c in frame.columns]
         if not cols:
             return pd.Series(True, index=frame.index)
         return frame[cols].notna().all(axis=1)

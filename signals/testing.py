@@ -57,8 +57,14 @@ def synthetic_frame(
     start: str = "2021-01-01",
     flat: bool = True,
     gaps: bool = True,
+    basket: int = 0,
 ) -> pd.DataFrame:
-    """A frame of ``n`` bars with all canonical columns (deterministic for a given seed)."""
+    """A frame of ``n`` bars with all canonical columns (deterministic for a given seed).
+
+    ``basket``: that many more synthetic assets as basket members (``close@SYNTH-B``...,
+    see ``flushback.data.basket``), correlated with the primary, the last one starting a third
+    of the way in (as SOL starts years after BTC); the primary's own ``@`` columns are added
+    too. Drawn from their own random stream: the primary's columns do not change."""
     rng = np.random.default_rng(seed)
     step = _STEP[interval]
     per_day = pd.Timedelta(days=1) / step
@@ -120,7 +126,46 @@ def synthetic_frame(
         frame.loc[hole, ["fng", "funding_rate", "oi_usd"]] = np.nan
     frame.attrs["interval"] = interval
     frame.attrs["symbol"] = "SYNTH-USD"
+    if basket:
+        frame = _with_basket(frame, basket, seed, sigma, crash, per_day)
     return frame
+
+
+def _with_basket(frame: pd.DataFrame, k: int, seed: int, sigma: float, crash: np.ndarray,
+                 per_day: float) -> pd.DataFrame:
+    rng = np.random.default_rng([seed, 7919])
+    n = len(frame)
+    base = np.diff(np.log(frame["close"].to_numpy()), prepend=np.log(100.0))
+    cols: dict[str, Any] = {}
+    names = ["SYNTH-USD"] + [f"SYNTH-{chr(ord('B') + i)}" for i in range(k)]
+    for field in ("open", "high", "low", "close", "volume", "liq_long_usd", "liq_short_usd",
+                  "liq_regime"):
+        cols[f"{field}@SYNTH-USD"] = frame[field]
+    for j, name in enumerate(names[1:]):
+        beta = 1.2 + 0.3 * j
+        ret = beta * base + rng.standard_t(4, size=n) * sigma / np.sqrt(2.0)
+        close = 50.0 * np.exp(np.cumsum(ret))
+        open_ = np.r_[50.0, close[:-1]]
+        spread = np.abs(rng.normal(0, sigma, n)) * close
+        high = np.maximum(open_, close) + spread * rng.random(n)
+        low = np.minimum(open_, close) - spread * rng.random(n)
+        scale = 2e6 / per_day
+        liq_long = rng.lognormal(0, 0.8, n) * scale * np.where(crash, rng.uniform(4, 15, n), 1.0)
+        liq_short = rng.lognormal(0, 0.8, n) * scale * 0.7
+        block = {"open": open_, "high": high, "low": low, "close": close,
+                 "volume": rng.lognormal(9, 0.4, n), "liq_long_usd": liq_long,
+                 "liq_short_usd": liq_short}
+        late = n // 3 if j == len(names) - 2 and n > 60 else 0
+        for field, values in block.items():
+            v = np.asarray(values, dtype="float64").copy()
+            v[:late] = np.nan
+            cols[f"{field}@{name}"] = v
+        regime = np.full(n, "binance_throttled", dtype=object)
+        regime[:late] = np.nan
+        cols[f"liq_regime@{name}"] = regime
+    out = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
+    out.attrs = {**frame.attrs, "basket": names}
+    return out
 
 
 # --------------------------------------------------------------------------- conformance
@@ -128,9 +173,10 @@ def synthetic_frame(
 
 def conformance_frame(sig: Any, interval: str = "1d", seed: int = 0,
                       extra: int = 300) -> pd.DataFrame:
-    """A synthetic frame long enough for ``sig``: its warm-up plus ``extra`` bars."""
+    """A synthetic frame long enough for ``sig``: its warm-up plus ``extra`` bars, with a
+    basket of three assets for the breadth signals."""
     n = int(sig.warmup_for(_STEP[interval])) + extra
-    return synthetic_frame(n, interval, seed=seed)
+    return synthetic_frame(n, interval, seed=seed, basket=2)
 
 
 def same_values(a: pd.Series, b: pd.Series, atol: float = 0.0) -> bool:
@@ -190,7 +236,8 @@ def check_missing_inputs(sig: Any, frame: pd.DataFrame) -> None:
     """NaN never triggers: with every input column missing, a bool signal is all False and a
     float signal all NaN."""
     blank = frame.copy()
-    for col in sig.required_columns():
+    columns = sig.columns_in(frame) if hasattr(sig, "columns_in") else sig.required_columns()
+    for col in columns:
         blank[col] = np.nan
     out = sig.compute(blank)
     if sig.kind == "bool":

@@ -61,3 +61,23 @@ def postgres_url() -> str:
             pytest.fail(reason + "; FLUSHBACK_REQUIRE_POSTGRES=1 makes this a failure")
         pytest.skip(reason)
     return url
+
+
+def _ewm_wilder_rsi(close, period: int = 14, warmup: int = 202):
+    """Wilder RSI written apart from flushback.signals.rsi: pandas' ewm (alpha = 1/period, no
+    SMA seed), NaN for the first ``warmup`` bars. After 202 bars the seed's weight is below
+    1e-6, so it agrees with the library's SMA-seeded RSI to ~0.01 points."""
+    import numpy as np
+
+    d = close.diff()
+    up = d.clip(lower=0).ewm(alpha=1 / period, adjust=False).mean()
+    dn = (-d).clip(lower=0).ewm(alpha=1 / period, adjust=False).mean()
+    rsi = 100 * up / (up + dn)
+    rsi.iloc[:warmup] = np.nan
+    return rsi
+
+
+@pytest.fixture(scope="session")
+def ewm_wilder_rsi():
+    """A separate Wilder RSI for tests that check RSI-based decisions on real data."""
+    return _ewm_wilder_rsi

@@ -65,12 +65,23 @@ def test_default_trigger_rates_are_selective(btc_daily, name):
 
 @pytest.mark.slow
 def test_every_signal_runs_on_real_daily_and_hourly_data(btc_daily, shared_data_dir):
+    from flushback.data.basket import load_basket
+
     hourly = load_frame("BTC-USD", "1h", data_dir=shared_data_dir).frame
+    # the breadth signals read a basket: BTC with ETH (and SOL daily) on the same bars
+    baskets = (load_basket("BTC-USD", ["ETH-USD", "SOLUSDT"], "1d",
+                           data_dir=shared_data_dir).frame,
+               load_basket("BTC-USD", ["ETH-USD"], "1h", data_dir=shared_data_dir).frame)
     for name in list_signals():
         sig = get_signal(name).example()
-        for frame in (btc_daily, hourly):
+        if name == "on_asset":  # its example reads a synthetic member
+            sig = sig.with_params({"symbol": "ETH-USD"})
+        basket = getattr(sig, "needs_basket", False)
+        for frame in (baskets if basket else (btc_daily, hourly)):
             out = sig.compute(frame)
             assert out.index.equals(frame.index)
+            if basket:
+                assert sig.evaluable(frame).any(), name
 
 
 def test_4h_rsi_on_hourly_bars_matches_rsi_on_4h_bars(shared_data_dir):

@@ -124,15 +124,15 @@ class SpecPipeline:
         return self._interval
 
     def _load(self, until: pd.Timestamp | None) -> Any:
-        from flushback.data import load_frame
+        from flushback.data.basket import load_with_basket
 
         end = self._end if until is None else until
         as_of = None if until is None else until + self._interval  # the close of bar `until`
         kwargs = self.spec.data.load_kwargs()
         kwargs["externals"] = self._externals
-        return load_frame(self.spec.data.symbol, self.spec.data.interval,
-                          start=self._load_start, end=end, data_dir=self.data_dir,
-                          as_of=as_of, **kwargs)
+        return load_with_basket(self.spec.data.symbol, self.spec.data.interval,
+                                start=self._load_start, end=end, data_dir=self.data_dir,
+                                as_of=as_of, **kwargs)
 
     def run(self, until: pd.Timestamp | None = None, *, trades: bool = True,
             open_only: bool = False) -> PipelineOutput:

@@ -15,6 +15,7 @@ from flushback.backtests.cli._common import (
     console,
     console_err,
     print_json,
+    wide_console,
 )
 
 _ROWS = [
@@ -72,14 +73,79 @@ def backtest(
         Engine.backtrader, "--engine",
         help="backtrader (the reference) or fast (compiled, proven equal; built-in strategies)."
     ),
+    symbols: str = typer.Option(
+        None, "--symbols",
+        help="Comma-separated symbols: the same playbook on each asset (data.symbol), one run "
+        "each, side by side.",
+    ),
 ) -> None:
     """Run a backtest spec against buy-and-hold and write runs/<run_id>/."""
+    from flushback.backtests.run.spec import load_spec
+
+    if symbols:
+        _per_asset(spec, [x.strip() for x in symbols.split(",") if x.strip()], set_ or [],
+                   since=since, until=until, fmt=fmt, runs_dir=runs_dir, engine=engine)
+        return
+    spec_obj = load_spec(spec, overrides=list(set_ or []))
+    _run_one(spec_obj, set_ or [], since=since, until=until, fmt=fmt, runs_dir=runs_dir,
+             engine=engine)
+
+
+def _per_asset(spec: str, symbols: list[str], set_: list[str], *, fmt: OutputFormat,
+               **kwargs: Any) -> None:
+    """``backtest --symbols``: the spec on each symbol (one run folder each), then a table of
+    the headline metrics side by side."""
+    from rich.table import Table
+
+    from flushback.backtests.run.spec import load_spec
+    from flushback.data.errors import ConfigError
+
+    if len(symbols) < 2 or len(set(symbols)) != len(symbols):
+        raise ConfigError("--symbols needs two or more different symbols",
+                          hint="e.g. --symbols BTCUSDT,ETHUSDT,SOLUSDT")
+    runs = []
+    for sym in symbols:
+        spec_obj = load_spec(spec, overrides=[*set_, f"data.symbol={sym}"])
+        if spec_obj.portfolio is not None:
+            raise ConfigError(f"{spec_obj.name} is a portfolio: it trades its basket already",
+                              hint="--symbols runs a single-asset spec on each asset")
+        runs.append(_run_one(spec_obj, [*set_, f"data.symbol={sym}"], fmt=fmt, quiet=True,
+                             **kwargs))
+    if fmt == OutputFormat.json:
+        from flushback.backtests.reports.schema import to_jsonable
+
+        print_json({"spec": runs[0][0].spec.name, "runs": [
+            {"symbol": sym, "run_id": r.run_id, "run_dir": str(d), "window": r.config["window"],
+             "metrics": to_jsonable(r.metrics),
+             "benchmark": {"name": r.spec.benchmark.type,
+                           "metrics": to_jsonable(r.benchmark_metrics)}}
+            for sym, (r, d) in zip(symbols, runs, strict=True)]})
+        return
+    table = Table(title=f"{runs[0][0].spec.name} on each asset (the same playbook, one run each)")
+    table.add_column("Metric")
+    for sym in symbols:
+        table.add_column(sym, justify="right")
+    for key, label, kind in _ROWS:
+        table.add_row(label, *[_fmt(r.metrics.get(key), kind) for r, _ in runs])
+    table.add_row("Buy-and-hold return", *[
+        _fmt(r.benchmark_metrics.get("total_return"), "pct") for r, _ in runs])
+    table.add_row("Window", *[f"{r.config['window']['start'][:10]} .. "
+                              f"{r.config['window']['end'][:10]}" for r, _ in runs])
+    console.print(table)
+    for sym, (r, d) in zip(symbols, runs, strict=True):
+        console.print(f"{sym}: run {r.run_id} -> {d}", markup=False, highlight=False)
+    console.print("`flushback compare --allow-mismatch <run ids>` puts their equity and "
+                  "per-flush outcomes side by side.", markup=False, highlight=False)
+
+
+def _run_one(spec_obj: Any, set_: list[str], *, since: str | None, until: str | None,
+             fmt: OutputFormat, runs_dir: str | None, engine: Engine,
+             quiet: bool = False) -> tuple[Any, Path]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flushback.backtests.api import backtest as api_backtest
-    from flushback.backtests.run.spec import active_overrides, load_spec
+    from flushback.backtests.run.spec import active_overrides
 
-    spec_obj = load_spec(spec, overrides=list(set_ or []))
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,} bars"),
@@ -107,8 +173,11 @@ def backtest(
 
     warm = result.warmup or {}
     if warm.get("inside_window"):
-        console_err.print(f"warning: {warm['message']}", markup=False, highlight=False,
+        console_err.print(f"warning: {spec_obj.data.symbol}: {warm['message']}" if quiet
+                          else f"warning: {warm['message']}", markup=False, highlight=False,
                           soft_wrap=True)
+    if quiet:
+        return result, run_dir
     if fmt == OutputFormat.json:
         from flushback.backtests.reports.schema import to_jsonable
         from flushback.backtests.run.metrics import round_trips
@@ -126,8 +195,9 @@ def backtest(
             "round_trips": to_jsonable(round_trips(result.trades)),
             "warmup": warm or None,
         })
-        return
+        return result, run_dir
     _print_tables(result, run_dir)
+    return result, run_dir
 
 
 def _print_tables(result: Any, run_dir: Any) -> None:
@@ -135,16 +205,23 @@ def _print_tables(result: Any, run_dir: Any) -> None:
 
     spec = result.spec
     w = result.config.get("window", {})
-    title = (f"{spec.name}: {spec.data.symbol} {spec.data.interval}, "
+    portfolio = spec.portfolio is not None
+    from flushback.data.basket import basket_members
+
+    symbols = (", ".join(basket_members(spec.data.symbol, spec.data.basket)) if portfolio
+               else spec.data.symbol)
+    title = (f"{spec.name}: {symbols} {spec.data.interval}, "
              f"{w.get('start', '')[:10]} .. {w.get('end', '')[:10]}")
     table = Table(title=title)
     table.add_column("Metric")
-    table.add_column(spec.strategy.type, justify="right")
+    table.add_column("portfolio" if portfolio else spec.strategy.type, justify="right")
     table.add_column(spec.benchmark.type, justify="right")
     for key, label, kind in _ROWS:
         table.add_row(label, _fmt(result.metrics.get(key), kind),
                       _fmt(result.benchmark_metrics.get(key), kind))
     console.print(table)
+    if result.portfolio:
+        _print_assets(result.portfolio)
 
     from flushback.backtests.run.metrics import round_trips
 
@@ -155,18 +232,21 @@ def _print_tables(result: Any, run_dir: Any) -> None:
     title = f"Trades ({len(trips)} round trip{'' if len(trips) == 1 else 's'}" + (
         f", {n_legs} legs)" if n_legs != len(trips) else ")")
     tt = Table(title=title)
-    for col in ("#", "entry", "price", "exit", "price", "size", "P&L", "return", "legs",
-                "reason"):
-        tt.add_column(col, justify="left" if col in ("reason", "entry", "exit") else "right",
-                      no_wrap=True)
+    asset = ({} if "symbol" not in legs.columns
+             else dict(zip(legs["trade_id"], legs["symbol"], strict=True)))
+    for col in ("#", *(("asset",) if asset else ()), "entry", "price", "exit", "price", "size",
+                "P&L", "return", "legs", "reason"):
+        tt.add_column(col, justify="left" if col in ("reason", "entry", "exit", "asset")
+                      else "right", no_wrap=True)
     shown = trips.tail(_MAX_TRADES_SHOWN)
     for _, t in shown.iterrows():
         tt.add_row(
             str(t["trade_id"]),
+            *((str(asset.get(t["trade_id"], "")),) if asset else ()),
             t["entry_time"].strftime(tf),
-            f"{t['entry_price']:,.0f}",
+            _px(t["entry_price"]),
             t["exit_time"].strftime(tf),
-            f"{t['exit_price']:,.0f}",
+            _px(t["exit_price"]),
             f"{t['size']:.4f}",
             f"{t['pnl']:,.2f}",
             f"{t['return_pct'] * 100:,.1f}%",
@@ -210,6 +290,39 @@ def _print_tables(result: Any, run_dir: Any) -> None:
 _MAX_LEGS_SHOWN = 6
 
 
+def _print_assets(section: dict[str, Any]) -> None:
+    """A portfolio run asset by asset, and the correlation of their bar returns."""
+    from rich.table import Table
+
+    at = Table(title="Assets (contribution = the asset's P&L / starting cash; they add up to "
+                     "the total return)")
+    for col in ("asset", "first bar", "trades", "win rate", "P&L", "contribution", "exposure",
+                "asset buy-and-hold"):
+        at.add_column(col, justify="left" if col in ("asset", "first bar") else "right")
+    for a in section["assets"]:
+        at.add_row(a["symbol"], (a["first_bar"] or "-")[:10], str(a["trades"]),
+                   _fmt(a["win_rate"], "pct"), _fmt(a["pnl"], "money"),
+                   _fmt(a["contribution"], "pct"), _fmt(a["exposure"], "pct"),
+                   _fmt(a["asset_return"], "pct"))
+    wide_console(120).print(at)
+    names = [a["symbol"] for a in section["assets"]]
+    ct = Table(title="Correlation of bar returns")
+    ct.add_column("")
+    for n in names:
+        ct.add_column(n, justify="right")
+    for a in names:
+        ct.add_row(a, *[_fmt(section["correlation"][a][b], "num") for b in names])
+    console.print(ct)
+
+
+def _px(value: float) -> str:
+    """A price with the decimals its size needs (BTC 84,303; SOL 87.36; 0.0412)."""
+    v = float(value)
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
     """The legs of a multi-leg round trip as dim sub-rows (at most ``_MAX_LEGS_SHOWN``)."""
     if int(trip["legs"]) < 2:
@@ -223,7 +336,7 @@ def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
                              "", "(trades.csv)"))
             continue
         rows.append((
-            "", f"  leg {k}", "", leg["exit_time"].strftime(tf), f"{leg['exit_price']:,.0f}",
+            "", f"  leg {k}", "", leg["exit_time"].strftime(tf), _px(leg["exit_price"]),
             f"{leg['size']:.4f}", f"{leg['pnl']:,.2f}", f"{leg['return_pct'] * 100:,.1f}%", "",
             str(leg["exit_reason"]),
         ))
@@ -233,7 +346,7 @@ def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
 def _stop_note(spec: Any, trips: Any) -> str | None:
     """Why a close-based stop lost more than its level: it is decided on a bar's close and
     filled at the next bar's open (``exit_mode = "close"``, the default)."""
-    params = spec.strategy.params
+    params = spec.portfolio if spec.portfolio is not None else spec.strategy.params
     level = float(params.get("stop_loss") or 0.0)
     if not level or params.get("exit_mode", "close") != "close" or not len(trips):
         return None

@@ -191,6 +191,11 @@ def study(
         help="catalog | detected | a signal name or JSON config (its triggers are the events).",
     ),
     symbol: str = typer.Option("BTC-USD", "--symbol"),
+    symbols: str = typer.Option(
+        None, "--symbols",
+        help="Comma-separated symbols: the same events on each asset, side by side, each "
+        "compared with the first (e.g. BTCUSDT,ETHUSDT,SOLUSDT).",
+    ),
     interval: str = typer.Option("1d", "--interval"),
     start: str = typer.Option(None, "--start", help="First bar (UTC date)."),
     end: str = typer.Option(None, "--end", help="Last bar (UTC date)."),
@@ -216,6 +221,12 @@ def study(
     if baseline != "random":
         raise ConfigError(f"--baseline {baseline!r} is not supported", hint="use --baseline random")
     hs = _parse_horizons(horizons)
+    if symbols:
+        _study_across(events, [x.strip() for x in symbols.split(",") if x.strip()], hs,
+                      interval=interval, start=start, end=end, draws=draws, seed=seed,
+                      alpha=alpha, cluster=cluster, match_volatility=match_volatility,
+                      catalog=catalog, fmt=fmt)
+        return
     section = study_events(
         events, symbol=symbol, interval=interval, start=start, end=end, horizons=hs,
         draws=draws, seed=seed, alpha=alpha, cluster=cluster,
@@ -285,6 +296,60 @@ def study(
                 _pct(o.drawdown_ahead),
             )
         console.print(pt)
+
+
+def _study_across(events: str, symbols: list[str], hs: list[int], *, fmt: OutputFormat,
+                  **kwargs: Any) -> None:
+    """``events study --symbols``: one study per asset, then each asset against the first."""
+    from rich.table import Table
+
+    from flushback.backtests.api import study_events_across
+
+    across = study_events_across(events, symbols=symbols, horizons=hs,
+                                 data_dir=STATE.data_dir or None, **kwargs)
+    if fmt == OutputFormat.json:
+        print_json(across.to_report())
+        return
+    alpha, draws = kwargs["alpha"], kwargs["draws"]
+    lvl = f"{(1 - alpha) * 100:g}%"
+    table = Table(title=(f"event study across assets: {events} events dated on "
+                         f"{across.reference}, entry at each asset's next open; per-cluster "
+                         f"mean [{lvl} CI], p (>) vs its random days ({draws} draws)"))
+    table.add_column("horizon", justify="right")
+    for s in across.symbols:
+        table.add_column(s, justify="right")
+    for h in hs:
+        cells = []
+        for s in across.symbols:
+            row = next((r for r in across.sections[s].summary if r.horizon == h), None)
+            cells.append("-" if row is None or row.ret_mean is None else
+                         f"{_pct(row.ret_mean)} [{_pct(row.ret_ci_lo)}, {_pct(row.ret_ci_hi)}]"
+                         f" p {_p(row.ret_p_greater)} (n {row.n_clusters})")
+        table.add_row(f"{h}d", *cells)
+    wide_console(160).print(table)
+    pt = Table(title=f"each asset minus {across.reference}, event by event (events where both "
+                     "have a return): mean difference, events better, Wilcoxon p")
+    pt.add_column("horizon", justify="right")
+    for s in across.symbols[1:]:
+        pt.add_column(f"{s} - {across.reference}", justify="right")
+    for h in hs:
+        rows = {p.symbol: p for p in across.paired if p.horizon == h}
+        pt.add_row(f"{h}d", *[
+            "-" if rows[s].mean_diff is None else
+            f"{_pct(rows[s].mean_diff)}, {rows[s].n_better} of {rows[s].n_events}, "
+            f"p {_p(rows[s].wilcoxon_p)}" for s in across.symbols[1:]])
+    wide_console(160).print(pt)
+    shown = [h for h in hs if h in (7, 30)] or [max(hs)]
+    et = Table(title="per event (returns from the open after the event day's close)")
+    et.add_column("event", overflow="fold")
+    for s in across.symbols:
+        for h in shown:
+            et.add_column(f"{s} {h}d", justify="right")
+    rets = {h: across.returns(h) for h in shown}
+    ids = [o.event_id for o in across.sections[across.reference].outcomes]
+    for e in ids:
+        et.add_row(e, *[_pct(rets[h][s].get(e)) for s in across.symbols for h in shown])
+    wide_console(160).print(et)
 
 
 @app.command("strategy")

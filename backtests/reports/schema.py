@@ -316,6 +316,26 @@ class Series(BaseModel):
         return list((self.model_extra or {}).get(name, []))
 
 
+class PortfolioAsset(_Model):
+    """One asset of a portfolio run (see ``flushback.backtests.run.breakdown``)."""
+
+    symbol: str
+    first_bar: OptTimestamp = None
+    trades: int = Field(ge=0)
+    win_rate: Num = None
+    pnl: float
+    contribution: float
+    exposure: float = Field(ge=0, le=1)
+    asset_return: Num = None
+
+
+class PortfolioSection(_Model):
+    """Per-asset contributions and the correlation of the assets' bar returns."""
+
+    assets: list[PortfolioAsset]
+    correlation: dict[str, dict[str, Num]] = Field(default_factory=dict)
+
+
 class Report(_Model):
     """A run's report (``report.json``), schema version :data:`SCHEMA_VERSION`."""
 
@@ -339,6 +359,8 @@ class Report(_Model):
     audit: dict[str, Any] | None = None
     # flushback.backtests.run.warmup.warmup_report: the first bar at which every signal is valid
     warmup: dict[str, Any] | None = None
+    # a portfolio run's assets (flushback.backtests.run.breakdown); None for one asset
+    portfolio: PortfolioSection | None = None
 
     @field_validator("equity")
     @classmethod
@@ -349,8 +371,12 @@ class Report(_Model):
         return points
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict (what ``report.json`` holds)."""
-        return to_jsonable(self.model_dump(mode="json", exclude_none=False))
+        """The JSON-ready dict (what ``report.json`` holds); ``portfolio`` only in a
+        portfolio run's report."""
+        doc = self.model_dump(mode="json", exclude_none=False)
+        if doc.get("portfolio") is None:
+            doc.pop("portfolio", None)
+        return to_jsonable(doc)
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
@@ -625,6 +651,7 @@ def build_report(
     optimization: Mapping[str, Any] | None = None,
     audit: Mapping[str, Any] | None = None,
     warmup: Mapping[str, Any] | None = None,
+    portfolio: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble, validate and return a JSON-ready report dict (schema :data:`SCHEMA_VERSION`).
 
@@ -669,6 +696,8 @@ def build_report(
         "audit": None if audit is None else dict(audit),
         "warmup": None if warmup is None else dict(warmup),
     }
+    if portfolio is not None:
+        doc["portfolio"] = dict(portfolio)
     return validate_report(doc).to_dict()
 
 

@@ -31,15 +31,17 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.run.breakdown import portfolio_breakdown
 from flushback.backtests.run.metrics import compute_metrics, periods_per_year_for
 from flushback.backtests.run.spec import BacktestSpec, load_spec
+from flushback.data.basket import basket_members
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals.base import SignalCache
@@ -47,6 +49,7 @@ from flushback.strategies.columns import validate_bars
 from flushback.strategies.config import strategy_signals
 from flushback.strategies.engines import check_engine, engine_supports
 from flushback.strategies.levels import LEVEL_COLUMNS
+from flushback.strategies.results import TRADE_COLUMNS, EngineResult
 
 __all__ = [
     "Prepared",
@@ -167,6 +170,9 @@ class BacktestResult:
     #: the structure levels the strategy's level exits read (``level_tp``/``level_sl`` on
     #: the window; empty without level exits)
     levels: pd.DataFrame | None = None
+    #: a portfolio run's per-asset breakdown (flushback.backtests.run.breakdown); None for
+    #: a single-asset run
+    portfolio: dict[str, Any] | None = None
 
 
 def _signal_warmup(spec: BacktestSpec) -> int:
@@ -226,7 +232,7 @@ def prepare(
     until: Any = None,
 ) -> Prepared:
     """Load the data a spec needs (plus warm-up history before its start) once."""
-    from flushback.data import load_frame
+    from flushback.data.basket import load_with_basket
 
     spec = spec if isinstance(spec, BacktestSpec) else load_spec(spec)
     start = _ts(since if since is not None else spec.data.start)
@@ -240,8 +246,8 @@ def prepare(
     history = max(2 * warmup, _MIN_WARMUP_BARS)
     load_start = None if start is None else start - history * parse_interval(spec.data.interval)
     try:
-        af = load_frame(spec.data.symbol, spec.data.interval, start=load_start, end=end,
-                        data_dir=data_dir, **spec.data.load_kwargs())
+        af = load_with_basket(spec.data.symbol, spec.data.interval, start=load_start, end=end,
+                              data_dir=data_dir, **spec.data.load_kwargs())
     except DataError as exc:
         raise _window_outside_data(exc, spec, start, end) from None
     frame = af.frame
@@ -351,6 +357,41 @@ def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress
     return res
 
 
+def _portfolio_engine(spec: BacktestSpec, frame_full: pd.DataFrame, wslice: slice,
+                      signals_full: pd.DataFrame, engine: str) -> EngineResult:
+    """Run the spec's ``[portfolio]`` over the window (its ranking RSI and volatility read the
+    warm-up history too) and return it in the engine result's shape: ``position`` is the
+    share of equity invested, trades carry ``symbol`` and ``weight``."""
+    from flushback.strategies.portfolio import (
+        PortfolioConfig,
+        PortfolioResult,
+        portfolio_inputs,
+        run_portfolio_fast,
+    )
+
+    cfg = PortfolioConfig.from_mapping(spec.portfolio or {})
+    full = portfolio_inputs(frame_full, signals_full["entry"],
+                            signals_full["exit"] if "exit" in signals_full else None, cfg)
+    inputs = replace(full, index=full.index[wslice],
+                     **{k: getattr(full, k)[wslice] for k in
+                        ("open", "high", "low", "close", "entry", "exit", "rsi", "vol")})
+    run: Callable[..., PortfolioResult] = run_portfolio_fast
+    if engine != "fast":
+        from flushback.strategies.portfolio_bt import run_portfolio_backtrader
+
+        run = run_portfolio_backtrader
+    out = run(inputs, cfg, cash=spec.cash, commission=spec.costs.commission,
+              slippage=spec.costs.slippage)
+    equity = out.equity[["equity", "cash"]].copy()
+    equity["position"] = out.equity["exposure"]
+    trades = out.trades.copy()
+    trades["funding"] = 0.0
+    trades["tranches"] = 1
+    trades = trades[[*TRADE_COLUMNS, "symbol", "weight"]]
+    feed = signals_full.iloc[wslice].copy()
+    return EngineResult(equity=equity, trades=trades, fills=pd.DataFrame(), feed=feed)
+
+
 def run_backtest(
     spec: BacktestSpec | str | Path,
     *,
@@ -406,8 +447,11 @@ def run_backtest(
                                     prepared.signal_cache if reuse_signals else None)
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
-    res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress,
-                  validate=False, engine=engine)
+    if spec.portfolio is not None:
+        res = _portfolio_engine(spec, frame_full, wslice, signals_full, engine)
+    else:
+        res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress,
+                      validate=False, engine=engine)
 
     equity = res.equity.copy()
     bench = None
@@ -457,6 +501,8 @@ def run_backtest(
         external_sources=dict(prepared.external_sources),
         warmup=warmup,
         levels=res.feed[[c for c in res.feed.columns if c in LEVEL_COLUMNS]],
+        portfolio=None if spec.portfolio is None else portfolio_breakdown(
+            window, res.trades, basket_members(spec.data.symbol, spec.data.basket), spec.cash),
     )
 
 

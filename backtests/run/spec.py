@@ -121,14 +121,31 @@ class DataSpec(_Frozen):
     # user series: name -> "stored" (imported with `data import --as`) or a table with path,
     # interval, lag, column, label, aggregate, units (flushback.data.series)
     series: dict[str, Any] = Field(default_factory=dict)
+    # other assets whose bars and liquidations ride along as close@SYMBOL... columns for the
+    # breadth signals (flushback.data.basket); the spec's own symbol is always a member
+    basket: tuple[str, ...] = ()
 
     def load_kwargs(self) -> dict[str, Any]:
-        """What ``load_frame`` needs besides the symbol, interval and range."""
+        """What ``load_with_basket`` needs besides the symbol, interval and range."""
         externals: Any = self.externals
         externals = dict(externals) if isinstance(externals, Mapping) else tuple(externals)
         return {"externals": externals, "max_staleness": self.max_staleness,
                 "sources": dict(self.sources),
-                "series": {k: (k if v == "stored" else v) for k, v in self.series.items()}}
+                "series": {k: (k if v == "stored" else v) for k, v in self.series.items()},
+                "basket": tuple(self.basket)}
+
+    @field_validator("basket", mode="before")
+    @classmethod
+    def _basket(cls, v: Any) -> Any:
+        from flushback.data.basket import UNIVERSES, universe
+
+        if isinstance(v, str):  # a named universe (lower case) or one symbol
+            v = list(universe(v)) if v in UNIVERSES or v.islower() else [v]
+        names = [str(s) for s in v]
+        dup = sorted({s for s in names if names.count(s) > 1})
+        if dup:
+            raise ValueError(f"data.basket names {', '.join(dup)} more than once")
+        return tuple(names)
 
     @field_validator("sources")
     @classmethod
@@ -216,6 +233,35 @@ class BacktestSpec(_Frozen):
     benchmark: StrategySpec = Field(default_factory=lambda: StrategySpec(type="buy_and_hold"))
     costs: CostsSpec = Field(default_factory=CostsSpec)
     search: dict[str, Any] = Field(default_factory=dict)
+    # the basket traded as one portfolio with shared cash (flushback.strategies.portfolio);
+    # None: the spec's strategy trades data.symbol alone
+    portfolio: dict[str, Any] | None = None
+
+    @field_validator("portfolio")
+    @classmethod
+    def _portfolio(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        from flushback.strategies.portfolio import PortfolioConfig
+
+        if v is None:
+            return None
+        PortfolioConfig.from_mapping(v)
+        return dict(v)
+
+    @model_validator(mode="after")
+    def _portfolio_needs(self) -> BacktestSpec:
+        if self.portfolio is None:
+            return self
+        if not self.data.basket:
+            raise ConfigError("[portfolio] trades a basket: data.basket names no other asset",
+                              hint='add e.g. data.basket = ["ETHUSDT", "SOLUSDT"]')
+        if "strategy" in self.model_fields_set:
+            raise ConfigError("a spec has [portfolio] or [strategy], not both",
+                              hint="the portfolio's exits (stop_loss, take_profit, hold_bars) "
+                              "go in [portfolio]")
+        if "entry" not in self.signals:
+            raise ConfigError("[portfolio] needs [signals.entry]",
+                              hint="the trigger that buys the basket's most oversold assets")
+        return self
 
     @field_validator("signals")
     @classmethod
@@ -266,7 +312,11 @@ class BacktestSpec(_Frozen):
         data["externals"] = (
             list(data["externals"]) if isinstance(data["externals"], tuple) else data["externals"]
         )
-        return {
+        if data["basket"]:
+            data["basket"] = list(data["basket"])
+        else:  # a single-asset spec's config (and run id) reads as before baskets existed
+            del data["basket"]
+        out = {
             "name": self.name,
             "description": self.description,
             "cash": self.cash,
@@ -277,6 +327,10 @@ class BacktestSpec(_Frozen):
             "costs": self.costs.model_dump(),
             "search": copy.deepcopy(self.search),
         }
+        if self.portfolio is not None:  # the portfolio trades instead of [strategy]
+            del out["strategy"]
+            out["portfolio"] = dict(self.portfolio)
+        return out
 
     def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> BacktestSpec:
         """A new spec with dotted-path overrides applied (a dict or ``"k=v"`` strings)."""
