@@ -56,25 +56,31 @@ def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
     os.environ["FLUSHBACK_HOME"] = home
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
 
     t_load = time.perf_counter()
-    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    ev = SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
     load = time.perf_counter() - t_load
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    folds = opt.make_folds(ev.index)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    folds = make_folds(ev.index)
     url = str(Path(home) / "optuna-journal.log")  # the default storage's kind
-    cfg = opt.StudyConfig(
+    cfg = StudyConfig(
         evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": overrides, "data_dir": data_dir},
-        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        objectives=parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=n, storage_url=url, study_name="bench", seed=1, workers=workers,
         sampler=sampler)
     t0 = time.perf_counter()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     wall = time.perf_counter() - t0
-    study = optuna.load_study(study_name="bench", storage=opt.open_storage(url))
+    study = optuna.load_study(study_name="bench", storage=open_storage(url))
     fin = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     done = sorted(t.datetime_complete for t in fin)
     span = (done[-1] - done[workers - 1]).total_seconds()
@@ -93,10 +99,10 @@ def _zero_cost_worker(space_dists: dict, sampler: str, n: int, queue: mp.Queue) 
     import numpy as np
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=opt._make_sampler(sampler, 1, False))
+    study = optuna.create_study(sampler=make_sampler(sampler, 1, False))
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -109,11 +115,12 @@ def _zero_cost(spec: str, overrides: list[str], sampler: str, n: int, workers: i
                data_dir: str) -> dict:
     """optuna alone: the same sampler and search space, a zero-cost objective, W processes."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.space import build_search_space
 
-    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
-    dists = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys()).distributions()
+    ev = SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    dists = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys()).distributions()
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     procs = [ctx.Process(target=_zero_cost_worker, args=(dists, sampler, n // workers, q))
@@ -177,14 +184,14 @@ GRID_HOLDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
 def flushback_grid(data_dir: str) -> dict:
     """The grid on flushback's optimizer trial path (fast engine)."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
 
     spec = {"name": "grid", "data": {"symbol": "BTC-USD", "interval": "1d",
                                      "start": "2014-09-17", "externals": []},
             "signals": {"entry": {"type": "oversold_rsi", "period": 14, "threshold": 30.0}},
             "strategy": {"type": "contrarian", "hold_bars": 5},
             "costs": {"commission": 0.001, "slippage": 0.0}}
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
+    ev = SpecEvaluator(spec, data_dir=data_dir)
     start, end = ev.index[0], ev.index[-1]
     ev.evaluate({}, start, end)  # compile + warm the window
     t0 = time.perf_counter()

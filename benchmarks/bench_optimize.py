@@ -44,25 +44,31 @@ def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict
     """Run one study (called in a fresh process)."""
     warnings.simplefilter("ignore")
     os.environ["FLUSHBACK_HOME"] = home
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
 
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    folds = opt.make_folds(ev.index)
-    cfg = opt.StudyConfig(
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    folds = make_folds(ev.index)
+    cfg = StudyConfig(
         evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": [], "data_dir": data_dir},
-        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        objectives=parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=trials, storage_url=str(Path(home) / "bench.log"), study_name="bench",
         seed=1, workers=workers,
     )
     t0 = time.perf_counter()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     wall = time.perf_counter() - t0
     import optuna
 
-    study = optuna.load_study(study_name="bench", storage=opt.open_storage(cfg.storage_url))
+    study = optuna.load_study(study_name="bench", storage=open_storage(cfg.storage_url))
     timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in study.trials
                if t.state.name == "COMPLETE"]
     # the parameters the study ran: the ceiling runs the engine on exactly these
@@ -91,13 +97,15 @@ def _training_setup(spec: str, data_dir: str) -> tuple:
     """The evaluator, search space, hold-out fold and training-window view of a spec."""
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.space import build_search_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
-    (fold,) = opt.make_folds(ev.index)
+    (fold,) = make_folds(ev.index)
     return ev, space, fold, ev._view(fold.train_start, fold.train_end)
 
 
@@ -167,20 +175,24 @@ class _NoopEvaluator:
 def _bookkeeping(storage_kind: str, n: int, home: str) -> dict:
     """Per-trial cost of the study machinery alone (no backtest), journal vs SQLite."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.workers import run_study
     from flushback.signals.base import Param
 
     ev = _NoopEvaluator()
     declared = {f"p{i}": Param(float, 0.5, 0.0, 1.0) for i in range(5)}
-    space = opt.build_search_space(declared, None)
+    space = build_search_space(declared, None)
     url = (str(Path(home) / "b.log") if storage_kind == "journal"
            else f"sqlite:///{Path(home) / 'b.db'}")
-    cfg = opt.StudyConfig(
-        evaluator_factory="x:y", evaluator_kwargs={}, objectives=opt.parse_objectives("sharpe"),
-        space=space, folds=tuple(opt.make_folds(ev.index)), n_trials=n, storage_url=url,
+    cfg = StudyConfig(
+        evaluator_factory="x:y", evaluator_kwargs={}, objectives=parse_objectives("sharpe"),
+        space=space, folds=tuple(make_folds(ev.index)), n_trials=n, storage_url=url,
         study_name="b", seed=1)
     t0, c0 = time.perf_counter(), time.process_time()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     return {"storage": storage_kind, "trials": n,
             "wall_ms_per_trial": (time.perf_counter() - t0) / n * 1000,
             "cpu_ms_per_trial": (time.process_time() - c0) / n * 1000}
@@ -254,14 +266,19 @@ def _ceiling(spec: str, data_dir: str, workers: int, n: int,
 def _memory(spec: str, data_dir: str, n: int, home: str) -> dict:
     """RSS of one worker after k trials: flat means nothing of a trial is kept."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.workers import run_worker
 
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
-    cfg = opt.StudyConfig(
-        evaluator_factory="x:y", evaluator_kwargs={}, objectives=opt.parse_objectives("sharpe"),
-        space=space, folds=tuple(opt.make_folds(ev.index)), n_trials=n,
+    cfg = StudyConfig(
+        evaluator_factory="x:y", evaluator_kwargs={}, objectives=parse_objectives("sharpe"),
+        space=space, folds=tuple(make_folds(ev.index)), n_trials=n,
         storage_url=str(Path(home) / "m.log"), study_name="m", seed=2)
     page = os.sysconf("SC_PAGE_SIZE")
     rss: dict[int, float] = {}
@@ -272,7 +289,7 @@ def _memory(spec: str, data_dir: str, n: int, home: str) -> dict:
         if count[0] in (10, n // 4, n // 2, n):
             with open("/proc/self/statm") as fh:
                 rss[count[0]] = int(fh.read().split()[1]) * page / 2**20
-    opt.run_worker(cfg, evaluator=ev, on_trial=on_trial)
+    run_worker(cfg, evaluator=ev, on_trial=on_trial)
     return {"spec": spec, "trials": n, "rss_mb_after_trials": rss}
 
 
