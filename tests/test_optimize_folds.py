@@ -144,9 +144,9 @@ def test_signal_memo_gives_identical_backtests(shared_data_dir):
         assert a.metrics == b.metrics
         assert np.array_equal(a.returns, b.returns)
         pd.testing.assert_frame_equal(a.result.signals, b.result.signals)
-    view = memo._view(fold.train_start, fold.train_end)
+    view = memo.window_view(fold.train_start, fold.train_end)
     assert len(view.signal_cache) > 0 and view.signal_cache.hits > 0
-    assert len(plain._view(fold.train_start, fold.train_end).signal_cache) == 0
+    assert len(plain.window_view(fold.train_start, fold.train_end).signal_cache) == 0
     from flushback.signals.base import Signal
 
     # the runner's hook, not a wrapped method

@@ -172,7 +172,7 @@ class SpecEvaluator:
     def _fast(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
         from flushback.backtests.optimize.fast_trials import FastTrials
 
-        view = self._view(start, end)
+        view = self.window_view(start, end)
         ft = self._fast_windows.get(id(view))
         if ft is None or ft.view is not view:
             if len(self._fast_windows) > 64:
@@ -198,7 +198,10 @@ class SpecEvaluator:
                 "engine": self.engine}
 
     # -- evaluation --------------------------------------------------------------------
-    def _view(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
+    def window_view(self, start: pd.Timestamp, end: pd.Timestamp) -> Any:
+        """The ``Prepared`` a backtest of ``[start, end]`` runs on: the loaded frame cut at
+        ``end`` (bars before ``start`` are warm-up history), with its own signal cache;
+        kept for the next trial on the same window."""
         key = (pd.Timestamp(start), pd.Timestamp(end))
         view = self._views.get(key)
         if view is None:
@@ -230,7 +233,8 @@ class SpecEvaluator:
         # each window's Prepared carries a SignalCache: a signal (or composite child) whose
         # configuration an earlier trial already computed is not computed again, and a changed
         # threshold reuses the indicator behind it (the runner's reuse_signals hook)
-        res = run_backtest(self.spec, prepared=self._view(start, end), params=dict(params),
+        res = run_backtest(self.spec, prepared=self.window_view(start, end),
+                           params=dict(params),
                            reuse_signals=self.memoize_signals, engine=engine)
         t1 = time.perf_counter()
         eq = res.equity["equity"].to_numpy(dtype=float)
