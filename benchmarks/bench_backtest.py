@@ -1,6 +1,7 @@
 """Time one backtest of the BTC daily spec and of the 4h-RSI hourly spec; write the figures.
 
     python benchmarks/bench_backtest.py --data-dir ../shared/data --write benchmarks/README.md
+    python benchmarks/bench_backtest.py --data-dir ../shared/data --quick   # a smoke run
 
 Each case runs in a fresh process (so peak memory is that case's own). Per case it measures:
 loading the data (``prepare``), the whole ``run_backtest`` (signals + strategy + benchmark +
@@ -28,13 +29,15 @@ CASES = {
     # back to 2020 (2020-10-07 18:00 .. 2026-02-02 10:00).
     "rsi4h_btc_hourly": ["data.symbol=BTCUSDT"],
 }
+#: ``--quick``: one daily case over a short window, one repeat (checks the script still runs)
+QUICK_CASES = {"fear_flush_btc_daily": ["data.start=2024-01-01"]}
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_case(name: str, data_dir: str, repeat: int) -> dict:
+def run_case(name: str, data_dir: str, repeat: int, quick: bool = False) -> dict:
     import backtrader as bt
 
     from flushback.backtests.run import runner as R
@@ -42,7 +45,8 @@ def run_case(name: str, data_dir: str, repeat: int) -> dict:
     from flushback.strategies.adapter import make_feed
 
     rss0 = _rss_mb()
-    spec = load_spec(name, overrides=CASES[name])
+    overrides = (QUICK_CASES if quick else CASES)[name]
+    spec = load_spec(name, overrides=overrides)
     t = time.perf_counter()
     prepared = R.prepare(spec, data_dir=data_dir)
     t_load = time.perf_counter() - t
@@ -63,11 +67,12 @@ def run_case(name: str, data_dir: str, repeat: int) -> dict:
         write_run(result, runs_dir=tmp)
         t_write = time.perf_counter() - t
 
-    signals = R._compute_signals(spec, prepared.frame)
+    signals = R.compute_signals(spec, prepared.frame)
     engine = []
     for _ in range(repeat):
         t = time.perf_counter()
-        R._engine(spec.strategy, prepared.frame, window, signals, spec, result.periods_per_year)
+        R.run_strategy_window(spec.strategy, prepared.frame, window, signals, spec,
+                              result.periods_per_year)
         engine.append(time.perf_counter() - t)
 
     class Empty(bt.Strategy):
@@ -84,7 +89,7 @@ def run_case(name: str, data_dir: str, repeat: int) -> dict:
         floor.append(time.perf_counter() - t)
     return {
         "case": name,
-        "overrides": CASES[name],
+        "overrides": overrides,
         "symbol": spec.data.symbol,
         "interval": spec.data.interval,
         "start": str(window.index[0]),
@@ -160,16 +165,20 @@ def main() -> int:
     ap.add_argument("--data-dir", default=os.environ.get("FLUSHBACK_DATA_DIR", "../shared/data"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write", default=None, help="write the Markdown table to this file")
+    ap.add_argument("--quick", action="store_true",
+                    help="one daily case over a short window, one repeat (a smoke run)")
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.repeat = 1
     if args.case:
-        print(json.dumps(run_case(args.case, args.data_dir, args.repeat)))
+        print(json.dumps(run_case(args.case, args.data_dir, args.repeat, args.quick)))
         return 0
     rows = []
-    for name in CASES:
+    for name in QUICK_CASES if args.quick else CASES:
         proc = subprocess.run(
             [sys.executable, __file__, "--case", name, "--data-dir", args.data_dir,
-             "--repeat", str(args.repeat)],
+             "--repeat", str(args.repeat), *(["--quick"] if args.quick else [])],
             capture_output=True, text=True, check=True,
         )
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))

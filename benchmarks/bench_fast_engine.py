@@ -4,6 +4,8 @@
         [--peers-python /work/venv-peers/bin/python] [--out benchmarks/fast_engine.json]
 
 Writes ``benchmarks/fast_engine.json`` (raw figures) and ``benchmarks/fast_engine.md`` (tables).
+``--smoke`` runs every part on a tiny size (the daily data set, TPE, a few trials, 1 worker, a
+short hourly window, a 2 x 2 grid) to check the script still runs; its figures are not quoted.
 
 1. **optimize vs optuna itself.** For each data set (BTC-USD daily 2014-2026 with a daily RSI
    spec; BTCUSDT hourly 2020-2026 with the 4h-RSI spec), each sampler (TPE 200 trials, QMC 2000
@@ -56,25 +58,31 @@ def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
     os.environ["FLUSHBACK_HOME"] = home
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
 
     t_load = time.perf_counter()
-    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    ev = SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
     load = time.perf_counter() - t_load
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    folds = opt.make_folds(ev.index)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    folds = make_folds(ev.index)
     url = str(Path(home) / "optuna-journal.log")  # the default storage's kind
-    cfg = opt.StudyConfig(
+    cfg = StudyConfig(
         evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": overrides, "data_dir": data_dir},
-        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        objectives=parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=n, storage_url=url, study_name="bench", seed=1, workers=workers,
         sampler=sampler)
     t0 = time.perf_counter()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     wall = time.perf_counter() - t0
-    study = optuna.load_study(study_name="bench", storage=opt.open_storage(url))
+    study = optuna.load_study(study_name="bench", storage=open_storage(url))
     fin = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     done = sorted(t.datetime_complete for t in fin)
     span = (done[-1] - done[workers - 1]).total_seconds()
@@ -93,10 +101,10 @@ def _zero_cost_worker(space_dists: dict, sampler: str, n: int, queue: mp.Queue) 
     import numpy as np
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=opt._make_sampler(sampler, 1, False))
+    study = optuna.create_study(sampler=make_sampler(sampler, 1, False))
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -109,11 +117,12 @@ def _zero_cost(spec: str, overrides: list[str], sampler: str, n: int, workers: i
                data_dir: str) -> dict:
     """optuna alone: the same sampler and search space, a zero-cost objective, W processes."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.space import build_search_space
 
-    ev = opt.SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
-    dists = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys()).distributions()
+    ev = SpecEvaluator(spec, overrides=overrides, data_dir=data_dir)
+    dists = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys()).distributions()
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     procs = [ctx.Process(target=_zero_cost_worker, args=(dists, sampler, n // workers, q))
@@ -135,16 +144,15 @@ def _in_subprocess(fn: str, *args: object) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def engine_alone(data_dir: str, n_configs: int = 64) -> dict:
-    """Bars x configurations per second of the kernel over the hourly bars."""
+def engine_alone(data_dir: str, n_configs: int = 64, start: str = "2020-01-01") -> dict:
+    """Bars x configurations per second of the kernel over the hourly bars from ``start``."""
     import numpy as np
 
     from flushback.data import load_frame
     from flushback.strategies import nb
     from flushback.strategies.fast import config_vector
 
-    frame = load_frame("BTCUSDT", "1h", externals=(), start="2020-01-01",
-                       data_dir=data_dir).frame
+    frame = load_frame("BTCUSDT", "1h", externals=(), start=start, data_dir=data_dir).frame
     ohlc = np.ascontiguousarray(frame[["open", "high", "low", "close"]].to_numpy(float))
     n = len(ohlc)
     rng = np.random.default_rng(1)
@@ -174,34 +182,44 @@ GRID_THRESHOLDS = [10.0, 14.0, 18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0, 46.0]
 GRID_HOLDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
 
 
-def flushback_grid(data_dir: str) -> dict:
-    """The grid on flushback's optimizer trial path (fast engine)."""
+def flushback_grid(data_dir: str, smoke: bool = False) -> dict:
+    """The grid on flushback's optimizer trial path (fast engine); ``smoke``: 2 x 2."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
 
     spec = {"name": "grid", "data": {"symbol": "BTC-USD", "interval": "1d",
                                      "start": "2014-09-17", "externals": []},
             "signals": {"entry": {"type": "oversold_rsi", "period": 14, "threshold": 30.0}},
             "strategy": {"type": "contrarian", "hold_bars": 5},
             "costs": {"commission": 0.001, "slippage": 0.0}}
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
+    ev = SpecEvaluator(spec, data_dir=data_dir)
     start, end = ev.index[0], ev.index[-1]
     ev.evaluate({}, start, end)  # compile + warm the window
     t0 = time.perf_counter()
     sharpes = []
-    for thr in GRID_THRESHOLDS:
-        for hold in GRID_HOLDS:
+    thresholds, holds = _grid_axes(smoke)
+    for thr in thresholds:
+        for hold in holds:
             m = ev.evaluate({"signals.entry.threshold": thr, "strategy.hold_bars": hold},
                             start, end).metrics
             sharpes.append(m["sharpe"])
     dt = time.perf_counter() - t0
-    n = len(GRID_THRESHOLDS) * len(GRID_HOLDS)
+    n = len(thresholds) * len(holds)
     return {"configs": n, "seconds": dt, "configs_per_second": n / dt, "bars": len(ev.index)}
 
 
-def grid(data_dir: str, peers_python: str) -> dict:
-    out = {"flushback": _in_subprocess("flushback_grid", data_dir)}
-    peers = subprocess.run([peers_python, str(HERE / "peers_grid.py"), data_dir],
+def _grid_axes(smoke: bool) -> tuple[list[float], list[int]]:
+    return (GRID_THRESHOLDS[4:6], GRID_HOLDS[2:4]) if smoke else (GRID_THRESHOLDS, GRID_HOLDS)
+
+
+def grid(data_dir: str, peers_python: str, smoke: bool = False) -> dict:
+    out = {"flushback": _in_subprocess("flushback_grid", data_dir, smoke)}
+    if not Path(peers_python).exists():
+        out["peers_error"] = f"no Python with vectorbt and backtesting.py at {peers_python}"
+        print("grid:", out, flush=True)
+        return out
+    peers = subprocess.run([peers_python, str(HERE / "peers_grid.py"), data_dir,
+                            *(["--smoke"] if smoke else [])],
                            capture_output=True, text=True, timeout=3600)
     if peers.returncode == 0:
         out.update(json.loads(peers.stdout.strip().splitlines()[-1]))
@@ -216,23 +234,28 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--peers-python", default="/work/venv-peers/bin/python")
     ap.add_argument("--out", default=str(HERE / "fast_engine.json"))
-    ap.add_argument("--quick", action="store_true", help="fewer trials (smoke run)")
+    ap.add_argument("--quick", action="store_true", help="a tenth of the trials")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every part on a tiny size, to check the script runs (not to quote)")
     ap.add_argument("--only-grid", action="store_true",
                     help="re-run the grid comparison only, into the existing --out")
     args = ap.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
     if args.only_grid:
         results = json.loads(Path(args.out).read_text())
-        results["grid"] = grid(data_dir, args.peers_python)
+        results["grid"] = grid(data_dir, args.peers_python, args.smoke)
         Path(args.out).write_text(json.dumps(results, indent=2))
         Path(args.out).with_suffix(".md").write_text(render(results))
         return
+    datasets = dict(list(DATASETS.items())[:1]) if args.smoke else DATASETS
+    runs = (("tpe", 8),) if args.smoke else RUNS
+    worker_counts = (1,) if args.smoke else (1, 2)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                      "ratio": [], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for label, (spec, overrides) in DATASETS.items():
-        for sampler, n in RUNS:
+    for label, (spec, overrides) in datasets.items():
+        for sampler, n in runs:
             n = max(20, n // 10) if args.quick else n
-            for workers in (1, 2):
+            for workers in worker_counts:
                 with tempfile.TemporaryDirectory() as home:
                     fb = _in_subprocess("_study", spec, overrides, sampler, n, workers,
                                         data_dir, home)
@@ -246,9 +269,10 @@ def main() -> None:
                       f"{fb['trials_per_second']:8.1f}/s (incl. start-up "
                       f"{fb['trials_per_second_incl_startup']:7.1f}/s), optuna zero-cost "
                       f"{zc['trials_per_second']:8.1f}/s, ratio {row['ratio']:.2f}", flush=True)
-    results["engine_alone"] = engine_alone(data_dir)
+    results["engine_alone"] = (engine_alone(data_dir, 4, start="2026-01-01") if args.smoke
+                               else engine_alone(data_dir))
     print("engine alone:", results["engine_alone"], flush=True)
-    results["grid"] = grid(data_dir, args.peers_python)
+    results["grid"] = grid(data_dir, args.peers_python, args.smoke)
     Path(args.out).write_text(json.dumps(results, indent=2))
     Path(args.out).with_suffix(".md").write_text(render(results))
 

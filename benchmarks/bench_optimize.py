@@ -3,6 +3,10 @@ ceiling backtrader itself sets for the same strategy.
 
     python benchmarks/bench_optimize.py --data-dir ../shared/data [--daily-trials 60]
         [--hourly-trials 12] [--out benchmarks/optimize.json]
+    python benchmarks/bench_optimize.py --data-dir ../shared/data --smoke --out /tmp/o.json
+
+``--smoke``: the daily spec only, 1 worker, a handful of trials, one repeat, short timings --
+the same figures on a tiny size, to check the script still runs (not to quote).
 
 For each spec (BTC daily fear+flush, BTC hourly 4h-RSI) and 1 and 2 workers, a fresh study on
 the default hold-out split (training window = first 70 % of the bars) is run in its own
@@ -44,25 +48,31 @@ def _one(spec: str, workers: int, trials: int, data_dir: str, home: str) -> dict
     """Run one study (called in a fresh process)."""
     warnings.simplefilter("ignore")
     os.environ["FLUSHBACK_HOME"] = home
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
 
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    folds = opt.make_folds(ev.index)
-    cfg = opt.StudyConfig(
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    folds = make_folds(ev.index)
+    cfg = StudyConfig(
         evaluator_factory="flushback.backtests.optimize.study:spec_evaluator",
         evaluator_kwargs={"spec": spec, "overrides": [], "data_dir": data_dir},
-        objectives=opt.parse_objectives("sharpe"), space=space, folds=tuple(folds),
+        objectives=parse_objectives("sharpe"), space=space, folds=tuple(folds),
         n_trials=trials, storage_url=str(Path(home) / "bench.log"), study_name="bench",
         seed=1, workers=workers,
     )
     t0 = time.perf_counter()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     wall = time.perf_counter() - t0
     import optuna
 
-    study = optuna.load_study(study_name="bench", storage=opt.open_storage(cfg.storage_url))
+    study = optuna.load_study(study_name="bench", storage=open_storage(cfg.storage_url))
     timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in study.trials
                if t.state.name == "COMPLETE"]
     # the parameters the study ran: the ceiling runs the engine on exactly these
@@ -91,14 +101,16 @@ def _training_setup(spec: str, data_dir: str) -> tuple:
     """The evaluator, search space, hold-out fold and training-window view of a spec."""
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.space import build_search_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
-    (fold,) = opt.make_folds(ev.index)
-    return ev, space, fold, ev._view(fold.train_start, fold.train_end)
+    (fold,) = make_folds(ev.index)
+    return ev, space, fold, ev.window_view(fold.train_start, fold.train_end)
 
 
 def _split(spec: str, data_dir: str, n: int) -> dict:
@@ -119,13 +131,13 @@ def _split(spec: str, data_dir: str, n: int) -> dict:
         t1 = time.perf_counter()
         sp = ev.spec.with_overrides(dict(trial.params))
         t2 = time.perf_counter()
-        sig = runner._compute_signals(sp, view.frame)
+        sig = runner.compute_signals(sp, view.frame)
         t3 = time.perf_counter()
-        runner._compute_signals(sp, view.frame, view.signal_cache)
+        runner.compute_signals(sp, view.frame, view.signal_cache)
         t3c = time.perf_counter()
         window = view.window
-        res = runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year,
-                             validate=False)
+        res = runner.run_strategy_window(sp.strategy, view.frame, window, sig, sp,
+                                         ev.periods_per_year, validate=False)
         t4 = time.perf_counter()
         m = compute_metrics(res.equity["equity"], res.trades, ev.periods_per_year,
                             position=res.equity["position"])
@@ -155,7 +167,7 @@ class _NoopEvaluator:
     def evaluate(self, params, start, end, *, keep=False):
         import numpy as np
 
-        from flushback.backtests.optimize.study import Evaluation
+        from flushback.backtests.optimize.evaluator import Evaluation
 
         x = sum(float(v) for v in params.values())
         return Evaluation(metrics={"sharpe": -abs(x - 1.0)}, returns=np.zeros(700))
@@ -167,20 +179,24 @@ class _NoopEvaluator:
 def _bookkeeping(storage_kind: str, n: int, home: str) -> dict:
     """Per-trial cost of the study machinery alone (no backtest), journal vs SQLite."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.workers import run_study
     from flushback.signals.base import Param
 
     ev = _NoopEvaluator()
     declared = {f"p{i}": Param(float, 0.5, 0.0, 1.0) for i in range(5)}
-    space = opt.build_search_space(declared, None)
+    space = build_search_space(declared, None)
     url = (str(Path(home) / "b.log") if storage_kind == "journal"
            else f"sqlite:///{Path(home) / 'b.db'}")
-    cfg = opt.StudyConfig(
-        evaluator_factory="x:y", evaluator_kwargs={}, objectives=opt.parse_objectives("sharpe"),
-        space=space, folds=tuple(opt.make_folds(ev.index)), n_trials=n, storage_url=url,
+    cfg = StudyConfig(
+        evaluator_factory="x:y", evaluator_kwargs={}, objectives=parse_objectives("sharpe"),
+        space=space, folds=tuple(make_folds(ev.index)), n_trials=n, storage_url=url,
         study_name="b", seed=1)
     t0, c0 = time.perf_counter(), time.process_time()
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     return {"storage": storage_kind, "trials": n,
             "wall_ms_per_trial": (time.perf_counter() - t0) / n * 1000,
             "cpu_ms_per_trial": (time.process_time() - c0) / n * 1000}
@@ -204,38 +220,38 @@ def _engine_only(spec: str, data_dir: str, n: int, duration: float = 8.0,
     if params_file:
         for params in json.loads(Path(params_file).read_text()):
             sp = ev.spec.with_overrides(params)
-            jobs.append((sp, runner._compute_signals(sp, view.frame)))
+            jobs.append((sp, runner.compute_signals(sp, view.frame)))
         jobs = jobs[offset % len(jobs):] + jobs[:offset % len(jobs)]
     for _ in range(0 if params_file else n):
         trial = study.ask(space.distributions())
         sp = ev.spec.with_overrides(dict(trial.params))
-        jobs.append((sp, runner._compute_signals(sp, view.frame)))
+        jobs.append((sp, runner.compute_signals(sp, view.frame)))
         study.tell(trial, 0.0)
     window = view.window
-    runner._engine(jobs[0][0].strategy, view.frame, window, jobs[0][1], jobs[0][0],
-                   ev.periods_per_year, validate=False)  # warm-up
+    runner.run_strategy_window(jobs[0][0].strategy, view.frame, window, jobs[0][1], jobs[0][0],
+                               ev.periods_per_year, validate=False)  # warm-up
     print("ready", flush=True)
     sys.stdin.readline()  # all processes start timing together
     t0 = time.perf_counter()
     runs = 0
     while time.perf_counter() - t0 < duration:
         sp, sig = jobs[runs % len(jobs)]
-        runner._engine(sp.strategy, view.frame, window, sig, sp, ev.periods_per_year,
-                       validate=False)
+        runner.run_strategy_window(sp.strategy, view.frame, window, sig, sp,
+                                   ev.periods_per_year, validate=False)
         runs += 1
     dt = time.perf_counter() - t0
     return {"runs": runs, "seconds": dt, "trials_per_second": runs / dt}
 
 
 def _ceiling(spec: str, data_dir: str, workers: int, n: int,
-             params_file: str | None = None) -> float:
+             params_file: str | None = None, duration: float = 8.0) -> float:
     """Engine-only trials/s with ``workers`` processes timing over the same 8 seconds (on the
     study's own parameter sets when ``params_file`` is given, each process from its own
     offset)."""
     extra = ["--params", params_file] if params_file else []
     procs = [subprocess.Popen([sys.executable, __file__, "--data-dir", data_dir, "--engine",
                                spec, str(min(n, 40)), "--offset", str(k * n // workers),
-                               *extra], stdin=subprocess.PIPE,
+                               "--duration", str(duration), *extra], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
              for k in range(workers)]
     for p in procs:  # wait until every process has its data and signals ready
@@ -254,14 +270,19 @@ def _ceiling(spec: str, data_dir: str, workers: int, n: int,
 def _memory(spec: str, data_dir: str, n: int, home: str) -> dict:
     """RSS of one worker after k trials: flat means nothing of a trial is kept."""
     warnings.simplefilter("ignore")
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import StudyConfig
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.folds import make_folds
+    from flushback.backtests.optimize.objectives import parse_objectives
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.workers import run_worker
 
-    ev = opt.SpecEvaluator(spec, data_dir=data_dir)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+    ev = SpecEvaluator(spec, data_dir=data_dir)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
-    cfg = opt.StudyConfig(
-        evaluator_factory="x:y", evaluator_kwargs={}, objectives=opt.parse_objectives("sharpe"),
-        space=space, folds=tuple(opt.make_folds(ev.index)), n_trials=n,
+    cfg = StudyConfig(
+        evaluator_factory="x:y", evaluator_kwargs={}, objectives=parse_objectives("sharpe"),
+        space=space, folds=tuple(make_folds(ev.index)), n_trials=n,
         storage_url=str(Path(home) / "m.log"), study_name="m", seed=2)
     page = os.sysconf("SC_PAGE_SIZE")
     rss: dict[int, float] = {}
@@ -272,7 +293,7 @@ def _memory(spec: str, data_dir: str, n: int, home: str) -> dict:
         if count[0] in (10, n // 4, n // 2, n):
             with open("/proc/self/statm") as fh:
                 rss[count[0]] = int(fh.read().split()[1]) * page / 2**20
-    opt.run_worker(cfg, evaluator=ev, on_trial=on_trial)
+    run_worker(cfg, evaluator=ev, on_trial=on_trial)
     return {"spec": spec, "trials": n, "rss_mb_after_trials": rss}
 
 
@@ -293,7 +314,18 @@ def main() -> None:
     ap.add_argument("--params", help="with --engine: a JSON list of a study's parameter sets")
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--memory", nargs=2, metavar=("SPEC", "N"))
+    ap.add_argument("--duration", type=float, default=8.0,
+                    help="seconds each engine-only (ceiling) process times")
+    ap.add_argument("--bookkeeping-trials", type=int, default=200)
+    ap.add_argument("--memory-trials", type=int, default=400)
+    ap.add_argument("--smoke", action="store_true",
+                    help="the daily spec, 1 worker, a few trials, one repeat (a smoke run)")
     args = ap.parse_args()
+    specs, worker_counts = SPECS, (1, 2)
+    if args.smoke:
+        specs, worker_counts = SPECS[:1], (1,)
+        args.daily_trials, args.split_trials, args.repeat = 6, 2, 1
+        args.duration, args.bookkeeping_trials, args.memory_trials = 0.5, 10, 12
     if args.memory:
         with tempfile.TemporaryDirectory() as home:
             print(json.dumps(_memory(args.memory[0], str(Path(args.data_dir).resolve()),
@@ -301,12 +333,12 @@ def main() -> None:
         return
     if args.engine:
         print(json.dumps(_engine_only(args.engine[0], str(Path(args.data_dir).resolve()),
-                                      int(args.engine[1]), params_file=args.params,
-                                      offset=args.offset)))
+                                      int(args.engine[1]), duration=args.duration,
+                                      params_file=args.params, offset=args.offset)))
         return
     if args.bookkeeping:
         with tempfile.TemporaryDirectory() as home:
-            print(json.dumps(_bookkeeping(args.bookkeeping, 200, home)))
+            print(json.dumps(_bookkeeping(args.bookkeeping, args.bookkeeping_trials, home)))
         return
     data_dir = str(Path(args.data_dir).resolve())
     if args.one:
@@ -320,18 +352,19 @@ def main() -> None:
                  "ceiling_parameters": "the parameter sets each study ran",
                  "runs": [], "split": {}, "bookkeeping": []}
     for kind in ("journal", "sqlite"):
-        res = subprocess.run([sys.executable, __file__, "--bookkeeping", kind], check=True,
-                             capture_output=True, text=True)
+        res = subprocess.run([sys.executable, __file__, "--bookkeeping", kind,
+                              "--bookkeeping-trials", str(args.bookkeeping_trials)],
+                             check=True, capture_output=True, text=True)
         out["bookkeeping"].append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(out["bookkeeping"][-1], flush=True)
-    for spec in SPECS:
+    for spec in specs:
         res = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--split", spec,
                               "--split-trials", str(args.split_trials)],
                              check=True, capture_output=True, text=True)
         out["split"][spec] = json.loads(res.stdout.strip().splitlines()[-1])
         print(spec, out["split"][spec], flush=True)
         n = args.daily_trials if "daily" in spec else args.hourly_trials
-        for workers in (1, 2):
+        for workers in worker_counts:
             # the machine is shared and noisy: alternate flushback and the ceiling, repeat,
             # keep every figure and report the best of each (least disturbed) run
             reps = []
@@ -344,7 +377,8 @@ def main() -> None:
                     # the same parameter sets the study ran (their engine cost differs from
                     # randomly sampled ones: TPE moves to parameters that trade more)
                     row["ceiling_trials_per_second"] = _ceiling(
-                        spec, data_dir, workers, n, str(Path(home) / "params.json"))
+                        spec, data_dir, workers, n, str(Path(home) / "params.json"),
+                        args.duration)
                 reps.append(row)
                 print(json.dumps(row), flush=True)
             # each flushback run is paired with the ceiling measured right after it; the
@@ -361,7 +395,8 @@ def main() -> None:
                                   for r in reps]
             out["runs"].append(summary)
     res = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--memory",
-                          SPECS[0], "400"], check=True, capture_output=True, text=True)
+                          SPECS[0], str(args.memory_trials)], check=True, capture_output=True,
+                         text=True)
     out["memory"] = json.loads(res.stdout.strip().splitlines()[-1])
     print(out["memory"], flush=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

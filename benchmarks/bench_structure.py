@@ -2,7 +2,10 @@
 gaps, liquidity levels) on ~50k hourly bars: the real BTCUSDT 1h history when ``--data-dir``
 holds it, else a seeded synthetic frame.
 
-    python benchmarks/bench_structure.py --data-dir ../shared/data
+    python benchmarks/bench_structure.py --data-dir ../shared/data [--smoke]
+
+``--smoke``: 2,000 synthetic bars and the real hourly bars of 2026 only, one repeat (a check
+that the script runs, not a figure to quote).
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="a tiny size, one repeat")
     args = ap.parse_args()
-    frames = {"synthetic 1h": synthetic_frame(50_000, "1h", seed=1)}
+    bars, start = (2_000, "2026-01-01") if args.smoke else (50_000, None)
+    if args.smoke:
+        args.repeats = 1
+    frames = {"synthetic 1h": synthetic_frame(bars, "1h", seed=1)}
     if args.data_dir:
         from flushback.data import load_frame
 
         frames["BTCUSDT 1h"] = load_frame("BTCUSDT", "1h", data_dir=args.data_dir,
-                                          externals=()).frame
+                                          externals=(), start=start).frame
     print("| data | bars | swing_bars | lookback | best of repeats (s) | bars/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, frame in frames.items():

@@ -1,11 +1,14 @@
 """The grid of bench_fast_engine.py in vectorbt and backtesting.py (run with a Python that has
 both installed; prints one JSON line). RSI(14) < threshold entries, exit N bars later, BTC-USD
-daily 2014-2026, 0.1 % fees, all-in; 10 thresholds x 10 holding periods."""
+daily 2014-2026, 0.1 % fees, all-in; 10 thresholds x 10 holding periods (``--smoke``: 2 x 2).
+
+    /work/venv-peers/bin/python benchmarks/peers_grid.py ../shared/data [--smoke]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -15,6 +18,8 @@ import pandas as pd
 
 THRESHOLDS = [10.0, 14.0, 18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0, 46.0]
 HOLDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+#: ``--smoke``: the same 2 x 2 corner bench_fast_engine.py's smoke grid uses
+SMOKE_THRESHOLDS, SMOKE_HOLDS = THRESHOLDS[4:6], HOLDS[2:4]
 
 
 def load(data_dir: str) -> pd.DataFrame:
@@ -93,8 +98,14 @@ def run_backtesting(df: pd.DataFrame) -> dict:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir")
+    ap.add_argument("--smoke", action="store_true", help="a 2 x 2 grid (a smoke run)")
+    args = ap.parse_args()
+    if args.smoke:
+        THRESHOLDS, HOLDS = SMOKE_THRESHOLDS, SMOKE_HOLDS
     warnings.simplefilter("ignore")
-    frame = load(sys.argv[1])
+    frame = load(args.data_dir)
     out = {"bars": len(frame)}
     try:
         out["vectorbt"] = run_vectorbt(frame)

@@ -1,6 +1,7 @@
 """Sizes of the run folder's files for every shipped spec (report.html, report.json, CSVs).
 
     python benchmarks/report_sizes.py --data-dir ../shared/data [--write benchmarks/report_sizes.md]
+        [--spec NAME ...]   # only these specs (default: every shipped spec)
 
 Targets (docs/reports.md): report.html <= 2.5 MB for a daily run and <= 5 MB for six years of
 hourly bars, self-contained and offline.
@@ -19,9 +20,9 @@ from flushback.backtests.run.spec import list_specs
 _TARGET_MB = {"1d": 2.5, "4h": 5.0, "1h": 5.0}
 
 
-def measure(data_dir: str) -> list[dict]:
+def measure(data_dir: str, specs: list[str] | None = None) -> list[dict]:
     rows = []
-    for name in list_specs():
+    for name in specs or list_specs():
         with tempfile.TemporaryDirectory() as runs:
             res = fb.backtest(name, data_dir=data_dir)
             folder = res.save(runs)
@@ -56,9 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--write", default=None, help="Markdown file to write the table to.")
+    ap.add_argument("--spec", action="append", default=None,
+                    help="measure only this spec (repeatable; default: every shipped spec)")
     args = ap.parse_args()
     command = f"python benchmarks/report_sizes.py --data-dir {args.data_dir}"
-    text = render(measure(args.data_dir), command)
+    text = render(measure(args.data_dir, args.spec), command)
     print(text)
     if args.write:
         Path(args.write).write_text(text)

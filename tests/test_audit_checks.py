@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.audit.checks import (
+from flushback.backtests.audit.base import (
     FAIL,
     PASS,
     PipelineOutput,
-    check_external_timing,
-    check_lookahead,
-    check_warmup,
     compare_columns,
     relative_difference,
 )
+from flushback.backtests.audit.external_timing import check_external_timing
+from flushback.backtests.audit.lookahead import check_lookahead
+from flushback.backtests.audit.warmup import check_warmup
 
 DAY = pd.Timedelta(days=1)
 
@@ -335,7 +335,7 @@ def test_result_dicts_are_json_ready():
 
 
 def test_trade_comparison_handles_partial_exits_and_open_positions():
-    from flushback.backtests.audit.checks import _compare_trades, _trades_frame
+    from flushback.backtests.audit.lookahead import _compare_trades, _trades_frame
 
     t = pd.Timestamp
     a, x1, x2 = t("2024-01-02", tz="UTC"), t("2024-01-05", tz="UTC"), t("2024-01-09", tz="UTC")

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from flushback.backtests.audit.checks import FAIL, PASS, SKIP
+from flushback.backtests.audit.base import FAIL, PASS, SKIP
 from flushback.backtests.audit.run import audit_spec
 from flushback.backtests.run.spec import list_specs
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.audit.checks import FAIL, PASS
+from flushback.backtests.audit.base import FAIL, PASS
 from flushback.backtests.audit.run import audit_spec, raise_if_biased
 from flushback.data.errors import BiasDetected
 from flushback.signals.base import Param, Signal

@@ -7,7 +7,9 @@ import numpy as np
 import optuna
 import pytest
 
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.evaluator import SpecEvaluator
+from flushback.backtests.optimize.folds import make_folds
+from flushback.backtests.optimize.space import build_search_space
 
 pytestmark = pytest.mark.realdata
 
@@ -15,11 +17,11 @@ pytestmark = pytest.mark.realdata
 @pytest.mark.parametrize("spec", ["fear_flush_btc_daily", "liquidation_spike_btc_daily",
                                   "fear_greed_accumulation_btc_daily"])
 def test_array_path_equals_run_backtest(shared_data_dir, spec):
-    ev = opt.SpecEvaluator(spec, data_dir=str(shared_data_dir))
+    ev = SpecEvaluator(spec, data_dir=str(shared_data_dir))
     assert ev.engine == "fast"
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
-    fold = opt.make_folds(ev.index, walk_forward=2)[1]
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
+    fold = make_folds(ev.index, walk_forward=2)[1]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
     dists = space.distributions()
     points = [{**space.fixed, **study.ask(dists).params} for _ in range(6)] if dists else [{}]

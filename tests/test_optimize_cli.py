@@ -117,7 +117,7 @@ def test_same_seed_same_trials_in_fresh_cli_processes(shared_data_dir, tmp_path)
 
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.storage import open_storage
 
     exe = shutil.which("flushback") or str(Path(sys.executable).with_name("flushback"))
     runs = []
@@ -128,7 +128,7 @@ def test_same_seed_same_trials_in_fresh_cli_processes(shared_data_dir, tmp_path)
                         "--train-until", "2023-06-30", "--storage", storage, "--study", "s",
                         "--format", "json"], check=True, capture_output=True, timeout=600,
                        env={**os.environ, "FLUSHBACK_HOME": str(tmp_path / name)})
-        study = optuna.load_study(study_name="s", storage=opt.open_storage(storage))
+        study = optuna.load_study(study_name="s", storage=open_storage(storage))
         runs.append([(t.params, t.value) for t in study.trials])
     assert len(runs[0]) == 14
     assert runs[0] == runs[1]
@@ -146,7 +146,7 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
 
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.storage import open_storage
 
     exe = str(Path(sys.executable).with_name("flushback"))
     n = 240  # enough trials that the kill lands mid-study on the fast engine too
@@ -157,7 +157,7 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
                 "--storage", storage, "--study", "s", "--format", "json", "--min-trades", "0"]
 
     def trials(storage):
-        return optuna.load_study(study_name="s", storage=opt.open_storage(storage)).trials
+        return optuna.load_study(study_name="s", storage=open_storage(storage)).trials
 
     env = {**os.environ, "FLUSHBACK_HOME": str(tmp_path / "home")}
     ref, killed = str(tmp_path / "ref.log"), str(tmp_path / "killed.log")

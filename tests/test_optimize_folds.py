@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.evaluator import SpecEvaluator
+from flushback.backtests.optimize.folds import make_folds
+from flushback.backtests.optimize.space import build_search_space
+from flushback.backtests.optimize.storage import open_storage
+from flushback.backtests.optimize.workers import run_study
 from flushback.data.errors import ConfigError
 
 
@@ -22,7 +26,7 @@ def _index(n=500, freq="D"):
 @pytest.mark.parametrize("k", [1, 3, 4])
 def test_walk_forward_boundaries(anchored, k):
     idx = _index(503)
-    folds = opt.make_folds(idx, walk_forward=k, anchored=anchored)
+    folds = make_folds(idx, walk_forward=k, anchored=anchored)
     assert len(folds) == k
     pos = {ts: i for i, ts in enumerate(idx)}
     blocks = [int(round(i * len(idx) / (k + 1))) for i in range(k + 2)]
@@ -45,18 +49,18 @@ def test_walk_forward_boundaries(anchored, k):
 
 def test_train_until_and_default_holdout():
     idx = _index(400)
-    (f,) = opt.make_folds(idx, train_until="2020-06-30")
+    (f,) = make_folds(idx, train_until="2020-06-30")
     assert f.train_end == pd.Timestamp("2020-06-30", tz="UTC")
     assert f.test_start == pd.Timestamp("2020-07-01", tz="UTC")
     assert f.test_end == idx[-1] and f.train_start == idx[0]
-    (h,) = opt.make_folds(idx)
+    (h,) = make_folds(idx)
     assert h.test_start == idx[280] and h.train_end == idx[279]
     with pytest.raises(ConfigError):
-        opt.make_folds(idx, train_until="2019-01-01")
+        make_folds(idx, train_until="2019-01-01")
     with pytest.raises(ConfigError):
-        opt.make_folds(idx, walk_forward=2, train_until="2020-06-30")
+        make_folds(idx, walk_forward=2, train_until="2020-06-30")
     with pytest.raises(ConfigError):
-        opt.make_folds(_index(50), walk_forward=4)
+        make_folds(_index(50), walk_forward=4)
 
 
 def test_study_cannot_see_data_after_its_training_window(tmp_path):
@@ -65,18 +69,18 @@ def test_study_cannot_see_data_after_its_training_window(tmp_path):
     from test_optimize_toy import ToyEvaluator, toy_config
 
     clean = ToyEvaluator()
-    folds = opt.make_folds(clean.index, walk_forward=2)
+    folds = make_folds(clean.index, walk_forward=2)
     f1 = folds[0]
     dirty = ToyEvaluator(corrupt_after=str(f1.train_end))
     runs = []
     for name, ev in (("clean", clean), ("dirty", dirty)):
         cfg = toy_config(tmp_path / name, n_trials=12, seed=9, folds=folds[:1])
         (tmp_path / name).mkdir()
-        opt.run_study(cfg, evaluator=ev)
+        run_study(cfg, evaluator=ev)
         import optuna
 
         study = optuna.load_study(study_name=cfg.study_name,
-                                  storage=opt.open_storage(cfg.storage_url))
+                                  storage=open_storage(cfg.storage_url))
         runs.append([(t.params, t.value) for t in study.trials])
         assert all(end <= f1.train_end for _, end in ev.windows)
     assert runs[0] == runs[1]
@@ -88,9 +92,9 @@ def test_study_cannot_see_data_after_its_training_window(tmp_path):
 
 @pytest.mark.realdata
 def test_spec_evaluator_windows_on_real_data(shared_data_dir):
-    ev = opt.SpecEvaluator("rsi4h_btc_hourly", data_dir=str(shared_data_dir),
-                           overrides=["data.start=2025-01-01", "data.end=2025-12-31"])
-    (fold,) = opt.make_folds(ev.index, train_until="2025-09-30")
+    ev = SpecEvaluator("rsi4h_btc_hourly", data_dir=str(shared_data_dir),
+                       overrides=["data.start=2025-01-01", "data.end=2025-12-31"])
+    (fold,) = make_folds(ev.index, train_until="2025-09-30")
     train = ev.evaluate({}, fold.train_start, fold.train_end, keep=True).result
     test = ev.evaluate({}, fold.test_start, fold.test_end, keep=True).result
     # scored windows are exactly the fold's windows
@@ -125,10 +129,10 @@ def test_spec_evaluator_windows_on_real_data(shared_data_dir):
 @pytest.mark.realdata
 def test_signal_memo_gives_identical_backtests(shared_data_dir):
     """Signals computed once per worker (memoized leaves) change nothing in the results."""
-    memo = opt.SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
-    plain = opt.SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
+    memo = SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
+    plain = SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
     plain.memoize_signals = False
-    (fold,) = opt.make_folds(memo.index)
+    (fold,) = make_folds(memo.index)
     rng = np.random.default_rng(0)
     for _ in range(3):
         p = {"signals.entry.of.0.threshold": float(rng.integers(5, 40)),
@@ -140,9 +144,9 @@ def test_signal_memo_gives_identical_backtests(shared_data_dir):
         assert a.metrics == b.metrics
         assert np.array_equal(a.returns, b.returns)
         pd.testing.assert_frame_equal(a.result.signals, b.result.signals)
-    view = memo._view(fold.train_start, fold.train_end)
+    view = memo.window_view(fold.train_start, fold.train_end)
     assert len(view.signal_cache) > 0 and view.signal_cache.hits > 0
-    assert len(plain._view(fold.train_start, fold.train_end).signal_cache) == 0
+    assert len(plain.window_view(fold.train_start, fold.train_end).signal_cache) == 0
     from flushback.signals.base import Signal
 
     # the runner's hook, not a wrapped method
@@ -152,18 +156,18 @@ def test_signal_memo_gives_identical_backtests(shared_data_dir):
 @pytest.mark.parametrize("anchored", [True, False])
 def test_embargo_leaves_a_gap_between_training_and_test(anchored):
     idx = _index(503)
-    plain = opt.make_folds(idx, walk_forward=3, anchored=anchored)
-    gapped = opt.make_folds(idx, walk_forward=3, anchored=anchored, embargo_bars=17)
+    plain = make_folds(idx, walk_forward=3, anchored=anchored)
+    gapped = make_folds(idx, walk_forward=3, anchored=anchored, embargo_bars=17)
     pos = {ts: i for i, ts in enumerate(idx)}
     for a, b in zip(plain, gapped, strict=True):
         # the test windows do not move; training loses its last 17 bars
         assert (b.test_start, b.test_end, b.train_start) == (a.test_start, a.test_end,
                                                              a.train_start)
         assert pos[b.test_start] - pos[b.train_end] - 1 == 17
-    (h,) = opt.make_folds(idx, embargo_bars=5)
+    (h,) = make_folds(idx, embargo_bars=5)
     assert pos[h.train_end] == int(round(503 * 0.7)) - 1 - 5
     with pytest.raises(ConfigError, match="embargo of 400 bars"):
-        opt.make_folds(idx, walk_forward=3, embargo_bars=400)
+        make_folds(idx, walk_forward=3, embargo_bars=400)
 
 
 def test_default_embargo_is_longest_hold_plus_warmup():
@@ -175,9 +179,9 @@ def test_default_embargo_is_longest_hold_plus_warmup():
             "signals": {"entry": {"type": "oversold_rsi", "threshold": 30.0}},
             "strategy": {"type": "contrarian", "hold_bars": 10},
             "search": {"strategy.hold_bars": {"low": 5, "high": 40}}}
-    ev = opt.SpecEvaluator(spec, frame=frame)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
+    ev = SpecEvaluator(spec, frame=frame)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
     from flushback.signals import build_signal
 
     warmup = build_signal({"type": "oversold_rsi", "threshold": 30.0}).warmup_bars

@@ -12,7 +12,10 @@ import numpy as np
 import optuna
 import pytest
 
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.analysis import analyse_fold
+from flushback.backtests.optimize.evaluator import Evaluation, decode_returns
+from flushback.backtests.optimize.storage import open_storage
+from flushback.backtests.optimize.workers import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_optimize_toy import ToyEvaluator, toy_config
@@ -26,23 +29,23 @@ class SometimesFlatEvaluator(ToyEvaluator):
         res = super().evaluate(params, start, end, keep=keep)
         if float(params.get("signals.entry.x", 0.5)) < 0.35:
             flat = np.zeros_like(res.returns)
-            return opt.Evaluation(metrics={"sharpe": None, "n_trades": 0}, returns=flat,
-                                  timings=res.timings)
+            return Evaluation(metrics={"sharpe": None, "n_trades": 0}, returns=flat,
+                              timings=res.timings)
         return res
 
 
 def _stored_returns(cfg):
     study = optuna.load_study(study_name=cfg.fold_study_name(cfg.folds[0]),
-                              storage=opt.open_storage(cfg.storage_url, heartbeat=None))
+                              storage=open_storage(cfg.storage_url, heartbeat=None))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    return [opt.decode_returns(t.user_attrs["flushback"]["train_returns"]) for t in done]
+    return [decode_returns(t.user_attrs["flushback"]["train_returns"]) for t in done]
 
 
 def test_dsr_population_leaves_out_trials_that_never_traded_from_n_and_the_variance(tmp_path):
     ev = SometimesFlatEvaluator()
     cfg = toy_config(tmp_path, n_trials=24, seed=3, sampler="random")
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])["dsr"]
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])["dsr"]
     series = [r[1:] for r in _stored_returns(cfg)]
     traded = [r for r in series if r.std() > 0]
     flat = len(series) - len(traded)
@@ -74,8 +77,8 @@ def test_pbo_selects_by_the_study_objective(tmp_path, objective):
     ev = ToyEvaluator(n_bars=150)
     cfg = toy_config(tmp_path, n_trials=12, seed=4, objective=objective, sampler="random",
                      evaluator_kwargs={"n_bars": 150})
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])["pbo"]
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])["pbo"]
     m = np.column_stack(_stored_returns(cfg))[1:]
     counts, _ = _naive_cscv(m, res["n_splits"], objective)
     assert res["metric"] == objective
@@ -87,7 +90,7 @@ def test_pbo_falls_back_to_sharpe_for_trade_statistics_and_says_so(tmp_path):
     ev = ToyEvaluator(n_bars=150)
     cfg = toy_config(tmp_path, n_trials=6, seed=4, objective="win_rate", sampler="random",
                      evaluator_kwargs={"n_bars": 150})
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])["pbo"]
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])["pbo"]
     assert res["metric"] == "sharpe"
     assert "max_win_rate" in res["note"]

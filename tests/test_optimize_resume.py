@@ -26,12 +26,12 @@ DRIVER = """
 import sys, warnings
 warnings.simplefilter("ignore")
 import test_optimize_toy as T
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.workers import run_study
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     storage, n, seed, workers, study = sys.argv[1:6]
     cfg = T.toy_config(None, n_trials=int(n), seed=None if seed == "none" else int(seed),
                        storage=storage, study=study, workers=int(workers), heartbeat=1)
-    opt.run_study(cfg)
+    run_study(cfg)
 """
 
 
@@ -56,10 +56,10 @@ def _cmd(tmp_path, storage, n, seed, workers=1, study="toy"):
 def _trials(storage: str, study: str = "toy"):
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.storage import open_storage
 
-    return optuna.load_study(study_name=study, storage=opt.open_storage(storage,
-                                                                       heartbeat=None)).trials
+    return optuna.load_study(study_name=study, storage=open_storage(storage,
+                                                                   heartbeat=None)).trials
 
 
 def _complete(trials):
@@ -207,16 +207,19 @@ def test_dead_trial_is_retried_only_when_fully_sampled(tmp_path, partial):
     sys.path.insert(0, str(TESTS))
     from test_optimize_toy import ToyEvaluator, toy_config
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.config import copy_config
+    from flushback.backtests.optimize.optuna_compat import trial_id
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
 
     ref = toy_config(tmp_path, n_trials=12, seed=5, storage=str(tmp_path / "ref.log"))
-    opt.run_study(ref, evaluator=ToyEvaluator())
+    run_study(ref, evaluator=ToyEvaluator())
     cfg = toy_config(tmp_path, n_trials=12, seed=5, storage=str(tmp_path / "b.log"))
-    opt.run_study(opt.copy_config(cfg, n_trials=5), evaluator=ToyEvaluator())
-    storage = opt.open_storage(cfg.storage_url)
+    run_study(copy_config(cfg, n_trials=5), evaluator=ToyEvaluator())
+    storage = open_storage(cfg.storage_url)
     study = optuna.load_study(study_name=cfg.study_name, storage=storage)
     # what the dead process had: the 6th trial, created by ask with the same sampler state
-    ref_trials = optuna.load_study(study_name="toy", storage=opt.open_storage(ref.storage_url))
+    ref_trials = optuna.load_study(study_name="toy", storage=open_storage(ref.storage_url))
     sixth = ref_trials.trials[5].params
     trial = study.ask()
     names = list(sixth)[:1] if partial else list(sixth)
@@ -224,11 +227,11 @@ def test_dead_trial_is_retried_only_when_fully_sampled(tmp_path, partial):
         trial.suggest_float(name, 0.0, 1.0) if name.endswith(".x") else trial.suggest_int(
             name, 1, 20)
     for name in names:  # pin the values the dead trial had been given
-        storage.set_trial_param(trial._trial_id, name, cfg.space.distributions()[name]
+        storage.set_trial_param(trial_id(trial), name, cfg.space.distributions()[name]
                                 .to_internal_repr(sixth[name]), cfg.space.distributions()[name])
     trial.set_user_attr("flushback_owner", f"{socket.gethostname()}:999999:deadbeef")
-    opt.run_study(cfg, evaluator=ToyEvaluator())
-    trials = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url)).trials
+    run_study(cfg, evaluator=ToyEvaluator())
+    trials = optuna.load_study(study_name="toy", storage=open_storage(cfg.storage_url)).trials
     failed = [t for t in trials if t.state.name == "FAIL"]
     assert len(failed) == 1 and failed[0].number == 5
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == 5]

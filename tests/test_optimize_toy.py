@@ -18,7 +18,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.analysis import analyse_fold
+from flushback.backtests.optimize.config import StudyConfig
+from flushback.backtests.optimize.evaluator import (
+    Evaluation,
+    SpecEvaluator,
+    decode_returns,
+    encode_returns,
+)
+from flushback.backtests.optimize.folds import make_folds
+from flushback.backtests.optimize.objectives import Objective, objective_value, parse_objectives
+from flushback.backtests.optimize.samplers import QMC_WARM_START
+from flushback.backtests.optimize.space import Constraint, build_search_space
+from flushback.backtests.optimize.storage import open_storage
+from flushback.backtests.optimize.workers import run_study
 from flushback.backtests.run.metrics import compute_metrics
 from flushback.signals.base import Param
 
@@ -79,7 +92,7 @@ class ToyEvaluator:
         r.iloc[0] = 0.0
         equity = 10_000 * (1 + r).cumprod()
         metrics = compute_metrics(equity, None, self.periods_per_year)
-        return opt.Evaluation(metrics=metrics, returns=r.to_numpy(), timings={"engine": 0.0})
+        return Evaluation(metrics=metrics, returns=r.to_numpy(), timings={"engine": 0.0})
 
 
 def toy_evaluator(**kwargs: Any) -> ToyEvaluator:
@@ -87,16 +100,16 @@ def toy_evaluator(**kwargs: Any) -> ToyEvaluator:
 
 
 def toy_config(tmp_path, *, n_trials=30, seed=1, folds=None, storage=None, study="toy",
-               evaluator_kwargs=None, heartbeat=5, workers=1, **kw) -> opt.StudyConfig:
+               evaluator_kwargs=None, heartbeat=5, workers=1, **kw) -> StudyConfig:
     ev = ToyEvaluator(**(evaluator_kwargs or {}))
-    space = opt.build_search_space(ev.declared_space(), kw.pop("search", None),
-                                   default_keys=ev.default_search_keys())
-    return opt.StudyConfig(
+    space = build_search_space(ev.declared_space(), kw.pop("search", None),
+                               default_keys=ev.default_search_keys())
+    return StudyConfig(
         evaluator_factory="test_optimize_toy:toy_evaluator",
         evaluator_kwargs=evaluator_kwargs or {},
-        objectives=opt.parse_objectives(kw.pop("objective", "sharpe"), kw.pop("directions", None)),
+        objectives=parse_objectives(kw.pop("objective", "sharpe"), kw.pop("directions", None)),
         space=space,
-        folds=tuple(folds or opt.make_folds(ev.index)),
+        folds=tuple(folds or make_folds(ev.index)),
         n_trials=n_trials,
         storage_url=storage or str(tmp_path / "optuna-journal.log"),
         study_name=study,
@@ -113,8 +126,8 @@ def toy_config(tmp_path, *, n_trials=30, seed=1, folds=None, storage=None, study
 def test_study_finds_planted_optimum(tmp_path):
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=60, seed=3)
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])
     assert res["trial_counts"]["COMPLETE"] == 60
     assert abs(res["best_params"]["signals.entry.x"] - OPT_X) < 0.15
     assert abs(res["best_params"]["signals.entry.n"] - OPT_N) <= 4
@@ -137,12 +150,12 @@ def test_dsr_trial_sharpes_use_the_same_returns_as_the_selected_sharpe(tmp_path)
 
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=12, seed=5)
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])
     study = optuna.load_study(study_name=cfg.fold_study_name(cfg.folds[0]),
-                              storage=opt.open_storage(cfg.storage_url, heartbeat=None))
-    series = [opt.decode_returns(t.user_attrs["flushback"]["train_returns"])[1:]
-              for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+                              storage=open_storage(cfg.storage_url, heartbeat=None))
+    series = [decode_returns(t.user_attrs["flushback"]["train_returns"])[1:]
+          for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     sharpes = np.array([r.mean() / r.std(ddof=1) for r in series])
     assert res["dsr"]["sharpe_variance"] == pytest.approx(sharpes.var(ddof=1), rel=1e-9)
     assert res["dsr"]["sharpe"] == pytest.approx(sharpes.max(), rel=1e-9)
@@ -152,8 +165,8 @@ def test_multi_objective_reports_pareto_front(tmp_path):
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=20, seed=2, objective=None,
                      directions="max_sharpe,min_max_drawdown", sampler="nsga2")
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])
     front = res["pareto_front"]
     assert front
     vals = [(p["values"]["max_sharpe"], p["values"]["min_max_drawdown"]) for p in front]
@@ -169,10 +182,10 @@ def test_constraints_make_infeasible_trials_pruned(tmp_path):
         "params": ["signals.entry.*", "strategy.take_profit", "strategy.stop_loss"],
         "constraints": ["strategy.take_profit > strategy.stop_loss"],
     })
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     import optuna
 
-    study = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+    study = optuna.load_study(study_name="toy", storage=open_storage(cfg.storage_url))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
     assert len(done) + len(pruned) == 25
@@ -185,7 +198,7 @@ def test_constraints_make_infeasible_trials_pruned(tmp_path):
 
 def test_search_table_narrows_fixes_and_validates():
     decl = ToyEvaluator().declared_space()
-    space = opt.build_search_space(decl, {
+    space = build_search_space(decl, {
         "signals.entry.x": {"low": 0.2, "high": 0.4},
         "strategy.stop_loss": 0.1,
         "strategy.sizing": {"choices": ["fraction"]},
@@ -198,19 +211,19 @@ def test_search_table_narrows_fixes_and_validates():
     from flushback.data.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean"):
-        opt.build_search_space(decl, {"signals.entry.xx": 1})
+        build_search_space(decl, {"signals.entry.xx": 1})
     with pytest.raises(ConfigError, match="not inside the declared"):
-        opt.build_search_space(decl, {"signals.entry.x": {"low": -1, "high": 0.5}})
+        build_search_space(decl, {"signals.entry.x": {"low": -1, "high": 0.5}})
     with pytest.raises(ConfigError):
-        opt.build_search_space(decl, {"strategy.stop_loss": 2.0})  # outside declared range
+        build_search_space(decl, {"strategy.stop_loss": 2.0})  # outside declared range
     with pytest.raises(ConfigError):
-        opt.build_search_space(decl, {"constraints": ["strategy.take_profit > strategy.stoploss"]})
+        build_search_space(decl, {"constraints": ["strategy.take_profit > strategy.stoploss"]})
     with pytest.raises(ConfigError):
-        opt.Constraint("__import__('os').system('x')").check({})
+        Constraint("__import__('os').system('x')").check({})
 
 
 def test_constraint_evaluation():
-    c = opt.Constraint("strategy.take_profit >= 1.5 * strategy.stop_loss and signals.e.n != 3")
+    c = Constraint("strategy.take_profit >= 1.5 * strategy.stop_loss and signals.e.n != 3")
     assert c.variables == ("strategy.take_profit", "strategy.stop_loss", "signals.e.n")
     assert c.check({"strategy.take_profit": 0.31, "strategy.stop_loss": 0.2, "signals.e.n": 4})
     assert not c.check({"strategy.take_profit": 0.29, "strategy.stop_loss": 0.2,
@@ -219,20 +232,20 @@ def test_constraint_evaluation():
 
 
 def test_objectives_parse():
-    assert opt.parse_objectives("calmar") == (opt.Objective("calmar", "maximize"),)
-    assert opt.parse_objectives(None, "max_sharpe,min_max_drawdown") == (
-        opt.Objective("sharpe", "maximize"), opt.Objective("max_drawdown", "minimize"))
+    assert parse_objectives("calmar") == (Objective("calmar", "maximize"),)
+    assert parse_objectives(None, "max_sharpe,min_max_drawdown") == (
+        Objective("sharpe", "maximize"), Objective("max_drawdown", "minimize"))
     from flushback.data.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean"):
-        opt.parse_objectives("sharp")
-    assert opt.objective_value({"max_drawdown": -0.3}, "max_drawdown") == 0.3
-    assert opt.objective_value({"sharpe": None}, "sharpe") == 0.0
+        parse_objectives("sharp")
+    assert objective_value({"max_drawdown": -0.3}, "max_drawdown") == 0.3
+    assert objective_value({"sharpe": None}, "sharpe") == 0.0
 
 
 def test_returns_roundtrip():
     r = np.array([0.0, 0.01, -0.02, np.nan, 0.5])
-    back = opt.decode_returns(opt.encode_returns(r))
+    back = decode_returns(encode_returns(r))
     assert back == pytest.approx([0.0, 0.01, -0.02, 0.0, 0.5], abs=1e-7)
 
 
@@ -240,10 +253,10 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=40, seed=5, pruner="median", prune_chunks=3,
                      sampler="random")
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     import optuna
 
-    study = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+    study = optuna.load_study(study_name="toy", storage=open_storage(cfg.storage_url))
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert pruned and len(pruned) + len(done) == 40
@@ -252,7 +265,7 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     assert len(ev.windows) < 40 * 3
     # the Deflated Sharpe Ratio's population (N and the Sharpe variance) is the completed
     # trials; the pruned ones are counted out loud, with a warning that N leaves them out
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    res = analyse_fold(cfg, ev, cfg.folds[0])
     assert res["dsr"]["n_trials"] == len(done)
     assert res["dsr"]["n_excluded_pruned"] == len(pruned)
     assert f"{len(pruned)} trials the pruner stopped" in res["dsr"]["note"]
@@ -267,7 +280,7 @@ def test_progress_bar_shows_trials_rate_best_and_eta(tmp_path):
     console = Console(file=buf, force_terminal=True, width=160, color_system=None)
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=12, seed=1)
-    opt.run_study(cfg, evaluator=ev, progress=True, console=console)
+    run_study(cfg, evaluator=ev, progress=True, console=console)
     text = buf.getvalue()
     assert "12/12" in text
     assert "trials/s" in text
@@ -303,17 +316,17 @@ def test_backtest_study_on_a_small_frame_finds_planted_fear_threshold(tmp_path):
         "strategy": {"type": "contrarian", "hold_bars": 1},
         "search": {"params": ["signals.entry.threshold"]},
     }
-    ev = opt.SpecEvaluator(spec, frame=frame)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
+    ev = SpecEvaluator(spec, frame=frame)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
     assert [p.name for p in space.params] == ["signals.entry.threshold"]
-    cfg = opt.StudyConfig(
+    cfg = StudyConfig(
         evaluator_factory="unused:unused", evaluator_kwargs={},
-        objectives=opt.parse_objectives("sharpe"), space=space,
-        folds=tuple(opt.make_folds(ev.index)), n_trials=25,
+        objectives=parse_objectives("sharpe"), space=space,
+        folds=tuple(make_folds(ev.index)), n_trials=25,
         storage_url=str(tmp_path / "planted.log"), study_name="planted", seed=2)
-    opt.run_study(cfg, evaluator=ev)
-    res = opt.analyse_fold(cfg, ev, cfg.folds[0])
+    run_study(cfg, evaluator=ev)
+    res = analyse_fold(cfg, ev, cfg.folds[0])
     best = res["best_params"]["signals.entry.threshold"]
     assert 10.0 <= best < 30.0
     # independent check: the planted rule also wins out of sample, and a threshold that also
@@ -338,19 +351,19 @@ def test_min_trades_makes_idle_configurations_infeasible(tmp_path):
             "signals": {"entry": {"type": "extreme_fear", "threshold": 45.0}},
             "strategy": {"type": "contrarian", "hold_bars": 3},
             "search": {"signals.entry.threshold": {"low": 0.0, "high": 50.0}}}
-    ev = opt.SpecEvaluator(spec, frame=frame)
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
+    ev = SpecEvaluator(spec, frame=frame)
+    space = build_search_space(ev.declared_space(), ev.search_table(),
                                    default_keys=ev.default_search_keys())
-    cfg = opt.StudyConfig(
+    cfg = StudyConfig(
         evaluator_factory="unused:unused", evaluator_kwargs={},
-        objectives=opt.parse_objectives("sharpe"), space=space,
-        folds=tuple(opt.make_folds(ev.index)), n_trials=20,
+        objectives=parse_objectives("sharpe"), space=space,
+        folds=tuple(make_folds(ev.index)), n_trials=20,
         storage_url=str(tmp_path / "idle.log"), study_name="idle", seed=1, min_trades=3,
         sampler="random")
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     import optuna
 
-    study = optuna.load_study(study_name="idle", storage=opt.open_storage(cfg.storage_url))
+    study = optuna.load_study(study_name="idle", storage=open_storage(cfg.storage_url))
     fold = cfg.folds[0]
     for t in study.trials:
         thr = t.params["signals.entry.threshold"]
@@ -361,13 +374,13 @@ def test_min_trades_makes_idle_configurations_infeasible(tmp_path):
         if t.state.name == "PRUNED":
             assert "min_trades" in t.user_attrs["infeasible"]
     assert any(t.state.name == "PRUNED" for t in study.trials)
-    res = opt.analyse_fold(cfg, ev, fold)
+    res = analyse_fold(cfg, ev, fold)
     assert res["best_params"]["signals.entry.threshold"] >= 30.0
     # a selected configuration trading fewer than min_trades times out of sample is flagged
     n_oos = res["out_of_sample_metrics"]["n_trades"]
     assert ("warning" in res) == (n_oos < 3)
     strict = dataclasses.replace(cfg, min_trades=10_000)
-    assert "fewer than min_trades=10000" in opt.analyse_fold(strict, ev, fold)["warning"]
+    assert "fewer than min_trades=10000" in analyse_fold(strict, ev, fold)["warning"]
 
 
 def test_qmc_warm_start_then_tpe(tmp_path):
@@ -376,16 +389,16 @@ def test_qmc_warm_start_then_tpe(tmp_path):
     batched run and the per-trial run of the same seeded study are identical."""
     import optuna
 
-    n = opt.QMC_WARM_START + 16
+    n = QMC_WARM_START + 16
     runs = {}
     for name, sampler, batch in (("mixed", "qmc-tpe", 256), ("mixed1", "qmc-tpe", 1),
                                  ("qmc", "qmc", 256)):
         cfg = toy_config(tmp_path, n_trials=n, seed=4, sampler=sampler, batch=batch,
                          storage=str(tmp_path / f"{name}.log"))
-        opt.run_study(cfg, evaluator=ToyEvaluator())
-        st = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+        run_study(cfg, evaluator=ToyEvaluator())
+        st = optuna.load_study(study_name="toy", storage=open_storage(cfg.storage_url))
         runs[name] = [t.params for t in st.trials]
-    warm = opt.QMC_WARM_START
+    warm = QMC_WARM_START
     assert runs["mixed"][:warm] == runs["qmc"][:warm]
     assert runs["mixed"][warm:] != runs["qmc"][warm:]
     assert runs["mixed"] == runs["mixed1"]

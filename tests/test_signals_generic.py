@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushback.backtests.optimize import study as opt
+from flushback.backtests.optimize.config import StudyConfig
+from flushback.backtests.optimize.evaluator import SpecEvaluator
+from flushback.backtests.optimize.folds import make_folds
+from flushback.backtests.optimize.objectives import parse_objectives
+from flushback.backtests.optimize.space import build_search_space
+from flushback.backtests.optimize.storage import open_storage
+from flushback.backtests.optimize.workers import run_study
 from flushback.data.errors import ConfigError, DataError
 from flushback.signals import build_signal
 from flushback.signals.base import Param
@@ -338,24 +344,24 @@ def test_param_kinds():
 def test_search_space_skips_free_text_and_open_levels():
     decl = _declared({"type": "zscore", "column": "etf_flows"})
     decl.update(_declared({"type": "threshold", "column": "etf_flows"}))  # + op, level
-    space = opt.build_search_space(decl, {"params": ["signals.*"]})
+    space = build_search_space(decl, {"params": ["signals.*"]})
     names = {p.name for p in space.params}
     assert "signals.entry.column" not in names and "signals.entry.level" not in names
     assert {"signals.entry.k", "signals.entry.window_days", "signals.entry.op"} <= names
     # default keys naming them (a spec that sets column and level) pass over them too
-    space = opt.build_search_space(decl, None, default_keys=list(decl))
+    space = build_search_space(decl, None, default_keys=list(decl))
     assert "signals.entry.column" not in {p.name for p in space.params}
     # named exactly without a range: an error that says what to write
     with pytest.raises(ConfigError, match="free text"):
-        opt.build_search_space(decl, {"params": ["signals.entry.column"]})
+        build_search_space(decl, {"params": ["signals.entry.column"]})
     with pytest.raises(ConfigError, match="no declared range"):
-        opt.build_search_space(decl, {"params": ["signals.entry.level"]})
+        build_search_space(decl, {"params": ["signals.entry.level"]})
     with pytest.raises(ConfigError, match="free text"):
-        opt.build_search_space(decl, {"signals.entry.column": {"choices": ["a", "b"]}})
+        build_search_space(decl, {"signals.entry.column": {"choices": ["a", "b"]}})
     with pytest.raises(ConfigError, match="does not match"):
-        opt.build_search_space(decl, {"signals.entry.column": "Not A Name"})
+        build_search_space(decl, {"signals.entry.column": "Not A Name"})
     # fixing the column is fine; an open level gets its range from [search]
-    space = opt.build_search_space(decl, {
+    space = build_search_space(decl, {
         "signals.entry.column": "mvrv",
         "signals.entry.level": {"low": -1e9, "high": 1e9},
     }, default_keys=["signals.entry.k"])
@@ -365,7 +371,7 @@ def test_search_space_skips_free_text_and_open_levels():
     assert (by["signals.entry.level"].kind, by["signals.entry.level"].low,
             by["signals.entry.level"].high) == ("float", -1e9, 1e9)
     with pytest.raises(ConfigError, match="low > high"):
-        opt.build_search_space(decl, {"signals.entry.level": {"low": 1.0, "high": 0.0}})
+        build_search_space(decl, {"signals.entry.level": {"low": 1.0, "high": 0.0}})
 
 
 def test_a_study_never_samples_the_column(tmp_path):
@@ -380,22 +386,22 @@ def test_a_study_never_samples_the_column(tmp_path):
         "strategy": {"type": "contrarian", "hold_bars": 3},
         "search": {"params": ["signals.*"]},
     }
-    ev = opt.SpecEvaluator(spec, frame=frame)
+    ev = SpecEvaluator(spec, frame=frame)
     assert "signals.entry.column" not in ev.default_search_keys()
-    space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                   default_keys=ev.default_search_keys())
+    space = build_search_space(ev.declared_space(), ev.search_table(),
+                               default_keys=ev.default_search_keys())
     sampled = {p.name for p in space.params}
     assert "signals.entry.column" not in sampled and "signals.entry.k" in sampled
-    cfg = opt.StudyConfig(
+    cfg = StudyConfig(
         evaluator_factory="unused:unused", evaluator_kwargs={},
-        objectives=opt.parse_objectives("sharpe"), space=space,
-        folds=tuple(opt.make_folds(ev.index)), n_trials=6,
+        objectives=parse_objectives("sharpe"), space=space,
+        folds=tuple(make_folds(ev.index)), n_trials=6,
         storage_url=str(tmp_path / "flows.log"), study_name="flows", seed=1)
-    opt.run_study(cfg, evaluator=ev)
+    run_study(cfg, evaluator=ev)
     import optuna
 
     study = optuna.load_study(study_name=cfg.fold_study_name(cfg.folds[0]),
-                              storage=opt.open_storage(cfg.storage_url))
+                              storage=open_storage(cfg.storage_url))
     trials = study.get_trials(deepcopy=False)
     assert trials and all("signals.entry.column" not in t.params for t in trials)
     assert all("signals.entry.k" in t.params for t in trials if t.params)

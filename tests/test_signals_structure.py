@@ -304,7 +304,7 @@ def test_planted_unconfirmed_pivot_fails_the_truncation_test():
 
 
 def test_planted_unconfirmed_pivot_is_caught_by_the_audit(tmp_path, capsys):
-    from flushback.backtests.audit.checks import FAIL, PASS
+    from flushback.backtests.audit.base import FAIL, PASS
     from flushback.backtests.audit.run import audit_spec
     from flushback.backtests.cli import main
     from flushback.data.synthetic import write_sample_folder

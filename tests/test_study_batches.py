@@ -10,8 +10,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from flushback.backtests.optimize import study as opt
 from flushback.backtests.optimize.batches import batch_size_for, write_trials
+from flushback.backtests.optimize.config import copy_config
+from flushback.backtests.optimize.storage import open_storage
+from flushback.backtests.optimize.workers import run_study
 
 
 def _templates():
@@ -37,17 +39,17 @@ def test_bulk_written_trials_read_back_as_optunas_own(tmp_path, kind):
     ref_url = f"sqlite:///{tmp_path / 'r.db'}" if kind == "sqlite" else str(tmp_path / "r.log")
     got, want = [], []
     for u, out in ((url, got), (ref_url, want)):
-        storage = opt.open_storage(u, heartbeat=None)
+        storage = open_storage(u, heartbeat=None)
         study = optuna.create_study(storage=storage, study_name="s",
                                     directions=["maximize", "minimize"])
         study.add_trial(create_trial(values=[0.5, 0.5], params={"x": 0.5},
                                      distributions={"x": FloatDistribution(0.0, 1.0)}))
         if out is got:
-            write_trials(storage, study._study_id, _templates())
+            write_trials(storage, storage.get_study_id_from_name("s"), _templates())
         else:
             for t in _templates():
-                storage.create_new_trial(study._study_id, template_trial=t)
-        out.extend(optuna.load_study(study_name="s", storage=opt.open_storage(
+                storage.create_new_trial(storage.get_study_id_from_name("s"), template_trial=t)
+        out.extend(optuna.load_study(study_name="s", storage=open_storage(
             u, heartbeat=None)).trials)
     assert [t.number for t in got] == list(range(6))
     for a, b in zip(got, want, strict=True):
@@ -75,21 +77,21 @@ def test_qmc_points_are_never_redrawn_across_resumes_and_workers(tmp_path):
     from test_optimize_toy import ToyEvaluator, toy_config
 
     def params(cfg):
-        st = optuna.load_study(study_name="toy", storage=opt.open_storage(cfg.storage_url))
+        st = optuna.load_study(study_name="toy", storage=open_storage(cfg.storage_url))
         return [tuple(sorted(t.params.items())) for t in st.trials
                 if t.state.name == "COMPLETE"]
 
     straight = toy_config(tmp_path, n_trials=24, seed=3, sampler="qmc",
                           storage=str(tmp_path / "a.log"))
-    opt.run_study(straight, evaluator=ToyEvaluator())
+    run_study(straight, evaluator=ToyEvaluator())
     resumed = toy_config(tmp_path, n_trials=24, seed=3, sampler="qmc",
                          storage=str(tmp_path / "b.log"))
-    opt.run_study(opt.copy_config(resumed, n_trials=10), evaluator=ToyEvaluator())
-    opt.run_study(resumed, evaluator=ToyEvaluator())
+    run_study(copy_config(resumed, n_trials=10), evaluator=ToyEvaluator())
+    run_study(resumed, evaluator=ToyEvaluator())
     assert params(resumed) == params(straight)
     assert len(set(params(straight))) == 24
     two = toy_config(tmp_path, n_trials=40, seed=3, sampler="qmc", workers=2,
                      storage=str(tmp_path / "c.log"))
-    opt.run_study(two)
+    run_study(two)
     got = params(two)
     assert len(got) == 40 and len(set(got)) >= 39  # at most the two first draws coincide

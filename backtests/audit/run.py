@@ -1,6 +1,8 @@
 """``flushback audit``: prove that a spec's backtest sees no future and is no warm-up artifact.
 
-This module wires the checks of :mod:`flushback.backtests.audit.checks` to a real spec:
+This module wires the checks (:mod:`~flushback.backtests.audit.lookahead`,
+:mod:`~flushback.backtests.audit.warmup`, :mod:`~flushback.backtests.audit.external_timing`) to a
+real spec:
 
 - :class:`SpecPipeline` implements the ``Pipeline`` protocol with the real data layer and the
   real runner. ``run(until)`` truncates the RAW inputs first -- ``load_frame(..., as_of=cut)``
@@ -27,15 +29,10 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from flushback.backtests.audit.checks import (
-    FAIL,
-    PASS,
-    CheckResult,
-    PipelineOutput,
-    check_external_timing,
-    check_lookahead,
-    check_warmup,
-)
+from flushback.backtests.audit.base import FAIL, PASS, CheckResult, PipelineOutput
+from flushback.backtests.audit.external_timing import check_external_timing
+from flushback.backtests.audit.lookahead import check_lookahead
+from flushback.backtests.audit.warmup import check_warmup
 from flushback.backtests.run.timefmt import iso_z
 from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError

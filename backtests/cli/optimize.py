@@ -95,12 +95,15 @@ def optimize(
     ),
 ) -> None:
     """Optimize a spec's parameters with optuna; report out-of-sample results, DSR and PBO."""
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.analysis import jsonable_metrics
+    from flushback.backtests.optimize.evaluator import SpecEvaluator
+    from flushback.backtests.optimize.space import build_search_space
+    from flushback.backtests.optimize.study import StudyInterrupted, optimize_spec
 
     if show_space:
-        ev = opt.SpecEvaluator(spec, overrides=list(set_ or []), data_dir=STATE.data_dir)
-        space = opt.build_search_space(ev.declared_space(), ev.search_table(),
-                                       default_keys=ev.default_search_keys())
+        ev = SpecEvaluator(spec, overrides=list(set_ or []), data_dir=STATE.data_dir)
+        space = build_search_space(ev.declared_space(), ev.search_table(),
+                                   default_keys=ev.default_search_keys())
         if fmt == OutputFormat.json:
             print_json(space.to_dict())
         else:
@@ -111,7 +114,7 @@ def optimize(
     if fmt == OutputFormat.table:
         progress = True if console_err.is_terminal else "lines"
     try:
-        run = opt.optimize_spec(
+        run = optimize_spec(
             spec, n_trials=trials, objective=objective, directions=directions,
             sampler=sampler, walk_forward=walk_forward, anchored=anchored,
             train_until=train_until, storage=storage, study=study, workers=workers, seed=seed,
@@ -120,7 +123,7 @@ def optimize(
             progress=progress, console=console_err, engine=engine.value if engine else None,
             embargo=embargo, min_trades=min_trades,
         )
-    except opt.StudyInterrupted as stop:
+    except StudyInterrupted as stop:
         _say_interrupted(stop)
         raise typer.Exit(130) from None
     sec = run.section
@@ -133,7 +136,7 @@ def optimize(
             "study": sec["study"],
             "best_params": sec["best_params"],
             "out_of_sample_metrics": sec["out_of_sample_metrics"],
-            "benchmark_metrics": opt._jsonable_metrics(run.result.benchmark_metrics),
+            "benchmark_metrics": jsonable_metrics(run.result.benchmark_metrics),
             "is_vs_oos": sec["is_vs_oos"],
             "dsr": sec["dsr"],
             "pbo": sec["pbo"],

@@ -30,11 +30,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from flushback.backtests.optimize.config import ensure_study
+from flushback.backtests.optimize.locks import Gate, Periodic, reap_dead_trials
+from flushback.backtests.optimize.optuna_compat import rdb_bulk_insert, rdb_trials_since, trial_id
+from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
 from flushback.data.errors import StoreError
 
 __all__ = ["run_batched_fold", "write_trials"]
@@ -57,57 +60,10 @@ def write_trials(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
     from optuna.storages import RDBStorage
 
     if isinstance(storage, RDBStorage):
-        _bulk_insert(storage, study_id, trials)
+        rdb_bulk_insert(storage, study_id, trials)
         return
     for t in trials:
         storage.create_new_trial(study_id, template_trial=t)
-
-
-def _bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
-    import json
-
-    import sqlalchemy as sa
-    from optuna.distributions import distribution_to_json
-    from optuna.storages._rdb import models as M
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(storage.scoped_session) as session:
-        M.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-        n0 = session.query(sa.func.count(M.TrialModel.trial_id)).filter(
-            M.TrialModel.study_id == study_id).scalar()
-        rows = [M.TrialModel(study_id=study_id, number=n0 + i, state=t.state,
-                             datetime_start=t.datetime_start,
-                             datetime_complete=t.datetime_complete)
-                for i, t in enumerate(trials)]
-        session.add_all(rows)
-        session.flush()  # trial ids
-        tables: dict[Any, list[dict[str, Any]]] = {
-            M.TrialValueModel: [], M.TrialParamModel: [], M.TrialUserAttributeModel: [],
-            M.TrialSystemAttributeModel: [], M.TrialIntermediateValueModel: []}
-        for row, t in zip(rows, trials, strict=True):
-            tid = row.trial_id
-            for objective, v in enumerate(t.values or ()):
-                value, kind = M.TrialValueModel.value_to_stored_repr(v)
-                tables[M.TrialValueModel].append(dict(trial_id=tid, objective=objective,
-                                                      value=value, value_type=kind))
-            for name, v in t.params.items():
-                dist = t.distributions[name]
-                tables[M.TrialParamModel].append(dict(
-                    trial_id=tid, param_name=name, param_value=dist.to_internal_repr(v),
-                    distribution_json=distribution_to_json(dist)))
-            for model, attrs in ((M.TrialUserAttributeModel, t.user_attrs),
-                                 (M.TrialSystemAttributeModel, t.system_attrs)):
-                for key, v in attrs.items():
-                    tables[model].append(dict(trial_id=tid, key=key, value_json=json.dumps(v)))
-            for step, v in t.intermediate_values.items():
-                ivalue, ikind = M.TrialIntermediateValueModel.intermediate_value_to_stored_repr(
-                    v)
-                tables[M.TrialIntermediateValueModel].append(dict(
-                    trial_id=tid, step=step, intermediate_value=ivalue,
-                    intermediate_value_type=ikind))
-        for model, values in tables.items():
-            if values:
-                session.execute(sa.insert(model), values)
 
 
 def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -> int:
@@ -130,7 +86,7 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
     return total
 
 
-def _claim_sequence(storage: Any, study_id: int, local: Any, k: int) -> None:
+def _claim_sequence(storage: Any, study_id: int, lstore: Any, lid: int, k: int) -> None:
     """Under the gate: samplers that keep their place in a sequence as a study system
     attribute (optuna's QMC: ``qmc:<hash>`` = last sample id) continue from the shared
     position, and this batch claims the next ``k`` ids, so that workers never draw the same
@@ -138,7 +94,6 @@ def _claim_sequence(storage: Any, study_id: int, local: Any, k: int) -> None:
     prefix = "qmc:"
     remote = {key: v for key, v in storage.get_study_system_attrs(study_id).items()
               if key.startswith(prefix)}
-    lstore, lid = local._storage, local._study_id
     mine = {key: v for key, v in lstore.get_study_system_attrs(lid).items()
             if key.startswith(prefix)}
     for key in set(remote) | set(mine):
@@ -147,10 +102,10 @@ def _claim_sequence(storage: Any, study_id: int, local: Any, k: int) -> None:
         storage.set_study_system_attr(study_id, key, start + k)
 
 
-def _publish_sequence(storage: Any, study_id: int, local: Any) -> None:
+def _publish_sequence(storage: Any, study_id: int, lstore: Any, lid: int) -> None:
     """After a batch: sequence positions first used in this batch become shared."""
     remote = storage.get_study_system_attrs(study_id)
-    for key, v in local._storage.get_study_system_attrs(local._study_id).items():
+    for key, v in lstore.get_study_system_attrs(lid).items():
         if key.startswith("qmc:") and int(remote.get(key, -1)) < int(v):
             storage.set_study_system_attr(study_id, key, int(v))
 
@@ -172,13 +127,13 @@ class _RemoteView:
         """The trials that are new or changed state since the last call."""
         if self._rdb:
             open_ids = {i for i, st in self._states.items() if not st.is_finished()}
-            fresh = self._storage._get_trials(self._sid, None, open_ids, self._last_id)
+            fresh = rdb_trials_since(self._storage, self._sid, open_ids, self._last_id)
         else:
             fresh = self._storage.get_all_trials(self._sid, deepcopy=False)
-        changed = [t for t in fresh if self._states.get(t._trial_id) != t.state]
+        changed = [t for t in fresh if self._states.get(trial_id(t)) != t.state]
         for t in fresh:
-            self._states[t._trial_id] = t.state
-            self._last_id = max(self._last_id, t._trial_id)
+            self._states[trial_id(t)] = t.state
+            self._last_id = max(self._last_id, trial_id(t))
         return changed
 
     def _count(self, *names: str) -> int:
@@ -202,35 +157,27 @@ class _Reservation:
 
     def __init__(self, storage: Any, study_id: int, key: str, interval: float) -> None:
         self._storage, self._sid, self._key = storage, study_id, key
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._beat = Periodic(self._stamp, interval)
         self.n = 0
 
     def claim(self, n: int) -> None:
         self.n = n
-        self._storage.set_study_system_attr(self._sid, self._key, {"n": n, "t": time.time()})
+        self._stamp()
+
+    def _stamp(self) -> None:
+        self._storage.set_study_system_attr(self._sid, self._key,
+                                            {"n": self.n, "t": time.time()})
 
     def __enter__(self) -> _Reservation:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._beat.__enter__()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            with contextlib.suppress(Exception):
-                self._storage.set_study_system_attr(self._sid, self._key,
-                                                    {"n": self.n, "t": time.time()})
-
     def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._beat.__exit__(*exc)
 
     def release(self) -> None:
         self.n = 0
-        self._storage.set_study_system_attr(self._sid, self._key, {"n": 0, "t": time.time()})
+        self._stamp()
 
 
 def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
@@ -242,19 +189,21 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     after a legacy RUNNING trial died); it returns False when there was nothing to run."""
     import optuna
 
-    from flushback.backtests.optimize import study as opt
+    from flushback.backtests.optimize.workers import TrialOutcome, score_trial
 
     TS = optuna.trial.TrialState
     finished_states = (TS.COMPLETE, TS.PRUNED)
-    remote = opt._ensure_study(cfg, storage, fold)
-    sid = remote._study_id
+    remote = ensure_study(cfg, storage, fold)
+    sid = storage.get_study_id_from_name(remote.study_name)
     name = cfg.fold_study_name(fold)
-    local = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
+    lstore = optuna.storages.InMemoryStorage()
+    local = optuna.create_study(storage=lstore,
                                 directions=[o.direction for o in cfg.objectives])
-    reseeded = opt._ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
-    local.sampler = opt._as_optuna_sampler(reseeded)
-    local.pruner = opt._make_pruner(cfg.pruner if not cfg.multi else "none")
-    gate = opt._Gate(cfg.storage_url, name)
+    lid = lstore.get_study_id_from_name(local.study_name)
+    reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+    local.sampler = as_optuna_sampler(reseeded)
+    local.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
+    gate = Gate(cfg.storage_url, name)
     reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
     stale_after = max(30.0, 6.0 * max(1, cfg.heartbeat))
     dists = cfg.space.distributions()
@@ -268,14 +217,14 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
             k = 0
             with gate.hold():
                 changed = view.sync()
-                if view.running and opt._reap_dead_trials(remote, lease):
+                if view.running and reap_dead_trials(remote, storage, lease):
                     changed += view.sync()  # failed, and maybe re-queued as WAITING
                 for t in changed:
                     # this worker's own batched trials are in the local study already
-                    if (t.state in finished_states and t._trial_id not in mirrored
+                    if (t.state in finished_states and trial_id(t) not in mirrored
                             and t.system_attrs.get(_BATCHED_BY) != lease.name):
                         local.add_trial(t)
-                        mirrored.add(t._trial_id)
+                        mirrored.add(trial_id(t))
                         n_local_done += 1
                 waiting = view.waiting > 0
                 done, running = view.done, view.running
@@ -288,7 +237,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     k = max(0, min(want, free))
                     if k:
                         reservation.claim(k)
-                        _claim_sequence(storage, sid, local, k)
+                        _claim_sequence(storage, sid, lstore, lid, k)
             if waiting:
                 if legacy_step():
                     ran += 1
@@ -306,10 +255,10 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     reseeded.n_done = n_local_done
                     trial = local.ask(dists)
                     trial.set_user_attr("flushback_owner", lease.name)
-                    state, values = opt._score_trial(cfg, ev, local, fold, trial,
-                                                     time.perf_counter() - t0)
+                    state, values = score_trial(cfg, ev, local, fold, trial,
+                                                time.perf_counter() - t0)
                     # the storage copies what it writes; only the system attributes change
-                    frozen = copy.copy(local._storage.get_trial(trial._trial_id))
+                    frozen = copy.copy(lstore.get_trial(trial_id(trial)))
                     frozen.system_attrs = {**frozen.system_attrs, _BATCHED_BY: lease.name}
                     batch.append(frozen)
                     if state != "FAIL":
@@ -317,13 +266,13 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     ran += 1
                     failures = failures + 1 if state == "FAIL" else 0
                     if on_trial is not None:
-                        on_trial(fold, opt.TrialOutcome(frozen.number, state, values,
+                        on_trial(fold, TrialOutcome(frozen.number, state, values,
                                                         time.perf_counter() - t0))
                     if failures >= max_consecutive_failures:
                         break
             per_trial = (time.perf_counter() - t_batch) / max(len(batch), 1)
             write_trials(storage, sid, batch)
-            _publish_sequence(storage, sid, local)
+            _publish_sequence(storage, sid, lstore, lid)
             reservation.release()
             if failures >= max_consecutive_failures:
                 raise StoreError(f"{failures} trials in a row failed in study '{name}'",

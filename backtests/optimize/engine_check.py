@@ -45,7 +45,7 @@ def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict
                          stitched: Any, cash: float) -> dict[str, Any]:
     """Re-run every fold's selection (training and test window) and the stitched out-of-sample
     run on backtrader; the ``engine_check`` section (``ok`` False on any mismatch)."""
-    from flushback.backtests.optimize.study import stitch_out_of_sample
+    from flushback.backtests.optimize.section import stitch_out_of_sample
     from flushback.backtests.run.metrics import compute_metrics
 
     engine = getattr(ev, "engine", REFERENCE)

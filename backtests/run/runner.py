@@ -18,6 +18,10 @@ changed parameter is a threshold reuses its indicator (RSI values, liquidation z
 Results are bit-identical to a plain run (tested); ``reuse_signals=False`` computes from
 scratch. The frame of a ``Prepared`` must not be mutated.
 
+The two steps inside ``run_backtest`` are public too, for benchmarks and tools that time or
+reuse them: :func:`compute_signals` (the spec's signal columns on a frame) and
+:func:`run_strategy_window` (one strategy over the trading window, signals precomputed).
+
 ``run_id`` = the first 16 hex digits of sha256 over the effective config (the spec after
 overrides, plus the trading window), the dataset fingerprints and the flushback version: the
 same inputs give the same id and, backtrader being deterministic, the same numbers.
@@ -58,6 +62,8 @@ __all__ = [
     "prepare",
     "prepare_frame",
     "run_backtest",
+    "compute_signals",
+    "run_strategy_window",
     "compute_run_id",
     "flushback_version",
     "validate_bars",
@@ -294,7 +300,7 @@ def compute_run_id(config: Mapping[str, Any], fingerprints: Mapping[str, str],
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _compute_signals(spec: BacktestSpec, frame: pd.DataFrame,
+def compute_signals(spec: BacktestSpec, frame: pd.DataFrame,
                      cache: SignalCache | None = None) -> pd.DataFrame:
     """The spec's signal columns on ``frame`` (inside ``cache`` when given)."""
     from flushback.signals import build_signal
@@ -319,8 +325,8 @@ def _window_positions(frame_full: pd.DataFrame, window: pd.DataFrame) -> slice |
     return sl if frame_full.index[sl].equals(window.index) else None
 
 
-def _engine(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None,
-            validate=True, engine="backtrader"):
+def run_strategy_window(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None,
+                        validate=True, engine="backtrader"):
     """Run one strategy (the spec's or its benchmark) on the window with ``engine``;
     ``progress(stage, done, total)`` hears about the bars done, ``stage`` being the strategy
     type. ``validate=False``: the bars were validated already (a ``Prepared`` frame)."""
@@ -443,15 +449,15 @@ def run_backtest(
     ppy = periods_per_year_for(spec.data.interval)
     if progress:
         progress("computing signals")
-    signals_full = _compute_signals(spec, frame_full,
-                                    prepared.signal_cache if reuse_signals else None)
+    signals_full = compute_signals(spec, frame_full,
+                                   prepared.signal_cache if reuse_signals else None)
     if progress:
         progress(f"running {spec.strategy.type} on {len(window):,} bars")
     if spec.portfolio is not None:
         res = _portfolio_engine(spec, frame_full, wslice, signals_full, engine)
     else:
-        res = _engine(spec.strategy, frame_full, window, signals_full, spec, ppy, progress,
-                      validate=False, engine=engine)
+        res = run_strategy_window(spec.strategy, frame_full, window, signals_full, spec, ppy,
+                                  progress, validate=False, engine=engine)
 
     equity = res.equity.copy()
     bench = None
@@ -468,8 +474,8 @@ def run_backtest(
         if cached is None:
             if progress:
                 progress(f"running benchmark {spec.benchmark.type}")
-            bench = _engine(spec.benchmark, frame_full, window, signals_full, spec, ppy,
-                            progress, validate=False, engine=bengine)
+            bench = run_strategy_window(spec.benchmark, frame_full, window, signals_full, spec,
+                                        ppy, progress, validate=False, engine=bengine)
             cached = (bench, compute_metrics(bench.equity["equity"], bench.trades, ppy,
                                              position=bench.equity["position"]))
             prepared.cache[bkey] = cached

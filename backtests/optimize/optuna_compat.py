@@ -1,0 +1,128 @@
+"""Every use of optuna's private internals, in one place, each behind a named accessor.
+
+flushback drives optuna through its public API (``create_study``, ``ask``/``tell``, the
+``BaseStorage`` methods, the samplers, ``optuna.importance``) except for the few things below,
+where the public API has no equivalent or costs a storage round trip per trial. An optuna
+upgrade that renames or reshapes one of them breaks the matching test in
+``tests/test_optuna_compat.py`` (one test per accessor, run against real in-memory, SQLite and
+journal-file storages), not an optimization halfway through.
+
+Checked against optuna 5.0.0 (``pyproject.toml`` allows ``>=4.0,<6``): run
+``pytest tests/test_optuna_compat.py`` after changing the pin or upgrading optuna.
+
+- :func:`trial_id`: a trial's storage id (``Trial._trial_id`` / ``FrozenTrial._trial_id``).
+  Public route: ``storage.get_trial_id_from_study_id_trial_number``, one query per trial.
+- :func:`heartbeat_enabled`: whether a storage records heartbeats
+  (``optuna.storages._heartbeat.is_heartbeat_enabled``).
+- :func:`finished_trials_in_ask`: the finished trials a sampler sees during one ``ask``,
+  read once per ``ask`` (``Study._get_trials(use_cache=True)``); the public
+  ``study.get_trials`` reads the storage at every call, four or more times per ``ask``.
+- :func:`carry_search_space_cache`: hand a sampler's incremental intersection search space
+  (``sampler._search_space``) to its reseeded successor, so it does not re-scan every trial.
+- :func:`rdb_trials_since`: the RDB storage's incremental trial read
+  (``RDBStorage._get_trials``): only trials created after an id, plus chosen ones.
+- :func:`rdb_bulk_insert`: finished trials written as one transaction of bulk inserts into
+  optuna's own tables (``optuna.storages._rdb.models``, ``_create_scoped_session``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "trial_id",
+    "heartbeat_enabled",
+    "finished_trials_in_ask",
+    "carry_search_space_cache",
+    "rdb_trials_since",
+    "rdb_bulk_insert",
+]
+
+
+def trial_id(trial: Any) -> int:
+    """The storage id of an ``optuna.trial.Trial`` or ``FrozenTrial`` (not its ``number``)."""
+    return int(trial._trial_id)
+
+
+def heartbeat_enabled(storage: Any) -> bool:
+    """True when ``storage`` records heartbeats (an RDB storage opened with an interval)."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    return isinstance(storage, BaseHeartbeat) and bool(storage.get_heartbeat_interval())
+
+
+def finished_trials_in_ask(study: Any, states: tuple[Any, ...]) -> list[Any]:
+    """The study's trials in ``states``, as optuna's samplers see them inside one ``ask``
+    (optuna's per-``ask`` cache: the storage is read once, every call agrees)."""
+    return list(study._get_trials(deepcopy=False, states=states, use_cache=True))
+
+
+def carry_search_space_cache(old: Any, new: Any) -> bool:
+    """Give ``new`` the incremental intersection search space ``old`` has built (a pure
+    function of the study's trials) when both samplers keep one; True if it was carried."""
+    from optuna.search_space import IntersectionSearchSpace
+
+    cached = getattr(old, "_search_space", None)
+    if (isinstance(cached, IntersectionSearchSpace)
+            and isinstance(getattr(new, "_search_space", None), type(cached))):
+        new._search_space = cached
+        return True
+    return False
+
+
+def rdb_trials_since(storage: Any, study_id: int, included_ids: Iterable[int],
+                     greater_than: int) -> list[Any]:
+    """Trials of an RDB storage's study whose id is above ``greater_than`` or in
+    ``included_ids`` (frozen, not deep-copied)."""
+    return list(storage._get_trials(study_id, None, set(included_ids), greater_than))
+
+
+def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
+    """Insert finished trials (``FrozenTrial`` templates) into an RDB storage in one
+    transaction: the rows ``create_new_trial(template_trial=...)`` writes, numbered the same
+    way (the study's trial count at insert time, under the study's row lock)."""
+    import json
+
+    import sqlalchemy as sa
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models as M
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        M.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        n0 = session.query(sa.func.count(M.TrialModel.trial_id)).filter(
+            M.TrialModel.study_id == study_id).scalar()
+        rows = [M.TrialModel(study_id=study_id, number=n0 + i, state=t.state,
+                             datetime_start=t.datetime_start,
+                             datetime_complete=t.datetime_complete)
+                for i, t in enumerate(trials)]
+        session.add_all(rows)
+        session.flush()  # trial ids
+        tables: dict[Any, list[dict[str, Any]]] = {
+            M.TrialValueModel: [], M.TrialParamModel: [], M.TrialUserAttributeModel: [],
+            M.TrialSystemAttributeModel: [], M.TrialIntermediateValueModel: []}
+        for row, t in zip(rows, trials, strict=True):
+            tid = row.trial_id
+            for objective, v in enumerate(t.values or ()):
+                value, kind = M.TrialValueModel.value_to_stored_repr(v)
+                tables[M.TrialValueModel].append(dict(trial_id=tid, objective=objective,
+                                                      value=value, value_type=kind))
+            for name, v in t.params.items():
+                dist = t.distributions[name]
+                tables[M.TrialParamModel].append(dict(
+                    trial_id=tid, param_name=name, param_value=dist.to_internal_repr(v),
+                    distribution_json=distribution_to_json(dist)))
+            for model, attrs in ((M.TrialUserAttributeModel, t.user_attrs),
+                                 (M.TrialSystemAttributeModel, t.system_attrs)):
+                for key, v in attrs.items():
+                    tables[model].append(dict(trial_id=tid, key=key, value_json=json.dumps(v)))
+            for step, v in t.intermediate_values.items():
+                ivalue, ikind = M.TrialIntermediateValueModel.intermediate_value_to_stored_repr(
+                    v)
+                tables[M.TrialIntermediateValueModel].append(dict(
+                    trial_id=tid, step=step, intermediate_value=ivalue,
+                    intermediate_value_type=ikind))
+        for model, values in tables.items():
+            if values:
+                session.execute(sa.insert(model), values)

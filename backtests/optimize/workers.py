@@ -1,0 +1,326 @@
+"""Workers: the loop that runs a study's trials, and the processes that run the loops.
+
+Each worker (:func:`run_worker`) prepares the data once, then per trial: under the
+:class:`~flushback.backtests.optimize.locks.Gate`, reap dead trials, count, ask; evaluate the
+training window (reporting chunks to the pruner) and tell (:func:`score_trial`). By default
+(``StudyConfig.batch`` > 1) the fold runs through :mod:`flushback.backtests.optimize.batches`
+instead (the study held in memory, written in batches; the same guarantees).
+:func:`run_study` runs ``workers`` such loops (one in this process, the rest spawned, dying
+with their parent) with a progress display.
+
+The finished-trial budget N counts COMPLETE and PRUNED trials (pruned = stopped early by the
+pruner, or infeasible under a constraint); FAIL trials do not count and are retried."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flushback.backtests.optimize.config import StudyConfig, ensure_study, trial_counts
+from flushback.backtests.optimize.evaluator import Evaluator, encode_returns, load_evaluator
+from flushback.backtests.optimize.folds import Fold, train_chunks
+from flushback.backtests.optimize.locks import Gate, Lease, Periodic, lease_dir, reap_dead_trials
+from flushback.backtests.optimize.objectives import objective_value
+from flushback.backtests.optimize.optuna_compat import heartbeat_enabled, trial_id
+from flushback.backtests.optimize.progress import StudyProgress
+from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
+from flushback.backtests.optimize.storage import open_storage
+from flushback.data.errors import ConfigError, StoreError
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: Any, tid: int, interval: float) -> Iterator[None]:
+    """Record the trial's heartbeat now and every ``interval`` seconds (storages with
+    heartbeats only)."""
+    if not heartbeat_enabled(storage):
+        yield
+        return
+    storage.record_heartbeat(tid)
+    with Periodic(lambda: storage.record_heartbeat(tid), interval):
+        yield
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    state: str
+    values: list[float] | None
+    seconds: float
+
+
+def _fail_stale(study: Any) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def run_worker(
+    cfg: StudyConfig,
+    *,
+    evaluator: Evaluator | None = None,
+    on_trial: Callable[[Fold, TrialOutcome], None] | None = None,
+    poll: float = 0.5,
+    max_consecutive_failures: int = 20,
+) -> dict[str, int]:
+    """Run trials until every fold's study has ``cfg.n_trials`` finished trials.
+
+    Data and signals are prepared once (the evaluator); memory stays flat because nothing of
+    a trial is kept in the process after ``tell``. Returns trials run per fold by this worker.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ev = evaluator or load_evaluator(cfg.evaluator_factory, cfg.evaluator_kwargs)
+    storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
+    lease = Lease(lease_dir(cfg.storage_url))
+    try:
+        return _worker_folds(cfg, ev, storage, lease, on_trial, poll, max_consecutive_failures)
+    finally:
+        lease.close()
+
+
+def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: Lease,
+                  on_trial: Callable[[Fold, TrialOutcome], None] | None, poll: float,
+                  max_consecutive_failures: int) -> dict[str, int]:
+    ran: dict[str, int] = {}
+    for fold in cfg.folds:
+        name = cfg.fold_study_name(fold)
+        study = ensure_study(cfg, storage, fold)
+        reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+        study.sampler = as_optuna_sampler(reseeded)
+        study.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
+        gate = Gate(cfg.storage_url, name)
+        ran[name] = 0
+        failures = 0
+
+        def step(fold: Fold = fold, study: Any = study, gate: Gate = gate,
+                 reseeded: ReseededSampler = reseeded) -> TrialOutcome | None:
+            """One trial through the storage (None: nothing left to start)."""
+            _fail_stale(study)
+            with gate.hold():
+                reap_dead_trials(study, storage, lease)
+                done, running = trial_counts(study)
+                if not (done < cfg.n_trials and done + running < cfg.n_trials):
+                    return None
+                t0 = time.perf_counter()
+                reseeded.n_done = done
+                with warnings.catch_warnings():  # "heartbeat is for Study.optimize":
+                    warnings.simplefilter("ignore", UserWarning)  # we beat it ourselves
+                    trial = study.ask(cfg.space.distributions())
+                trial.set_user_attr("flushback_owner", lease.name)
+                t_sample = time.perf_counter() - t0
+            outcome = _run_trial(cfg, ev, study, storage, fold, trial, t_sample)
+            if on_trial is not None:
+                on_trial(fold, outcome)
+            return outcome
+
+        try:
+            if cfg.batch > 1:
+                from flushback.backtests.optimize.batches import run_batched_fold
+
+                ran[name] = run_batched_fold(cfg, ev, storage, lease, fold, on_trial, poll,
+                                             max_consecutive_failures,
+                                             lambda step=step: step() is not None)
+                continue
+            while True:
+                outcome = step()
+                if outcome is None:
+                    if trial_counts(study)[0] >= cfg.n_trials:
+                        break
+                    time.sleep(poll)  # others are running the last trials; wait for them
+                    continue
+                ran[name] += 1
+                failures = failures + 1 if outcome.state == "FAIL" else 0
+                if failures >= max_consecutive_failures:
+                    raise StoreError(f"{failures} trials in a row failed in study '{name}'",
+                                     hint="run `flushback backtest` on the spec to see the error")
+        finally:
+            gate.close()
+    return ran
+
+
+def _run_trial(cfg: StudyConfig, ev: Evaluator, study: Any, storage: Any, fold: Fold,
+               trial: Any, t_sample: float) -> TrialOutcome:
+    t_start = time.perf_counter()
+    with _heartbeat(storage, trial_id(trial), max(1, cfg.heartbeat)):
+        state, values = score_trial(cfg, ev, study, fold, trial, t_sample)
+    return TrialOutcome(trial.number, state, values, time.perf_counter() - t_start)
+
+
+def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: Any,
+                 t_sample: float) -> tuple[str, list[float] | None]:
+    """Evaluate an asked trial and tell the study (COMPLETE, PRUNED or FAIL): constraints,
+    training chunks reported to the pruner, ``min_trades``, one ``flushback`` user attribute
+    (training returns, metrics, timings). Shared by the per-trial and the batched loops."""
+    import optuna
+
+    TS = optuna.trial.TrialState
+    t_start = time.perf_counter()
+    params = {**cfg.space.fixed, **trial.params}
+    if cfg.space.constraints:
+        current = {**ev.current_values(), **params}
+        bad = [c.expr for c in cfg.space.constraints if not c.check(current)]
+        if bad:
+            trial.set_user_attr("infeasible", bad)
+            study.tell(trial, state=TS.PRUNED)
+            return "PRUNED", None
+    try:
+        chunks = train_chunks(ev.index, fold.train_start, fold.train_end,
+                         cfg.prune_chunks if not cfg.multi else 1)
+        per_chunk: list[list[float]] = []
+        returns: list[np.ndarray] = []
+        timings: dict[str, float] = {"sampling": t_sample}
+        metrics: dict[str, Any] = {}
+        n_trades = 0
+        for step, (cs, ce) in enumerate(chunks):
+            res = ev.evaluate(params, cs, ce)
+            n_trades += int(res.metrics.get("n_trades") or 0)
+            for k, v in res.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+            per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
+            returns.append(res.returns)
+            metrics = res.metrics
+            if len(chunks) > 1 and not cfg.multi:
+                trial.report(float(np.mean([v[0] for v in per_chunk])), step)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_after_chunks", step + 1)
+                    study.tell(trial, state=TS.PRUNED)
+                    return "PRUNED", None
+        values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
+        if cfg.min_trades and n_trades < cfg.min_trades:
+            # a configuration that (almost) never trades cannot win by doing nothing
+            trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
+                                f"{cfg.min_trades} on the training window")
+            study.tell(trial, state=TS.PRUNED)
+            return "PRUNED", None
+        timings["trial"] = time.perf_counter() - t_start
+        # one user attribute (one storage write) per trial
+        trial.set_user_attr("flushback", {
+            "train_returns": encode_returns(np.concatenate(returns)),
+            "train_metrics": _small_metrics(metrics) if len(chunks) == 1
+            else {"chunks": len(chunks)},
+            "timings": {k: round(v, 6) for k, v in timings.items()},
+        })
+        study.tell(trial, values if cfg.multi else values[0])
+        return "COMPLETE", values
+    except ConfigError as exc:
+        # parameters the engine rejects (an invalid combination): infeasible, not a crash
+        trial.set_user_attr("infeasible", str(exc))
+        study.tell(trial, state=TS.PRUNED)
+        return "PRUNED", None
+    except Exception as exc:
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+        study.tell(trial, state=TS.FAIL)
+        return "FAIL", None
+
+
+_SMALL_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",
+                  "profit_factor", "win_rate", "n_trades", "exposure", "volatility")
+
+
+def _small_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k in _SMALL_METRICS:
+        v = m.get(k)
+        if isinstance(v, (int, float)) and (not isinstance(v, float) or math.isfinite(v)):
+            out[k] = v
+    return out
+
+
+def _worker_entry(cfg: StudyConfig, parent: int) -> None:  # pragma: no cover - subprocess
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent reports it and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    run_worker(cfg)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit when the parent dies (SIGKILLed ``flushback optimize`` must not leave workers)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_study(
+    cfg: StudyConfig,
+    *,
+    evaluator: Evaluator | None = None,
+    progress: bool = False,
+    console: Any = None,
+) -> None:
+    """Run ``cfg.workers`` workers until all fold studies have ``cfg.n_trials`` finished trials.
+
+    One worker runs in this process; more are spawned processes (each prepares its own data).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
+    for fold in cfg.folds:  # create the studies once, before the workers race to
+        ensure_study(cfg, storage, fold)
+    total = cfg.n_trials * len(cfg.folds)
+    # progress=True: a rich bar (a terminal); "lines": one plain line per fold and every
+    # ~5 % of the trials (piped or logged stderr, where a bar would print nothing)
+    bar = StudyProgress(cfg, storage, total, console, plain=progress == "lines") \
+        if progress else None
+    try:
+        if cfg.workers <= 1:
+            if bar is not None:
+                bar.start()
+            run_worker(cfg, evaluator=evaluator,
+                       on_trial=(lambda f, o: bar.refresh()) if bar is not None else None)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker_entry, args=(cfg, os.getpid()), daemon=False)
+                     for _ in range(cfg.workers)]
+            for p in procs:
+                p.start()
+            if bar is not None:
+                bar.start()
+            try:
+                while any(p.is_alive() for p in procs):
+                    if bar is not None:
+                        bar.refresh()
+                    time.sleep(0.5)
+            finally:
+                for p in procs:
+                    p.join(timeout=0.1)
+                    if p.is_alive():
+                        p.terminate()
+                for p in procs:  # gone before anyone counts the saved trials
+                    p.join(timeout=5)
+            bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+            if bad:
+                raise StoreError(f"{len(bad)} of {cfg.workers} worker processes exited with "
+                                 f"codes {bad}", hint="rerun the same command to resume")
+    finally:
+        if bar is not None:
+            bar.refresh(force=True)
+            bar.stop()

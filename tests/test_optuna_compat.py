@@ -1,0 +1,200 @@
+"""Each accessor of flushback.backtests.optimize.optuna_compat against real optuna storages.
+
+An optuna upgrade that renames or reshapes one of the private internals flushback relies on
+fails the test named after its accessor. Where optuna has a public (slower) route to the same
+answer, the accessor is checked against it; otherwise against what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.search_space import intersection_search_space
+from optuna.trial import TrialState, create_trial
+
+from flushback.backtests.optimize.optuna_compat import (
+    carry_search_space_cache,
+    finished_trials_in_ask,
+    heartbeat_enabled,
+    rdb_bulk_insert,
+    rdb_trials_since,
+    trial_id,
+)
+from flushback.backtests.optimize.storage import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+KINDS = ("memory", "sqlite", "journal")
+DISTS = {"x": FloatDistribution(0.0, 1.0), "n": IntDistribution(1, 9)}
+
+
+def _storage(kind: str, tmp_path, heartbeat: int | None = None):
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    if kind == "sqlite":
+        return open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=heartbeat)
+    return open_storage(str(tmp_path / "s.log"))
+
+
+def _study(storage, name: str = "s"):
+    return optuna.create_study(storage=storage, study_name=name, directions=["maximize"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trial_id(kind, tmp_path):
+    storage = _storage(kind, tmp_path)
+    other = _study(storage, "other")  # ids and numbers differ once two studies share storage
+    for _ in range(2):
+        other.tell(other.ask(DISTS), 0.0)
+    study = _study(storage)
+    sid = storage.get_study_id_from_name("s")
+    live = [study.ask(DISTS) for _ in range(3)]
+    for t in live:
+        # a live Trial: the public lookup by (study id, number) names the same row
+        assert trial_id(t) == storage.get_trial_id_from_study_id_trial_number(sid, t.number)
+        study.tell(t, float(t.number))
+    frozen = study.get_trials(deepcopy=False)
+    assert [trial_id(t) for t in frozen] == [trial_id(t) for t in live]
+    for t in frozen:
+        assert storage.get_trial(trial_id(t)).number == t.number
+    assert {trial_id(t) for t in frozen}.isdisjoint(trial_id(t) for t in other.trials)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_heartbeat_enabled(kind, tmp_path):
+    storage = _storage(kind, tmp_path, heartbeat=5)
+    # only optuna's RDB storage records heartbeats, and only when opened with an interval
+    assert heartbeat_enabled(storage) is (kind == "sqlite")
+    if kind == "sqlite":
+        assert heartbeat_enabled(open_storage(f"sqlite:///{tmp_path / 'h.db'}",
+                                              heartbeat=None)) is False
+
+
+class _Recorder(optuna.samplers.RandomSampler):
+    """Records, at each stage of an ask, the finished trials the accessor and the public
+    ``study.get_trials`` report."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.seen: list[tuple[list[int], list[int]]] = []
+
+    def _record(self, study) -> None:
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        self.seen.append(([t.number for t in finished_trials_in_ask(study, states)],
+                          [t.number for t in study.get_trials(deepcopy=False, states=states)]))
+
+    def before_trial(self, study, trial) -> None:
+        self._record(study)
+        super().before_trial(study, trial)
+
+    def sample_independent(self, study, trial, name, dist):
+        self._record(study)
+        return super().sample_independent(study, trial, name, dist)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_finished_trials_in_ask(kind, tmp_path):
+    study = _study(_storage(kind, tmp_path))
+    rec = _Recorder()
+    study.sampler = rec
+    for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                               TrialState.COMPLETE]):
+        t = study.ask(DISTS)
+        study.tell(t, float(i) if state == TrialState.COMPLETE else None, state=state)
+    study.ask(DISTS)  # a RUNNING trial: never counted
+    assert rec.seen, "the sampler was never consulted"
+    for cached, public in rec.seen:
+        assert cached == public
+    assert rec.seen[-1][0] == [0, 1, 3]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "cmaes"])
+def test_carry_search_space_cache(sampler, tmp_path):
+    from flushback.backtests.optimize.samplers import make_sampler
+
+    if sampler == "cmaes":
+        pytest.importorskip("cmaes")
+    study = _study(_storage("sqlite", tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = make_sampler(sampler, 1, False)
+        study.sampler = old
+        study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 1, 9),
+                       n_trials=4)
+        old.infer_relative_search_space(study, study.trials[-1])  # builds the cache
+        new = make_sampler(sampler, 2, False)
+    assert carry_search_space_cache(old, new) is True
+    # the carried cache answers what optuna's public function computes from the trials
+    assert new._search_space.calculate(study) == intersection_search_space(
+        study.get_trials(deepcopy=False), include_pruned=sampler == "tpe")
+    # a sampler without one is left alone
+    assert carry_search_space_cache(old, optuna.samplers.RandomSampler(seed=1)) is False
+
+
+def _templates():
+    out = []
+    for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]):
+        t = create_trial(state=state, values=[i / 4] if state == TrialState.COMPLETE else None,
+                         params={"x": i / 10, "n": i + 1}, distributions=DISTS,
+                         user_attrs={"flushback": {"k": [i, "a"]}},
+                         system_attrs={"flushback_batched_by": "h:1:ab"},
+                         intermediate_values={0: 0.5 * i} if i else None)
+        out.append(t)
+    return out
+
+
+def _shape(t):
+    return (t.number, t.state, t.values, t.params, t.user_attrs, t.system_attrs,
+            t.intermediate_values, t.datetime_start, t.datetime_complete,
+            json.dumps({k: str(v) for k, v in t.distributions.items()}, sort_keys=True))
+
+
+def test_rdb_bulk_insert(tmp_path):
+    got = open_storage(f"sqlite:///{tmp_path / 'bulk.db'}", heartbeat=None)
+    want = open_storage(f"sqlite:///{tmp_path / 'ref.db'}", heartbeat=None)
+    for storage in (got, want):
+        study = _study(storage)
+        study.tell(study.ask(DISTS), 1.0)  # numbering continues after existing trials
+    templates = _templates()
+    rdb_bulk_insert(got, got.get_study_id_from_name("s"), templates)
+    for t in templates:
+        want.create_new_trial(want.get_study_id_from_name("s"), template_trial=t)
+    a = optuna.load_study(study_name="s", storage=got).get_trials()
+    b = optuna.load_study(study_name="s", storage=want).get_trials()
+    assert [t.number for t in a] == [0, 1, 2, 3]
+    assert [_shape(t) for t in a[1:]] == [_shape(t) for t in b[1:]]
+
+
+def test_rdb_trials_since(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=None)
+    study = _study(storage)
+    sid = storage.get_study_id_from_name("s")
+    for i in range(5):
+        study.tell(study.ask(DISTS), float(i))
+    running = study.ask(DISTS)
+    every = storage.get_all_trials(sid, deepcopy=False)
+    ids = [trial_id(t) for t in every]
+    assert [trial_id(t) for t in rdb_trials_since(storage, sid, set(), -1)] == ids
+    assert [t.number for t in rdb_trials_since(storage, sid, set(), ids[2])] == [3, 4, 5]
+    got = rdb_trials_since(storage, sid, {ids[0], trial_id(running)}, ids[4])
+    assert sorted(t.number for t in got) == [0, 5]
+    assert [_shape(t) for t in rdb_trials_since(storage, sid, set(), -1)] == \
+        [_shape(t) for t in every]
+
+
+def test_journal_without_fsync_reads_back_as_optunas_own(tmp_path):
+    """The journal backend flushback writes (optuna's file backend, appends without fsync,
+    under optuna's symlink lock) produces a file optuna's stock backend reads identically."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = tmp_path / "j.log"
+    study = _study(open_storage(str(path)))
+    for i in range(3):
+        study.tell(study.ask(DISTS), float(i))
+    stock = optuna.load_study(study_name="s",
+                              storage=JournalStorage(JournalFileBackend(str(path))))
+    assert [_shape(t) for t in stock.get_trials()] == [_shape(t) for t in study.get_trials()]
+    assert not list(tmp_path.glob("*.lock"))  # the lock is released after every append
