@@ -3,8 +3,8 @@
 The checks never import the runner, backtrader or the data layer: they work on a
 :class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
 as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
-``warmup_bars``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a spec, the data
-layer and the runner; the tests drive the same functions with planted biases.
+``warmup_for(interval)``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a
+spec, the data layer and the runner; the tests drive the same functions with planted biases.
 
 Time conventions (DESIGN.md, "Time"): bars are indexed by their OPEN time, a bar's values are
 known at its close (open + interval), and an order decided at the close of bar ``s`` fills at the
@@ -25,8 +25,9 @@ Look-ahead (:func:`check_lookahead`)
 
 Warm-up (:func:`check_warmup`)
     Each signal's values at evaluation bars are recomputed from only ``N`` bars of history for
-    ``N`` = the declared ``warmup_bars`` and multiples of it; the relative difference to the
-    full-history value must be within the signal's declared ``tolerance`` at ``N = warmup_bars``.
+    ``N`` = the declared ``warmup_for(interval)`` and multiples of it; the relative difference to
+    the full-history value must be within the signal's declared ``tolerance`` at ``N`` = that
+    warm-up.
 
 External timing (:func:`check_external_timing`)
     From the ``known_at`` / ``period_end`` frames of the assembled data: for each external
@@ -119,8 +120,9 @@ class Pipeline(Protocol):
 
 @runtime_checkable
 class SignalLike(Protocol):
-    warmup_bars: int
     tolerance: float
+
+    def warmup_for(self, interval: pd.Timedelta) -> int: ...
 
     def compute(self, frame: pd.DataFrame) -> pd.Series: ...
 
@@ -644,9 +646,7 @@ def _eval_positions(values: pd.Series, points: int, need: int) -> list[int]:
 
 
 def _declared_warmup(signal: Any, interval: pd.Timedelta) -> int:
-    if hasattr(signal, "warmup_for"):
-        return int(signal.warmup_for(interval) or 0)
-    return int(getattr(signal, "warmup_bars", 0) or 0)
+    return int(signal.warmup_for(interval) or 0)
 
 
 def _abs_difference(full: Any, other: Any) -> float:
@@ -668,7 +668,7 @@ def check_warmup(
     """Compare each signal's values from full history with values from only N bars of history.
 
     For each signal and each ``N = ceil(m * warmup)`` (``m`` in ``multiples``; ``warmup`` is
-    ``signal.warmup_for(interval)`` when the signal has it, else ``warmup_bars``), the value at
+    ``signal.warmup_for(interval)``), the value at
     each evaluation bar ``t`` is recomputed on ``frame.iloc[t - N : t + 1]`` (``N`` bars of
     history before ``t``, plus ``t``) and compared with the full-history value. The table
     reports the largest relative difference per ``N``; a signal fails when, at ``N = warmup``,
