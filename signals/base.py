@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
-import difflib
 import math
 import re
 import threading
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.suggest import did_you_mean
 
 __all__ = [
     "IDENTIFIER",
@@ -44,12 +44,6 @@ IDENTIFIER = r"[a-z_][a-z0-9_]*"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def did_you_mean(word: str, candidates: Any) -> str:
-    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` if nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from types import MappingProxyType
 from typing import Any
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, did_you_mean, validate_params
+from flushback.data.suggest import did_you_mean
+from flushback.signals.base import Param, validate_params
 
 __all__ = [
     "CONTRARIAN_PARAMS",
