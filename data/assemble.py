@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,7 @@ from flushback.data.frames import (
     fill_gaps as _fill_gaps,
 )
 from flushback.data.parsers import parse_file
+from flushback.data.suggest import did_you_mean
 from flushback.data.validate import validate_dataset
 
 __all__ = ["DEFAULT_EXTERNALS", "AsOfRepository", "FolderRepository", "Repository", "load",
@@ -230,9 +230,8 @@ def _load_bars(repo: Repository, symbol: str, interval: str,
     avail = sorted(i[len("prices/"):] for i in repo.ids() if i.startswith("prices/"))
     symbols = sorted({a.rsplit("_", 1)[0] for a in avail})
     if symbol not in symbols:
-        close = difflib.get_close_matches(symbol, symbols, n=1)
         raise DataError(
-            f"unknown symbol {symbol!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            f"unknown symbol {symbol!r}" + did_you_mean(symbol, symbols),
             file=repo.location,
             hint=f"available: {', '.join(symbols) or 'none'}; import or fetch it first",
         )
@@ -268,9 +267,8 @@ def _resolve_externals(
     for kind, ids in items:
         kind = aliases.get(kind, kind)
         if kind not in EXTERNAL_KINDS:
-            close = difflib.get_close_matches(str(kind), list(EXTERNAL_KINDS), n=1)
             raise ConfigError(
-                f"unknown external {kind!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                f"unknown external {kind!r}" + did_you_mean(kind, EXTERNAL_KINDS),
                 hint=f"use any of {', '.join(EXTERNAL_KINDS)}",
             )
         if ids is None:

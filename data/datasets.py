@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.suggest import did_you_mean
 
 __all__ = [
     "BAR_COLUMNS",
@@ -485,12 +486,8 @@ def default_externals(symbol: str, interval: str,
             raise DataError(f"unknown external kind {kind!r} in data.sources",
                             hint=f"use any of {', '.join(EXTERNAL_KINDS)}")
         if name not in source_names(kind):
-            from difflib import get_close_matches
-
-            close = get_close_matches(str(name), source_names(kind), n=1)
             raise DataError(
-                f"unknown {kind} source {name!r}"
-                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                f"unknown {kind} source {name!r}" + did_you_mean(name, source_names(kind)),
                 hint=f"{kind} sources: {', '.join(source_names(kind))}")
         chosen[kind] = name
     known_coin = coin in ("BTC", "ETH", "SOL")

@@ -17,7 +17,6 @@ event and the key, with a did-you-mean for unknown keys.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from flushback.data.errors import DataError
+from flushback.data.suggest import closest
 
 __all__ = [
     "FACT_KINDS",
@@ -195,8 +195,8 @@ class FlushCatalog:
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    close = closest(word, choices)
+    return f"did you mean {close!r}?" if close is not None else None
 
 
 def _as_date(value: Any, *, file: str, where: str, key: str) -> dt.date:

@@ -8,7 +8,8 @@ The strategy, "flush_ladder": while the entry signal fires, buy up to ``rungs`` 
 at least ``step`` below the previous buy's close; sell everything when the position is
 ``take_profit`` above its average price. It is a plain ``FlushbackStrategy`` subclass:
 
-- ``super().next()`` first: it records the bar (equity, cash, position, excursions, funding);
+- implement ``decide()``: the base records the bar (equity, cash, position, excursions,
+  funding) and then calls it at each bar's close;
 - read the feed as in any backtrader strategy: ``self.data.close[0]``, and every
   ``[signals.<name>]`` table of the spec as a line, here ``self.data.entry[0]``;
 - decide with ``self.enter(fraction, reason)`` / ``self.exit(reason)``: the adapter fills them
@@ -39,8 +40,7 @@ class FlushLadder(FlushbackStrategy):
         super().__init__()
         self.last_buy_close: float | None = None
 
-    def next(self) -> None:
-        super().next()
+    def decide(self) -> None:
         close = float(self.data.close[0])
         lot, cfg = self.lot, self.cfg
         if lot is not None and close >= lot.avg_price * (1 + cfg["take_profit"]):

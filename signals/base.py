@@ -6,9 +6,9 @@ contract, and ``tests/test_signals_conformance.py`` checks every registered sign
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
-import difflib
 import math
 import re
 import threading
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.suggest import did_you_mean
 
 __all__ = [
     "IDENTIFIER",
@@ -43,12 +44,6 @@ IDENTIFIER = r"[a-z_][a-z0-9_]*"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def did_you_mean(word: str, candidates: Any) -> str:
-    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` if nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -414,7 +409,7 @@ def cached_part(frame: pd.DataFrame, key: tuple[Any, ...], fn: Callable[[], Any]
     return cache.get_or_compute(k, fn)
 
 
-class Signal:
+class Signal(abc.ABC):
     """Base class of every signal. **This docstring is the contract.**
 
     A signal turns an assembled frame (see ``flushback.data``: index = bar OPEN time, UTC; a
@@ -425,19 +420,21 @@ class Signal:
         - typed: ``dtype bool`` for a trigger (``kind = "bool"``) or ``float64`` for a strength
           (``kind = "float"``);
         - named: ``series.name == self.name``;
-        - warm-up: the first ``warmup_bars`` values are ``False`` (bool) / ``NaN`` (float), and a
-          bool signal is ``False`` wherever its inputs are missing (NaN never triggers);
+        - warm-up: the first ``warmup_for(interval)`` values (``interval``: the frame's bar
+          interval) are ``False`` (bool) / ``NaN`` (float), and a bool signal is ``False``
+          wherever its inputs are missing (NaN never triggers);
         - point-in-time: the value at bar ``t`` depends only on rows ``<= t``; dropping rows after
           ``t`` never changes it (no ``shift(-k)``, no centred windows, no full-sample statistics);
         - pure: the input frame (values, index, attrs) is never mutated; the same frame and
           parameters give the same result (no randomness, no clock, no I/O);
-        - convergent: given ``warmup_bars`` bars of history, the value at the last bar differs
-          from the full-history value by at most ``tolerance`` (0 for exact, finite-memory
-          signals; a recursive smoother declares the error it accepts).
+        - convergent: given ``warmup_for(interval)`` bars of history, the value at the last bar
+          differs from the full-history value by at most ``tolerance`` (0 for exact,
+          finite-memory signals; a recursive smoother declares the error it accepts).
 
     Metadata
         ``name`` (the registry name, set by ``@register``), ``params`` (a frozen mapping of the
-        validated parameter values), ``warmup_bars`` (int, from the parameters), ``inputs``
+        validated parameter values), ``warmup_for(interval)`` (bars, from the parameters and
+        the bar interval: the one warm-up of the contract), ``inputs``
         (the frame columns required), ``tolerance`` (float) and ``kind`` ("bool" | "float").
 
     Parameters are declared once, as :class:`Param` objects in the class attribute
@@ -445,8 +442,8 @@ class Signal:
     out-of-range values raise :class:`ConfigError` with a did-you-mean). ``search_space()``
     returns the declarations: that is what the optimizer samples.
 
-    Subclasses implement ``_compute(frame) -> pd.Series`` and ``warmup_bars`` (if it depends
-    on the bar interval, ``warmup_for(interval)``); the base class checks the inputs, applies
+    ``Signal`` is an abstract base: subclasses implement ``_compute(frame) -> pd.Series`` and,
+    when they need history, ``warmup_for(interval)``; the base class checks the inputs, applies
     the warm-up mask and the dtype, and names the result. ``explain(frame)`` returns the
     intermediate values (a DataFrame on the frame's index) that a trigger is made of; the CLI's
     ``signals scan`` prints them.
@@ -473,18 +470,16 @@ class Signal:
     # --- hooks -------------------------------------------------------------------------
     def _validate(self, values: dict[str, Any]) -> None:
         """Cross-parameter checks (raise ConfigError). Default: none."""
+        return None
 
-    def _compute(self, frame: pd.DataFrame) -> pd.Series:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _compute(self, frame: pd.DataFrame) -> pd.Series:
+        """The raw per-bar values (the base masks the warm-up, types and names them)."""
 
     def warmup_for(self, interval: pd.Timedelta) -> int:
-        """Warm-up in bars for frames of ``interval`` (default 0: no history needed)."""
+        """Warm-up in bars for frames of ``interval`` (default 0: no history needed). The one
+        warm-up of the contract: a count of bars means nothing without the bar interval."""
         return 0
-
-    @property
-    def warmup_bars(self) -> int:
-        """Warm-up in bars on the frame's own interval (daily bars when it depends on it)."""
-        return self.warmup_for(pd.Timedelta(days=1))
 
     # --- public API ----------------------------------------------------------------------
     @classmethod

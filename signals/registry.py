@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Signal, did_you_mean
+from flushback.data.suggest import did_you_mean
+from flushback.signals.base import Signal
 
 __all__ = ["register", "get_signal", "list_signals", "build_signal", "config_from_text",
            "temporary_registration"]

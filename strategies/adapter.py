@@ -11,8 +11,9 @@ What it pins, because this is exactly where backtesting frameworks disagree:
   the OPEN of bar ``t+1``. backtrader's cheat-on-close stays off; ``cheat_on_open`` is on only so
   that an order can be *sized* at the price it fills at (an all-in order sized at the signal
   bar's close is rejected when the next open gaps up). Strategies express decisions with
-  :meth:`FlushbackStrategy.enter` / :meth:`FlushbackStrategy.exit` in ``next()``; the base class
-  submits them in ``next_open()`` of the following bar.
+  :meth:`FlushbackStrategy.enter` / :meth:`FlushbackStrategy.exit` in ``decide()`` (called by
+  the base's ``next()`` after it records the bar); the base submits them in ``next_open()`` of
+  the following bar.
 - **Sizes** are fractional (BTC is not traded in whole coins).
 - **Commission** is a FRACTION of traded notional per side: ``0.001`` means 0.1 %. A custom
   ``CommInfoBase`` would read 0.001 as 0.001 % unless ``percabs=True``; :class:`FractionCommission`
@@ -44,6 +45,7 @@ import pandas as pd
 
 from flushback.data.errors import DataError
 from flushback.strategies.columns import bar_hours, validate_bars
+from flushback.strategies.config import complete_params
 from flushback.strategies.results import (
     FILL_COLUMNS,
     TRADE_COLUMNS,
@@ -185,15 +187,34 @@ class _OpenLot:
 
 
 class FlushbackStrategy(bt.Strategy):
-    """Base class for flushback strategies: fills, costs, bookkeeping and recording.
+    """Base class of every flushback strategy. **This docstring is the contract.**
 
-    Subclasses decide in ``next()`` (bar ``t``, values known at its close) and call
-    :meth:`enter`, :meth:`exit`, :meth:`buy_cash_fraction` or :meth:`sell_position_fraction`;
-    those decisions are filled at the open of bar ``t+1``. Read the feed's lines as usual
-    (``self.data.close[0]``, ``self.data.entry[0]``...). Useful state: :attr:`bar` (index of the
-    current bar), :attr:`position_size`, :attr:`lot` (the open position: ``avg_price``,
-    ``entry_bar``, ``tranches``, ``peak_close``...), :attr:`last_exit_bar`.
-    Subclasses that override ``next_open`` must call ``super().next_open()``.
+    Template method: backtrader calls :meth:`next` at each bar's close; the base records the
+    bar (equity, cash, position, excursions, funding) and then calls :meth:`decide`, the one
+    method a subclass implements. At each bar's open :meth:`next_open` submits the decisions
+    of the previous close and then calls :meth:`after_open` (a hook, default: nothing).
+    Subclasses never override ``next`` / ``next_open`` (a TypeError says so at class creation).
+
+    In ``decide()`` (bar ``t``, values known at its close) a strategy calls :meth:`enter`,
+    :meth:`exit`, :meth:`buy_cash_fraction`, :meth:`sell_position_fraction` or
+    :meth:`set_resting_exits`. What the base then guarantees, and what
+    ``flushback.strategies.testing.check_strategy`` checks for every registered strategy:
+
+    - fills at the OPEN of bar ``t+1`` (+/- slippage), never at bar ``t``'s close;
+    - fractional sizes, sized at the fill price so an all-in order is never rejected;
+    - commission (a fraction of notional per side) and slippage applied to every fill;
+    - no decision before the warm-up: a strategy reads only its feed lines, which are
+      False/NaN during their signals' warm-up, and must not order on a bar where they are;
+    - deterministic: the same bars and config give the same fills, trades and equity;
+    - equity at each bar's close == cash + position size * close.
+
+    Parameters: declare them as ``param_specs`` (name -> ``Param``); :attr:`cfg` is the
+    validated configuration with every declared parameter filled in (defaults come from the
+    declarations only), so read it by key: ``self.cfg["take_profit"]``.
+    Read the feed's lines as usual (``self.data.close[0]``, ``self.data.entry[0]``...). Useful
+    state: :attr:`bar` (index of the current bar), :attr:`position_size`, :attr:`lot` (the open
+    position: ``avg_price``, ``entry_bar``, ``tranches``, ``peak_close``...),
+    :attr:`last_exit_bar`.
     """
 
     params = (
@@ -218,9 +239,17 @@ class FlushbackStrategy(bt.Strategy):
         """Extra per-bar columns (computed in pandas) to put on the feed. Default: none."""
         return {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook, use in (("next", "decide"), ("next_open", "after_open")):
+            if hook in cls.__dict__:
+                raise TypeError(f"{cls.__name__} overrides {hook}(): implement {use}() "
+                                f"instead (the base records the bar in {hook}() first)")
+
     @property
     def cfg(self) -> dict:
-        return self.p.cfg or {}
+        """The validated parameters, every declared one present (read them by key)."""
+        return self._cfg
 
     def lineval(self, name: str) -> float:
         """The current value of an extra feed line, NaN when the feed does not carry it."""
@@ -230,6 +259,9 @@ class FlushbackStrategy(bt.Strategy):
 
     # -- lifecycle -----------------------------------------------------------------------
     def __init__(self) -> None:
+        cls = type(self)
+        self._cfg = complete_params(cls.param_specs, self.p.cfg,
+                                    name=getattr(cls, "strategy_type", cls.__name__))
         self._intents: list[_Intent] = []
         self._lot: _OpenLot | None = None
         self._trade_seq = 0
@@ -324,8 +356,26 @@ class FlushbackStrategy(bt.Strategy):
     def pending(self) -> bool:
         return bool(self._intents)
 
-    # -- execution (next bar open) -------------------------------------------------------
+    # -- the template: backtrader's hooks, then the subclass's --------------------------
+    def next(self) -> None:
+        """At each bar's close: record the bar, then :meth:`decide`."""
+        self._record_bar()
+        self.decide()
+
+    def decide(self) -> None:
+        """The strategy's decision at this bar's close (subclasses implement it)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement decide()")
+
     def next_open(self) -> None:
+        """At each bar's open: submit the previous close's decisions, then :meth:`after_open`."""
+        self._submit_intents()
+        self.after_open()
+
+    def after_open(self) -> None:
+        """Hook after this open's orders are submitted (:attr:`submitted_buys`). Default: none."""
+
+    # -- execution (next bar open) -------------------------------------------------------
+    def _submit_intents(self) -> None:
         self.submitted_buys = []
         if not self._intents:
             return
@@ -444,8 +494,7 @@ class FlushbackStrategy(bt.Strategy):
             lot.funding -= funding
 
     # -- per-bar recording (bar close) ---------------------------------------------------
-    def next(self) -> None:
-        """Record the bar; subclasses call ``super().next()`` FIRST, then decide."""
+    def _record_bar(self) -> None:
         close = float(self.data.close[0])
         lot = self._lot
         if lot is not None:

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 from flushback.strategies.adapter import FlushbackStrategy
 from flushback.strategies.columns import builtin_feed_columns
-from flushback.strategies.config import BUY_AND_HOLD_PARAMS, FEAR_GREED_ACCUMULATION_PARAMS
+from flushback.strategies.config import (
+    BUY_AND_HOLD_PARAMS,
+    FEAR_GREED_ACCUMULATION_PARAMS,
+    register_strategy,
+)
 
 __all__ = ["BuyAndHold", "FearGreedAccumulation"]
 
 
+@register_strategy("buy_and_hold")
 class BuyAndHold(FlushbackStrategy):
     """Buy ``fraction`` of the equity at the open of the second bar; hold to the end."""
 
     param_specs = dict(BUY_AND_HOLD_PARAMS)
 
-    def next(self) -> None:
-        super().next()
+    def decide(self) -> None:
         if self.bar == 0:
-            self.enter(float(self.cfg.get("fraction", 1.0)), "buy_and_hold")
+            self.enter(float(self.cfg["fraction"]), "buy_and_hold")
 
 
+@register_strategy("fear_greed_accumulation")
 class FearGreedAccumulation(FlushbackStrategy):
     """Buy ``buy_fraction`` of the cash after each bar with F&G <= ``buy_below``; sell
     ``sell_fraction`` of the position after each bar with F&G >= ``sell_above``.
@@ -38,13 +43,12 @@ class FearGreedAccumulation(FlushbackStrategy):
     def feed_columns(cls, frame, cfg, periods_per_year):
         return builtin_feed_columns("fear_greed_accumulation", frame, cfg, periods_per_year)
 
-    def next(self) -> None:
-        super().next()
+    def decide(self) -> None:
         fng = self.lineval("fng")
         if fng != fng:
             return
         c = self.cfg
-        if fng <= float(c.get("buy_below", 20.0)):
-            self.buy_cash_fraction(float(c.get("buy_fraction", 0.1)), "fear_buy")
-        elif fng >= float(c.get("sell_above", 80.0)) and self.lot is not None:
-            self.sell_position_fraction(float(c.get("sell_fraction", 0.1)), "greed_sell")
+        if fng <= float(c["buy_below"]):
+            self.buy_cash_fraction(float(c["buy_fraction"]), "fear_buy")
+        elif fng >= float(c["sell_above"]) and self.lot is not None:
+            self.sell_position_fraction(float(c["sell_fraction"]), "greed_sell")

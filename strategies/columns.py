@@ -36,10 +36,12 @@ def builtin_feed_columns(strategy_type: str, frame: pd.DataFrame, cfg: dict,
                          periods_per_year: int) -> dict:
     """The extra columns of a built-in strategy type (the classes' ``feed_columns``)."""
     if strategy_type == "contrarian":
+        from flushback.strategies.config import validate_strategy_params
         from flushback.strategies.levels import level_columns
 
+        cfg = validate_strategy_params(strategy_type, cfg)
         cols: dict = dict(level_columns(frame, cfg))
-        if cfg.get("sizing") == "volatility":
+        if cfg["sizing"] == "volatility":
             cols["vol"] = realised_volatility(frame["close"], int(cfg["vol_lookback"]),
                                               periods_per_year)
         return cols

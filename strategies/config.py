@@ -16,19 +16,25 @@ Built-in strategy types (classes are imported lazily, so loading a spec stays ch
   bar whose Fear & Greed value is ``<= buy_below``; sell ``sell_fraction`` of the position after
   each bar ``>= sell_above``.
 
-Custom strategies: subclass :class:`flushback.strategies.adapter.FlushbackStrategy`, declare
-``param_specs`` and register with :func:`register_strategy` (see docs/strategies.md).
+Custom strategies: subclass :class:`flushback.strategies.adapter.FlushbackStrategy`, implement
+``decide()``, declare ``param_specs`` and register with :func:`register_strategy` (see
+docs/strategies.md). There is one registry for both: the built-in classes register with the
+same decorator, their entries declared here so that their metadata is known before backtrader
+is imported. A validated configuration holds every declared parameter (:func:`complete_params`),
+so strategies read it by key and a default lives only in its ``Param``.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from flushback.data.errors import ConfigError
-from flushback.signals.base import Param, did_you_mean, validate_params
+from flushback.data.suggest import did_you_mean
+from flushback.signals.base import Param, validate_params
 
 __all__ = [
     "CONTRARIAN_PARAMS",
@@ -40,6 +46,9 @@ __all__ = [
     "strategy_signals",
     "validate_strategy_params",
     "list_strategies",
+    "builtin_strategies",
+    "complete_params",
+    "trigger_signals",
 ]
 
 CONTRARIAN_PARAMS: Mapping[str, Param] = MappingProxyType(
@@ -103,30 +112,66 @@ FEAR_GREED_ACCUMULATION_PARAMS: Mapping[str, Param] = MappingProxyType(
     }
 )
 
-# name -> (module, class, params, signals the strategy reads: required, optional)
-_BUILTIN: dict[str, tuple[str, str, Mapping[str, Param], tuple[str, ...], tuple[str, ...]]] = {
-    "contrarian": ("flushback.strategies.contrarian", "ContrarianStrategy", CONTRARIAN_PARAMS,
-                   ("entry",), ("exit",)),
-    "buy_and_hold": ("flushback.strategies.benchmarks", "BuyAndHold", BUY_AND_HOLD_PARAMS,
-                     (), ()),
-    "fear_greed_accumulation": ("flushback.strategies.benchmarks", "FearGreedAccumulation",
-                                FEAR_GREED_ACCUMULATION_PARAMS, (), ()),
+@dataclass
+class _Entry:
+    """One registered strategy type: its class (or, for a built-in not imported yet, the
+    ``module:Class`` that defines it) and what the spec layer needs without importing it."""
+
+    target: str | type
+    params: Mapping[str, Param]
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    builtin: bool = False
+
+    def load(self) -> type:
+        if isinstance(self.target, str):
+            module, cls = self.target.split(":")
+            importlib.import_module(module)  # its @register_strategy resolves this entry
+            if isinstance(self.target, str):  # pragma: no cover - a built-in lost its decorator
+                raise RuntimeError(f"{self.target} does not register itself")
+        return self.target
+
+
+# The one registry: built-in and custom types alike. The built-ins are declared here with their
+# metadata (so a spec validates without importing backtrader) and bind their class when their
+# module is imported (their own ``@register_strategy``).
+_REGISTRY: dict[str, _Entry] = {
+    "contrarian": _Entry("flushback.strategies.contrarian:ContrarianStrategy", CONTRARIAN_PARAMS,
+                         ("entry",), ("exit",), ("entry", "exit"), builtin=True),
+    "buy_and_hold": _Entry("flushback.strategies.benchmarks:BuyAndHold", BUY_AND_HOLD_PARAMS,
+                           builtin=True),
+    "fear_greed_accumulation": _Entry("flushback.strategies.benchmarks:FearGreedAccumulation",
+                                      FEAR_GREED_ACCUMULATION_PARAMS, builtin=True),
 }
-_CUSTOM: dict[str, type] = {}
 
 
 def register_strategy(name: str) -> Callable[[type], type]:
     """Class decorator: make a FlushbackStrategy subclass usable as ``[strategy] type = name``.
 
     The class declares ``param_specs`` (name -> Param) and may declare ``required_signals`` /
-    ``optional_signals`` (names of ``[signals.<name>]`` tables it reads as feed lines).
+    ``optional_signals`` (names of ``[signals.<name>]`` tables it reads as feed lines) and
+    ``trigger_signals`` (those it reads as boolean triggers). The built-in strategies register
+    the same way.
     """
 
     def deco(cls: type) -> type:
-        if name in _BUILTIN or (name in _CUSTOM and _CUSTOM[name] is not cls):
+        entry = _REGISTRY.get(name)
+        if entry is not None and entry.target is not cls and not (
+                entry.target == f"{cls.__module__}:{cls.__qualname__}"):
             raise ConfigError(f"strategy type '{name}' is already registered",
                               hint="choose another name")
-        _CUSTOM[name] = cls
+        if entry is not None and entry.builtin:
+            if dict(getattr(cls, "param_specs", {})) != dict(entry.params):
+                raise RuntimeError(f"{cls.__qualname__}.param_specs differ from the "
+                                   f"declarations of strategy type '{name}'")
+            entry.target = cls
+        else:
+            _REGISTRY[name] = _Entry(
+                cls, MappingProxyType(dict(getattr(cls, "param_specs", {}))),
+                tuple(getattr(cls, "required_signals", ())),
+                tuple(getattr(cls, "optional_signals", ())),
+                tuple(getattr(cls, "trigger_signals", ())))
         cls.strategy_type = name  # type: ignore[attr-defined]
         return cls
 
@@ -134,57 +179,56 @@ def register_strategy(name: str) -> Callable[[type], type]:
 
 
 def list_strategies() -> list[str]:
-    return sorted({*_BUILTIN, *_CUSTOM})
+    return sorted(_REGISTRY)
 
 
-def _check(name: str) -> None:
-    if name not in _BUILTIN and name not in _CUSTOM:
+def builtin_strategies() -> tuple[str, ...]:
+    """The strategy types flushback ships (every engine runs them)."""
+    return tuple(name for name, entry in _REGISTRY.items() if entry.builtin)
+
+
+def _entry(name: str) -> _Entry:
+    entry = _REGISTRY.get(name)
+    if entry is None:
         raise ConfigError(
             f"unknown strategy type '{name}'" + did_you_mean(name, list_strategies()),
             hint="one of: " + ", ".join(list_strategies()),
         )
+    return entry
 
 
 def get_strategy(name: str) -> type:
     """The backtrader strategy class for ``name`` (imports backtrader)."""
-    _check(name)
-    if name in _CUSTOM:
-        return _CUSTOM[name]
-    module, cls, *_ = _BUILTIN[name]
-    return getattr(importlib.import_module(module), cls)
+    return _entry(name).load()
 
 
 def strategy_param_specs(name: str) -> Mapping[str, Param]:
-    _check(name)
-    if name in _CUSTOM:
-        return MappingProxyType(dict(getattr(_CUSTOM[name], "param_specs", {})))
-    return _BUILTIN[name][2]
+    return _entry(name).params
 
 
 def strategy_signals(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) signal names a strategy type reads."""
-    _check(name)
-    if name in _CUSTOM:
-        cls = _CUSTOM[name]
-        return (tuple(getattr(cls, "required_signals", ())),
-                tuple(getattr(cls, "optional_signals", ())))
-    return _BUILTIN[name][3], _BUILTIN[name][4]
+    entry = _entry(name)
+    return entry.required, entry.optional
 
 
 def trigger_signals(name: str) -> tuple[str, ...]:
     """Signal names a strategy type reads as boolean triggers (fires when true): every signal
     of the built-in types; a custom strategy declares its own as ``trigger_signals``."""
-    _check(name)
-    if name in _CUSTOM:
-        return tuple(getattr(_CUSTOM[name], "trigger_signals", ()))
-    return _BUILTIN[name][3] + _BUILTIN[name][4]
+    return _entry(name).triggers
+
+
+def complete_params(specs: Mapping[str, Param], values: Mapping[str, Any] | None, *,
+                    name: str) -> dict[str, Any]:
+    """``values`` validated against ``specs`` with every declared parameter present (its
+    declared default when not given): the one place a strategy parameter's default is read."""
+    return validate_params(
+        specs, values or {}, owner=f"strategy({name})",
+        unknown=lambda key: f"unknown key 'strategy.{key}' for strategy type '{name}'",
+        hint=f"keys of {name}: type, {', '.join(specs)}",
+    )
 
 
 def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``values`` against the declarations of ``name``; defaults filled in."""
-    specs = strategy_param_specs(name)
-    return validate_params(
-        specs, values, owner=f"strategy({name})",
-        unknown=lambda key: f"unknown key 'strategy.{key}' for strategy type '{name}'",
-        hint=f"keys of {name}: type, {', '.join(specs)}",
-    )
+    return complete_params(strategy_param_specs(name), values, name=name)

@@ -47,11 +47,12 @@ import pandas as pd
 
 from flushback.strategies.adapter import FlushbackStrategy
 from flushback.strategies.columns import builtin_feed_columns, realised_volatility
-from flushback.strategies.config import CONTRARIAN_PARAMS
+from flushback.strategies.config import CONTRARIAN_PARAMS, register_strategy
 
 __all__ = ["ContrarianStrategy", "realised_volatility"]
 
 
+@register_strategy("contrarian")
 class ContrarianStrategy(FlushbackStrategy):
     param_specs = dict(CONTRARIAN_PARAMS)
     required_signals = ("entry",)
@@ -64,26 +65,24 @@ class ContrarianStrategy(FlushbackStrategy):
     def __init__(self) -> None:
         super().__init__()
         c = self.cfg
-        self._sl = float(c.get("stop_loss", 0.0))
-        self._tp = float(c.get("take_profit", 0.0))
-        self._trail = float(c.get("trailing_stop", 0.0))
-        self._hold = int(c.get("hold_bars", 0))
-        self._cooldown = int(c.get("cooldown_bars", 0))
-        self._k = int(c.get("max_tranches", 1))
-        self._spacing = int(c.get("tranche_spacing_bars", 1))
-        self._fraction = float(c.get("fraction", 1.0))
-        self._vol_sizing = c.get("sizing", "fraction") == "volatility"
-        self._vol_target = float(c.get("vol_target", 0.6))
+        self._sl = float(c["stop_loss"])
+        self._tp = float(c["take_profit"])
+        self._trail = float(c["trailing_stop"])
+        self._hold = int(c["hold_bars"])
+        self._cooldown = int(c["cooldown_bars"])
+        self._k = int(c["max_tranches"])
+        self._spacing = int(c["tranche_spacing_bars"])
+        self._fraction = float(c["fraction"])
+        self._vol_sizing = c["sizing"] == "volatility"
+        self._vol_target = float(c["vol_target"])
         aliases = self.data.lines.getlinealiases()
         self._entry = self.data.entry if "entry" in aliases else None
-        self._exit = (
-            self.data.exit if "exit" in aliases and c.get("exit_on_signal", True) else None
-        )
+        self._exit = self.data.exit if "exit" in aliases and c["exit_on_signal"] else None
         self._last_tranche_bar = -(10**9)
-        self._intrabar = c.get("exit_mode", "close") == "intrabar"
+        self._intrabar = c["exit_mode"] == "intrabar"
         self._level_tp = self.data.level_tp if "level_tp" in aliases else None
         self._level_sl = self.data.level_sl if "level_sl" in aliases else None
-        self._moving = c.get("level_update", "fixed") == "moving"
+        self._moving = c["level_update"] == "moving"
         self._entry_levels = (math.nan, math.nan)  # (tp, sl) on the entry signal bar
 
     def _levels_in_force(self) -> tuple[float, float]:
@@ -115,8 +114,7 @@ class ContrarianStrategy(FlushbackStrategy):
         if stop is not None or limit is not None:
             self.set_resting_exits(stop, limit, stop_reason=reason, size=size)
 
-    def next_open(self) -> None:
-        super().next_open()
+    def after_open(self) -> None:
         if self._intrabar and self.submitted_buys:
             # guard the entry bar too: the orders below are processed after the buy fills
             lot = self.lot
@@ -127,8 +125,7 @@ class ContrarianStrategy(FlushbackStrategy):
                 size, cost, peak = size + lot.size, cost + lot.cost, max(peak, lot.peak_close)
             self._place_resting(size, cost / size, peak)
 
-    def next(self) -> None:
-        super().next()
+    def decide(self) -> None:
         i = self.bar
         lot = self.lot
         if lot is not None:

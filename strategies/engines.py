@@ -18,13 +18,12 @@ import pandas as pd
 
 from flushback.data.errors import ConfigError
 from flushback.strategies.columns import builtin_feed_columns
-from flushback.strategies.config import get_strategy, list_strategies
+from flushback.strategies.config import builtin_strategies, get_strategy, list_strategies
 from flushback.strategies.results import EngineResult
 
 __all__ = ["ENGINES", "check_engine", "engine_supports", "feed_columns", "run_strategy"]
 
 ENGINES = ("backtrader", "fast")
-_BUILTIN_TYPES = ("contrarian", "buy_and_hold", "fear_greed_accumulation")
 
 
 def check_engine(engine: str) -> str:
@@ -36,13 +35,13 @@ def check_engine(engine: str) -> str:
 def engine_supports(engine: str, strategy_type: str) -> bool:
     """Whether ``engine`` runs ``strategy_type`` (the fast engine: the built-in types)."""
     check_engine(engine)
-    return engine == "backtrader" or strategy_type in _BUILTIN_TYPES
+    return engine == "backtrader" or strategy_type in builtin_strategies()
 
 
 def feed_columns(strategy_type: str, frame: pd.DataFrame, cfg: dict,
                  periods_per_year: int) -> dict:
     """The extra per-bar columns a strategy type reads (computed in pandas on ``frame``)."""
-    if strategy_type in _BUILTIN_TYPES:
+    if strategy_type in builtin_strategies():
         return builtin_feed_columns(strategy_type, frame, cfg, periods_per_year)
     if strategy_type not in list_strategies():
         get_strategy(strategy_type)  # raises the did-you-mean error
@@ -70,7 +69,7 @@ def run_strategy(
             raise ConfigError(
                 f"the fast engine does not run strategy type '{strategy_type}'",
                 hint="run it with --engine backtrader (the fast engine runs: "
-                + ", ".join(_BUILTIN_TYPES) + ")",
+                + ", ".join(builtin_strategies()) + ")",
             )
         from flushback.strategies.fast import run_fast
 

@@ -20,6 +20,7 @@ import pandas as pd
 from flushback.data.errors import ConfigError
 from flushback.strategies import nb
 from flushback.strategies.columns import bar_hours, validate_bars
+from flushback.strategies.config import strategy_param_specs, validate_strategy_params
 from flushback.strategies.results import (
     FILL_COLUMNS,
     TRADE_COLUMNS,
@@ -36,6 +37,10 @@ FAST_STRATEGIES = {
     "fear_greed_accumulation": nb.KIND_FEAR_GREED,
 }
 _EMPTY = np.empty(0, dtype=np.float64)
+# The kernel's config vector has a slot for every built-in type's parameters; a type fills the
+# slots of the others with their declared defaults (unused by its kind).
+_ALL_DEFAULTS = {key: p.default for name in FAST_STRATEGIES
+                 for key, p in strategy_param_specs(name).items()}
 _LINES = ("entry", "exit", "vol", "fng", "funding_rate", "level_tp", "level_sl")
 
 
@@ -94,24 +99,24 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_SLIPPAGE] = float(slippage)
     v[nb.CFG_FUNDING] = 1.0 if funding else 0.0
     v[nb.CFG_BAR_HOURS] = float(bar_hours)
-    g = cfg.get
-    v[nb.CFG_FRACTION] = float(g("fraction", 1.0))
-    v[nb.CFG_VOL_SIZING] = 1.0 if g("sizing", "fraction") == "volatility" else 0.0
-    v[nb.CFG_VOL_TARGET] = float(g("vol_target", 0.6))
-    v[nb.CFG_HOLD] = int(g("hold_bars", 0))
-    v[nb.CFG_TP] = float(g("take_profit", 0.0))
-    v[nb.CFG_SL] = float(g("stop_loss", 0.0))
-    v[nb.CFG_TRAIL] = float(g("trailing_stop", 0.0))
-    v[nb.CFG_INTRABAR] = 1.0 if g("exit_mode", "close") == "intrabar" else 0.0
-    v[nb.CFG_EXIT_ON_SIGNAL] = 1.0 if g("exit_on_signal", True) else 0.0
-    v[nb.CFG_COOLDOWN] = int(g("cooldown_bars", 0))
-    v[nb.CFG_TRANCHES] = int(g("max_tranches", 1))
-    v[nb.CFG_SPACING] = int(g("tranche_spacing_bars", 1))
-    v[nb.CFG_BUY_BELOW] = float(g("buy_below", 20.0))
-    v[nb.CFG_SELL_ABOVE] = float(g("sell_above", 80.0))
-    v[nb.CFG_BUY_FRACTION] = float(g("buy_fraction", 0.1))
-    v[nb.CFG_SELL_FRACTION] = float(g("sell_fraction", 0.1))
-    v[nb.CFG_LEVEL_MOVING] = 1.0 if g("level_update", "fixed") == "moving" else 0.0
+    c = {**_ALL_DEFAULTS, **validate_strategy_params(strategy_type, cfg)}
+    v[nb.CFG_FRACTION] = float(c["fraction"])
+    v[nb.CFG_VOL_SIZING] = 1.0 if c["sizing"] == "volatility" else 0.0
+    v[nb.CFG_VOL_TARGET] = float(c["vol_target"])
+    v[nb.CFG_HOLD] = int(c["hold_bars"])
+    v[nb.CFG_TP] = float(c["take_profit"])
+    v[nb.CFG_SL] = float(c["stop_loss"])
+    v[nb.CFG_TRAIL] = float(c["trailing_stop"])
+    v[nb.CFG_INTRABAR] = 1.0 if c["exit_mode"] == "intrabar" else 0.0
+    v[nb.CFG_EXIT_ON_SIGNAL] = 1.0 if c["exit_on_signal"] else 0.0
+    v[nb.CFG_COOLDOWN] = int(c["cooldown_bars"])
+    v[nb.CFG_TRANCHES] = int(c["max_tranches"])
+    v[nb.CFG_SPACING] = int(c["tranche_spacing_bars"])
+    v[nb.CFG_BUY_BELOW] = float(c["buy_below"])
+    v[nb.CFG_SELL_ABOVE] = float(c["sell_above"])
+    v[nb.CFG_BUY_FRACTION] = float(c["buy_fraction"])
+    v[nb.CFG_SELL_FRACTION] = float(c["sell_fraction"])
+    v[nb.CFG_LEVEL_MOVING] = 1.0 if c["level_update"] == "moving" else 0.0
     return v
 
 

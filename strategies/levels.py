@@ -34,47 +34,54 @@ import pandas as pd
 
 from flushback.signals.base import cached_part
 from flushback.signals.structure import structure_table, structure_warmup
+from flushback.strategies.config import validate_strategy_params
 
 __all__ = ["LEVEL_COLUMNS", "level_columns", "level_exits_on", "level_warmup", "levels_in_force"]
 
 LEVEL_COLUMNS = ("level_tp", "level_sl")
 
 
+def _complete(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The contrarian configuration with its declared defaults filled in."""
+    return validate_strategy_params("contrarian", cfg)
+
+
 def level_exits_on(cfg: Mapping[str, Any]) -> bool:
     """Whether the configuration uses a level exit."""
-    return (cfg.get("level_take_profit", "off") != "off"
-            or cfg.get("level_stop", "off") != "off")
+    cfg = _complete(cfg)
+    return cfg["level_take_profit"] != "off" or cfg["level_stop"] != "off"
 
 
 def level_warmup(cfg: Mapping[str, Any]) -> int:
     """Bars of history the level columns need (0 without level exits)."""
+    cfg = _complete(cfg)
     if not level_exits_on(cfg):
         return 0
-    return structure_warmup(int(cfg.get("swing_bars", 3)), int(cfg.get("swing_lookback", 120)))
+    return structure_warmup(int(cfg["swing_bars"]), int(cfg["swing_lookback"]))
 
 
 def level_columns(frame: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.Series]:
     """``{"level_tp": ..., "level_sl": ...}`` (only those the configuration uses): the level
     price known at each bar's close, NaN where there is none."""
+    cfg = _complete(cfg)
     if not level_exits_on(cfg):
         return {}
-    k, lookback = int(cfg.get("swing_bars", 3)), int(cfg.get("swing_lookback", 120))
+    k, lookback = int(cfg["swing_bars"]), int(cfg["swing_lookback"])
     tab = cached_part(frame, ("structure", k, lookback),
                       lambda: structure_table(frame, k, lookback))
     out: dict[str, pd.Series] = {}
-    tp = cfg.get("level_take_profit", "off")
+    tp = cfg["level_take_profit"]
     if tp == "retracement":
-        r = float(cfg.get("level_retracement", 0.5))
+        r = float(cfg["level_retracement"])
         out["level_tp"] = tab["drop_low"] + r * (tab["swing_high"] - tab["drop_low"])
     elif tp == "gap":
         out["level_tp"] = tab["gap_above"].astype("float64")
     elif tp == "swing_high":
         out["level_tp"] = tab["swing_high"].astype("float64")
-    sl = cfg.get("level_stop", "off")
+    sl = cfg["level_stop"]
     if sl != "off":
         base = tab["swing_low"] if sl == "swing_low" else tab["next_level_below"]
-        out["level_sl"] = base.astype("float64") * (1.0 - float(cfg.get("level_stop_buffer",
-                                                                          0.0)))
+        out["level_sl"] = base.astype("float64") * (1.0 - float(cfg["level_stop_buffer"]))
     w = level_warmup(cfg)
     for name, s in out.items():
         s = s.astype("float64").copy()

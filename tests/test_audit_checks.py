@@ -284,6 +284,9 @@ class _RSI:
         self.period = period
         self.warmup_bars = warmup
 
+    def warmup_for(self, interval: pd.Timedelta) -> int:
+        return self.warmup_bars
+
     def compute(self, frame: pd.DataFrame) -> pd.Series:
         c = frame["close"].to_numpy()
         n = self.period

@@ -184,6 +184,7 @@ def test_default_embargo_is_longest_hold_plus_warmup():
                                default_keys=ev.default_search_keys())
     from flushback.signals import build_signal
 
-    warmup = build_signal({"type": "oversold_rsi", "threshold": 30.0}).warmup_bars
+    warmup = build_signal({"type": "oversold_rsi", "threshold": 30.0}).warmup_for(
+        pd.Timedelta(days=1))
     assert warmup > 0 and ev.prepared.warmup_bars == warmup
     assert ev.default_embargo(space) == 40 + warmup

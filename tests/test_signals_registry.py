@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flushback.data.errors import ConfigError, DataError
@@ -124,10 +125,25 @@ def test_composite_parameters_are_namespaced_by_child_path():
     assert set(sig.search_space()) == set(sig.params)
     assert sig.search_space()["of.1.of.1.period"].high == 50
     assert set(sig.inputs) == {"fng", "liq_long_usd", "liq_short_usd", "close"}
-    assert sig.warmup_bars == max(
-        build_signal({"type": "oversold_rsi"}).warmup_bars,
-        build_signal({"type": "liquidation_spike"}).warmup_bars,
-    ) + 1
+    for iv in (pd.Timedelta(hours=1), pd.Timedelta(days=1)):
+        assert sig.warmup_for(iv) == max(
+            build_signal({"type": "oversold_rsi"}).warmup_for(iv),
+            build_signal({"type": "liquidation_spike"}).warmup_for(iv),
+        ) + 1
+
+
+def test_signal_is_an_abstract_base_with_one_warmup():
+    from flushback.signals import Signal
+
+    class NoCompute(Signal):
+        pass
+
+    with pytest.raises(TypeError, match="_compute"):
+        NoCompute()
+    with pytest.raises(TypeError):
+        Signal()
+    # the warm-up is always asked for an interval: no silent daily default
+    assert not hasattr(build_signal({"type": "oversold_rsi"}), "warmup_bars")
 
 
 def test_composite_with_params_and_round_trip():

@@ -1,8 +1,9 @@
 """The warm-up check (:func:`check_warmup`).
 
 Each signal's values at evaluation bars are recomputed from only ``N`` bars of history for
-``N`` = the declared ``warmup_bars`` and multiples of it; the relative difference to the
-full-history value must be within the signal's declared ``tolerance`` at ``N = warmup_bars``.
+``N`` = the declared ``warmup_for(interval)`` and multiples of it; the relative difference to
+the full-history value must be within the signal's declared ``tolerance`` at ``N`` = that
+warm-up.
 """
 
 from __future__ import annotations
@@ -41,9 +42,7 @@ def _eval_positions(values: pd.Series, points: int, need: int) -> list[int]:
 
 
 def _declared_warmup(signal: Any, interval: pd.Timedelta) -> int:
-    if hasattr(signal, "warmup_for"):
-        return int(signal.warmup_for(interval) or 0)
-    return int(getattr(signal, "warmup_bars", 0) or 0)
+    return int(signal.warmup_for(interval) or 0)
 
 
 def _abs_difference(full: Any, other: Any) -> float:
@@ -65,7 +64,7 @@ def check_warmup(
     """Compare each signal's values from full history with values from only N bars of history.
 
     For each signal and each ``N = ceil(m * warmup)`` (``m`` in ``multiples``; ``warmup`` is
-    ``signal.warmup_for(interval)`` when the signal has it, else ``warmup_bars``), the value at
+    ``signal.warmup_for(interval)``), the value at
     each evaluation bar ``t`` is recomputed on ``frame.iloc[t - N : t + 1]`` (``N`` bars of
     history before ``t``, plus ``t``) and compared with the full-history value. The table
     reports the largest relative difference per ``N``; a signal fails when, at ``N = warmup``,

@@ -348,7 +348,7 @@ def _stop_note(spec: Any, trips: Any) -> str | None:
     filled at the next bar's open (``exit_mode = "close"``, the default)."""
     params = spec.portfolio if spec.portfolio is not None else spec.strategy.params
     level = float(params.get("stop_loss") or 0.0)
-    if not level or params.get("exit_mode", "close") != "close" or not len(trips):
+    if not level or params["exit_mode"] != "close" or not len(trips):
         return None
     stopped = trips[trips["exit_reason"] == "stop_loss"]
     beyond = stopped[stopped["return_pct"] < -level]

@@ -380,8 +380,8 @@ def resolve_target(target: str | None) -> tuple[dict[str, Any] | None, Any]:
     signal name; a spec (a ``.toml`` path or a shipped name: its ``[signals.entry]``).
     """
     from flushback.backtests.run.spec import list_specs, load_spec
+    from flushback.data.suggest import did_you_mean
     from flushback.signals import list_signals
-    from flushback.signals.base import did_you_mean
     from flushback.signals.registry import config_from_text
 
     if target is None or target.strip() in EVERY_BAR:

@@ -311,11 +311,10 @@ def compare_reports(
     ]
     unknown = [m for m in wanted if not any(m in r.metrics for r in reports)]
     if unknown and metrics:
-        import difflib
+        from flushback.data.suggest import closest
 
         known = sorted({k for r in reports for k in r.metrics})
-        hints = [f"{u} -> {difflib.get_close_matches(u, known, n=1)[0]}"
-                 for u in unknown if difflib.get_close_matches(u, known, n=1)]
+        hints = [f"{u} -> {closest(u, known)}" for u in unknown if closest(u, known)]
         raise ConfigError(
             f"unknown metric(s): {', '.join(unknown)}",
             hint=("did you mean " + ", ".join(hints) + "?") if hints

@@ -100,8 +100,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         # the take-profit/stop levels each close was tested against during a trade
         from flushback.strategies.levels import levels_in_force
 
-        force = levels_in_force(levels, result.trades,
-                                spec.strategy.params.get("level_update", "fixed"))
+        force = levels_in_force(levels, result.trades, spec.strategy.params["level_update"])
         for col, name in (("level_tp", "level_take_profit"), ("level_sl", "level_stop")):
             if col in force and force[col].notna().any():
                 series[name] = force[col].to_numpy()

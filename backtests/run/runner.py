@@ -188,9 +188,9 @@ def _signal_warmup(spec: BacktestSpec) -> int:
     w = 0
     for cfg in spec.signals.values():
         sig = build_signal(cfg)
-        w = max(w, int(sig.warmup_for(iv)) if hasattr(sig, "warmup_for") else sig.warmup_bars)
+        w = max(w, int(sig.warmup_for(iv)))
     if spec.strategy.params.get("sizing") == "volatility":
-        w = max(w, int(spec.strategy.params.get("vol_lookback", 0)) + 1)
+        w = max(w, int(spec.strategy.params["vol_lookback"]) + 1)
     if spec.strategy.type == "contrarian":
         from flushback.strategies.levels import level_warmup
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import difflib
 import hashlib
 import json
 import os
@@ -61,6 +60,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flushback.data.errors import ConfigError
+from flushback.data.suggest import did_you_mean
 
 __all__ = [
     "BacktestSpec",
@@ -151,7 +151,6 @@ class DataSpec(_Frozen):
     @classmethod
     def _sources(cls, v: dict[str, str]) -> dict[str, str]:
         from flushback.data.datasets import EXTERNAL_KINDS, source_names
-        from flushback.signals.base import did_you_mean
 
         for kind, name in v.items():
             if kind not in EXTERNAL_KINDS:
@@ -396,7 +395,7 @@ def apply_overrides(
                 if depth == 0 and part not in _fields_at([]):
                     raise ConfigError(
                         f"unknown key '{part}' in override '{key}'"
-                        + _dym(part, _fields_at([])),
+                        + did_you_mean(part, _fields_at([])),
                         hint="top-level keys: " + ", ".join(_fields_at([])),
                     )
                 node[part] = {}
@@ -412,11 +411,6 @@ def apply_overrides(
         else:
             node[last] = value
     return doc
-
-
-def _dym(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------- loading
@@ -436,7 +430,7 @@ def parse_spec(raw: Mapping[str, Any], *, file: str | None = None) -> BacktestSp
             dotted = ".".join(loc)
             if err["type"] == "extra_forbidden":
                 fields = _fields_at(loc[:-1])
-                msgs.append(f"unknown key '{dotted}'" + _dym(loc[-1], fields))
+                msgs.append(f"unknown key '{dotted}'" + did_you_mean(loc[-1], fields))
             else:
                 msgs.append(f"{dotted or 'spec'}: {err['msg']}")
         raise ConfigError(
@@ -461,7 +455,7 @@ def spec_path(path_or_name: str | Path) -> Path:
     if candidate.exists():
         return candidate
     raise ConfigError(
-        f"no spec named '{path_or_name}'" + _dym(str(path_or_name), list_specs()),
+        f"no spec named '{path_or_name}'" + did_you_mean(str(path_or_name), list_specs()),
         hint="shipped specs: " + ", ".join(list_specs()),
     )
 
@@ -552,7 +546,7 @@ def search_space(spec: BacktestSpec) -> tuple[dict[str, Any], dict[str, Any]]:
             continue  # optimizer options (e.g. ``params = [...]``), not a parameter
         if key not in space:
             raise ConfigError(
-                f"[search] names unknown parameter '{key}'" + _dym(key, space),
+                f"[search] names unknown parameter '{key}'" + did_you_mean(key, space),
                 hint="tunable: " + ", ".join(sorted(space)),
             )
         if isinstance(v, Mapping):

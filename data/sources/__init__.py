@@ -13,12 +13,12 @@ functions; :func:`fetcher_for` gives the store the fetch function for a missing 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.suggest import did_you_mean
 
 __all__ = ["SOURCE_NAMES", "fetcher_for", "plan_fetch"]
 
@@ -92,9 +92,8 @@ def plan_fetch(source: str, symbols: Sequence[str], *, interval: str = "1d",
 
     name = _ALIASES.get(source.lower(), source.lower())
     if name not in SOURCE_NAMES:
-        close = difflib.get_close_matches(source, [*SOURCE_NAMES, *_ALIASES], n=1)
         raise ConfigError(
-            f"unknown source {source!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            f"unknown source {source!r}" + did_you_mean(source, [*SOURCE_NAMES, *_ALIASES]),
             hint=f"use one of {', '.join(SOURCE_NAMES)}",
         )
     if name == "alternative.me":
