@@ -144,11 +144,9 @@ def attach_basket(primary: AssembledFrame, basket: Sequence[str], *,
 def universe(name: str) -> tuple[str, ...]:
     """The symbols of a named universe (:data:`UNIVERSES`); ConfigError with a did-you-mean."""
     if name not in UNIVERSES:
-        import difflib
+        from flushback.data.suggest import did_you_mean
 
-        close = difflib.get_close_matches(name, list(UNIVERSES), n=1)
-        raise ConfigError(f"unknown universe {name!r}"
-                          + (f" (did you mean {close[0]!r}?)" if close else ""),
+        raise ConfigError(f"unknown universe {name!r}" + did_you_mean(name, UNIVERSES),
                           hint=f"universes: {', '.join(UNIVERSES)}; or list the symbols")
     return UNIVERSES[name]
 

@@ -105,7 +105,7 @@ class PortfolioConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - known)
         if unknown:
-            from flushback.signals.base import did_you_mean
+            from flushback.data.suggest import did_you_mean
 
             raise ConfigError(f"unknown portfolio parameter '{unknown[0]}'"
                               + did_you_mean(unknown[0], known),

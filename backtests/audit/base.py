@@ -8,8 +8,8 @@ The checks (:mod:`~flushback.backtests.audit.lookahead`, :mod:`~flushback.backte
 The checks never import the runner, backtrader or the data layer: they work on a
 :class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
 as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
-``warmup_for(interval)``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a spec, the data
-layer and the runner; the tests drive the same functions with planted biases.
+``warmup_for(interval)``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a
+spec, the data layer and the runner; the tests drive the same functions with planted biases.
 
 Time conventions (DESIGN.md, "Time"): bars are indexed by their OPEN time, a bar's values are
 known at its close (open + interval), and an order decided at the close of bar ``s`` fills at the
