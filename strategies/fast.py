@@ -78,7 +78,7 @@ def prepare_arrays(frame: pd.DataFrame, extra: pd.DataFrame | None = None, *,
 
 
 def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
-                  commission: float, slippage: float, funding: bool,
+                  commission: float, slippage: float, funding: bool | str,
                   bar_hours: float) -> np.ndarray:
     """The kernel's config vector (layout: the ``CFG_*`` indices of the kernel module)."""
     if strategy_type not in FAST_STRATEGIES:
@@ -92,7 +92,7 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_CASH] = float(cash)
     v[nb.CFG_COMMISSION] = float(commission)
     v[nb.CFG_SLIPPAGE] = float(slippage)
-    v[nb.CFG_FUNDING] = 1.0 if funding else 0.0
+    v[nb.CFG_FUNDING] = funding_code(funding)
     v[nb.CFG_BAR_HOURS] = float(bar_hours)
     g = cfg.get
     v[nb.CFG_FRACTION] = float(g("fraction", 1.0))
@@ -112,7 +112,18 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_BUY_FRACTION] = float(g("buy_fraction", 0.1))
     v[nb.CFG_SELL_FRACTION] = float(g("sell_fraction", 0.1))
     v[nb.CFG_LEVEL_MOVING] = 1.0 if g("level_update", "fixed") == "moving" else 0.0
+    v[nb.CFG_SIDE] = -1.0 if g("side", "long") == "short" else 1.0
+    v[nb.CFG_LEVERAGE] = float(g("leverage", 1.0))
+    v[nb.CFG_MAINTENANCE] = float(g("maintenance_margin", 0.0))
     return v
+
+
+def funding_code(funding: bool | str) -> float:
+    """The kernel's funding switch: 0 off, 1 accrued per bar (``True``), 2 at the
+    settlements (``"settlements"``)."""
+    if funding == "settlements":
+        return 2.0
+    return 1.0 if funding else 0.0
 
 
 def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
@@ -153,7 +164,7 @@ def run_fast(
     cash: float = 10_000.0,
     commission: float = 0.0,
     slippage: float = 0.0,
-    funding: bool = False,
+    funding: bool | str = False,
     strategy_params: Mapping[str, Any] | None = None,
     validate: bool = True,
 ) -> EngineResult:

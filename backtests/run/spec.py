@@ -201,7 +201,16 @@ class StrategySpec(_Frozen):
         return {"type": kind, "params": validate_strategy_params(str(kind), data)}
 
     def to_config(self) -> dict[str, Any]:
-        return {"type": self.type, **self.params}
+        """``{"type": ..., **params}``; a contrarian 1x long leaves out the perpetual keys
+        (``side``, ``leverage``, ``maintenance_margin``), so that its ``config`` and ``run_id``
+        are those of a spot-like run; any other value records all three."""
+        from flushback.strategies.config import PERP_KEYS, perp_defaults
+
+        params = dict(self.params)
+        if self.type == "contrarian" and perp_defaults(params):
+            for key in PERP_KEYS:
+                params.pop(key, None)
+        return {"type": self.type, **params}
 
 
 class BacktestSpec(_Frozen):
