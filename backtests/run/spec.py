@@ -33,7 +33,8 @@ A spec file::
     [costs]
     commission = 0.001         # FRACTION of notional per side (0.1 %)
     slippage = 0.0005          # fraction of the open price
-    funding = false            # perpetuals: pay funding_rate on long positions
+    funding = false            # perpetuals: true = the known rate accrued per bar;
+                               # "settlements" = the Binance 8h settlements (see docs)
 
     [search]                   # optional, for `flushback optimize`
     "strategy.take_profit" = { low = 0.05, high = 0.5 }
@@ -171,11 +172,14 @@ class DataSpec(_Frozen):
 
 
 class CostsSpec(_Frozen):
-    """``[costs]``: commission and slippage as FRACTIONS (0.001 = 0.1 %), funding on/off."""
+    """``[costs]``: commission and slippage as FRACTIONS (0.001 = 0.1 %), funding: off,
+    ``true`` (the rate known at each bar, accrued ``rate * bar_hours / 8`` per bar) or
+    ``"settlements"`` (each 8h settlement of the perpetual's funding series, charged at the
+    bar it falls in; ``flushback.strategies.funding``)."""
 
     commission: float = Field(default=0.001, ge=0.0, lt=0.1)
     slippage: float = Field(default=0.0005, ge=0.0, lt=0.1)
-    funding: bool = False
+    funding: bool | Literal["settlements"] = False
 
 
 class StrategySpec(_Frozen):
