@@ -27,9 +27,10 @@ compute the same expressions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 __all__ = ["MAX_LEVERAGE", "liquidation_price", "liquidation_distance", "liquidation_loss",
-           "side_sign"]
+           "margin_warning", "side_sign"]
 
 #: the highest leverage a configuration may declare
 MAX_LEVERAGE = 20.0
@@ -67,3 +68,36 @@ def liquidation_loss(size: float, entry: float, leverage: float, liq: float, fee
     margin = size * entry / leverage
     price_loss = size * abs(entry - liq)
     return max(margin, price_loss + fee)
+
+
+def margin_warning(cfg: dict, trades: Any) -> str | None:
+    """A warning for a configuration whose worst adverse excursion (the trades' ``mae``)
+    reaches its liquidation distance, or whose stop-loss lies beyond it; None otherwise (a
+    1x long has no liquidation distance)."""
+    lev = float(cfg.get("leverage", 1.0))
+    mm = float(cfg.get("maintenance_margin", 0.0))
+    side = side_sign(str(cfg.get("side", "long")))
+    dist = liquidation_distance(lev, mm, side)
+    if not math.isfinite(dist):
+        return None
+    what = f"{lev:g}x {'long' if side > 0 else 'short'} (maintenance {mm:.2%})"
+    parts = []
+    sl = float(cfg.get("stop_loss", 0.0) or 0.0)
+    if sl >= dist:
+        parts.append(f"its stop_loss of {sl:.1%} lies beyond the liquidation distance: the "
+                     "position is liquidated before the stop can fill")
+    if trades is not None and len(trades) and "mae" in trades:
+        mae = trades["mae"].astype(float)
+        k = int(mae.to_numpy().argmin())
+        worst = float(mae.iloc[k])
+        if -worst >= dist * (1.0 - 1e-9):
+            n_liq = int((trades["exit_reason"] == "liquidation").sum())
+            when = trades["entry_time"].iloc[k] if "entry_time" in trades else None
+            parts.append(f"the worst adverse excursion, {worst:.1%} (trade "
+                         f"#{int(trades['trade_id'].iloc[k])}"
+                         + (f", entered {when:%Y-%m-%d %H:%M}" if when is not None else "")
+                         + f"), reaches it: {n_liq} trade(s) liquidated")
+    if not parts:
+        return None
+    return (f"warning: a {what} is liquidated {dist:.1%} from its entry price; "
+            + "; ".join(parts) + ". Lower strategy.leverage (or tighten the stop).")
