@@ -21,9 +21,22 @@ What it pins, because this is exactly where backtesting frameworks disagree:
 - **Slippage** is a fraction of the open price, always applied (buys at ``open*(1+s)``, sells at
   ``open*(1-s)``), even when that lies outside the bar's range (``slip_out=True``), so fills are
   predictable to the cent.
-- **Funding** (perpetuals, optional): a long position pays ``size * close * funding_rate *
-  bar_hours / 8`` at each bar close it is held over (``funding_rate`` is a fraction per 8 h;
-  negative rates are received).
+- **Funding** (perpetuals, optional): with ``funding=True`` a long position pays ``size *
+  close * funding_rate * bar_hours / 8`` at each bar close it is held over (``funding_rate`` is
+  a fraction per 8 h; negative rates are received); with ``funding="settlements"`` the
+  ``funding_rate`` line holds the rates SETTLED during each bar (summed, scaled to 8 h; NaN or
+  0 when none) and a position pays ``size * close * funding_rate`` at that bar's close. A short
+  receives what a long pays.
+- **Perpetuals** (the strategy's ``side``, ``leverage`` and ``maintenance_margin``): isolated
+  margin (:mod:`flushback.strategies.margin`). backtrader's broker keeps the cash: a long's
+  opening fill takes ``size * price / leverage`` (the margin) plus the fee, a closing fill
+  gives back the margin plus the pnl minus the fee, and equity is ``cash + margin +
+  unrealised pnl``; a short's sale proceeds go to the cash (``shortcash``) and equity is
+  ``cash - size * price``; both are the same trader's equity, initial margin + pnl.
+  A liquidation (the bar's low reaches a long's liquidation price, its high a short's) is
+  decided at the bar's open, before the broker tries the resting exits, which are
+  cancelled: the position is closed at the liquidation price at that bar's close, outside
+  the broker, losing its margin.
 
 Bookkeeping is average-cost: every reducing fill closes a trade row (a full exit is one row),
 so ``sum(trades.pnl) == final equity - initial cash`` holds exactly. A position still open on
@@ -46,6 +59,7 @@ import pandas as pd
 from flushback.data.errors import DataError
 from flushback.strategies.columns import bar_hours, validate_bars
 from flushback.strategies.config import complete_params
+from flushback.strategies.margin import liquidation_loss, liquidation_price
 from flushback.strategies.results import (
     FILL_COLUMNS,
     TRADE_COLUMNS,
@@ -176,6 +190,8 @@ class _OpenLot:
     cost: float = 0.0  # sum(size * price) of the remaining units (average-cost)
     fees: float = 0.0  # entry fees of the remaining units
     funding: float = 0.0  # funding paid on the remaining units
+    # the best close since entry (the entry fill counts): the highest for a long, the lowest
+    # for a short
     tranches: int = 0
     low: float = math.inf
     high: float = -math.inf
@@ -274,6 +290,15 @@ class FlushbackStrategy(bt.Strategy):
         #: (size, expected fill price) of the buy orders submitted at this bar's open
         self.submitted_buys: list[tuple[float, float]] = []
         self._has_funding = "funding_rate" in self.data.lines.getlinealiases()
+        c = self.p.cfg or {}
+        #: +1 long, -1 short; leverage; maintenance-margin rate (flushback.strategies.margin)
+        self.side = -1 if c.get("side", "long") == "short" else 1
+        self.leverage = float(c.get("leverage", 1.0))
+        self.maintenance = float(c.get("maintenance_margin", 0.0))
+        # a 1x long keeps the spot arithmetic (equity = cash + size * price) bit for bit
+        self._plain = self.side == 1 and self.leverage == 1.0
+        self.liq_price = 0.0  # of the open (or opening) position; 0 = none
+        self._liquidating = False
 
     @property
     def bar(self) -> int:
@@ -316,15 +341,18 @@ class FlushbackStrategy(bt.Strategy):
         to fill first (the pessimistic reading of an OHLC bar)."""
         self.cancel_resting_exits()
         size = self.position_size if size is None else float(size)
-        if size <= _EPS_SIZE:
-            return
+        if size <= _EPS_SIZE or self._liquidating:
+            return  # a liquidation on this bar comes before any resting exit
+        # a short's exits are buys: the stop above the price, the take-profit below
+        close_order = self.sell if self.side > 0 else self.buy
         first = None
         if stop is not None and stop > 0:
-            first = self.sell(size=size, exectype=bt.Order.Stop, price=float(stop))
+            first = close_order(size=size, exectype=bt.Order.Stop, price=float(stop))
             first.addinfo(reason=stop_reason, signal_bar=self.bar)
             self._resting.append(first)
         if limit is not None and limit > 0:
-            order = self.sell(size=size, exectype=bt.Order.Limit, price=float(limit), oco=first)
+            order = close_order(size=size, exectype=bt.Order.Limit, price=float(limit),
+                                oco=first)
             order.addinfo(reason=limit_reason, signal_bar=self.bar)
             self._resting.append(order)
 
@@ -367,48 +395,119 @@ class FlushbackStrategy(bt.Strategy):
         raise NotImplementedError(f"{type(self).__name__} must implement decide()")
 
     def next_open(self) -> None:
-        """At each bar's open: submit the previous close's decisions, then :meth:`after_open`."""
-        self._submit_intents()
+        """At each bar's open: submit the previous close's decisions and check the position's
+        liquidation price against the bar, then :meth:`after_open`."""
+        self._open_bar()
         self.after_open()
 
     def after_open(self) -> None:
         """Hook after this open's orders are submitted (:attr:`submitted_buys`). Default: none."""
 
     # -- execution (next bar open) -------------------------------------------------------
-    def _submit_intents(self) -> None:
+    def _open_bar(self) -> None:
         self.submitted_buys = []
-        if not self._intents:
-            return
+        self._liquidating = False
         intents, self._intents = self._intents, []
         open_ = float(self.data.open[0])
-        if not (open_ > 0):
-            return
+        closing = False
+        if intents and open_ > 0:
+            closing = self._submit_intents(intents, open_)
+        self._check_liquidation(closing)
+
+    def _submit_intents(self, intents: list[_Intent], open_: float) -> bool:
+        """Market orders for the decisions of the previous close, closing ones first; returns
+        whether a closing order was submitted. For a short the closing side buys and the
+        opening side sells; ``submitted_buys`` lists the OPENING orders either way."""
         s, c = float(self.p.slippage), float(self.p.commission)
         buy_px, sell_px = open_ * (1.0 + s), open_ * (1.0 - s)
+        open_px, close_px = (buy_px, sell_px) if self.side > 0 else (sell_px, buy_px)
+        lev = self.leverage
         cash = float(self.broker.get_cash())
         size_held = self.position_size
+        closing = False
         for it in intents:
             if it.kind in ("exit", "sell_fraction") and size_held > _EPS_SIZE:
                 size = size_held if it.kind == "exit" else size_held * min(it.value, 1.0)
                 if size_held - size < _EPS_SIZE:
                     size = size_held
-                self._submit(-size, sell_px, it)
+                self._submit(-self.side * size, close_px, it)
+                closing = True
                 size_held -= size
-                cash += size * sell_px * (1.0 - c)
+                if self._plain:
+                    cash += size * sell_px * (1.0 - c)
+                else:
+                    cash += self._position_value(size, close_px) - size * c * close_px
         for it in intents:
             if it.kind == "enter":
-                equity = cash + size_held * open_
+                if self._plain:
+                    equity = cash + size_held * open_
+                elif size_held > 0.0:
+                    equity = cash + self._position_value(size_held, open_)
+                else:
+                    equity = cash
                 alloc = min(equity * it.value, cash)
             elif it.kind == "buy_cash":
                 alloc = cash * min(it.value, 1.0)
             else:
                 continue
-            size = alloc * _CASH_SAFETY / (buy_px * (1.0 + c))
+            size = alloc * _CASH_SAFETY / (open_px * (1.0 / lev + c))
             if size > _EPS_SIZE:
-                self._submit(size, buy_px, it)
-                self.submitted_buys.append((size, buy_px))
+                self._submit(self.side * size, open_px, it)
+                self.submitted_buys.append((size, open_px))
                 size_held += size
-                cash -= size * buy_px * (1.0 + c)
+                cash -= size * open_px * (1.0 / lev + c)
+        return closing
+
+    def _check_liquidation(self, closing: bool) -> None:
+        """At the open: the liquidation price of the position after this open's orders, and
+        whether this bar reaches it (then the resting exits are cancelled: the liquidation
+        comes first, see :meth:`_liquidate`)."""
+        if self._plain:
+            return
+        lot = self._lot
+        if self.submitted_buys:
+            size = sum(sz for sz, _ in self.submitted_buys)
+            cost = sum(sz * px for sz, px in self.submitted_buys)
+            if lot is not None:
+                size, cost = size + lot.size, cost + lot.cost
+            self.liq_price = liquidation_price(cost / size, self.leverage, self.maintenance,
+                                               self.side)
+        holds = (lot is not None and not closing) or bool(self.submitted_buys)
+        if not (holds and self.liq_price > 0.0):
+            return
+        if (self.side > 0 and float(self.data.low[0]) <= self.liq_price) or (
+                self.side < 0 and float(self.data.high[0]) >= self.liq_price):
+            self._liquidating = True
+            self.cancel_resting_exits()
+
+    def _position_value(self, size: float, price: float) -> float:
+        """What ``size`` of the open position adds to the broker's cash to make the equity at
+        ``price``: a long's margin plus its unrealised pnl; for a short (whose sale proceeds
+        are in the cash: backtrader's ``shortcash``) minus its value."""
+        if self.side < 0:
+            return -size * price
+        avg = self._lot.avg_price
+        return size * avg / self.leverage + size * (price - avg)
+
+    def _liquidate(self) -> None:
+        """Close the position at its liquidation price, outside the broker: the fee is the
+        commission at that price, the margin is lost (:func:`liquidation_loss`)."""
+        lot = self._lot
+        liq, lev = self.liq_price, self.leverage
+        size = lot.size
+        fee = size * float(self.p.commission) * liq
+        avg = lot.avg_price
+        loss = liquidation_loss(size, avg, lev, liq, fee)
+        pos = self.broker.getposition(self.data)
+        if self.side > 0:  # the margin comes back, less the loss
+            self.broker.cash = self.broker.cash + ((abs(pos.size) * pos.price) / lev - loss)
+        else:  # the short's sale proceeds go to buy it back, and the loss
+            self.broker.cash = self.broker.cash - (abs(pos.size) * pos.price + loss)
+        pos.set(0.0, 0.0)
+        self._fills.append({"bar": self.bar, "size": -self.side * size, "price": liq,
+                            "fee": fee, "reason": "liquidation"})
+        forfeit = loss - size * abs(avg - liq) - fee
+        self._on_sell(size, liq, fee, "liquidation", mark=False, forfeit=forfeit)
 
     def _submit(self, size: float, price: float, intent: _Intent) -> None:
         # ``price`` only informs backtrader's cash check; the fill is at the open +/- slippage.
@@ -434,10 +533,10 @@ class FlushbackStrategy(bt.Strategy):
         self._fills.append(
             {"bar": self.bar, "size": size, "price": price, "fee": fee, "reason": reason}
         )
-        if size > 0:
-            self._on_buy(size, price, fee, signal_bar)
+        if size * self.side > 0:  # opening (a buy for a long, a sell for a short)
+            self._on_buy(abs(size), price, fee, signal_bar)
         else:
-            self._on_sell(-size, price, fee, reason, mark=False)
+            self._on_sell(abs(size), price, fee, reason, mark=False)
 
     def _on_buy(self, size: float, price: float, fee: float, signal_bar: int) -> None:
         if self._lot is None:
@@ -449,7 +548,10 @@ class FlushbackStrategy(bt.Strategy):
         lot.fees += fee
         lot.tranches += 1
 
-    def _on_sell(self, size: float, price: float, fee: float, reason: str, mark: bool) -> None:
+    def _on_sell(self, size: float, price: float, fee: float, reason: str, mark: bool,
+                 forfeit: float = 0.0) -> None:
+        """Close ``size`` of the lot at ``price`` (the closing side of either direction);
+        ``forfeit``: what a liquidation takes beyond the price loss and its fee."""
         lot = self._lot
         if lot is None:
             return
@@ -460,8 +562,13 @@ class FlushbackStrategy(bt.Strategy):
         # Excursions: the entry bar up to the bar before the exit, plus the exit price.
         low = min(lot.low, price)
         high = max(lot.high, price)
-        pnl = size * (price - avg) - entry_fee - fee - funding
-        basis = size * avg + entry_fee
+        if self.side > 0:
+            pnl = size * (price - avg) - entry_fee - fee - funding
+        else:
+            pnl = size * (avg - price) - entry_fee - fee - funding
+        if forfeit != 0.0:
+            pnl = pnl - forfeit
+        basis = size * avg / self.leverage + entry_fee
         self._rows.append(
             {
                 "trade_id": lot.trade_id,
@@ -479,12 +586,13 @@ class FlushbackStrategy(bt.Strategy):
                 "bars_held": self.bar - lot.entry_bar + (1 if mark else 0),
                 "exit_reason": reason,
                 "tranches": lot.tranches,
-                "mae": low / avg - 1.0,
-                "mfe": high / avg - 1.0,
+                "mae": low / avg - 1.0 if self.side > 0 else 1.0 - high / avg,
+                "mfe": high / avg - 1.0 if self.side > 0 else 1.0 - low / avg,
             }
         )
         if share >= 1.0 or lot.size - size < _EPS_SIZE:
             self._lot = None
+            self.liq_price = 0.0
             if not mark:
                 self.last_exit_bar = self.bar
         else:
@@ -495,21 +603,37 @@ class FlushbackStrategy(bt.Strategy):
 
     # -- per-bar recording (bar close) ---------------------------------------------------
     def _record_bar(self) -> None:
+        """A liquidation decided at this bar's open happens first (before any stop), then the
+        bar is recorded: excursions, peak close, funding, equity."""
+        if self._liquidating and self._lot is not None:
+            self._liquidate()
         close = float(self.data.close[0])
         lot = self._lot
         if lot is not None:
             lot.low = min(lot.low, float(self.data.low[0]))
             lot.high = max(lot.high, float(self.data.high[0]))
-            lot.peak_close = max(lot.peak_close, close)
+            if self.side > 0:
+                lot.peak_close = max(lot.peak_close, close)
+            elif close < lot.peak_close:
+                lot.peak_close = close
             if self.p.funding and self._has_funding:
                 rate = float(self.data.funding_rate[0])
                 if rate == rate:  # not NaN
-                    cost = lot.size * close * rate * float(self.p.bar_hours) / 8.0
+                    if self.p.funding == "settlements":  # this bar's settlements, summed
+                        cost = lot.size * close * rate
+                    else:
+                        cost = lot.size * close * rate * float(self.p.bar_hours) / 8.0
+                    if self.side < 0:  # a short receives what a long pays
+                        cost = -cost
                     lot.funding += cost
                     # Immediate (broker.add_cash would only apply at the next bar).
                     self.broker.cash -= cost
         cash = float(self.broker.get_cash())
-        self._eq.append((cash + self.position_size * close, cash, self.position_size))
+        if self._plain or lot is None:
+            equity = cash + self.position_size * close
+        else:
+            equity = cash + self._position_value(lot.size, close)
+        self._eq.append((equity, cash, self.side * self.position_size))
         cb = self.p.on_progress
         if cb is not None:
             n = len(self._eq)
@@ -532,7 +656,7 @@ def run_engine(
     cash: float = 10_000.0,
     commission: float = 0.0,
     slippage: float = 0.0,
-    funding: bool = False,
+    funding: bool | str = False,
     strategy_params: dict[str, Any] | None = None,
     on_progress: Any = None,
     validate: bool = True,
@@ -549,7 +673,14 @@ def run_engine(
     cerebro.broker.set_slippage_perc(
         float(slippage), slip_open=True, slip_limit=True, slip_match=True, slip_out=True
     )
-    cerebro.broker.addcommissioninfo(FractionCommission(commission=float(commission)))
+    cfg = (strategy_params or {}).get("cfg") or {}
+    if cfg.get("side", "long") == "short" or float(cfg.get("leverage", 1.0)) != 1.0:
+        # backtrader's submission check pseudo-fills a short's OCO exits one after the other
+        # (the take-profit then opens a long) and refuses it; fills still check the cash
+        cerebro.broker.set_checksubmit(False)
+    # isolated margin: a long's opening fill takes size * price / leverage from the cash
+    cerebro.broker.addcommissioninfo(FractionCommission(
+        commission=float(commission), leverage=float(cfg.get("leverage", 1.0))))
     cerebro.adddata(make_feed(frame, extra, validate=validate))
     params = dict(strategy_params or {})
     params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=hours,

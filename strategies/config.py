@@ -35,6 +35,7 @@ from typing import Any
 from flushback.data.errors import ConfigError
 from flushback.data.suggest import did_you_mean
 from flushback.signals.base import Param, validate_params
+from flushback.strategies.margin import MAX_LEVERAGE
 
 __all__ = [
     "CONTRARIAN_PARAMS",
@@ -95,8 +96,23 @@ CONTRARIAN_PARAMS: Mapping[str, Param] = MappingProxyType(
         "max_tranches": Param(int, 1, 1, 10, doc="scale in over repeated triggers, up to K"),
         "tranche_spacing_bars": Param(int, 1, 1, 2000,
                                       doc="minimum bars between two tranches"),
+        **{
+            "side": Param(str, "long", choices=("long", "short"),
+                          doc="long, or short (the entry signal opens a short; exits mirrored)"),
+            "leverage": Param(float, 1.0, 1.0, MAX_LEVERAGE,
+                              doc="notional / margin of the position (isolated margin)",
+                              units="x"),
+            "maintenance_margin": Param(float, 0.004, 0.0, 0.5,
+                                        doc="maintenance-margin rate: the position is "
+                                        "liquidated when its equity falls to this fraction "
+                                        "of its notional", units="fraction"),
+        },
     }
 )
+
+#: the perpetual keys of a contrarian configuration; a 1x long (all at their defaults) is
+#: recorded without them (so that spot-like runs keep their run_id)
+PERP_KEYS = ("side", "leverage", "maintenance_margin")
 
 BUY_AND_HOLD_PARAMS: Mapping[str, Param] = MappingProxyType(
     {"fraction": Param(float, 1.0, 0.01, 1.0, doc="fraction of equity bought")}
@@ -231,4 +247,28 @@ def complete_params(specs: Mapping[str, Param], values: Mapping[str, Any] | None
 
 def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``values`` against the declarations of ``name``; defaults filled in."""
-    return complete_params(strategy_param_specs(name), values, name=name)
+    out = complete_params(strategy_param_specs(name), values, name=name)
+    if name == "contrarian":
+        _check_perp(out)
+    return out
+
+
+def _check_perp(cfg: Mapping[str, Any]) -> None:
+    """The combinations of the perpetual keys the engines refuse."""
+    lev, mm = float(cfg["leverage"]), float(cfg["maintenance_margin"])
+    if mm >= 1.0 / lev:
+        raise ConfigError(
+            f"strategy.maintenance_margin = {mm} is not below 1 / leverage = {1.0 / lev:.4g}: "
+            "the position would be liquidated at its entry price",
+            hint="lower the leverage or the maintenance-margin rate")
+    if cfg["side"] == "short" and (cfg.get("level_take_profit", "off") != "off"
+                                   or cfg.get("level_stop", "off") != "off"):
+        raise ConfigError("the structure-level exits are long-only (side = 'short')",
+                          hint="set level_take_profit and level_stop to 'off', or side = 'long'")
+
+
+def perp_defaults(cfg: Mapping[str, Any]) -> bool:
+    """Whether a contrarian configuration is a 1x long (every perpetual key at its
+    default)."""
+    return all(cfg.get(k, CONTRARIAN_PARAMS[k].default) == CONTRARIAN_PARAMS[k].default
+               for k in PERP_KEYS)

@@ -37,6 +37,22 @@ tranches (``max_tranches``, at least ``tranche_spacing_bars`` apart). Each tranc
 ``sizing = "volatility"`` the fraction is ``min(fraction, vol_target / realised_vol)``, the
 realised volatility being the annualised std of the last ``vol_lookback`` log returns up to
 the signal bar's close (no entry while it is undefined).
+
+Perpetuals (``side``, ``leverage``, ``maintenance_margin``; isolated margin, see
+``flushback.strategies.margin``): with ``side = "short"`` the entry signal opens a short and
+the exits are mirrored: ``stop_loss`` when close >= avg * (1 + stop_loss), ``trailing_stop``
+when close >= lowest close since entry * (1 + trailing_stop), ``take_profit`` when close <=
+avg * (1 - take_profit); intrabar they rest as a buy stop above and a buy limit below. Level
+exits are long-only. A tranche of ``f`` of the equity commits ``f * equity`` as margin plus
+fee, i.e. a notional of about ``leverage * f * equity``.
+
+Liquidation, the intrabar rule: when a bar's low (long) or high (short) reaches the
+position's liquidation price, the position is liquidated on that bar at the liquidation
+price, BEFORE any stop-loss, trailing stop or take-profit that the same bar would also have
+touched (the resting exits are cancelled); the exit reason is ``"liquidation"``, the fee is
+the commission at the liquidation price and the margin is lost. This includes the entry bar
+(the position opened at its open) and a bar that gaps through the liquidation price (the
+fill is still the liquidation price: isolated margin caps the loss at the margin).
 """
 
 from __future__ import annotations
@@ -48,6 +64,7 @@ import pandas as pd
 from flushback.strategies.adapter import FlushbackStrategy
 from flushback.strategies.columns import builtin_feed_columns, realised_volatility
 from flushback.strategies.config import CONTRARIAN_PARAMS, register_strategy
+from flushback.strategies.perp import short_exit_reason, short_resting_levels
 
 __all__ = ["ContrarianStrategy", "realised_volatility"]
 
@@ -103,6 +120,12 @@ class ContrarianStrategy(FlushbackStrategy):
         return frac / self._k
 
     def _place_resting(self, size: float, avg: float, peak: float) -> None:
+        if self.side < 0:
+            stop, limit, reason = short_resting_levels(avg, peak, self._sl, self._trail,
+                                                       self._tp)
+            if stop is not None or limit is not None:
+                self.set_resting_exits(stop, limit, stop_reason=reason, size=size)
+            return
         stop, reason = None, "stop_loss"
         if self._sl:
             stop = avg * (1.0 - self._sl)
@@ -120,9 +143,10 @@ class ContrarianStrategy(FlushbackStrategy):
             lot = self.lot
             size = sum(sz for sz, _ in self.submitted_buys)
             cost = sum(sz * px for sz, px in self.submitted_buys)
-            peak = max(px for _, px in self.submitted_buys)
+            best = max if self.side > 0 else min  # the best close: highest long, lowest short
+            peak = best(px for _, px in self.submitted_buys)
             if lot is not None:
-                size, cost, peak = size + lot.size, cost + lot.cost, max(peak, lot.peak_close)
+                size, cost, peak = size + lot.size, cost + lot.cost, best(peak, lot.peak_close)
             self._place_resting(size, cost / size, peak)
 
     def decide(self) -> None:
@@ -134,7 +158,10 @@ class ContrarianStrategy(FlushbackStrategy):
             reason = None
             level_tp, level_sl = self._levels_in_force()
             # intrabar: stop/trailing/take-profit rest as orders; level exits stay close-based
-            if not self._intrabar and self._sl and close <= avg * (1.0 - self._sl):
+            if self.side < 0:
+                reason = short_exit_reason(close, avg, lot.peak_close, self._sl, self._trail,
+                                           self._tp, self._intrabar)
+            elif not self._intrabar and self._sl and close <= avg * (1.0 - self._sl):
                 reason = "stop_loss"
             elif not self._intrabar and self._trail and close <= lot.peak_close * (
                     1.0 - self._trail):

@@ -83,7 +83,7 @@ def prepare_arrays(frame: pd.DataFrame, extra: pd.DataFrame | None = None, *,
 
 
 def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
-                  commission: float, slippage: float, funding: bool,
+                  commission: float, slippage: float, funding: bool | str,
                   bar_hours: float) -> np.ndarray:
     """The kernel's config vector (layout: the ``CFG_*`` indices of the kernel module)."""
     if strategy_type not in FAST_STRATEGIES:
@@ -97,7 +97,7 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_CASH] = float(cash)
     v[nb.CFG_COMMISSION] = float(commission)
     v[nb.CFG_SLIPPAGE] = float(slippage)
-    v[nb.CFG_FUNDING] = 1.0 if funding else 0.0
+    v[nb.CFG_FUNDING] = funding_code(funding)
     v[nb.CFG_BAR_HOURS] = float(bar_hours)
     c = {**_ALL_DEFAULTS, **validate_strategy_params(strategy_type, cfg)}
     v[nb.CFG_FRACTION] = float(c["fraction"])
@@ -117,7 +117,18 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_BUY_FRACTION] = float(c["buy_fraction"])
     v[nb.CFG_SELL_FRACTION] = float(c["sell_fraction"])
     v[nb.CFG_LEVEL_MOVING] = 1.0 if c["level_update"] == "moving" else 0.0
+    v[nb.CFG_SIDE] = -1.0 if c["side"] == "short" else 1.0
+    v[nb.CFG_LEVERAGE] = float(c["leverage"])
+    v[nb.CFG_MAINTENANCE] = float(c["maintenance_margin"])
     return v
+
+
+def funding_code(funding: bool | str) -> float:
+    """The kernel's funding switch: 0 off, 1 accrued per bar (``True``), 2 at the
+    settlements (``"settlements"``)."""
+    if funding == "settlements":
+        return 2.0
+    return 1.0 if funding else 0.0
 
 
 def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
@@ -158,7 +169,7 @@ def run_fast(
     cash: float = 10_000.0,
     commission: float = 0.0,
     slippage: float = 0.0,
-    funding: bool = False,
+    funding: bool | str = False,
     strategy_params: Mapping[str, Any] | None = None,
     validate: bool = True,
 ) -> EngineResult:

@@ -35,6 +35,19 @@ Semantics, per bar ``i`` (the reference's order of events):
    sells).
 4. After the last bar an open position is marked to the last close (``end_of_data``, no fee).
 
+Perpetuals (``CFG_SIDE``, ``CFG_LEVERAGE``, ``CFG_MAINTENANCE``; the arithmetic of
+:mod:`flushback.strategies.margin`): for a short the closing side buys and the opening side
+sells, the exits are mirrored. A long's opening fill takes ``size * price / leverage`` from
+the cash (a closing one gives it back plus the pnl); a short's sale proceeds are cash
+(backtrader's ``shortcash``). Sizing: ``alloc * (1 - 1e-12) / (price * (1/leverage +
+commission))``. At each open where the position grows, its liquidation price is set from
+the average price after this open's fills; if the bar's low (long) / high (short) reaches it,
+the position is liquidated in the broker step after the market orders and BEFORE the resting
+exits (which are cancelled): at the liquidation price, with the commission there as fee, the
+margin lost. Funding is signed (a short receives what a long pays); ``CFG_FUNDING = 2`` reads
+the funding line as the rates settled during each bar, charged ``size * close * rate``.
+A 1x long keeps the spot arithmetic bit for bit.
+
 Trades use average-cost bookkeeping: every sell closes a trade row with the share of the
 entry fees and funding it carries; MAE/MFE are measured from the entry bar's low/high to
 the bar before the exit, plus the exit price, relative to the average entry price.
@@ -68,10 +81,10 @@ KIND_CONTRARIAN, KIND_BUY_AND_HOLD, KIND_FEAR_GREED = 0, 1, 2
 #: reason codes (index into this tuple) for fills and trade exits
 REASONS = ("entry", "scale_in", "buy_and_hold", "fear_buy", "stop_loss", "trailing_stop",
            "take_profit", "exit_signal", "time", "end_of_data", "greed_sell", "level_stop",
-           "level_take_profit")
+           "level_take_profit", "liquidation")
 R_ENTRY, R_SCALE_IN, R_BUY_AND_HOLD, R_FEAR_BUY = 0, 1, 2, 3
 R_STOP, R_TRAIL, R_TP, R_EXIT_SIGNAL, R_TIME, R_EOD, R_GREED = 4, 5, 6, 7, 8, 9, 10
-R_LEVEL_STOP, R_LEVEL_TP = 11, 12
+R_LEVEL_STOP, R_LEVEL_TP, R_LIQUIDATION = 11, 12, 13
 
 # cfg layout
 CFG_KIND, CFG_CASH, CFG_COMMISSION, CFG_SLIPPAGE, CFG_FUNDING, CFG_BAR_HOURS = 0, 1, 2, 3, 4, 5
@@ -80,7 +93,10 @@ CFG_TRAIL, CFG_INTRABAR, CFG_EXIT_ON_SIGNAL, CFG_COOLDOWN, CFG_TRANCHES, CFG_SPA
     12, 13, 14, 15, 16, 17)
 CFG_BUY_BELOW, CFG_SELL_ABOVE, CFG_BUY_FRACTION, CFG_SELL_FRACTION = 18, 19, 20, 21
 CFG_LEVEL_MOVING = 22
-CFG_SIZE = 23
+# perpetuals: side (+1 long / -1 short; 0 reads as long), leverage (0 reads as 1), the
+# maintenance-margin rate; CFG_FUNDING is 0 off, 1 accrued per bar, 2 at the settlements
+CFG_SIDE, CFG_LEVERAGE, CFG_MAINTENANCE = 23, 24, 25
+CFG_SIZE = 26
 
 #: columns of the trades array
 TRADE_FIELDS = ("trade_id", "signal_bar", "entry_bar", "entry_price", "exit_bar", "exit_price",
@@ -135,6 +151,14 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     has_ltp = level_tp.shape[0] == n
     has_lsl = level_sl.shape[0] == n
     level_moving = cfg[CFG_LEVEL_MOVING] != 0.0
+    side = -1 if cfg[CFG_SIDE] < 0.0 else 1
+    lev = cfg[CFG_LEVERAGE] if cfg[CFG_LEVERAGE] > 0.0 else 1.0
+    mm = cfg[CFG_MAINTENANCE]
+    # a 1x long keeps the spot arithmetic (equity = cash + size * price) bit for bit
+    plain = side == 1 and lev == 1.0
+    settle_funding = cfg[CFG_FUNDING] == 2.0
+    # the liquidation price of the open (or opening) position; 0 = none
+    liq_px = 0.0
     # the structure levels of the entry signal bar (level_update = "fixed")
     entry_ltp = math.nan
     entry_lsl = math.nan
@@ -186,6 +210,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
         cl = ohlc[i, 3]
 
         # ---- 1. open: decisions become market orders -----------------------------------
+        # "sell" is the closing side (a buy to cover for a short), "buy" the opening side
         ms_size = 0.0
         ms_reason = 0
         mb_size = 0.0
@@ -194,6 +219,8 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
         if (sell_kind != 0 or buy_kind != 0) and o > 0:
             buy_px = o * (1.0 + s)
             sell_px = o * (1.0 - s)
+            open_px = buy_px if side > 0 else sell_px
+            close_px = sell_px if side > 0 else buy_px
             est_cash = cash
             held = lot_size if in_lot else 0.0
             if sell_kind != 0 and held > EPS_SIZE:
@@ -203,84 +230,149 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 ms_size = sz
                 ms_reason = sell_reason
                 held -= sz
-                est_cash += sz * sell_px * (1.0 - c)
+                if plain:
+                    est_cash += sz * sell_px * (1.0 - c)
+                else:
+                    est_cash += _pos_value(sz, lot_cost / lot_size, close_px, lev, side) \
+                        - sz * c * close_px
             if buy_kind != 0:
                 if buy_kind == 1:
-                    eq_open = est_cash + held * o
+                    if plain:
+                        eq_open = est_cash + held * o
+                    elif held > 0.0:
+                        eq_open = est_cash + _pos_value(held, lot_cost / lot_size, o, lev,
+                                                        side)
+                    else:
+                        eq_open = est_cash
                     alloc = eq_open * buy_val
                     if est_cash < alloc:
                         alloc = est_cash
                 else:
                     alloc = est_cash * min(buy_val, 1.0)
-                sz = alloc * CASH_SAFETY / (buy_px * (1.0 + c))
+                sz = alloc * CASH_SAFETY / (open_px * (1.0 / lev + c))
                 if sz > EPS_SIZE:
                     mb_size = sz
                     mb_reason = buy_reason
                     mb_signal = buy_signal
-            if intrabar and mb_size > 0.0 and kind == KIND_CONTRARIAN:
-                # re-place the resting exits for the position after this open's buy, so
-                # that they guard the entry bar too
+            if mb_size > 0.0 and kind == KIND_CONTRARIAN:
+                # the position after this open's buy: its resting exits are re-placed so that
+                # they guard the entry bar too, and its liquidation price is set
                 r_size = mb_size
-                r_cost = mb_size * buy_px
-                r_peak = buy_px
+                r_cost = mb_size * open_px
+                r_peak = open_px
                 if in_lot:
                     r_size = r_size + lot_size
                     r_cost = r_cost + lot_cost
-                    if lot_peak > r_peak:
+                    if side * lot_peak > side * r_peak:
                         r_peak = lot_peak
                 r_avg = r_cost / r_size
-                st_on, st_px, st_reason, lm_on, lm_px = _resting(r_avg, r_peak, sl, trail, tp,
-                                                                 st_on, st_px, st_reason,
-                                                                 lm_on, lm_px)
-                st_size = r_size
-                lm_size = r_size
+                if not plain:
+                    liq_px = _liq_price(r_avg, lev, mm, side)
+                if intrabar:
+                    st_on, st_px, st_reason, lm_on, lm_px = _resting(
+                        r_avg, r_peak, sl, trail, tp, st_on, st_px, st_reason, lm_on, lm_px,
+                        side)
+                    st_size = r_size
+                    lm_size = r_size
         sell_kind = 0
         buy_kind = 0
+        # a liquidation on this bar (the position after this open's orders) comes first:
+        # no resting exit is tried
+        liquidate = False
+        if liq_px > 0.0 and ((in_lot and ms_size == 0.0) or mb_size > 0.0):
+            if (side > 0 and lo <= liq_px) or (side < 0 and h >= liq_px):
+                liquidate = True
+                st_on = False
+                lm_on = False
 
-        # ---- 2. broker: market orders, then resting exits --------------------------------
-        for leg in range(4):
+        # ---- 2. broker: market orders, a liquidation, then resting exits ----------------
+        for leg in range(5):
             x = 0.0
             p = 0.0
             reason = 0
             if leg == 0 and ms_size > 0.0:
-                x = -ms_size
-                p = _slip_down(o, s)
+                x = -side * ms_size
+                p = _slip_down(o, s) if side > 0 else _slip_up(o, s)
                 reason = ms_reason
             elif leg == 1 and mb_size > 0.0:
-                x = mb_size
-                p = _slip_up(o, s)
+                x = side * mb_size
+                p = _slip_up(o, s) if side > 0 else _slip_down(o, s)
                 reason = mb_reason
-            elif leg == 2 and st_on:
-                if o <= st_px:
-                    p = _slip_down(o, s)
-                elif lo <= st_px:
-                    p = _slip_down(st_px, s)
+            elif leg == 2 and liquidate and in_lot:
+                # filled at the liquidation price with its fee; the margin is lost
+                y = lot_size
+                fee = y * c * liq_px
+                avg = lot_cost / lot_size
+                loss = _liq_loss(y, avg, lev, liq_px, fee)
+                if side > 0:  # the margin comes back, less the loss
+                    cash = cash + ((abs(bt_size) * bt_price) / lev - loss)
+                else:  # the short's sale proceeds go to buy it back, and the loss
+                    cash = cash - (abs(bt_size) * bt_price + loss)
+                bt_size = 0.0
+                bt_price = 0.0
+                fills[nf, 0] = i
+                fills[nf, 1] = -side * y
+                fills[nf, 2] = liq_px
+                fills[nf, 3] = fee
+                fills[nf, 4] = R_LIQUIDATION
+                nf += 1
+                forfeit = loss - y * abs(avg - liq_px) - fee
+                nt, closed = _close_trade(trades, nt, i, y, liq_px, fee, R_LIQUIDATION, False,
+                                          lot_id, lot_signal, lot_entry, lot_size, lot_cost,
+                                          lot_fees, lot_funding, lot_tranches, lot_low,
+                                          lot_high, side, lev, forfeit)
+                in_lot = False
+                last_exit = i
+                has_last_exit = True
+                liq_px = 0.0
+                continue
+            elif leg == 3 and st_on:
+                if side > 0:
+                    if o <= st_px:
+                        p = _slip_down(o, s)
+                    elif lo <= st_px:
+                        p = _slip_down(st_px, s)
+                else:
+                    if o >= st_px:
+                        p = _slip_up(o, s)
+                    elif h >= st_px:
+                        p = _slip_up(st_px, s)
                 if p > 0.0:
-                    x = -st_size
+                    x = -side * st_size
                     reason = st_reason
                     st_on = False
                     lm_on = False  # one cancels the other
-            elif leg == 3 and lm_on:
-                if lm_px <= o:
-                    p = _slip_down(o, s)
-                elif lm_px <= h:
-                    p = lm_px
+            elif leg == 4 and lm_on:
+                if side > 0:
+                    if lm_px <= o:
+                        p = _slip_down(o, s)
+                    elif lm_px <= h:
+                        p = lm_px
+                else:
+                    if lm_px >= o:
+                        p = _slip_up(o, s)
+                    elif lm_px >= lo:
+                        p = lm_px
                 if p > 0.0:
-                    x = -lm_size
+                    x = -side * lm_size
                     reason = R_TP
                     lm_on = False
                     st_on = False
             if x == 0.0:
                 continue
-            if x > 0.0:  # buy: backtrader's cash and average price, then the lot
+            ax = abs(x)
+            if x * side > 0.0:  # opening: backtrader's cash and average price, then the lot
                 old = bt_size
                 bt_size = bt_size + x
                 if old == 0.0:
                     bt_price = p
                 else:
                     bt_price = (bt_price * old + x * p) / bt_size
-                cash = cash - x * p
-                fee = x * c * p
+                if side > 0:
+                    cash = cash - (ax * p) / lev
+                else:  # shortcash: a short sale's proceeds are cash
+                    cash = cash - x * p
+                fee = ax * c * p
                 cash = cash - fee
                 if cash < 0.0:
                     return nt, nf, STATUS_MARGIN
@@ -299,8 +391,8 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                     lot_low = math.inf
                     lot_high = -math.inf
                     lot_peak = xp
-                lot_size += x
-                lot_cost += x * xp
+                lot_size += ax
+                lot_cost += ax * xp
                 lot_fees += fee
                 lot_tranches += 1
                 fills[nf, 0] = i
@@ -310,9 +402,12 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 fills[nf, 4] = reason
                 nf += 1
             else:
-                y = -x
-                pnl_bt = y * (p - bt_price)
-                cash = cash + (y * bt_price + pnl_bt)
+                y = ax
+                pnl_bt = -x * (p - bt_price)
+                if side > 0:
+                    cash = cash + ((y * bt_price) / lev + pnl_bt)
+                else:
+                    cash = cash + (-y * bt_price + pnl_bt)
                 fee = y * c * p
                 cash = cash - fee
                 bt_size = bt_size + x
@@ -329,11 +424,12 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                     nt, closed = _close_trade(trades, nt, i, y, xp, fee + 0.0, reason, False,
                                               lot_id, lot_signal, lot_entry, lot_size,
                                               lot_cost, lot_fees, lot_funding, lot_tranches,
-                                              lot_low, lot_high)
+                                              lot_low, lot_high, side, lev, 0.0)
                     if closed:
                         in_lot = False
                         last_exit = i
                         has_last_exit = True
+                        liq_px = 0.0
                     else:
                         share = y / lot_size
                         avg = lot_cost / lot_size
@@ -350,18 +446,26 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 lot_low = lo
             if h > lot_high:
                 lot_high = h
-            if cl > lot_peak:
+            if side * cl > side * lot_peak:  # the best close: highest long, lowest short
                 lot_peak = cl
             if pay_funding:
                 rate = funding_rate[i]
                 if rate == rate:
-                    fcost = lot_size * cl * rate * bar_hours / 8.0
+                    if settle_funding:  # the settlements of this bar, summed
+                        fcost = lot_size * cl * rate
+                    else:
+                        fcost = lot_size * cl * rate * bar_hours / 8.0
+                    if side < 0:  # a short receives what a long pays
+                        fcost = -fcost
                     lot_funding += fcost
                     cash = cash - fcost
         pos = lot_size if in_lot else 0.0
-        equity[i] = cash + pos * cl
+        if plain or not in_lot:
+            equity[i] = cash + pos * cl
+        else:
+            equity[i] = cash + _pos_value(lot_size, lot_cost / lot_size, cl, lev, side)
         cash_out[i] = cash
-        pos_out[i] = pos
+        pos_out[i] = side * pos
 
         if kind == KIND_CONTRARIAN:
             if in_lot:
@@ -375,7 +479,14 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 else:
                     ltp = entry_ltp
                     lsl = entry_lsl
-                if not intrabar and sl != 0.0 and cl <= avg * (1.0 - sl):
+                if side < 0:  # the mirrored exits of a short (no level exits)
+                    if not intrabar and sl != 0.0 and cl >= avg * (1.0 + sl):
+                        reason = R_STOP
+                    elif not intrabar and trail != 0.0 and cl >= lot_peak * (1.0 + trail):
+                        reason = R_TRAIL
+                    elif not intrabar and tp != 0.0 and cl <= avg * (1.0 - tp):
+                        reason = R_TP
+                elif not intrabar and sl != 0.0 and cl <= avg * (1.0 - sl):
                     reason = R_STOP
                 elif not intrabar and trail != 0.0 and cl <= lot_peak * (1.0 - trail):
                     reason = R_TRAIL
@@ -397,7 +508,8 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                     continue
                 if intrabar:
                     st_on, st_px, st_reason, lm_on, lm_px = _resting(
-                        avg, lot_peak, sl, trail, tp, st_on, st_px, st_reason, lm_on, lm_px)
+                        avg, lot_peak, sl, trail, tp, st_on, st_px, st_reason, lm_on, lm_px,
+                        side)
                     st_size = lot_size
                     lm_size = lot_size
             if not has_entry or not (entry[i] > 0):
@@ -454,38 +566,67 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     if in_lot and n > 0:
         nt, _ = _close_trade(trades, nt, n - 1, lot_size, ohlc[n - 1, 3], 0.0, R_EOD, True,
                              lot_id, lot_signal, lot_entry, lot_size, lot_cost, lot_fees,
-                             lot_funding, lot_tranches, lot_low, lot_high)
+                             lot_funding, lot_tranches, lot_low, lot_high, side, lev, 0.0)
     return nt, nf, 0
 
 
 @njit(cache=True)
-def _resting(avg, peak, sl, trail, tp, st_on, st_px, st_reason, lm_on, lm_px):
+def _resting(avg, peak, sl, trail, tp, st_on, st_px, st_reason, lm_on, lm_px, side):
     """The resting exits for a position: (stop on, stop price, stop reason, limit on, limit
-    price). Unchanged when no exit level is configured (the reference leaves them alone)."""
+    price); a short's mirrored (stop above, take-profit below, trailing the lowest close).
+    Unchanged when no exit level is configured (the reference leaves them alone)."""
     have_stop = False
     stop = 0.0
     reason = R_STOP
     if sl != 0.0:
-        stop = avg * (1.0 - sl)
+        stop = avg * (1.0 - sl) if side > 0 else avg * (1.0 + sl)
         have_stop = True
     if trail != 0.0:
-        t = peak * (1.0 - trail)
-        if not have_stop or t > stop:
+        t = peak * (1.0 - trail) if side > 0 else peak * (1.0 + trail)
+        if not have_stop or side * t > side * stop:
             stop = t
             reason = R_TRAIL
             have_stop = True
     have_limit = tp != 0.0
-    limit = avg * (1.0 + tp) if have_limit else 0.0
+    limit = (avg * (1.0 + tp) if side > 0 else avg * (1.0 - tp)) if have_limit else 0.0
     if not have_stop and not have_limit:
         return st_on, st_px, st_reason, lm_on, lm_px
     return have_stop and stop > 0, stop, reason, have_limit and limit > 0, limit
 
 
 @njit(cache=True)
+def _pos_value(size, avg, price, lev, side):
+    """What a position adds to the broker's cash to make the equity at ``price``: a long's
+    margin plus its unrealised pnl; for a short (whose sale proceeds are in the cash, as
+    backtrader's ``shortcash`` books them) minus its value."""
+    if side < 0:
+        return -size * price
+    return size * avg / lev + size * (price - avg)
+
+
+@njit(cache=True)
+def _liq_price(avg, lev, mm, side):
+    """The isolated liquidation price (flushback.strategies.margin.liquidation_price)."""
+    if side > 0:
+        return avg * (1.0 - 1.0 / lev) / (1.0 - mm)
+    return avg * (1.0 + 1.0 / lev) / (1.0 + mm)
+
+
+@njit(cache=True)
+def _liq_loss(size, avg, lev, liq, fee):
+    """The margin lost (flushback.strategies.margin.liquidation_loss)."""
+    margin = size * avg / lev
+    price_loss = size * abs(avg - liq)
+    return max(margin, price_loss + fee)
+
+
+@njit(cache=True)
 def _close_trade(trades, nt, bar, size, price, fee, reason, mark, lot_id, lot_signal, lot_entry,
-                 lot_size, lot_cost, lot_fees, lot_funding, lot_tranches, lot_low, lot_high):
-    """Write the trade row of selling ``size`` of the lot at ``price``; returns (rows,
-    whether the lot is closed)."""
+                 lot_size, lot_cost, lot_fees, lot_funding, lot_tranches, lot_low, lot_high,
+                 side, lev, forfeit):
+    """Write the trade row of closing ``size`` of the lot at ``price`` (``forfeit``: what a
+    liquidation takes beyond the price loss and its fee); returns (rows, whether the lot is
+    closed)."""
     share = size / lot_size
     if share > 1.0:
         share = 1.0
@@ -494,8 +635,13 @@ def _close_trade(trades, nt, bar, size, price, fee, reason, mark, lot_id, lot_si
     funding = lot_funding * share
     low = price if price < lot_low else lot_low
     high = price if price > lot_high else lot_high
-    pnl = size * (price - avg) - entry_fee - fee - funding
-    basis = size * avg + entry_fee
+    if side > 0:
+        pnl = size * (price - avg) - entry_fee - fee - funding
+    else:
+        pnl = size * (avg - price) - entry_fee - fee - funding
+    if forfeit != 0.0:
+        pnl = pnl - forfeit
+    basis = size * avg / lev + entry_fee
     row = trades[nt]
     row[0] = lot_id
     row[1] = lot_signal
@@ -512,8 +658,12 @@ def _close_trade(trades, nt, bar, size, price, fee, reason, mark, lot_id, lot_si
     row[12] = bar - lot_entry + (1 if mark else 0)
     row[13] = reason
     row[14] = lot_tranches
-    row[15] = low / avg - 1.0
-    row[16] = high / avg - 1.0
+    if side > 0:
+        row[15] = low / avg - 1.0
+        row[16] = high / avg - 1.0
+    else:  # a short's adverse excursion is the high
+        row[15] = 1.0 - high / avg
+        row[16] = 1.0 - low / avg
     closed = share >= 1.0 or lot_size - size < EPS_SIZE
     return nt + 1, closed
 

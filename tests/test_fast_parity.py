@@ -188,6 +188,65 @@ def test_level_exits_are_exercised():
     assert {"level_stop", "level_take_profit"} <= seen
 
 
+perp = st.fixed_dictionaries({
+    "side": st.sampled_from(["long", "short"]),
+    "leverage": st.sampled_from([1.0, 2.0, 3.0, 5.0, 10.0, 20.0]),
+    "maintenance_margin": st.sampled_from([0.0, 0.004, 0.02]),
+})
+perp_costs = st.fixed_dictionaries({
+    "commission": st.sampled_from([0.0, 0.0004, 0.001]),
+    "slippage": st.sampled_from([0.0, 0.0005, 0.01]),
+    "funding": st.sampled_from([False, True, "settlements"]),
+    "cash": st.sampled_from([1000.0, 10_000.0, 1234.56]),
+})
+
+
+def settlement_rates(seed: int, index: pd.DatetimeIndex) -> np.ndarray:
+    """A settled-funding line: a rate on some bars (the bars a settlement falls in), NaN on
+    the others."""
+    rng = np.random.default_rng(seed + 13)
+    rates = rng.normal(0.0001, 0.0004, len(index))
+    rates[rng.random(len(index)) < 0.5] = np.nan
+    return rates
+
+
+@_SETTINGS
+@given(cfg=contrarian_cfg, cost=perp_costs, path=paths, perp=perp)
+def test_perpetual_parity_on_random_paths(cfg, cost, path, perp):
+    """Shorts, leverage, liquidations and funding (accrued or at the settlements): the
+    engines agree trade for trade."""
+    frame = random_bars(path["seed"], path["n"], path["vol"], path["gap"], path["interval"])
+    extra = random_extra(path["seed"], frame.index, path["p_entry"], path["p_exit"],
+                         path["with_exit"], path["nan_entry"])
+    if cfg["sizing"] != "volatility":
+        extra = extra.drop(columns=["vol"])
+    if cost["funding"] == "settlements":
+        extra["funding_rate"] = settlement_rates(path["seed"], frame.index)
+    assert_same(*both("contrarian", frame, extra, {**cfg, **perp}, cost))
+
+
+def test_perpetual_cases_are_exercised():
+    """Guard against a vacuous perpetual property: liquidations of longs and shorts, and the
+    mirrored exits of shorts, occur on these paths, and both engines agree on them."""
+    seen = set()
+    for seed in range(12):
+        frame = random_bars(seed, 150, 0.05, 0.02)
+        extra = random_extra(seed, frame.index, 0.15, 0.05, True, False).drop(columns=["vol"])
+        extra["funding_rate"] = settlement_rates(seed, frame.index)
+        for side in ("long", "short"):
+            for mode in ("close", "intrabar"):
+                cfg = {"side": side, "leverage": 10.0, "maintenance_margin": 0.004,
+                       "stop_loss": 0.05, "take_profit": 0.04, "trailing_stop": 0.06,
+                       "exit_mode": mode, "max_tranches": 2}
+                ref, fast = both("contrarian", frame, extra, cfg,
+                                 {"commission": 0.0005, "slippage": 0.0005,
+                                  "funding": "settlements", "cash": 1000.0})
+                assert_same(ref, fast)
+                seen |= {(side, r) for r in ref.trades["exit_reason"]}
+    for side in ("long", "short"):
+        assert {(side, "liquidation"), (side, "stop_loss"), (side, "take_profit")} <= seen
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(cost=costs, path=paths, fraction=st.floats(0.01, 1.0),
        buy_below=st.floats(0, 100), sell_above=st.floats(0, 100),

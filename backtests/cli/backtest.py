@@ -278,6 +278,9 @@ def _print_tables(result: Any, run_dir: Any) -> None:
             console.print(stop_note, markup=False, highlight=False, soft_wrap=True)
     else:
         console.print("No trades.")
+    margin_note = _margin_note(spec, legs)
+    if margin_note:
+        console.print(margin_note, markup=False, highlight=False, soft_wrap=True)
     console.print(f"run {result.run_id} -> {run_dir}", markup=False, highlight=False,
                   soft_wrap=True)
     html = Path(run_dir) / "report.html"
@@ -343,6 +346,16 @@ def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
     return rows
 
 
+def _margin_note(spec: Any, legs: Any) -> str | None:
+    """The liquidation warning of a leveraged or short contrarian configuration
+    (:func:`flushback.strategies.margin.margin_warning`)."""
+    if spec.strategy.type != "contrarian":
+        return None
+    from flushback.strategies.margin import margin_warning
+
+    return margin_warning(spec.strategy.params, legs)
+
+
 def _stop_note(spec: Any, trips: Any) -> str | None:
     """Why a close-based stop lost more than its level: it is decided on a bar's close and
     filled at the next bar's open (``exit_mode = "close"``, the default)."""
@@ -351,7 +364,8 @@ def _stop_note(spec: Any, trips: Any) -> str | None:
     if not level or params["exit_mode"] != "close" or not len(trips):
         return None
     stopped = trips[trips["exit_reason"] == "stop_loss"]
-    beyond = stopped[stopped["return_pct"] < -level]
+    # a trade's return is on its margin: the price move times the leverage
+    beyond = stopped[stopped["return_pct"] < -level * float(params.get("leverage", 1.0))]
     if beyond.empty:
         return None
     worst = float(beyond["return_pct"].min())

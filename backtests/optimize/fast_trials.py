@@ -81,8 +81,14 @@ class FastTrials:
         self.ohlc = np.ascontiguousarray(window[["open", "high", "low", "close"]].to_numpy(
             dtype=np.float64))
         self.bar_hours = bar_hours(window)
-        self.funding = (np.ascontiguousarray(window["funding_rate"].to_numpy(dtype=np.float64))
-                        if "funding_rate" in window.columns else None)
+        if spec.costs.funding == "settlements":
+            from flushback.backtests.run.runner import funding_line
+
+            self.funding = np.ascontiguousarray(funding_line(
+                spec, window, getattr(view, "settlements", None)), dtype=np.float64)
+        else:
+            self.funding = (np.ascontiguousarray(window["funding_rate"].to_numpy(
+                dtype=np.float64)) if "funding_rate" in window.columns else None)
         n = len(window)
         self._eq, self._cash, self._pos = np.empty(n), np.empty(n), np.empty(n)
         self._trades = np.empty((n + 1, 17))

@@ -125,6 +125,9 @@ class Prepared:
     datasets: dict[str, Any] = field(default_factory=dict)
     external_sources: dict[str, Any] = field(default_factory=dict)
     warmup_bars: int = 0
+    #: the perpetual's funding settlements (rate by settlement time), for
+    #: ``costs.funding = "settlements"``
+    settlements: pd.Series | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     validated: bool = False
     signal_cache: SignalCache = field(init=False, repr=False)
@@ -261,6 +264,8 @@ def prepare(
     prepared = Prepared(spec=spec, frame=frame, start=start, end=end,
                         fingerprints=dict(af.fingerprints), datasets=dict(af.datasets),
                         external_sources=dict(af.sources), warmup_bars=warmup, validated=True)
+    if spec.costs.funding == "settlements":
+        prepared.settlements = _load_settlements(spec, data_dir, prepared)
     if len(prepared.window) < 2:
         raise DataError(
             f"fewer than two {spec.data.interval} bars of {spec.data.symbol} in the window "
@@ -268,6 +273,44 @@ def prepare(
             hint=f"the loaded data covers {frame.index[0]} .. {frame.index[-1]}",
         )
     return prepared
+
+
+def _load_settlements(spec: BacktestSpec, data_dir: str | Path | None,
+                      prepared: Prepared) -> pd.Series:
+    """The raw 8h funding settlements of the spec's perpetual (Binance USDT-M), fingerprinted
+    into the run's datasets."""
+    from flushback.data import load_dataset
+
+    symbol = spec.data.symbol
+    if not symbol.endswith("USDT-PERP"):
+        raise ConfigError(f"costs.funding = \"settlements\" needs a perpetual, not {symbol}",
+                          hint="use a -PERP symbol (e.g. BTCUSDT-PERP) or funding = true")
+    did = f"derivatives/binance_{symbol.removesuffix('USDT-PERP').lower()}usdt_funding_8h"
+    rows, info = load_dataset(did, data_dir=data_dir)
+    prepared.fingerprints[did] = info.fingerprint
+    prepared.datasets[did] = info
+    return pd.Series(rows["funding_rate"].to_numpy(dtype=np.float64),
+                     index=pd.DatetimeIndex(rows["known_at"]), name="funding_rate")
+
+
+def funding_line(spec: BacktestSpec, window: pd.DataFrame,
+                 settlements: pd.Series | None) -> np.ndarray | None:
+    """The ``funding_rate`` line the engines read: None without funding, the rate known at
+    each bar (``funding = true``), or the rates settled in each bar (``"settlements"``)."""
+    if not spec.costs.funding:
+        return None
+    if spec.costs.funding == "settlements":
+        from flushback.strategies.funding import settled_funding
+
+        if settlements is None:
+            raise ConfigError("costs.funding = \"settlements\" needs the funding settlements",
+                              hint="load the spec with prepare() (a -PERP symbol), or use "
+                              "funding = true")
+        return settled_funding(window.index, parse_interval(spec.data.interval), settlements)
+    if "funding_rate" not in window.columns:
+        raise ConfigError("costs.funding = true needs the funding_rate column",
+                          hint="add 'funding' to data.externals")
+    return window["funding_rate"].to_numpy()
 
 
 def _window_outside_data(exc: DataError, spec: BacktestSpec, start: pd.Timestamp | None,
@@ -326,7 +369,7 @@ def _window_positions(frame_full: pd.DataFrame, window: pd.DataFrame) -> slice |
 
 
 def run_strategy_window(spec_strategy, frame_full, window, signals_full, spec, ppy, progress=None,
-                        validate=True, engine="backtrader"):
+                        validate=True, engine="backtrader", settlements=None):
     """Run one strategy (the spec's or its benchmark) on the window with ``engine``;
     ``progress(stage, done, total)`` hears about the bars done, ``stage`` being the strategy
     type. ``validate=False``: the bars were validated already (a ``Prepared`` frame)."""
@@ -345,11 +388,9 @@ def run_strategy_window(spec_strategy, frame_full, window, signals_full, spec, p
         cols[name] = cut(signals_full[name].to_numpy())
     for name, series in feed_columns(spec_strategy.type, frame_full, cfg, ppy).items():
         cols[name] = cut(series)
-    if spec.costs.funding:
-        if "funding_rate" not in window.columns:
-            raise ConfigError("costs.funding = true needs the funding_rate column",
-                              hint="add 'funding' to data.externals")
-        cols["funding_rate"] = window["funding_rate"].to_numpy()
+    funding = funding_line(spec, window, settlements)
+    if funding is not None:
+        cols["funding_rate"] = funding
     extra = pd.DataFrame(cols, index=window.index)
     on_progress = None
     if progress:
@@ -457,7 +498,8 @@ def run_backtest(
         res = _portfolio_engine(spec, frame_full, wslice, signals_full, engine)
     else:
         res = run_strategy_window(spec.strategy, frame_full, window, signals_full, spec, ppy,
-                                  progress, validate=False, engine=engine)
+                                  progress, validate=False, engine=engine,
+                                  settlements=prepared.settlements)
 
     equity = res.equity.copy()
     bench = None
@@ -475,7 +517,8 @@ def run_backtest(
             if progress:
                 progress(f"running benchmark {spec.benchmark.type}")
             bench = run_strategy_window(spec.benchmark, frame_full, window, signals_full, spec,
-                                        ppy, progress, validate=False, engine=bengine)
+                                        ppy, progress, validate=False, engine=bengine,
+                                        settlements=prepared.settlements)
             cached = (bench, compute_metrics(bench.equity["equity"], bench.trades, ppy,
                                              position=bench.equity["position"]))
             prepared.cache[bkey] = cached

@@ -33,7 +33,8 @@ A spec file::
     [costs]
     commission = 0.001         # FRACTION of notional per side (0.1 %)
     slippage = 0.0005          # fraction of the open price
-    funding = false            # perpetuals: pay funding_rate on long positions
+    funding = false            # perpetuals: true = the known rate accrued per bar;
+                               # "settlements" = the Binance 8h settlements (see docs)
 
     [search]                   # optional, for `flushback optimize`
     "strategy.take_profit" = { low = 0.05, high = 0.5 }
@@ -187,11 +188,14 @@ class DataSpec(_Frozen):
 
 
 class CostsSpec(_Frozen):
-    """``[costs]``: commission and slippage as FRACTIONS (0.001 = 0.1 %), funding on/off."""
+    """``[costs]``: commission and slippage as FRACTIONS (0.001 = 0.1 %), funding: off,
+    ``true`` (the rate known at each bar, accrued ``rate * bar_hours / 8`` per bar) or
+    ``"settlements"`` (each 8h settlement of the perpetual's funding series, charged at the
+    bar it falls in; ``flushback.strategies.funding``)."""
 
     commission: float = Field(default=0.001, ge=0.0, lt=0.1)
     slippage: float = Field(default=0.0005, ge=0.0, lt=0.1)
-    funding: bool = False
+    funding: bool | Literal["settlements"] = False
 
 
 class StrategySpec(_Frozen):
@@ -217,7 +221,16 @@ class StrategySpec(_Frozen):
         return {"type": kind, "params": validate_strategy_params(str(kind), data)}
 
     def to_config(self) -> dict[str, Any]:
-        return {"type": self.type, **self.params}
+        """``{"type": ..., **params}``; a contrarian 1x long leaves out the perpetual keys
+        (``side``, ``leverage``, ``maintenance_margin``), so that its ``config`` and ``run_id``
+        are those of a spot-like run; any other value records all three."""
+        from flushback.strategies.config import PERP_KEYS, perp_defaults
+
+        params = dict(self.params)
+        if self.type == "contrarian" and perp_defaults(params):
+            for key in PERP_KEYS:
+                params.pop(key, None)
+        return {"type": self.type, **params}
 
 
 class BacktestSpec(_Frozen):
