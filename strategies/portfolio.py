@@ -30,9 +30,20 @@ Rules (decisions on a bar's close, fills at the next bar's open of the asset):
   portfolio's ``exit`` signal (every position). Filled at the asset's next open at
   ``open * (1 - slippage)`` minus the fee; an asset without a bar waits for its next bar.
   Exits fill before entries on the same bar.
+- **Rebalancing** (``rebalance_bars = N``, 0 = never): at the close of every N-th bar of the
+  window (bars N-1, 2N-1, ... counted from 0) the open positions are brought back to their
+  weights at the next open: each position's target is its entry weight times the equity
+  valued as for entries (after that open's exits); a position more than ``rebalance_band``
+  of the equity away from its target sells the excess (a trade leg, average-cost) or buys the
+  shortfall (capped by the cash), sells first, each in the basket's order, before that open's
+  entries. An asset without a bar at that open is left as it is.
 - **Equity** at each close: cash plus every position at its asset's last close. A position
   still open on the last bar is marked to its last close as a trade ``end_of_data`` without
-  an exit fee. No rebalancing: a position keeps its size until it exits.
+  an exit fee.
+
+Bookkeeping is average-cost, as in the single-asset engines: every reducing fill is a trade
+row (a leg) sharing the position's ``trade_id``; the stop and take-profit compare the close
+with the average entry price.
 
 Fees are a fraction of traded notional per side (0.001 = 0.1 %); sizes are fractional.
 """
@@ -77,6 +88,8 @@ class PortfolioConfig:
     stop_loss: float = 0.0
     take_profit: float = 0.0
     hold_bars: int = 0
+    rebalance_bars: int = 0
+    rebalance_band: float = 0.01
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -94,6 +107,8 @@ class PortfolioConfig:
             ("stop_loss", 0 <= self.stop_loss < 1, "in [0, 1) (0 = off)"),
             ("take_profit", self.take_profit >= 0, ">= 0 (0 = off)"),
             ("hold_bars", self.hold_bars >= 0, ">= 0 (0 = off)"),
+            ("rebalance_bars", self.rebalance_bars >= 0, ">= 0 (0 = never)"),
+            ("rebalance_band", 0 <= self.rebalance_band < 1, "in [0, 1)"),
         ]
         for name, ok, rule in checks:
             if not ok:
@@ -212,25 +227,33 @@ def select(inputs: PortfolioInputs, cfg: PortfolioConfig, t: int, held: Sequence
 
 @dataclass
 class _Position:
+    """An open position, average-cost: ``cost`` = sum(size * fill price) of the units held,
+    ``fees`` = their entry fees; ``bt_price`` is the broker's position price (the fill price
+    unrounded, averaged over buys)."""
+
     trade_id: int
     asset: int
     signal_bar: int
     entry_bar: int
     size: float
-    price: float
-    fee: float
+    cost: float
+    fees: float
     weight: float
-    bt_price: float  # the broker's position price (the unrounded fill price)
+    bt_price: float
     low: float = math.inf
     high: float = -math.inf
+
+    @property
+    def avg(self) -> float:
+        return self.cost / self.size
 
 
 def exit_reason(cfg: PortfolioConfig, pos: Any, close: float, bars_held: int,
                 exit_signal: bool) -> str | None:
     """The first exit rule that holds for an open position at a close (None: hold)."""
-    if cfg.stop_loss > 0 and close <= pos.price * (1.0 - cfg.stop_loss):
+    if cfg.stop_loss > 0 and close <= pos.avg * (1.0 - cfg.stop_loss):
         return "stop_loss"
-    if cfg.take_profit > 0 and close >= pos.price * (1.0 + cfg.take_profit):
+    if cfg.take_profit > 0 and close >= pos.avg * (1.0 + cfg.take_profit):
         return "take_profit"
     if cfg.hold_bars > 0 and bars_held >= cfg.hold_bars:
         return "time"
@@ -240,19 +263,40 @@ def exit_reason(cfg: PortfolioConfig, pos: Any, close: float, bars_held: int,
 
 
 def trade_row(inputs: PortfolioInputs, pos: Any, exit_bar: int, price: float, fee: float,
-              reason: str, mark: bool) -> dict[str, Any]:
-    """One closed position as a trade row (times as bar positions, converted later)."""
-    pnl = pos.size * (price - pos.price) - pos.fee - fee
-    basis = pos.size * pos.price + pos.fee
+              reason: str, mark: bool, size: float | None = None) -> dict[str, Any]:
+    """A reducing fill of ``size`` units (default: all) as a trade row (times as bar positions,
+    converted later): its share of the entry fees, pnl against the average entry price."""
+    y = pos.size if size is None else size
+    avg = pos.avg
+    entry_fee = pos.fees * min(y / pos.size, 1.0)
+    pnl = y * (price - avg) - entry_fee - fee
+    basis = y * avg + entry_fee
     return {
         "trade_id": pos.trade_id, "symbol": inputs.symbols[pos.asset],
-        "signal_bar": pos.signal_bar, "entry_bar": pos.entry_bar, "entry_price": pos.price,
-        "exit_bar": exit_bar, "exit_price": price, "size": pos.size, "entry_fee": pos.fee,
+        "signal_bar": pos.signal_bar, "entry_bar": pos.entry_bar, "entry_price": avg,
+        "exit_bar": exit_bar, "exit_price": price, "size": y, "entry_fee": entry_fee,
         "exit_fee": fee, "pnl": pnl, "return_pct": pnl / basis if basis > 0 else float("nan"),
         "bars_held": exit_bar - pos.entry_bar + (1 if mark else 0), "exit_reason": reason,
-        "weight": pos.weight, "mae": min(pos.low, price) / pos.price - 1.0,
-        "mfe": max(pos.high, price) / pos.price - 1.0,
+        "weight": pos.weight, "mae": min(pos.low, price) / avg - 1.0,
+        "mfe": max(pos.high, price) / avg - 1.0,
     }
+
+
+def reduce_position(pos: Any, size: float, entry_fee: float) -> bool:
+    """Take ``size`` units (and their ``entry_fee``) out of an average-cost position; True
+    when it is closed."""
+    if pos.size - size < _EPS_SIZE:
+        return True
+    avg = pos.avg
+    pos.size -= size
+    pos.cost -= size * avg
+    pos.fees -= entry_fee
+    return False
+
+
+def rebalance_due(cfg: PortfolioConfig, t: int, n_bars: int) -> bool:
+    """Whether the close of window bar ``t`` is a rebalancing close."""
+    return cfg.rebalance_bars > 0 and (t + 1) % cfg.rebalance_bars == 0 and t < n_bars - 1
 
 
 def result_frames(inputs: PortfolioInputs, rows: list[dict[str, Any]],
@@ -294,35 +338,85 @@ def run_portfolio_fast(inputs: PortfolioInputs, cfg: PortfolioConfig, *, cash: f
     last_close = np.full(n, np.nan)
     pending_exit: dict[int, tuple[str, int]] = {}  # asset -> (reason, signal bar)
     pending_entry: list[tuple[int, float, int]] = []  # (asset, weight, signal bar)
+    rebalance = False
     rows: list[dict[str, Any]] = []
     equity: list[tuple[float, float, int, float]] = []
     seq = 0
+
+    def sell(i: int, y: float, o: float, reason: str, t: int) -> None:
+        # backtrader's broker: cash += y * price_pos + y * (fill - price_pos), then the fee
+        nonlocal cash
+        pos = positions[i]
+        assert pos is not None
+        p = o * (1.0 - s) if s != 0.0 else o
+        cash = cash + (y * pos.bt_price + y * (p - pos.bt_price))
+        fee = y * c * p
+        cash = cash - fee
+        row = trade_row(inputs, pos, t, (-y * p) / -y, fee, reason, mark=False, size=y)
+        rows.append(row)
+        if reduce_position(pos, y, row["entry_fee"]):
+            positions[i] = None
+
+    def buy(i: int, x: float, o: float, t: int, weight: float, sig: int) -> None:
+        nonlocal cash, seq
+        p = o * (1.0 + s) if s != 0.0 else o
+        cash = cash - x * p
+        fee = x * c * p
+        cash = cash - fee
+        xp = (x * p) / x
+        pos = positions[i]
+        if pos is None:
+            seq += 1
+            positions[i] = _Position(seq, i, sig, t, x, x * xp, fee, weight, p)
+            return
+        pos.bt_price = (pos.bt_price * pos.size + x * p) / (pos.size + x)
+        pos.size += x
+        pos.cost += x * xp
+        pos.fees += fee
+
     for t in range(n_bars):
-        # -- open: exits, then entries ---------------------------------------------------
-        # ``est`` is the cash the entries are sized with (the reference's estimate at the
-        # open: exit proceeds net of fees); ``cash`` follows backtrader's broker formulas.
+        # -- open: exits, rebalancing, entries -----------------------------------------------
+        # ``est`` is the cash the buys are sized with (the reference's estimate at the open:
+        # sale proceeds net of fees); ``cash`` follows backtrader's broker formulas.
         est = cash
         for i in sorted(pending_exit):
             pos = positions[i]
             o = inputs.open[t, i]
             if pos is None or not _valid(o):
                 continue
-            y = pos.size
-            est += y * (o * (1.0 - s)) * (1.0 - c)
-            p = o * (1.0 - s) if s != 0.0 else o
-            cash = cash + (y * pos.bt_price + y * (p - pos.bt_price))
-            fee = y * c * p
-            cash = cash - fee
-            rows.append(trade_row(inputs, pos, t, (-y * p) / -y, fee, pending_exit[i][0],
-                                  mark=False))
-            positions[i] = None
+            est += pos.size * (o * (1.0 - s)) * (1.0 - c)
+            sell(i, pos.size, o, pending_exit[i][0], t)
             del pending_exit[i]
-        if pending_entry:
+        if pending_entry or rebalance:
             value = est
             for j, pos in enumerate(positions):
                 if pos is not None:
                     o = inputs.open[t, j]
                     value += pos.size * (o if _valid(o) else last_close[j])
+            if rebalance:
+                buys = []
+                for i, pos in enumerate(positions):
+                    o = inputs.open[t, i]
+                    if pos is None or not _valid(o):
+                        continue
+                    delta = pos.weight * value - pos.size * o
+                    if abs(delta) <= cfg.rebalance_band * value:
+                        continue
+                    if delta < 0:
+                        y = min(-delta / o, pos.size)
+                        est += y * (o * (1.0 - s)) * (1.0 - c)
+                        sell(i, y, o, "rebalance", t)
+                    else:
+                        buys.append((i, delta, o))
+                for i, delta, o in buys:
+                    px = o * (1.0 + s)
+                    x = min(delta, est) * _CASH_SAFETY / (px * (1.0 + c))
+                    if x > _EPS_SIZE:
+                        est -= x * px * (1.0 + c)
+                        pos = positions[i]
+                        assert pos is not None
+                        buy(i, x, o, t, pos.weight, pos.signal_bar)
+                rebalance = False
             for i, w, sig in pending_entry:
                 o = inputs.open[t, i]
                 if positions[i] is not None or not _valid(o):
@@ -332,12 +426,7 @@ def run_portfolio_fast(inputs: PortfolioInputs, cfg: PortfolioConfig, *, cash: f
                 if x <= _EPS_SIZE:
                     continue
                 est -= x * px * (1.0 + c)
-                p = o * (1.0 + s) if s != 0.0 else o
-                cash = cash - x * p
-                fee = x * c * p
-                cash = cash - fee
-                seq += 1
-                positions[i] = _Position(seq, i, sig, t, x, (x * p) / x, fee, w, p)
+                buy(i, x, o, t, w, sig)
             pending_entry = []
         # -- close: record, mark, decide ----------------------------------------------------
         for i in range(n):
@@ -367,6 +456,7 @@ def run_portfolio_fast(inputs: PortfolioInputs, cfg: PortfolioConfig, *, cash: f
                 why = "exit_signal" if inputs.exit[t] else None
             if why is not None:
                 pending_exit[i] = (why, t)
+        rebalance = rebalance_due(cfg, t, n_bars) and open_n > 0
         if inputs.entry[t]:
             held = [p is not None for p in positions]
             pending_entry = [(i, w, t) for i, w in

@@ -23,6 +23,8 @@ from flushback.strategies.portfolio import (
     PortfolioConfig,
     PortfolioInputs,
     PortfolioResult,
+    rebalance_due,
+    reduce_position,
     result_frames,
     trade_row,
 )
@@ -34,14 +36,18 @@ _CASH_SAFETY = 1.0 - 1e-12
 
 
 class _Held:
-    """An open position as the reference sees it."""
+    """An open position as the reference sees it (average-cost, as ``trade_row`` reads it)."""
 
     def __init__(self, trade_id: int, asset: int, signal_bar: int, entry_bar: int, size: float,
                  price: float, fee: float, weight: float) -> None:
         self.trade_id, self.asset, self.signal_bar = trade_id, asset, signal_bar
-        self.entry_bar, self.size, self.price, self.fee = entry_bar, size, price, fee
+        self.entry_bar, self.size, self.cost, self.fees = entry_bar, size, size * price, fee
         self.weight = weight
         self.low, self.high = math.inf, -math.inf
+
+    @property
+    def avg(self) -> float:
+        return self.cost / self.size
 
 
 class PortfolioStrategy(bt.Strategy):
@@ -51,6 +57,7 @@ class PortfolioStrategy(bt.Strategy):
         self.held: dict[int, _Held] = {}
         self.exits: dict[int, tuple[str, int]] = {}
         self.entries: list[tuple[int, float, int]] = []
+        self.rebalance = False
         self.rows: list[dict[str, Any]] = []
         self.eq: list[tuple[float, float, int, float]] = []
         self.last_close = [math.nan] * len(self.datas)
@@ -78,7 +85,7 @@ class PortfolioStrategy(bt.Strategy):
             order.addinfo(reason=self.exits[i][0], asset=i)
             cash += size * (o * (1.0 - s)) * (1.0 - c)
             leaving.add(i)
-        if not self.entries:
+        if not (self.entries or self.rebalance):
             return
         value = cash
         for j, h in sorted(self.held.items()):
@@ -86,6 +93,9 @@ class PortfolioStrategy(bt.Strategy):
                 continue
             o = float(self.datas[j].open[0])
             value += h.size * (o if self._price(o) else self.last_close[j])
+        if self.rebalance:
+            cash = self._rebalance(value, cash, leaving)
+            self.rebalance = False
         for i, w, sig in self.entries:
             d = self.datas[i]
             o = float(d.open[0])
@@ -100,6 +110,38 @@ class PortfolioStrategy(bt.Strategy):
             cash -= size * px * (1.0 + c)
         self.entries = []
 
+    def _rebalance(self, value: float, cash: float, leaving: set[int]) -> float:
+        """Orders bringing each held position back to its weight of ``value``: the sales,
+        then the purchases; returns the cash estimate after them."""
+        cfg: PortfolioConfig = self.p.cfg
+        c, s = float(self.p.commission), float(self.p.slippage)
+        shortfalls = []
+        for i, h in sorted(self.held.items()):
+            d = self.datas[i]
+            o = float(d.open[0])
+            if i in leaving or not self._price(o):
+                continue
+            gap = h.weight * value - h.size * o
+            if abs(gap) <= cfg.rebalance_band * value:
+                continue
+            if gap > 0:
+                shortfalls.append((i, gap, o))
+                continue
+            y = min(-gap / o, h.size)
+            order = self.sell(data=d, size=y, exectype=bt.Order.Market, price=o * (1 - s))
+            order.addinfo(reason="rebalance", asset=i)
+            cash += y * (o * (1.0 - s)) * (1.0 - c)
+        for i, gap, o in shortfalls:
+            px = o * (1.0 + s)
+            size = min(gap, cash) * _CASH_SAFETY / (px * (1.0 + c))
+            if size <= _EPS_SIZE:
+                continue
+            h = self.held[i]
+            order = self.buy(data=self.datas[i], size=size, exectype=bt.Order.Market, price=px)
+            order.addinfo(asset=i, weight=h.weight, signal_bar=h.signal_bar)
+            cash -= size * px * (1.0 + c)
+        return cash
+
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Margin, order.Rejected):
             raise RuntimeError(f"portfolio order rejected ({order.getstatusname()})")
@@ -109,13 +151,22 @@ class PortfolioStrategy(bt.Strategy):
         size, price = float(order.executed.size), float(order.executed.price)
         fee = float(order.executed.comm)
         if size > 0:
-            self.seq += 1
-            self.held[i] = _Held(self.seq, i, int(order.info["signal_bar"]), self.bar, size,
-                                 price, fee, float(order.info["weight"]))
-        else:
-            h = self.held.pop(i)
-            self.rows.append(trade_row(self.p.inputs, h, self.bar, price, fee,
-                                       order.info["reason"], mark=False))
+            h = self.held.get(i)
+            if h is None:
+                self.seq += 1
+                self.held[i] = _Held(self.seq, i, int(order.info["signal_bar"]), self.bar,
+                                     size, price, fee, float(order.info["weight"]))
+            else:  # a rebalancing purchase: average-cost
+                h.size += size
+                h.cost += size * price
+                h.fees += fee
+            return
+        h = self.held[i]
+        row = trade_row(self.p.inputs, h, self.bar, price, fee, order.info["reason"],
+                        mark=False, size=-size)
+        self.rows.append(row)
+        if reduce_position(h, -size, row["entry_fee"]):
+            del self.held[i]
             self.exits.pop(i, None)
 
     def next(self) -> None:
@@ -145,9 +196,9 @@ class PortfolioStrategy(bt.Strategy):
             why = None
             if math.isnan(cl):
                 why = "exit_signal" if exit_now else None
-            elif cfg.stop_loss > 0 and cl <= h.price * (1.0 - cfg.stop_loss):
+            elif cfg.stop_loss > 0 and cl <= h.avg * (1.0 - cfg.stop_loss):
                 why = "stop_loss"
-            elif cfg.take_profit > 0 and cl >= h.price * (1.0 + cfg.take_profit):
+            elif cfg.take_profit > 0 and cl >= h.avg * (1.0 + cfg.take_profit):
                 why = "take_profit"
             elif cfg.hold_bars > 0 and self.bar - h.entry_bar + 1 >= cfg.hold_bars:
                 why = "time"
@@ -155,6 +206,8 @@ class PortfolioStrategy(bt.Strategy):
                 why = "exit_signal"
             if why is not None:
                 self.exits[i] = (why, self.bar)
+        self.rebalance = rebalance_due(cfg, self.bar, self.datas[0].buflen()) and bool(
+            self.held)
         if bool(self.datas[0].pf_entry[0]):
             self.entries = self._choose()
 

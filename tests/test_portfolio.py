@@ -124,6 +124,35 @@ def test_inverse_vol_and_signal_weights_by_hand(engine):
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_rebalancing_by_hand(engine):
+    # A doubles while B stays flat; every 2 bars the positions go back to half the equity each
+    inp = _inputs(opens=[[10, 10, 20, 20], [10, 10, 10, 10]],
+                  closes=[[10, 20, 20, 20], [10, 10, 10, 10]],
+                  entry=[True, False, False, False], rsi=[[30] * 4, [20] * 4])
+    cfg = PortfolioConfig(max_positions=2, rebalance_bars=2, rebalance_band=0.01)
+    res = ENGINES[engine](inp, cfg, cash=1000.0)
+    t = res.trades
+    # bar 1: B then A bought with 500 each (50 units); bar 1's close is a rebalancing close
+    # (the 2nd bar); at bar 2's open the equity is 1,500: A holds 1,000 (target 750) -> sell
+    # 12.5 units at 20; B holds 500 -> buy 250 / 10 = 25 units
+    legs = t[t["exit_reason"] == "rebalance"]
+    assert legs["symbol"].tolist() == ["A0"]
+    assert legs["size"].iloc[0] == pytest.approx(12.5, rel=1e-9)
+    assert legs["pnl"].iloc[0] == pytest.approx(12.5 * (20 - 10), rel=1e-9)
+    ends = t[t["exit_reason"] == "end_of_data"].set_index("symbol")
+    assert ends.loc["A0", "size"] == pytest.approx(37.5, rel=1e-9)
+    assert ends.loc["A1", "size"] == pytest.approx(75.0, rel=1e-9)
+    assert ends.loc["A1", "entry_price"] == pytest.approx(10.0, rel=1e-12)
+    # A's legs share its trade id: one round trip with two legs
+    assert t.loc[t["symbol"] == "A0", "trade_id"].nunique() == 1
+    assert res.equity["equity"].iloc[-1] == pytest.approx(1500.0, rel=1e-9)
+    # bar 3's close (the 4th bar) is the last: no rebalancing after it; a wide band: none
+    wide = ENGINES[engine](inp, PortfolioConfig(max_positions=2, rebalance_bars=2,
+                                                rebalance_band=0.2), cash=1000.0)
+    assert not (wide.trades["exit_reason"] == "rebalance").any()
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_rank_by_order_buys_in_the_baskets_order_without_an_rsi(engine):
     px = [[10, 10, 10, 10], [10, 10, 10, 10], [10, 10, 10, 10]]
     inp = _inputs(px, px, entry=[True, True, True, False], rsi=[[NAN] * 4] * 3)
@@ -176,20 +205,24 @@ def _random_basket(seed: int, n_bars: int, n_assets: int, holes: bool) -> pd.Dat
        max_positions=st.integers(1, 4), allocation=st.sampled_from(["equal", "inverse_vol",
                                                                      "signal"]),
        rank_by=st.sampled_from(["rsi", "order"]),
+       rebalance_bars=st.sampled_from([0, 0, 3, 7]),
+       rebalance_band=st.sampled_from([0.0, 0.01, 0.05]),
        fraction=st.floats(0.1, 1.0), stop_loss=st.sampled_from([0.0, 0.05, 0.15]),
        take_profit=st.sampled_from([0.0, 0.08, 0.3]), hold_bars=st.integers(0, 12),
        commission=st.sampled_from([0.0, 0.001]), slippage=st.sampled_from([0.0, 0.0005]),
        p_entry=st.floats(0.02, 0.4), p_exit=st.floats(0.0, 0.1))
 def test_engines_agree_on_random_baskets(seed, n_assets, holes, max_positions, allocation,
-                                         rank_by, fraction, stop_loss, take_profit, hold_bars,
-                                         commission, slippage, p_entry, p_exit):
+                                         rank_by, rebalance_bars, rebalance_band, fraction,
+                                         stop_loss, take_profit, hold_bars, commission,
+                                         slippage, p_entry, p_exit):
     frame = _random_basket(seed, 80, n_assets, holes)
     rng = np.random.default_rng(seed + 1)
     entry = pd.Series(rng.random(len(frame)) < p_entry, index=frame.index)
     exit_ = pd.Series(rng.random(len(frame)) < p_exit, index=frame.index)
     cfg = PortfolioConfig(max_positions=max_positions, allocation=allocation, rank_by=rank_by,
                           fraction=fraction, rsi_period=3, vol_lookback=5,
-                          stop_loss=stop_loss, take_profit=take_profit, hold_bars=hold_bars)
+                          stop_loss=stop_loss, take_profit=take_profit, hold_bars=hold_bars,
+                          rebalance_bars=rebalance_bars, rebalance_band=rebalance_band)
     inp = portfolio_inputs(frame, entry, exit_, cfg)
     inp.rsi = np.where(np.isnan(inp.close) | (rng.random(inp.close.shape) < 0.1), np.nan,
                        rng.uniform(5, 95, inp.close.shape))
