@@ -1,6 +1,7 @@
 """The three bias checks of ``flushback audit``, written over small interfaces.
 
-The checks never import the runner, backtrader or the data layer: they work on a
+The checks never import the runner, backtrader or the data layer's loaders (only its pure
+interval helpers, :mod:`flushback.data.intervals`): they work on a
 :class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
 as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
 ``warmup_for(interval)``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a
@@ -47,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.backtests.run.timefmt import iso_z
+from flushback.data.intervals import frame_step
 
 __all__ = [
     "PASS",
@@ -677,7 +679,7 @@ def check_warmup(
     infinite).
     """
     if interval is None:
-        interval = _interval_of(frame)
+        interval = frame_step(frame)
     rows: list[dict[str, Any]] = []
     findings: list[Finding] = []
     mults = sorted({float(m) for m in multiples} | {1.0})
@@ -775,13 +777,6 @@ def check_warmup(
         findings=findings[:200],
         params={"multiples": list(mults), "points": points},
     )
-
-
-def _interval_of(frame: pd.DataFrame) -> pd.Timedelta:
-    attr = frame.attrs.get("interval")
-    if attr:
-        return pd.Timedelta(str(attr).replace("1d", "1D"))
-    return pd.Timedelta(pd.Series(frame.index).diff().dropna().min())
 
 
 # --------------------------------------------------------------------------- external timing

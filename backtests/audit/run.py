@@ -37,8 +37,8 @@ from flushback.backtests.audit.checks import (
     check_warmup,
 )
 from flushback.backtests.run.timefmt import iso_z
-from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
+from flushback.data.intervals import parse_interval
 from flushback.signals import SignalCache
 
 __all__ = [
