@@ -15,16 +15,12 @@ from flushback.data import paths
 from flushback.data.datasets import (
     DEFAULT_SOURCES,
     EXTERNAL_KINDS,
-    INTERVALS,
     LIQ_REGIMES,
     DatasetInfo,
     DatasetSpec,
     count_gaps,
     default_externals,
     fingerprint,
-    fmt_td,
-    nonnegative_duration,
-    parse_interval,
     spec_for,
     spec_for_path,
 )
@@ -38,6 +34,13 @@ from flushback.data.frames import (
 )
 from flushback.data.frames import (
     fill_gaps as _fill_gaps,
+)
+from flushback.data.intervals import (
+    INTERVALS,
+    fmt_td,
+    interval_name,
+    nonnegative_duration,
+    parse_interval,
 )
 from flushback.data.parsers import parse_file
 from flushback.data.suggest import did_you_mean
@@ -471,7 +474,7 @@ def load_frame(
 
 
 def _interval_label(td: pd.Timedelta) -> str:
-    return next((k for k, v in INTERVALS.items() if v == td), fmt_td(td))
+    return interval_name(td) or fmt_td(td)
 
 
 def _series_items(series: Mapping[str, Any] | Sequence[str] | None) -> list[tuple[str, Any]]:

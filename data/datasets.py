@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.errors import ConfigError, DataError
+from flushback.data.errors import DataError
+from flushback.data.intervals import (
+    INTERVALS,
+    fmt_td,
+    ns_values,
+    parse_interval,
+)
 from flushback.data.suggest import did_you_mean
 
 __all__ = [
@@ -49,13 +55,6 @@ __all__ = [
 ]
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
-
-INTERVALS: dict[str, pd.Timedelta] = {
-    "1h": pd.Timedelta(hours=1),
-    "4h": pd.Timedelta(hours=4),
-    "8h": pd.Timedelta(hours=8),
-    "1d": pd.Timedelta(days=1),
-}
 
 # kind -> the frame columns it provides (liq_regime is a string column)
 EXTERNAL_KINDS: dict[str, tuple[str, ...]] = {
@@ -81,45 +80,6 @@ AGGREGATION = {
     "oi_usd": "last",
     "fng": "last",
 }
-
-
-def fmt_td(td: pd.Timedelta) -> str:
-    """A duration as a short string: 0s, 1h, 48h, 1d 4h."""
-    secs = int(pd.Timedelta(td).total_seconds())
-    if secs == 0:
-        return "0s"
-    if secs % 3600 == 0:
-        return f"{secs // 3600}h"
-    if secs % 60 == 0:
-        return f"{secs // 60}min"
-    return f"{secs}s"
-
-
-def nonnegative_duration(value: Any, what: str) -> pd.Timedelta:
-    """A duration setting (``"48h"``, a Timedelta) that must be >= 0; ConfigError otherwise."""
-    try:
-        td = pd.Timedelta(value)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{what} = {value!r} is not a duration",
-                          hint="use e.g. '0h', '12h', '48h' or '1d'") from None
-    if td < pd.Timedelta(0):
-        raise ConfigError(f"{what} = {value!r} is negative",
-                          hint="a value cannot be known before its period ends: use >= 0")
-    return td
-
-
-def parse_interval(interval: str | pd.Timedelta, *, file: str | None = None) -> pd.Timedelta:
-    """``"1h" | "4h" | "8h" | "1d"`` (or a Timedelta) -> Timedelta; anything else is a DataError."""
-    if isinstance(interval, pd.Timedelta):
-        return interval
-    key = str(interval).strip().lower()
-    if key in INTERVALS:
-        return INTERVALS[key]
-    raise DataError(
-        f"unknown interval {interval!r}",
-        file=file,
-        hint=f"use one of {', '.join(INTERVALS)}",
-    )
 
 
 @dataclass(frozen=True)
@@ -520,11 +480,6 @@ class DatasetInfo:
             v = d[k]
             d[k] = None if v is None else pd.Timestamp(v).strftime("%Y-%m-%dT%H:%M:%SZ")
         return d
-
-
-def ns_values(times: Any) -> np.ndarray:
-    """int64 nanoseconds since the epoch, whatever the resolution (pandas 3 defaults to us)."""
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
 def count_gaps(index: pd.DatetimeIndex, period: pd.Timedelta) -> int:

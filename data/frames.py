@@ -18,13 +18,11 @@ from flushback.data.datasets import (
     AGGREGATION,
     BAR_COLUMNS,
     EXTERNAL_KINDS,
-    INTERVALS,
     DatasetInfo,
     DatasetSpec,
-    ns_values,
-    parse_interval,
 )
 from flushback.data.errors import DataError
+from flushback.data.intervals import bar_interval, interval_name, ns_values, parse_interval
 
 __all__ = [
     "AssembledFrame",
@@ -39,29 +37,7 @@ __all__ = [
 
 
 def _interval_name(td: pd.Timedelta) -> str:
-    for name, value in INTERVALS.items():
-        if value == td:
-            return name
-    return f"{int(td.total_seconds())}s"
-
-
-def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
-    """The frame's bar interval: ``frame.attrs["interval"]`` or, failing that, the most common
-    spacing of its index."""
-    iv = frame.attrs.get("interval")
-    if iv:
-        return parse_interval(iv)
-    idx = pd.DatetimeIndex(frame.index)
-    if len(idx) < 2:
-        raise DataError("cannot infer the bar interval from fewer than two bars",
-                        column="timestamp", hint='set frame.attrs["interval"] (e.g. "1d")')
-    diffs = np.diff(ns_values(idx))
-    diffs = diffs[diffs > 0]
-    if len(diffs) == 0:
-        raise DataError("cannot infer the bar interval: timestamps do not increase",
-                        column="timestamp", hint="sort and de-duplicate the index")
-    values, counts = np.unique(diffs, return_counts=True)
-    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    return interval_name(td) or f"{int(td.total_seconds())}s"
 
 
 def resample_bars(

@@ -11,14 +11,13 @@ import pandas as pd
 
 from flushback.data.datasets import (
     EXTERNAL_KINDS,
-    INTERVALS,
     DatasetInfo,
     DatasetSpec,
-    ns_values,
     spec_for,
     spec_for_path,
 )
 from flushback.data.errors import DataError
+from flushback.data.intervals import interval_name, ns_values
 from flushback.data.parsers import PARSERS, parse_file, read_csv
 from flushback.data.store import Store
 from flushback.data.validate import ValidationReport, validate_dataset
@@ -115,9 +114,9 @@ def _infer_interval(path: Path, frame_index: pd.DatetimeIndex) -> str:
     d = d[d > 0]
     vals, counts = np.unique(d, return_counts=True) if len(d) else (np.array([0]), [1])
     step = pd.Timedelta(int(vals[int(np.argmax(counts))]), unit="ns")
-    for name, td in INTERVALS.items():
-        if td == step:
-            return name
+    name = interval_name(step)
+    if name is not None:
+        return name
     raise DataError(f"unsupported interval {step}", file=str(path), column="timestamp",
                     hint="flushback handles 1h, 4h and 1d bars")
 

@@ -33,16 +33,18 @@ import pandas as pd
 from flushback.data.datasets import (
     BAR_COLUMNS,
     EXTERNAL_KINDS,
-    INTERVALS,
     DatasetInfo,
     DatasetSpec,
     fingerprint,
-    fmt_td,
-    nonnegative_duration,
     register_user_spec,
     spec_for,
 )
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.intervals import (
+    INTERVALS,
+    fmt_td,
+    nonnegative_duration,
+)
 
 __all__ = ["SeriesDef", "declaration", "join_series", "parse_series", "register_declaration",
            "series_def", "spec_from_sidecar"]

@@ -21,8 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.datasets import DatasetSpec, fmt_td, ns_values, parse_interval
+from flushback.data.datasets import (
+    DatasetSpec,
+)
 from flushback.data.errors import DataError, StaleDataError
+from flushback.data.intervals import (
+    fmt_td,
+    ns_values,
+    parse_interval,
+)
 
 __all__ = [
     "ValidationReport",

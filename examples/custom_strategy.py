@@ -36,8 +36,7 @@ class FlushLadder(FlushbackStrategy):
     }
     required_signals = ("entry",)
 
-    def __init__(self) -> None:
-        super().__init__()
+    def start(self) -> None:  # backtrader's hook before the first bar: the strategy's own state
         self.last_buy_close: float | None = None
 
     def decide(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.intervals import bar_interval, bars_for, days_to_bars, duration, td_label
 from flushback.data.suggest import did_you_mean
 
 __all__ = [
@@ -220,43 +221,6 @@ def _fmt(x: float | None) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def bar_interval(frame: pd.DataFrame) -> pd.Timedelta:
-    """The bar interval of ``frame`` (``frame.attrs["interval"]``, else inferred from the index);
-    DataError when it cannot be told. Delegates to ``flushback.data.frames.bar_interval``."""
-    from flushback.data.frames import bar_interval as _data_bar_interval
-
-    return _data_bar_interval(frame)
-
-
-def duration(text: str | pd.Timedelta) -> pd.Timedelta:
-    """``"1h"``, ``"4h"``, ``"24h"``, ``"1d"`` (or a Timedelta) as a Timedelta."""
-    if isinstance(text, pd.Timedelta):
-        return text
-    t = str(text).strip().lower()
-    try:
-        if t.endswith("d") and t[:-1].isdigit():
-            return pd.Timedelta(days=int(t[:-1]))
-        if t.endswith("h") and t[:-1].isdigit():
-            return pd.Timedelta(hours=int(t[:-1]))
-        if t.endswith("min") and t[:-3].isdigit():
-            return pd.Timedelta(minutes=int(t[:-3]))
-    except ValueError:  # pragma: no cover
-        pass
-    raise ConfigError(f"{text!r} is not a duration", hint="use e.g. 1h, 4h, 24h or 1d")
-
-
-def bars_for(span: pd.Timedelta | str, interval: pd.Timedelta, *, what: str = "window") -> int:
-    """How many bars of ``interval`` make ``duration``; ConfigError unless it is a whole number."""
-    span = duration(span)
-    ratio = span / interval
-    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
-        raise ConfigError(
-            f"{what} {_td(span)} is not a whole number of {_td(interval)} bars",
-            hint=f"use a {what} that is a multiple of the bar interval {_td(interval)}",
-        )
-    return int(round(ratio))
-
-
 def check_granularity(frame: pd.DataFrame, column: str, window: pd.Timedelta, *,
                       what: str) -> None:
     """Refuse a window finer than the data behind ``column``: summing a "1h" window over 4h or
@@ -270,23 +234,12 @@ def check_granularity(frame: pd.DataFrame, column: str, window: pd.Timedelta, *,
     if window < src_td:
         used = ", ".join((frame.attrs.get("column_datasets") or {}).get(column, [])) or column
         raise ConfigError(
-            f"{what} = {_td(window)} is finer than the data behind {column}: {used} "
+            f"{what} = {td_label(window)} is finer than the data behind {column}: {used} "
             f"holds {src} totals",
             hint=f"use a window of at least {src}, or load a finer dataset for these bars",
         )
 
 
-def days_to_bars(days: int, interval: pd.Timedelta) -> int:
-    """Bars of ``interval`` that cover ``days`` days, rounded up, at least 1."""
-    return max(1, math.ceil(pd.Timedelta(days=days) / interval))
-
-
-def _td(td: pd.Timedelta) -> str:
-    if td % pd.Timedelta(days=1) == pd.Timedelta(0):
-        return f"{td.days}d"
-    if td % pd.Timedelta(hours=1) == pd.Timedelta(0):
-        return f"{int(td / pd.Timedelta(hours=1))}h"
-    return str(td)
 
 
 

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flushback.data.intervals import bar_interval, parse_interval
+
 __all__ = [
     "CHECKS",
     "check_alignment_dtype_name",
@@ -45,9 +47,6 @@ __all__ = [
     "same_values",
     "synthetic_frame",
 ]
-
-_STEP = {"1h": pd.Timedelta(hours=1), "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
-
 
 def synthetic_frame(
     n: int = 600,
@@ -66,7 +65,7 @@ def synthetic_frame(
     of the way in (as SOL starts years after BTC); the primary's own ``@`` columns are added
     too. Drawn from their own random stream: the primary's columns do not change."""
     rng = np.random.default_rng(seed)
-    step = _STEP[interval]
+    step = parse_interval(interval)
     per_day = pd.Timedelta(days=1) / step
     idx = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=n, freq=step, name="timestamp")
     sigma = 0.03 / np.sqrt(per_day)
@@ -175,7 +174,7 @@ def conformance_frame(sig: Any, interval: str = "1d", seed: int = 0,
                       extra: int = 300) -> pd.DataFrame:
     """A synthetic frame long enough for ``sig``: its warm-up plus ``extra`` bars, with a
     basket of three assets for the breadth signals."""
-    n = int(sig.warmup_for(_STEP[interval])) + extra
+    n = int(sig.warmup_for(parse_interval(interval))) + extra
     return synthetic_frame(n, interval, seed=seed, basket=2)
 
 
@@ -187,12 +186,6 @@ def same_values(a: pd.Series, b: pd.Series, atol: float = 0.0) -> bool:
     both_nan = np.isnan(x) & np.isnan(y)
     close = np.isclose(x, y, rtol=0.0, atol=max(atol, 1e-12))
     return bool((both_nan | close).all())
-
-
-def _interval_of(frame: pd.DataFrame) -> pd.Timedelta:
-    from flushback.signals.base import bar_interval
-
-    return bar_interval(frame)
 
 
 def check_alignment_dtype_name(sig: Any, frame: pd.DataFrame) -> None:
@@ -224,7 +217,7 @@ def check_determinism(sig: Any, frame: pd.DataFrame) -> None:
 
 def check_warmup(sig: Any, frame: pd.DataFrame) -> None:
     out = sig.compute(frame)
-    w = sig.warmup_for(_interval_of(frame))
+    w = sig.warmup_for(bar_interval(frame))
     head = out.iloc[:w]
     if sig.kind == "bool":
         assert not head.any(), f"{sig.name}: True inside the {w}-bar warm-up"
@@ -262,7 +255,7 @@ def check_truncation(sig: Any, frame: pd.DataFrame, cut: int,
 
 def check_convergence(sig: Any, frame: pd.DataFrame) -> None:
     """Given warmup_for(interval) bars of history, the last value is within the tolerance."""
-    w = sig.warmup_for(_interval_of(frame))
+    w = sig.warmup_for(bar_interval(frame))
     assert len(frame) > w + 1, "test frame too short for this signal"
     full = sig.compute(frame).iloc[-1]
     short = sig.compute(frame.iloc[-(w + 1):]).iloc[-1]

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import DataError
+from flushback.data.intervals import periods_per_year
 from flushback.strategies.columns import bar_hours, validate_bars
 from flushback.strategies.config import complete_params
 from flushback.strategies.margin import liquidation_loss, liquidation_price
@@ -684,7 +685,7 @@ def run_engine(
     cerebro.adddata(make_feed(frame, extra, validate=validate))
     params = dict(strategy_params or {})
     params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=hours,
-                  periods_per_year=int(round(8760 / hours)),
+                  periods_per_year=periods_per_year(pd.Timedelta(hours=hours)),
                   on_progress=on_progress, total_bars=len(frame))
     cerebro.addstrategy(strategy_cls, **params)
     strat = cerebro.run()[0]

@@ -1,7 +1,8 @@
 """Per-bar inputs a strategy reads besides its signals, computed in pandas and shared by both
 engines: the realised volatility for volatility-target sizing, the bar length in hours for
-funding, which extra columns each built-in strategy type puts on its feed, and the checks
-bars pass before they reach either engine (:func:`validate_bars`)."""
+funding (re-exported from :mod:`flushback.data.intervals`), which extra columns each built-in
+strategy type puts on its feed, and the checks bars pass before they reach either engine
+(:func:`validate_bars`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from flushback.data.errors import DataError
-from flushback.data.frames import bar_interval
+from flushback.data.intervals import bar_hours
 
 __all__ = ["realised_volatility", "bar_hours", "builtin_feed_columns", "validate_bars"]
 
@@ -22,14 +23,6 @@ def realised_volatility(close: pd.Series, lookback: int, periods_per_year: int) 
     return logret.rolling(lookback, min_periods=lookback).std(ddof=1) * math.sqrt(
         periods_per_year
     )
-
-
-def bar_hours(frame: pd.DataFrame) -> float:
-    """The bar length in hours: the declared interval (else the most common spacing); a lone
-    bar without a declared interval counts as a day."""
-    if frame.attrs.get("interval") or len(frame.index) > 1:
-        return bar_interval(frame).total_seconds() / 3600.0
-    return 24.0
 
 
 def builtin_feed_columns(strategy_type: str, frame: pd.DataFrame, cfg: dict,

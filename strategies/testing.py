@@ -42,9 +42,9 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from flushback.data.intervals import bar_interval, periods_per_year
 from flushback.signals.testing import synthetic_frame
 from flushback.strategies.adapter import FlushbackStrategy, run_engine
-from flushback.strategies.columns import bar_hours
 from flushback.strategies.config import get_strategy
 from flushback.strategies.results import EngineResult
 
@@ -103,7 +103,7 @@ def conformance_feed(strategy: type[FlushbackStrategy], frame: pd.DataFrame,
         values[:warmup] = np.nan
         lines[name] = values
     ready = min(warmup, n) if names else 0
-    ppy = int(round(8760 / bar_hours(frame)))
+    ppy = periods_per_year(bar_interval(frame))
     for name, values in strategy.feed_columns(frame, dict(cfg), ppy).items():
         lines[name] = pd.Series(values, index=frame.index).to_numpy(dtype=np.float64)
     return pd.DataFrame(lines, index=frame.index), ready

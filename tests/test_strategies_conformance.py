@@ -200,6 +200,8 @@ def test_overriding_next_is_refused_with_the_fix():
         class OldOpen(FlushbackStrategy):
             def next_open(self) -> None:
                 pass
+    # a strategy's own state goes in backtrader's start(), which the base leaves free
+    assert "start" not in FlushbackStrategy.__dict__
 
 
 def test_one_registry_for_builtin_and_custom_strategies():

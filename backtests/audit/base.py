@@ -5,7 +5,8 @@ checks share (:func:`compare_columns`, :func:`relative_difference`).
 The checks (:mod:`~flushback.backtests.audit.lookahead`, :mod:`~flushback.backtests.audit.warmup`,
 :mod:`~flushback.backtests.audit.external_timing`) are written over these small interfaces.
 
-The checks never import the runner, backtrader or the data layer: they work on a
+The checks never import the runner, backtrader or the data layer's loaders (only its pure
+interval helpers, :mod:`flushback.data.intervals`): they work on a
 :class:`Pipeline` (anything that recomputes frame, signal columns and trades from the raw inputs
 as they were known at a given bar close) and on signal-like objects (``compute(frame)``,
 ``warmup_for(interval)``, ``tolerance``). :mod:`flushback.backtests.audit.run` wires them to a

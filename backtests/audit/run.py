@@ -34,8 +34,8 @@ from flushback.backtests.audit.external_timing import check_external_timing
 from flushback.backtests.audit.lookahead import check_lookahead
 from flushback.backtests.audit.warmup import check_warmup
 from flushback.backtests.run.timefmt import iso_z
-from flushback.data.datasets import parse_interval
 from flushback.data.errors import BiasDetected, ConfigError
+from flushback.data.intervals import parse_interval
 from flushback.signals import SignalCache
 
 __all__ = [

@@ -26,6 +26,7 @@ from flushback.backtests.audit.base import (
     relative_difference,
 )
 from flushback.backtests.run.timefmt import iso_z
+from flushback.data.intervals import frame_step
 
 
 def _eval_positions(values: pd.Series, points: int, need: int) -> list[int]:
@@ -73,7 +74,7 @@ def check_warmup(
     infinite).
     """
     if interval is None:
-        interval = _interval_of(frame)
+        interval = frame_step(frame)
     rows: list[dict[str, Any]] = []
     findings: list[Finding] = []
     mults = sorted({float(m) for m in multiples} | {1.0})
@@ -171,10 +172,3 @@ def check_warmup(
         findings=findings[:200],
         params={"multiples": list(mults), "points": points},
     )
-
-
-def _interval_of(frame: pd.DataFrame) -> pd.Timedelta:
-    attr = frame.attrs.get("interval")
-    if attr:
-        return pd.Timedelta(str(attr).replace("1d", "1D"))
-    return pd.Timedelta(pd.Series(frame.index).diff().dropna().min())

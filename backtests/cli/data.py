@@ -152,7 +152,7 @@ def fetch(
 
     st = Store(store)
     # incremental: re-fetch from two periods before the last stored row (picks up revisions)
-    from flushback.data.datasets import INTERVALS
+    from flushback.data.intervals import INTERVALS
 
     since = {}
     for info in st.infos():

@@ -33,7 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from flushback.data.errors import ConfigError, DataError
-from flushback.data.frames import bar_interval
+from flushback.data.intervals import bar_interval, duration
 
 __all__ = [
     "DetectedEvent",
@@ -70,9 +70,9 @@ class Detection:
 
     def study_events(self, interval: pd.Timedelta | str):
         """The detected events as event-study inputs (known at the close of the first trigger)."""
-        from flushback.backtests.events.study import StudyEvent, to_timedelta
+        from flushback.backtests.events.study import StudyEvent
 
-        step = to_timedelta(interval)
+        step = duration(interval)
         return [
             StudyEvent(
                 id=e.id,

@@ -239,8 +239,8 @@ def study(
         # the study (and its baseline period) starts where the signal can fire at all: its
         # inputs exist and its warm-up has elapsed (flushback.backtests.run.warmup)
         from flushback.backtests.run.warmup import first_valid_position
+        from flushback.data.intervals import bar_interval
         from flushback.signals import build_signal
-        from flushback.signals.base import bar_interval
 
         sig = build_signal(signal)
         if sig.kind != "bool":

@@ -64,6 +64,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.intervals import duration, frame_step
 
 __all__ = [
     "DEFAULT_HORIZONS",
@@ -116,7 +117,7 @@ def events_from_triggers(
 
     A trigger on bar t is known at t + interval (its close).
     """
-    step = to_timedelta(interval)
+    step = duration(interval)
     if isinstance(triggers, pd.Series):
         idx = triggers.index[triggers.fillna(False).astype(bool).to_numpy()]
     else:
@@ -141,31 +142,6 @@ def events_from_triggers(
 # --------------------------------------------------------------------------------------------
 # outcomes (forward-looking)
 # --------------------------------------------------------------------------------------------
-def to_timedelta(value: Any) -> pd.Timedelta:
-    """``"1d"``/``"4h"``/``"1h"`` or a Timedelta -> Timedelta (days written as ``D``)."""
-    if isinstance(value, str):
-        v = value.strip()
-        if v[-1:] in ("d", "D"):
-            v = v[:-1] + "D"
-        return pd.Timedelta(v)
-    return pd.Timedelta(value)
-
-
-def _interval(frame: pd.DataFrame) -> pd.Timedelta:
-    value = frame.attrs.get("interval")
-    if value:
-        return to_timedelta(value)
-    try:
-        from flushback.data.frames import bar_interval  # type: ignore[import-not-found]
-
-        return pd.Timedelta(bar_interval(frame))
-    except Exception:  # fall back to the modal spacing
-        diffs = frame.index.to_series().diff().dropna()
-        if diffs.empty:
-            raise DataError("cannot infer the bar interval of a frame with < 2 bars") from None
-        return pd.Timedelta(diffs.mode().iloc[0])
-
-
 def _check_frame(frame: pd.DataFrame) -> None:
     missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
     if missing:
@@ -223,7 +199,7 @@ class _Arrays:
             low=frame["low"].to_numpy(dtype="float64"),
             close=frame["close"].to_numpy(dtype="float64"),
             index=pd.DatetimeIndex(frame.index).tz_convert("UTC"),
-            step=_interval(frame),
+            step=frame_step(frame),
         )
 
     def entry_pos(self, known_at: pd.Timestamp) -> int:

@@ -197,7 +197,7 @@ def signal_states(signals: Mapping[str, Any], frame: pd.DataFrame, known_at: pd.
                   at: pd.Timestamp) -> list[dict[str, Any]]:
     """Status of every signal (and composite leg) at bar ``at``, with its inputs' values and
     ages. ``known_at``: ``AssembledFrame.known_at`` (when each external value became known)."""
-    from flushback.signals.base import bar_interval
+    from flushback.data.intervals import bar_interval
 
     iv = bar_interval(frame)
     pos = int(frame.index.get_loc(at))

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flushback.data.intervals import periods_per_year
+
 __all__ = [
     "METRIC_NAMES",
     "returns_from_equity",
@@ -61,15 +63,9 @@ __all__ = [
     "periods_per_year_for",
 ]
 
-PERIODS_PER_YEAR = {"1d": 365, "4h": 6 * 365, "1h": 8760}
-
-
-def periods_per_year_for(interval: str) -> int:
-    """365 for "1d", 2190 for "4h", 8760 for "1h" (crypto trades around the clock)."""
-    if interval in PERIODS_PER_YEAR:
-        return PERIODS_PER_YEAR[interval]
-    hours = pd.Timedelta(interval).total_seconds() / 3600.0
-    return int(round(8760 / hours))
+#: bars per year for an interval ("1d" -> 365, "4h" -> 2190, "1h" -> 8760); the one definition
+#: is :func:`flushback.data.intervals.periods_per_year`
+periods_per_year_for = periods_per_year
 
 
 def _arr(equity: pd.Series | Sequence[float] | np.ndarray) -> np.ndarray:

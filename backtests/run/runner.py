@@ -46,8 +46,8 @@ from flushback.backtests.run.breakdown import portfolio_breakdown
 from flushback.backtests.run.metrics import compute_metrics, periods_per_year_for
 from flushback.backtests.run.spec import BacktestSpec, load_spec
 from flushback.data.basket import basket_members
-from flushback.data.datasets import parse_interval
 from flushback.data.errors import ConfigError, DataError
+from flushback.data.intervals import parse_interval
 from flushback.signals.base import SignalCache
 from flushback.strategies.columns import validate_bars
 from flushback.strategies.config import strategy_signals

@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.data.datasets import INTERVALS
 from flushback.data.errors import DataError, SourceUnavailable
+from flushback.data.intervals import (
+    INTERVALS,
+)
 
 __all__ = ["MAX_INTRADAY_DAYS", "YahooSource", "normalize_yf_frame"]
 
