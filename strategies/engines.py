@@ -57,7 +57,7 @@ def run_strategy(
     cash: float,
     commission: float,
     slippage: float,
-    funding: bool,
+    funding: bool | str,
     cfg: dict[str, Any],
     on_progress: Callable[[int, int], None] | None = None,
     validate: bool = True,
