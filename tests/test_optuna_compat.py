@@ -230,8 +230,10 @@ def test_rdb_heartbeat_kwargs(tmp_path):
     def on_stale(study, trial) -> None:
         stale.append(trial.number)
 
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}",
-                                         **rdb_heartbeat_kwargs(1, 2, on_stale))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}",
+                                             **rdb_heartbeat_kwargs(1, 2, on_stale))
     assert storage.get_heartbeat_interval() == 1 and heartbeat_enabled(storage)
     study = optuna.create_study(storage=storage, study_name="s")
     with warnings.catch_warnings():
