@@ -20,7 +20,9 @@ from flushback.backtests.optimize.optuna_compat import (
     carry_search_space_cache,
     finished_trials_in_ask,
     heartbeat_enabled,
+    is_qmc_position,
     rdb_bulk_insert,
+    rdb_heartbeat_kwargs,
     rdb_trials_since,
     trial_id,
 )
@@ -198,3 +200,52 @@ def test_journal_without_fsync_reads_back_as_optunas_own(tmp_path):
                               storage=JournalStorage(JournalFileBackend(str(path))))
     assert [_shape(t) for t in stock.get_trials()] == [_shape(t) for t in study.get_trials()]
     assert not list(tmp_path.glob("*.lock"))  # the lock is released after every append
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_is_qmc_position(kind, tmp_path):
+    storage = _storage(kind, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(storage=storage, study_name="s",
+                                    sampler=optuna.samplers.QMCSampler(seed=1))
+    sid = storage.get_study_id_from_name("s")
+    storage.set_study_system_attr(sid, "flushback_reserved:h:1:ab", {"n": 0, "t": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(5):
+            t = study.ask(DISTS)
+            study.tell(t, 0.0)
+    attrs = storage.get_study_system_attrs(sid)
+    positions = {k: v for k, v in attrs.items() if is_qmc_position(k)}
+    # one sequence; the first trial is sampled independently (QMC learns the search space
+    # from finished trials), the next four take sample ids 0..3
+    assert list(positions.values()) == [3], attrs
+    assert not is_qmc_position("flushback_reserved:h:1:ab")
+
+
+def test_rdb_heartbeat_kwargs(tmp_path):
+    stale: list[int] = []
+
+    def on_stale(study, trial) -> None:
+        stale.append(trial.number)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}",
+                                             **rdb_heartbeat_kwargs(1, 2, on_stale))
+    assert storage.get_heartbeat_interval() == 1 and heartbeat_enabled(storage)
+    study = optuna.create_study(storage=storage, study_name="s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "heartbeat is for Study.optimize"
+        dead = study.ask(DISTS)
+        storage.record_heartbeat(trial_id(dead))
+    storage.engine.dispose()
+    import time
+
+    time.sleep(3.5)  # past the grace period: the trial's process is taken for dead
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.FAIL
+    assert stale == [dead.number]  # the callback was handed the stale trial

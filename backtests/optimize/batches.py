@@ -36,7 +36,12 @@ from typing import Any
 
 from flushback.backtests.optimize.config import ensure_study
 from flushback.backtests.optimize.locks import Gate, Periodic, reap_dead_trials
-from flushback.backtests.optimize.optuna_compat import rdb_bulk_insert, rdb_trials_since, trial_id
+from flushback.backtests.optimize.optuna_compat import (
+    is_qmc_position,
+    rdb_bulk_insert,
+    rdb_trials_since,
+    trial_id,
+)
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
 from flushback.data.errors import StoreError
 
@@ -88,14 +93,13 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
 
 def _claim_sequence(storage: Any, study_id: int, lstore: Any, lid: int, k: int) -> None:
     """Under the gate: samplers that keep their place in a sequence as a study system
-    attribute (optuna's QMC: ``qmc:<hash>`` = last sample id) continue from the shared
+    attribute (optuna's QMC: see ``optuna_compat.is_qmc_position``) continue from the shared
     position, and this batch claims the next ``k`` ids, so that workers never draw the same
     point and a resumed study does not redraw written ones."""
-    prefix = "qmc:"
     remote = {key: v for key, v in storage.get_study_system_attrs(study_id).items()
-              if key.startswith(prefix)}
+              if is_qmc_position(key)}
     mine = {key: v for key, v in lstore.get_study_system_attrs(lid).items()
-            if key.startswith(prefix)}
+            if is_qmc_position(key)}
     for key in set(remote) | set(mine):
         start = max(int(remote.get(key, -1)), int(mine.get(key, -1)))
         lstore.set_study_system_attr(lid, key, start)
@@ -106,7 +110,7 @@ def _publish_sequence(storage: Any, study_id: int, lstore: Any, lid: int) -> Non
     """After a batch: sequence positions first used in this batch become shared."""
     remote = storage.get_study_system_attrs(study_id)
     for key, v in lstore.get_study_system_attrs(lid).items():
-        if key.startswith("qmc:") and int(remote.get(key, -1)) < int(v):
+        if is_qmc_position(key) and int(remote.get(key, -1)) < int(v):
             storage.set_study_system_attr(study_id, key, int(v))
 
 

@@ -7,8 +7,9 @@ upgrade that renames or reshapes one of them breaks the matching test in
 ``tests/test_optuna_compat.py`` (one test per accessor, run against real in-memory, SQLite and
 journal-file storages), not an optimization halfway through.
 
-Checked against optuna 5.0.0 (``pyproject.toml`` allows ``>=4.0,<6``): run
-``pytest tests/test_optuna_compat.py`` after changing the pin or upgrading optuna.
+Checked against optuna 4.0.0, 4.1.0, 4.2.1, 4.3.0, 4.4.0, 4.5.0, 4.6.0, 4.7.0, 4.8.0, 4.9.0 and
+5.0.0 (``pyproject.toml`` allows ``>=4.0,<6``): run ``pytest tests/test_optuna_compat.py``
+after changing the pin or upgrading optuna.
 
 - :func:`trial_id`: a trial's storage id (``Trial._trial_id`` / ``FrozenTrial._trial_id``).
   Public route: ``storage.get_trial_id_from_study_id_trial_number``, one query per trial.
@@ -20,14 +21,23 @@ Checked against optuna 5.0.0 (``pyproject.toml`` allows ``>=4.0,<6``): run
 - :func:`carry_search_space_cache`: hand a sampler's incremental intersection search space
   (``sampler._search_space``) to its reseeded successor, so it does not re-scan every trial.
 - :func:`rdb_trials_since`: the RDB storage's incremental trial read
-  (``RDBStorage._get_trials``): only trials created after an id, plus chosen ones.
+  (``RDBStorage._get_trials``): only trials created after an id, plus chosen ones (optuna 4.0's
+  ``_get_trials`` has no such filter: every trial is read and filtered here).
 - :func:`rdb_bulk_insert`: finished trials written as one transaction of bulk inserts into
   optuna's own tables (``optuna.storages._rdb.models``, ``_create_scoped_session``).
+- :func:`is_qmc_position`: the study system attribute where optuna's ``QMCSampler`` keeps its
+  place in the sequence (``"qmc:<hash>"`` from optuna 4.9, ``"sobol (scramble=True,
+  seed=1)'s last sample id"`` before), which workers share so none redraws a point.
+
+And one public API that changed name: :func:`rdb_heartbeat_kwargs` passes the stale-trial
+callback as ``heartbeat_stale_trial_callback`` (optuna >= 4.9) or ``failed_trial_callback``
+(earlier; deprecated in 4.9).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -37,6 +47,8 @@ __all__ = [
     "carry_search_space_cache",
     "rdb_trials_since",
     "rdb_bulk_insert",
+    "is_qmc_position",
+    "rdb_heartbeat_kwargs",
 ]
 
 
@@ -75,7 +87,12 @@ def rdb_trials_since(storage: Any, study_id: int, included_ids: Iterable[int],
                      greater_than: int) -> list[Any]:
     """Trials of an RDB storage's study whose id is above ``greater_than`` or in
     ``included_ids`` (frozen, not deep-copied)."""
-    return list(storage._get_trials(study_id, None, set(included_ids), greater_than))
+    included = set(included_ids)
+    params = inspect.signature(storage._get_trials).parameters
+    if "trial_id_greater_than" in params:
+        return list(storage._get_trials(study_id, None, included, greater_than))
+    return [t for t in storage.get_all_trials(study_id, deepcopy=False)
+            if trial_id(t) > greater_than or trial_id(t) in included]
 
 
 def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
@@ -126,3 +143,19 @@ def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
         for model, values in tables.items():
             if values:
                 session.execute(sa.insert(model), values)
+
+
+def is_qmc_position(key: str) -> bool:
+    """Whether a study system attribute is where ``QMCSampler`` keeps its last sample id."""
+    return key.startswith("qmc:") or key.endswith("'s last sample id")
+
+
+def rdb_heartbeat_kwargs(interval: int, grace_period: int,
+                         on_stale: Callable[[Any, Any], None]) -> dict[str, Any]:
+    """``RDBStorage`` keyword arguments for heartbeats whose stale trials go to ``on_stale``."""
+    from optuna.storages import RDBStorage
+
+    params = inspect.signature(RDBStorage.__init__).parameters
+    name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+            else "failed_trial_callback")
+    return {"heartbeat_interval": interval, "grace_period": grace_period, name: on_stale}

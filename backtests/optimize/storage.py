@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flushback.backtests.optimize.optuna_compat import rdb_heartbeat_kwargs
 from flushback.data.errors import ConfigError, StoreError
 
 
@@ -120,11 +121,8 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
             engine_kwargs = {"pool_pre_ping": True}
         kwargs: dict[str, Any] = {}
         if heartbeat:
-            kwargs = {
-                "heartbeat_interval": int(heartbeat),
-                "grace_period": int(heartbeat) * 2 + 1,
-                "heartbeat_stale_trial_callback": retry_if_fully_sampled,
-            }
+            kwargs = rdb_heartbeat_kwargs(int(heartbeat), int(heartbeat) * 2 + 1,
+                                          retry_if_fully_sampled)
         try:
             with _init_lock(url):  # concurrent first use would race on CREATE TABLE
                 storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
