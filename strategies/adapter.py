@@ -487,6 +487,7 @@ class FlushbackStrategy(bt.Strategy):
         are in the cash: backtrader's ``shortcash``) minus its value."""
         if self.side < 0:
             return -size * price
+        assert self._lot is not None
         avg = self._lot.avg_price
         return size * avg / self.leverage + size * (price - avg)
 
@@ -494,6 +495,7 @@ class FlushbackStrategy(bt.Strategy):
         """Close the position at its liquidation price, outside the broker: the fee is the
         commission at that price, the margin is lost (:func:`liquidation_loss`)."""
         lot = self._lot
+        assert lot is not None
         liq, lev = self.liq_price, self.leverage
         size = lot.size
         fee = size * float(self.p.commission) * liq

@@ -81,6 +81,7 @@ class FastTrials:
         self.ohlc = np.ascontiguousarray(window[["open", "high", "low", "close"]].to_numpy(
             dtype=np.float64))
         self.bar_hours = bar_hours(window)
+        self.funding: np.ndarray | None
         if spec.costs.funding == "settlements":
             from flushback.backtests.run.runner import funding_line
 
