@@ -20,6 +20,9 @@ did not record become ``null`` / empty.
 - ``1.1``: adds ``warmup`` (:func:`flushback.backtests.run.warmup.warmup_report`: the first bar at
   which every signal is valid and whether it falls inside the window); ``null`` in migrated
   1.0 documents, which did not record it.
+- ``1.2``: the ``events``, ``optimization`` and ``audit`` sections are typed
+  (:mod:`flushback.backtests.reports.schema_sections`) instead of free-form; their content is
+  what their writers already wrote under 1.1, so the migration changes only the version.
 
 Conventions
 -----------
@@ -29,7 +32,8 @@ Conventions
 - No NaN or infinity in JSON: they become ``null`` (metrics such as a profit factor without
   losing trades are undefined, not infinite).
 - Sections owned by other parts of flushback (``events``, ``optimization``, ``audit``) are
-  free-form dicts here; their owners validate their content with their own models.
+  typed for reading in :mod:`flushback.backtests.reports.schema_sections`; their owners
+  validate what they write with their own models.
 
 Writers build a report with :func:`build_report` (accepts DataFrames and numpy scalars and
 returns the JSON-ready dict) and write it with :func:`write_report_file` (atomic). Readers use
@@ -55,6 +59,11 @@ from pydantic import (
     model_validator,
 )
 
+from flushback.backtests.reports.schema_sections import (
+    AuditSection,
+    EventsSection,
+    OptimizationSection,
+)
 from flushback.data.errors import DataError
 
 __all__ = [
@@ -67,6 +76,9 @@ __all__ = [
     "Trade",
     "EquityPoint",
     "Series",
+    "EventsSection",
+    "OptimizationSection",
+    "AuditSection",
     "to_jsonable",
     "iso_utc",
     "build_report",
@@ -78,7 +90,7 @@ __all__ = [
     "report_json_schema",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -319,7 +331,7 @@ class Series(BaseModel):
 class Report(_Model):
     """A run's report (``report.json``), schema version :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal["1.1"] = "1.1"  # SCHEMA_VERSION
+    schema_version: Literal["1.2"] = "1.2"  # SCHEMA_VERSION
     flushback_version: str
     kind: Literal["backtest", "optimization"] = "backtest"
     run_id: str = Field(min_length=1)
@@ -334,9 +346,9 @@ class Report(_Model):
     equity: list[EquityPoint] = Field(default_factory=list)
     series: Series = Field(default_factory=Series)
     triggers: dict[str, list[Timestamp]] = Field(default_factory=dict)
-    events: dict[str, Any] | None = None
-    optimization: dict[str, Any] | None = None
-    audit: dict[str, Any] | None = None
+    events: EventsSection | None = None
+    optimization: OptimizationSection | None = None
+    audit: AuditSection | None = None
     # flushback.backtests.run.warmup.warmup_report: the first bar at which every signal is valid
     warmup: dict[str, Any] | None = None
 
@@ -424,10 +436,19 @@ def _migrate_1_0_to_1_1(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _migrate_1_1_to_1_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """1.1 -> 1.2: the events/optimization/audit sections become typed; their content is
+    unchanged (1.1 writers already wrote these layouts)."""
+    out = dict(doc)
+    out["schema_version"] = "1.2"
+    return out
+
+
 #: version -> (function upgrading a document of that version to the next, next version)
 MIGRATIONS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "0.9": (_migrate_0_9_to_1_0, "1.0"),
     "1.0": (_migrate_1_0_to_1_1, "1.1"),
+    "1.1": (_migrate_1_1_to_1_2, "1.2"),
 }
 SUPPORTED_VERSIONS: tuple[str, ...] = (*MIGRATIONS.keys(), SCHEMA_VERSION)
 
