@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flushback.backtests.reports.format import fmt
+from flushback.backtests.reports.format import benchmark_label, fmt
 from flushback.backtests.reports.schema import OptimizationSection, Report
 from flushback.backtests.reports.tables import FlushEvent, drawdown, monthly_returns
 
@@ -109,10 +109,11 @@ def fig_equity(report: Report) -> Any | None:
     fig.add_trace(go.Scatter(x=x, y=_rounded(eq["equity"]), name="strategy", mode="lines",
                              line={"color": COLORS["strategy"], "width": 1.6}))
     if "benchmark" in eq and eq["benchmark"].notna().any():
-        fig.add_trace(go.Scatter(x=x, y=_rounded(eq["benchmark"]), name=report.benchmark.name,
-                                 mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=_rounded(eq["benchmark"]),
+                                 name=benchmark_label(report.benchmark.name), mode="lines",
                                  line={"color": COLORS["benchmark"], "width": 1.2}))
-    fig.update_layout(**base_layout("Equity: strategy vs " + report.benchmark.name))
+    bench = benchmark_label(report.benchmark.name)
+    fig.update_layout(**base_layout("Equity: strategy vs " + bench))
     values = eq[[c for c in ("equity", "benchmark") if c in eq]].to_numpy(dtype="float64")
     values = values[np.isfinite(values) & (values > 0)]
     # a curve spanning more than 10x reads better on a log scale (the button switches back)
@@ -138,7 +139,7 @@ def fig_underwater(report: Report) -> Any | None:
                              fill="tozeroy", line={"color": COLORS["strategy"], "width": 1}))
     if "benchmark" in eq and eq["benchmark"].notna().any():
         fig.add_trace(go.Scatter(x=x, y=_rounded(drawdown(eq["benchmark"]) * 100, 5),
-                                 name=report.benchmark.name, mode="lines",
+                                 name=benchmark_label(report.benchmark.name), mode="lines",
                                  line={"color": COLORS["benchmark"], "width": 1}))
     fig.update_layout(**base_layout("Underwater: drawdown from the running peak", 300))
     fig.update_yaxes(title_text="drawdown (%)", ticksuffix=" %")

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["esc", "fmt", "pct", "fmt_metric", "sort_value", "naive_utc", "PERCENT_KEYS"]
+__all__ = ["esc", "fmt", "pct", "fmt_metric", "sort_value", "naive_utc", "PERCENT_KEYS", "words",
+           "fmt_time", "benchmark_label"]
 
 # Fractions shown as percentages (units as documented in flushback.backtests.run.metrics).
 PERCENT_KEYS = frozenset({
@@ -86,3 +87,21 @@ def naive_utc(stamps: Iterable[Any]) -> pd.DatetimeIndex:
     """UTC timestamps without zone for plotly.js (which has no time zones); axes say UTC."""
     idx = pd.DatetimeIndex(pd.to_datetime(list(stamps), utc=True))
     return idx.tz_localize(None)
+
+
+def words(value: Any) -> str:
+    """An identifier as words (``stop_loss`` -> ``stop loss``); anything else as ``fmt``."""
+    return value.replace("_", " ") if isinstance(value, str) else fmt(value)
+
+
+def fmt_time(value: Any) -> str:
+    """An ISO 8601 UTC time (``2026-02-06T00:00:00Z``) as ``2026-02-06`` or
+    ``2026-02-06 13:00``; missing -> en dash."""
+    if not value:
+        return "–"
+    return fmt(pd.Timestamp(value))
+
+
+def benchmark_label(name: str) -> str:
+    """The benchmark's name for people (``buy_and_hold`` -> ``buy-and-hold``)."""
+    return "buy-and-hold" if name == "buy_and_hold" else name.replace("_", " ")

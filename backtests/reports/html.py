@@ -34,7 +34,15 @@ from flushback.backtests.reports.figures import (
     fng_thresholds,
     fold_rows,
 )
-from flushback.backtests.reports.format import esc, fmt, fmt_metric, pct
+from flushback.backtests.reports.format import (
+    benchmark_label,
+    esc,
+    fmt,
+    fmt_metric,
+    fmt_time,
+    pct,
+    words,
+)
 from flushback.backtests.reports.markdown import (
     as_report,
     md_escape,
@@ -102,9 +110,11 @@ def _warmup(report: Report) -> dict[str, Any] | None:
         list(w.get("signals") or []),
         [("name", "signal"), ("type", "type"), ("warmup_bars", "warm-up (bars)"),
          ("inputs_from", "inputs from"), ("valid_from", "valid from")],
+        formatters={"inputs_from": fmt_time, "valid_from": fmt_time, "type": words},
     ) if w.get("signals") else ""
     return {"inside_window": bool(w.get("inside_window")), "message": w.get("message", ""),
-            "first_valid_bar": w.get("first_valid_bar"), "window_start": w.get("window_start"),
+            "first_valid_bar": fmt_time(w.get("first_valid_bar")),
+            "window_start": fmt_time(w.get("window_start")),
             "bars_before": w.get("bars_in_window_before_valid"),
             "window_bars": w.get("window_bars"), "table": table}
 
@@ -135,7 +145,8 @@ def _trades(report: Report) -> dict[str, Any]:
     known = dict(TRADE_COLUMNS)
     extra = [(k, k.replace("_", " ")) for k in rows[0] if k not in known]
     table = records_table(rows, TRADE_COLUMNS + extra, sortable=True, table_id="trades-table",
-                          scroll=True, formatters={k: pct for k in ("return_pct", "mae", "mfe")})
+                          scroll=True, formatters={**{k: pct for k in ("return_pct", "mae", "mfe")},
+                                                   "exit_reason": words})
     trips = len({r.get("trade_id") for r in rows}) if all(
         r.get("trade_id") is not None for r in rows) else len(rows)
     note = f"{trips} trade{'s' if trips != 1 else ''} (round trips)"
@@ -147,6 +158,7 @@ def _trades(report: Report) -> dict[str, Any]:
 
 
 def _events(report: Report, events: Sequence[FlushEvent]) -> dict[str, Any] | None:
+    bench = benchmark_label(report.benchmark.name)
     out: dict[str, Any] = {"table": "", "note": "", "study": None}
     if events:
         frame = forward_event_outcomes(report, list(events))
@@ -158,24 +170,26 @@ def _events(report: Report, events: Sequence[FlushEvent]) -> dict[str, Any] | No
             "For each flush event in the data window: whether the strategy entered (a trade "
             f"entered from the day before the event to {ENTRY_WINDOW_DAYS} days after it; 'in "
             "position' = a trade entered earlier was open at the event), that trade, and the "
-            f"equity change of the strategy and of {report.benchmark.name} from the day before "
+            f"equity change of the strategy and of {bench} from the day before "
             f"the event to {HORIZON_DAYS} days after it (or the end of the data).")
         out["table"] = records_table(rows, [
             ("start", "event"), ("name", "name"), ("action", "action"),
             ("n_trades", "trades"), ("entry_time", "entry"), ("entry_price", "entry price"),
             ("exit_time", "exit"), ("exit_price", "exit price"), ("trade_return", "trade return"),
             ("strategy_return", f"strategy +{HORIZON_DAYS}d"),
-            ("benchmark_return", f"{report.benchmark.name} +{HORIZON_DAYS}d"),
+            ("benchmark_return", f"{bench} +{HORIZON_DAYS}d"),
         ], sortable=True, table_id="events-table",
-            formatters={k: pct for k in ("strategy_return", "benchmark_return", "trade_return")})
+            formatters={**{k: pct for k in ("strategy_return", "benchmark_return",
+                                            "trade_return")}, "action": words})
     section = report.events
     if section is not None and section.summary:
         base = section.baseline
         out["study"] = {
             "note": (f"Mean forward return of {report.data.symbol} after the catalog's events "
                      f"against {fmt(section.draws)} draws of as many random days (seed "
-                     f"{fmt(base.get('seed'))}); p-value: the share of draws at least as far "
-                     "from the random-day mean as the events (two-sided)."),
+                     f"{fmt(base.get('seed'))}). p-value (two-sided): twice the smaller share "
+                     "of random draws whose mean return is at least as high, or at least as "
+                     "low, as the events' mean; near 1 the events look like any other days."),
             "table": records_table(
                 [s.model_dump() for s in section.summary],
                 [("horizon", "days ahead"), ("n_events", "events"),
@@ -258,10 +272,10 @@ def build_report_html(report: Report | Mapping[str, Any],
     guides = [label for _, label in fng_thresholds(rep.config)] \
         if "fng" in rep.series_frame() else []
     context = {
-        "benchmark_name": rep.benchmark.name,
+        "benchmark_name": benchmark_label(rep.benchmark.name),
         "metrics_note": ("Each metric of the run beside the same metric of "
-                         f"{rep.benchmark.name} over the same bars; trades are counted by round "
-                         "trip (a position from flat back to flat)."),
+                         f"{benchmark_label(rep.benchmark.name)} over the same bars; trades are "
+                         "counted by round trip (a position from flat back to flat)."),
         "metric_groups": metric_groups(rep.metrics, rep.benchmark.metrics),
         "warmup": _warmup(rep),
         **_identity(rep),
