@@ -34,7 +34,8 @@ def test_golden_1_0_report_migrates_to_1_1_with_no_warmup_recorded():
     doc = _golden("report_v1_0.json")
     rep = rs.load_report_file(GOLDEN / "report_v1_0.json")
     assert rep.schema_version == "1.2" and rep.warmup is None
-    assert rep.to_dict() == {**doc, "schema_version": "1.2", "warmup": None}
+    assert rep.to_dict() == {**doc, "schema_version": "1.2", "warmup": None,
+                             "long_series": None}
     assert doc == _golden("report_v1_0.json")  # the migration did not mutate its input
 
 
@@ -50,8 +51,8 @@ def test_golden_1_1_report_loads_and_round_trips_unchanged():
     assert rep.series.fng[3] is None
     assert rep.metrics["profit_factor"] is None
     # the canonical form is the golden file itself: nothing added, dropped or reformatted
-    # (1.1 -> 1.2 changes only the version)
-    assert rep.to_dict() == {**doc, "schema_version": "1.2"}
+    # (1.1 -> 1.2 changes only the version; its series were inline)
+    assert rep.to_dict() == {**doc, "schema_version": "1.2", "long_series": None}
 
 
 def test_json_schema_matches_golden():
@@ -215,7 +216,7 @@ def test_build_report_from_frames_matches_the_frames():
 
 
 def test_write_is_atomic_readable_and_loads_from_a_run_folder(tmp_path):
-    doc = {**_golden("report_v1_1.json"), "schema_version": "1.2"}
+    doc = {**_golden("report_v1_1.json"), "schema_version": "1.2", "long_series": None}
     run = tmp_path / "runs" / "golden0000000001"
     path = rs.write_report_file(doc, run / "report.json")
     assert sorted(p.name for p in run.iterdir()) == ["report.json"]  # no temp file left

@@ -21,8 +21,11 @@ did not record become ``null`` / empty.
   which every signal is valid and whether it falls inside the window); ``null`` in migrated
   1.0 documents, which did not record it.
 - ``1.2``: the ``events``, ``optimization`` and ``audit`` sections are typed
-  (:mod:`flushback.backtests.reports.schema_sections`) instead of free-form; their content is
-  what their writers already wrote under 1.1, so the migration changes only the version.
+  (:mod:`flushback.backtests.reports.schema_sections`) instead of free-form (their content is
+  what their writers already wrote under 1.1); a report with many bars keeps its ``equity`` and
+  ``series`` in ``bars.parquet`` beside ``report.json``, named by ``long_series``
+  (:mod:`flushback.backtests.reports.long_series`; ``null`` when they are inline, as in every
+  migrated 1.1 report).
 
 Conventions
 -----------
@@ -351,6 +354,9 @@ class Report(_Model):
     audit: AuditSection | None = None
     # flushback.backtests.run.warmup.warmup_report: the first bar at which every signal is valid
     warmup: dict[str, Any] | None = None
+    # flushback.backtests.reports.long_series: equity and series kept in a file beside
+    # report.json ({file, bars, sha256, ...}); null when they are inline
+    long_series: dict[str, Any] | None = None
 
     @field_validator("equity")
     @classmethod
@@ -438,8 +444,10 @@ def _migrate_1_0_to_1_1(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _migrate_1_1_to_1_2(doc: dict[str, Any]) -> dict[str, Any]:
     """1.1 -> 1.2: the events/optimization/audit sections become typed; their content is
-    unchanged (1.1 writers already wrote these layouts)."""
+    unchanged (1.1 writers already wrote these layouts); the series of a 1.1 report are inline
+    (``long_series`` null)."""
     out = dict(doc)
+    out["long_series"] = None
     out["schema_version"] = "1.2"
     return out
 
@@ -548,6 +556,10 @@ def load_report_file(path: str | Path) -> Report:
             file=str(p),
             hint="the file is damaged; re-run the backtest",
         ) from None
+    if isinstance(doc, dict):
+        from flushback.backtests.reports.long_series import join
+
+        doc = join(doc, p.parent)
     return validate_report(doc, file=p)
 
 
@@ -566,9 +578,26 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:
-    """Validate and write ``report.json`` atomically (temp file + rename). Returns the path."""
+    """Validate and write ``report.json`` atomically (temp file + rename); a report with many
+    bars keeps its equity and series in ``bars.parquet`` beside it (written first,
+    atomically). Returns the path of report.json."""
+    from flushback.backtests.reports.long_series import split
+
     model = report if isinstance(report, Report) else validate_report(report)
-    return write_text_atomic(path, model.to_json() + "\n")
+    doc, sidecar = split(model.to_dict())
+    if sidecar is not None:
+        from flushback.data.errors import StoreError
+        from flushback.data.store import atomic_write_bytes
+
+        target = Path(path).parent / doc["long_series"]["file"]
+        try:
+            atomic_write_bytes(target, sidecar)
+        except OSError as exc:
+            raise StoreError(f"cannot write {target.name} ({len(sidecar):,} bytes): "
+                             f"{exc.strerror or exc}", file=str(target),
+                             hint="free disk space or choose a writable folder") from None
+    text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def _records(obj: Any) -> Any:
