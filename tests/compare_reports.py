@@ -29,7 +29,10 @@ def main() -> int:
         del args[i:i + 2]
     a, b = Path(args[0]), Path(args[1])
     data = args[2] if len(args) > 2 else str(a.parent / "shared" / "data")
-    specs = sorted(p.stem for p in (a / "backtests" / "specs").glob("*.toml"))
+    specs_of = [{p.stem for p in (t / "backtests" / "specs").glob("*.toml")} for t in (a, b)]
+    specs = sorted(specs_of[0] & specs_of[1])
+    for only in sorted(specs_of[0] ^ specs_of[1]):
+        print(f"{only}: shipped by one checkout only, not compared")
     ok = True
     for spec in specs:
         docs = []

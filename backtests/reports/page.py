@@ -141,7 +141,7 @@ def records_table(
                     keys.append(k)
         columns = [(k, k) for k in keys]
     formatters = dict(formatters or {})
-    head = []
+    head: list[dict[str, Any]] = []
     for key, header in columns:
         vals = [r.get(key) for r in rows if r.get(key) is not None]
         numeric = bool(vals) and all(
@@ -151,10 +151,11 @@ def records_table(
     for r in rows:
         cells = []
         for col in head:
-            v = r.get(col["key"])
+            key = str(col["key"])
+            v = r.get(key)
             if isinstance(v, float) and not math.isfinite(v):
                 v = None
-            text = formatters[col["key"]](v) if col["key"] in formatters else fmt(v)
+            text = formatters[key](v) if key in formatters else fmt(v)
             cells.append({"text": text, "sort": sort_value(v), "numeric": col["numeric"]})
         body.append(cells)
     macro = environment().get_template("macros.html.j2").module.table
