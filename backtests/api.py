@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from flushback.backtests.events import DEFAULT_DRAWS
 from flushback.data.errors import ConfigError, DataError
 
 __all__ = ["USER_ENTRY", "USER_EXIT", "Result", "backtest", "study_events"]
@@ -302,7 +303,7 @@ def study_events(
     start: Any = None,
     end: Any = None,
     horizons: Sequence[int] = (1, 3, 7, 14, 30, 90),
-    draws: int = 10_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     alpha: float = 0.05,
     cluster: str = "mean",

@@ -189,3 +189,34 @@ def make_optimization_section(seed: int = 0, n_trials: int = 30, n_folds: int = 
         "dsr": {"dsr": 0.81, "n_trials": n_trials, "kurtosis_raw": 5.2},
         "pbo": {"pbo": 0.23, "n_splits": 16},
     }
+
+
+def unpack_page(text: str) -> tuple[str, dict[str, Any]]:
+    """(plotly.js, chart document) embedded in a report page, inflated the way the page's own
+    script does it (base64, then gzip); the chart document's shared axes put back into every
+    trace, so ``doc["figures"][div_id]["data"][i]["x"]`` is the plain list."""
+    import base64
+    import gzip
+    import json
+    import re
+
+    def block(block_id: str) -> bytes:
+        m = re.search(rf'<script type="application/octet-stream" id="{block_id}">([^<]*)'
+                      r"</script>", text)
+        assert m, f"no {block_id} block in the page"
+        return gzip.decompress(base64.b64decode(m.group(1)))
+
+    doc = json.loads(block("fb-figures"))
+    for fig in doc["figures"].values():
+        for trace in fig["data"]:
+            if isinstance(trace.get("x"), dict) and "shared" in trace["x"]:
+                trace["x"] = doc["shared"][trace["x"]["shared"]]
+    return block("fb-plotly-js").decode("utf-8"), doc
+
+
+def strip_embedded(text: str) -> str:
+    """The page without its embedded (compressed) blocks: the markup and scripts we wrote."""
+    import re
+
+    return re.sub(r'(<script type="application/octet-stream" id="[^"]+">)[^<]*(</script>)',
+                  r"\1\2", text)

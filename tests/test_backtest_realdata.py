@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from flushback.backtests.cli import main
+from flushback.backtests.reports.schema import load_report_file
 from flushback.backtests.run.runner import run_backtest
 
 pytestmark = pytest.mark.realdata
@@ -85,7 +86,7 @@ def test_liquidation_spike_trades_oct_2025_and_not_the_uncovered_feb_2026(
     oct25 = trades[trades["entry_time"] == pd.Timestamp("2025-10-11", tz="UTC")]
     assert len(oct25) == 1
     # no liquidation data exists for 2026 (PROVENANCE.md): the rule cannot fire in Feb 2026
-    rep = json.loads((run_dir / "report.json").read_text())
+    rep = load_report_file(run_dir).to_dict()  # the series are in bars.parquet beside it
     ts = pd.to_datetime(rep["series"]["timestamp"], utc=True)
     liq = pd.Series(rep["series"]["liq_long_usd"], index=ts, dtype="float64")
     assert liq.loc["2026-01-01":"2026-03-01"].isna().all()
@@ -99,7 +100,7 @@ def test_fear_greed_accumulation_buys_every_fear_day_of_feb_2026(
 ):
     _, _, run_dir = _cli_json(capsys, shared_data_dir, tmp_path,
                               "fear_greed_accumulation_btc_daily")
-    rep = json.loads((run_dir / "report.json").read_text())
+    rep = load_report_file(run_dir).to_dict()  # the series are in bars.parquet beside it
     ts = pd.to_datetime(rep["series"]["timestamp"], utc=True)
     fng = pd.Series(rep["series"]["fng"], index=ts, dtype="float64")
     eq = pd.read_csv(run_dir / "equity.csv", index_col=0)

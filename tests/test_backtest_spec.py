@@ -238,7 +238,7 @@ def test_write_run_and_load_report(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
     rep = load_report(res.run_id, runs_dir=tmp_path)
     assert rep == load_report(path)
-    assert rep["run_id"] == res.run_id and rep["schema_version"] == "1.1"
+    assert rep["run_id"] == res.run_id and rep["schema_version"] == "1.2"
     assert rep["benchmark"]["name"] == "buy_and_hold"
     assert rep["metrics"]["n_trades"] == len(res.trades)
     assert rep["config"]["strategy"]["hold_bars"] == 10

@@ -122,8 +122,9 @@ def test_backtest_cli_warns_and_the_report_shows_it(tmp_path, capsys):
     assert w["first_valid_bar"] == "2024-03-01T00:00:00Z"
     assert w["bars_in_window_before_valid"] == 60
     html = (run_dir / "report.html").read_text()
-    assert 'id="warmup-message"' in html and "2024-03-01T00:00:00Z" in html
-    assert html.index("Signal warm-up") < html.index("Headline metrics")
+    assert 'id="warmup-message"' in html
+    assert '<code id="warmup-first-valid">2024-03-01</code>' in html
+    assert html.index("Signal warm-up") < html.index('id="metrics"')
 
 
 def test_audit_warns_about_warmup_inside_the_window(tmp_path, capsys):

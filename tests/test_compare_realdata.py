@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import inspect_page, output_dir
+from report_testkit import unpack_page
 
 from flushback.backtests.cli import main
 
@@ -52,7 +53,7 @@ def test_compare_three_shipped_specs_terminal_and_html(real_runs, capsys, monkey
                    "Pairs", "Wilcoxon p"):
         assert needle in out.out, needle
     text = html.read_text(encoding="utf-8")
-    assert text.count("Plotly.newPlot(") == 2
+    assert list(unpack_page(text)[1]["figures"]) == ["compare-equity", "compare-events"]
     for name in SPECS:
         assert name in text
 

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_testkit import make_report
+from report_testkit import make_report, unpack_page
 
 from flushback.backtests.cli import main
 from flushback.backtests.reports import compare as cmp
@@ -147,7 +147,8 @@ def test_cli_compare_terminal_json_html_and_refusal(tmp_path, capsys, monkeypatc
         assert needle in out.out, needle
     assert f"wrote {out_html}" in out.err
     text = out_html.read_text(encoding="utf-8")
-    assert text.count("Plotly.newPlot(") == 2 and "fear5" in text
+    assert list(unpack_page(text)[1]["figures"]) == ["compare-equity", "compare-events"]
+    assert "fear5" in text
     assert main(["compare", ids[0], ids[1], "--format", "json", "-m", "sharpe",
                  "--resamples", "200"]) == 0
     doc = json.loads(capsys.readouterr().out)

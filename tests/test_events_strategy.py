@@ -102,5 +102,5 @@ def test_real_run_report_has_events_section(shared_data_dir, tmp_path):
         assert r.pnl == pytest.approx(tr["pnl"])
         assert pd.Timestamp(r.entry_time) > pd.Timestamp(r.event_day)
     rep = load_report(path)
-    got = rep["events"] if isinstance(rep, dict) else rep.events
+    got = rep["events"] if isinstance(rep, dict) else rep.events.model_dump()
     assert got["schema_id"] == "flushback.events/1"

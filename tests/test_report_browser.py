@@ -129,3 +129,84 @@ def test_missing_chromium_skips_or_fails_under_ci(monkeypatch):
     monkeypatch.setenv("FLUSHBACK_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="FLUSHBACK_REQUIRE_BROWSER=1"):
         browser.require_browser()
+
+
+_METRICS_JS = """() => Array.from(document.querySelectorAll('#metrics-table tbody.metric-group'))
+  .map(g => ({group: g.dataset.group,
+              title: g.querySelector('tr.group th').textContent,
+              rows: Array.from(g.querySelectorAll('tr[data-metric]')).map(r => ({
+                key: r.dataset.metric,
+                cells: Array.from(r.cells).map(c => c.textContent.trim()),
+                explainHeight: r.querySelector('td.explain').getBoundingClientRect().height,
+              }))}))"""
+
+_LAYOUT_JS = """() => { const gd = document.getElementById('price');
+  const L = gd._fullLayout;
+  return {shapes: (L.shapes || []).map(s => ({y0: s.y0, y1: s.y1, yref: s.yref})),
+          fngAxis: gd._fullData.find(t => t.name === 'Fear & Greed').yaxis}; }"""
+
+_SCROLL_JS = """() => { const w = document.querySelector('#trades-table').closest('.wide');
+  const before = w.scrollLeft; w.scrollLeft = 400;
+  return {overflow: getComputedStyle(w).overflowX, scrollWidth: w.scrollWidth,
+          clientWidth: w.clientWidth, moved: w.scrollLeft - before,
+          pageWidth: document.documentElement.scrollWidth,
+          viewport: window.innerWidth}; }"""
+
+
+def test_grouped_metrics_with_explanations_and_every_chart_with_data(tmp_path):
+    from flushback.backtests.reports.metric_view import METRICS
+
+    doc = make_report(7, threshold=17.0, optimization=make_optimization_section(3),
+                      audit=make_audit_section())
+    # a run's exposure metrics (the synthetic run records only returns, risk and trades)
+    doc["metrics"].update({"exposure": 0.25, "avg_holding_days": 12.5})
+    doc["benchmark"]["metrics"]["exposure"] = 1.0
+    html = tmp_path / "report.html"
+    render_report_html(doc, html, events=EVENTS)
+    seen: dict = {}
+
+    def actions(page, report):
+        seen["metrics"] = page.evaluate(_METRICS_JS)
+        seen["layout"] = page.evaluate(_LAYOUT_JS)
+        page.set_viewport_size({"width": 700, "height": 900})
+        page.wait_for_timeout(200)
+        seen["scroll"] = page.evaluate(_SCROLL_JS)
+
+    rep = inspect_page(html, output_dir("test_grouped_metrics") / "report.png", actions=actions)
+    assert rep.errors == []
+    assert rep.problems() == []
+    # every chart drawn, and every one of them carries data (a trace with points)
+    assert len(rep.charts) == 8
+    for chart in rep.charts:
+        assert chart["plotted"], chart["id"]
+        assert any(t["points"] > 0 for t in chart["traces"]), chart["id"]
+        assert all(t["points"] > 0 for t in chart["traces"] if t["visible"] is True), chart["id"]
+    # the metrics in four groups, each row: plain name, strategy, buy-and-hold, unit, and a
+    # one-line explanation that is drawn on the page
+    groups = seen["metrics"]
+    assert [g["group"] for g in groups] == ["returns", "risk", "trades", "exposure"]
+    assert [g["title"] for g in groups][:2] == ["Returns", "Risk"]
+    shown = {r["key"]: r for g in groups for r in g["rows"]}
+    for key in doc["metrics"]:
+        if key in METRICS:
+            row = shown[key]["cells"]
+            assert row[0] == METRICS[key].name and row[3] == METRICS[key].unit
+            assert row[4] == METRICS[key].explain and shown[key]["explainHeight"] > 5
+    assert "sharpe" in shown and "total_return" in shown and "max_drawdown" in shown
+    total = shown["total_return"]["cells"]
+    want = doc["metrics"]["total_return"] * 100
+    bench = doc["benchmark"]["metrics"]["total_return"] * 100
+    assert total[1] == f"{want:+.2f} %" and total[2] == f"{bench:+.2f} %"
+    assert shown["exposure"]["cells"][1:4] == ["25.00 %", "100.00 %", "%"]
+    assert shown["avg_holding_days"]["cells"][1:4] == ["12.5", "–", "days"]
+    # no metric is listed twice (durations in bars and in days are one line)
+    keys = [r["key"] for g in groups for r in g["rows"]]
+    assert len(keys) == len(set(keys))
+    # the Fear & Greed guides sit at the spec's own threshold (17), not at 25/75
+    lay = seen["layout"]
+    fng_y = {s["y0"] for s in lay["shapes"] if s["yref"] == lay["fngAxis"]}
+    assert fng_y == {17}
+    # a wide table scrolls sideways inside its box; the page itself does not widen
+    sc = seen["scroll"]
+    assert sc["overflow"] == "auto" and sc["scrollWidth"] > sc["clientWidth"]
+    assert sc["moved"] > 0

@@ -3,6 +3,7 @@ test_report_browser.py for the rendering in Chromium)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -14,10 +15,17 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_testkit import make_audit_section, make_optimization_section, make_report
+from report_testkit import (
+    make_audit_section,
+    make_optimization_section,
+    make_report,
+    strip_embedded,
+    unpack_page,
+)
 
 from flushback.backtests.cli import main
 from flushback.backtests.reports import html as rh
+from flushback.backtests.reports.metric_view import DSR_PLAIN, PBO_PLAIN
 from flushback.backtests.reports.schema import load_report_file, validate_report
 from flushback.backtests.reports.tables import (
     FlushEvent,
@@ -47,9 +55,13 @@ def test_page_is_self_contained_with_plotly_embedded_once(synthetic):
     from plotly.offline import get_plotlyjs
 
     text, figs = rh.build_report_html(synthetic)
-    assert text.count(get_plotlyjs()) == 1
-    assert text.count("Plotly.newPlot(") == len(figs)
-    ours = text.replace(get_plotlyjs(), "")  # the bundle itself mentions its CDN in comments
+    bundle, charts = unpack_page(text)
+    assert bundle == get_plotlyjs()  # the whole bundle, once, compressed
+    assert list(charts["figures"]) == figs
+    for div_id in figs:
+        assert text.count(f'<div id="{div_id}" class="plotly-graph-div"') == 1
+    ours = strip_embedded(text)
+    assert len(ours) < 100_000
     assert not re.search(r"<script[^>]+src=", ours) and not re.search(r"<link[^>]+href=", ours)
     assert "cdn.plot.ly" not in ours and "https://" not in ours
     assert set(figs) == {"equity", "underwater", "monthly", "price", "opt-history",
@@ -177,7 +189,7 @@ def test_trades_table_is_sortable_with_raw_sort_keys(synthetic):
 
 
 def test_optimization_and_audit_sections(synthetic):
-    opt = synthetic.optimization
+    opt = synthetic.optimization.model_dump()
     hist = rh.fig_opt_history(opt)
     # one (trials, best-so-far) pair per fold; failed trials are left out
     assert [t.name for t in hist.data] == [f"{kind} (fold {f})" for f in (1, 2, 3)
@@ -200,14 +212,16 @@ def test_optimization_and_audit_sections(synthetic):
     text, _ = rh.build_report_html(synthetic)
     assert "Deflated Sharpe Ratio (DSR): 0.8100" in text
     assert "Probability of Backtest Overfitting (PBO): 0.2300" in text
-    assert rh.DSR_SENTENCE in text and rh.PBO_SENTENCE in text
+    plain = html.unescape(text)
+    assert rh.DSR_SENTENCE in plain and rh.PBO_SENTENCE in plain
+    assert DSR_PLAIN in plain and PBO_PLAIN in plain
     assert "2021-01-01 → 2021-04-01" in text  # fold 1's training window
     assert "Verdict: <span class=\"good\">pass" in text
     assert "3 truncated re-runs" in text and "Look-ahead: 1 rows" in text
     failed = synthetic.to_dict()
     failed["audit"] = make_audit_section(passed=False)
     text, _ = rh.build_report_html(failed)
-    assert "Verdict: <span class=\"bad\">fail" in text and "lookahead: findings" in text
+    assert "Verdict: <span class=\"bad\">fail" in text and "Look-ahead: findings" in text
     md = rh.render_report_markdown(synthetic)
     assert "Deflated Sharpe Ratio: 0.8100" in md and "| 1 | 1.300 | 0.6500 |" in md
 

@@ -23,24 +23,26 @@ def _golden(name: str) -> dict:
     return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
 
 
-def test_current_version_is_1_1_and_older_ones_are_migratable():
-    assert rs.SCHEMA_VERSION == "1.1"
-    assert rs.SUPPORTED_VERSIONS == ("0.9", "1.0", "1.1")
+def test_current_version_is_1_2_and_older_ones_are_migratable():
+    assert rs.SCHEMA_VERSION == "1.2"
+    assert rs.SUPPORTED_VERSIONS == ("0.9", "1.0", "1.1", "1.2")
     assert rs.MIGRATIONS["0.9"][1] == "1.0" and rs.MIGRATIONS["1.0"][1] == "1.1"
+    assert rs.MIGRATIONS["1.1"][1] == "1.2"
 
 
 def test_golden_1_0_report_migrates_to_1_1_with_no_warmup_recorded():
     doc = _golden("report_v1_0.json")
     rep = rs.load_report_file(GOLDEN / "report_v1_0.json")
-    assert rep.schema_version == "1.1" and rep.warmup is None
-    assert rep.to_dict() == {**doc, "schema_version": "1.1", "warmup": None}
+    assert rep.schema_version == "1.2" and rep.warmup is None
+    assert rep.to_dict() == {**doc, "schema_version": "1.2", "warmup": None,
+                             "long_series": None}
     assert doc == _golden("report_v1_0.json")  # the migration did not mutate its input
 
 
 def test_golden_1_1_report_loads_and_round_trips_unchanged():
     doc = _golden("report_v1_1.json")
     rep = rs.load_report_file(GOLDEN / "report_v1_1.json")
-    assert rep.schema_version == "1.1"
+    assert rep.schema_version == "1.2"
     assert rep.warmup["inside_window"] is True
     assert rep.warmup["first_valid_bar"] == "2026-02-06T00:00:00Z"
     assert rep.run_id == "golden0000000001"
@@ -49,13 +51,14 @@ def test_golden_1_1_report_loads_and_round_trips_unchanged():
     assert rep.series.fng[3] is None
     assert rep.metrics["profit_factor"] is None
     # the canonical form is the golden file itself: nothing added, dropped or reformatted
-    assert rep.to_dict() == doc
+    # (1.1 -> 1.2 changes only the version; its series were inline)
+    assert rep.to_dict() == {**doc, "schema_version": "1.2", "long_series": None}
 
 
 def test_json_schema_matches_golden():
     """A change to the models changes report.json's contract: bump SCHEMA_VERSION, add a
-    migration from the old version, and regenerate tests/golden/report_schema_v1_1.json."""
-    golden = _golden("report_schema_v1_1.json")
+    migration from the old version, and regenerate tests/golden/report_schema_v1_2.json."""
+    golden = _golden("report_schema_v1_2.json")
     current = json.loads(json.dumps(rs.report_json_schema(), sort_keys=True))
     assert current == golden, (
         "report.json's schema changed without a version bump: bump SCHEMA_VERSION, add a "
@@ -71,7 +74,7 @@ def test_json_schema_matches_golden():
 def test_older_0_9_report_still_loads_through_the_migration():
     old = _golden("report_v0_9.json")
     rep = rs.load_report_file(GOLDEN / "report_v0_9.json")
-    assert rep.schema_version == "1.1"
+    assert rep.schema_version == "1.2"
     assert rep.benchmark.name == "buy_and_hold"
     assert rep.benchmark.metrics == old["benchmark_metrics"]
     assert rep.metrics == old["metrics"]
@@ -106,7 +109,7 @@ def test_unknown_or_newer_versions_are_refused(version, words):
     with pytest.raises(DataError) as info:
         rs.validate_report(doc, file="runs/x/report.json")
     text = str(info.value)
-    assert words in text and "runs/x/report.json" in text and "1.1" in text
+    assert words in text and "runs/x/report.json" in text and "1.2" in text
 
 
 def test_missing_version_and_non_object_refused():
@@ -195,7 +198,7 @@ def test_build_report_from_frames_matches_the_frames():
         periods_per_year=365, metrics={"sharpe": np.float64(0.5)}, trades=trades,
         equity=equity, series=frame, triggers=signals, created_at=idx[0],
     )
-    assert doc["schema_version"] == "1.1"
+    assert doc["schema_version"] == "1.2"
     assert [p["equity"] for p in doc["equity"]] == equity["equity"].tolist()
     assert [p["benchmark"] for p in doc["equity"]] == [100.0] * 4
     assert doc["series"]["close"] == [1.5, 2.5, None, 4.5]
@@ -213,7 +216,7 @@ def test_build_report_from_frames_matches_the_frames():
 
 
 def test_write_is_atomic_readable_and_loads_from_a_run_folder(tmp_path):
-    doc = _golden("report_v1_1.json")
+    doc = {**_golden("report_v1_1.json"), "schema_version": "1.2", "long_series": None}
     run = tmp_path / "runs" / "golden0000000001"
     path = rs.write_report_file(doc, run / "report.json")
     assert sorted(p.name for p in run.iterdir()) == ["report.json"]  # no temp file left

@@ -13,6 +13,8 @@ worked out by hand in tests/test_signals_structure.py, extended here).
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -286,4 +288,8 @@ def test_report_chart_draws_the_levels_in_force_during_each_trade():
         x = idx.get_loc(t["exit_time"])
         assert result.frame["close"].iloc[x - 1] >= tp[x - 1] > t["entry_price"]
     html, _ = build_report_html(doc)
-    assert "level take-profit" in html and "level stop" in html
+    sys.path.insert(0, str(Path(__file__).parent))
+    from report_testkit import unpack_page
+
+    names = [t.get("name") for t in unpack_page(html)[1]["figures"]["price"]["data"]]
+    assert "level take-profit" in names and "level stop" in names

@@ -13,6 +13,7 @@ from flushback.backtests.cli._common import (
     print_json,
     wide_console,
 )
+from flushback.backtests.events import DEFAULT_DRAWS
 
 app = typer.Typer(no_args_is_help=True, help="Flush events: catalog, detector, event study.")
 
@@ -201,7 +202,7 @@ def study(
     end: str = typer.Option(None, "--end", help="Last bar (UTC date)."),
     horizons: str = typer.Option("1,3,7,14,30,90", "--horizons", help="Days, comma-separated."),
     baseline: str = typer.Option("random", "--baseline", help="random (random entry days)."),
-    draws: int = typer.Option(10_000, "--draws", help="Bootstrap draws."),
+    draws: int = typer.Option(DEFAULT_DRAWS, "--draws", help="Random-day baseline draws."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     alpha: float = typer.Option(0.05, "--alpha", help="Level of the intervals / test."),
     match_volatility: bool = typer.Option(
@@ -362,7 +363,8 @@ def strategy(
         7, "--entry-window", help="Days after an event's end an entry still counts."
     ),
     horizons: str = typer.Option("7,30,90", "--horizons", help="Event-study horizons (days)."),
-    draws: int = typer.Option(2_000, "--draws", help="Bootstrap draws of the event study."),
+    draws: int = typer.Option(DEFAULT_DRAWS, "--draws",
+                              help="Random-day baseline draws of the event study."),
     seed: int = typer.Option(0, "--seed"),
     write: bool = typer.Option(
         False, "--write", help="Write the run folder with the events section in report.json."

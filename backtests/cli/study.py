@@ -16,6 +16,7 @@ from flushback.backtests.cli._common import (
     print_json,
     wide_console,
 )
+from flushback.backtests.events import DEFAULT_DRAWS
 
 
 def _pct(x: Any) -> str:
@@ -41,7 +42,7 @@ def study(
     interval: str = typer.Option(None, "--interval", help="Default: the spec's, else 1d."),
     start: str = typer.Option(None, "--start", help="First trigger bar (UTC date)."),
     end: str = typer.Option(None, "--end", help="Last trigger bar (UTC date), inclusive."),
-    draws: int = typer.Option(10_000, "--draws", help="Random-day baseline draws."),
+    draws: int = typer.Option(DEFAULT_DRAWS, "--draws", help="Random-day baseline draws."),
     seed: int = typer.Option(0, "--seed", help="Seed of the baseline."),
     alpha: float = typer.Option(0.05, "--alpha", help="Level of the intervals."),
     cluster: str = typer.Option("mean", "--cluster", help="Cluster value: mean or first."),

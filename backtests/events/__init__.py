@@ -7,3 +7,8 @@ never imports it.
 May import: ``flushback.data``, ``flushback.signals``, ``flushback.backtests.run``,
 ``flushback.backtests.reports.schema``.
 """
+
+#: random-day draws of the baseline: the one default of every event study (``flushback events
+#: study``, the events section of a run's report, ``fb.events.study``, the signal study), so
+#: the same events give the same p-values everywhere
+DEFAULT_DRAWS = 10_000

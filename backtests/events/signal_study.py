@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.events import DEFAULT_DRAWS
 from flushback.backtests.events.study import _f as _num  # finite float or None
 from flushback.backtests.events.study import (
     events_from_triggers,
@@ -206,7 +207,7 @@ def study(
     horizons: Sequence[int] = DEFAULT_STUDY_HORIZONS,
     start: Any = None,
     end: Any = None,
-    draws: int = 10_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     alpha: float = 0.05,
     cluster: Literal["mean", "first"] = "mean",

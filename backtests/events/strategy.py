@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.events import DEFAULT_DRAWS
 from flushback.backtests.events.study import (
     EventsSection,
     StrategyEventRow,
@@ -152,7 +153,7 @@ def events_section_for_run(
     *,
     catalog: Any = None,
     horizons: Sequence[int] = (7, 30, 90),
-    draws: int = 2_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     study: bool = True,
     entry_window_days: int = 7,

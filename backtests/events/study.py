@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from flushback.backtests.events import DEFAULT_DRAWS
 from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError, DataError
 from flushback.data.intervals import duration, frame_step
@@ -408,7 +409,7 @@ def run_event_study(
     events: Sequence[StudyEvent],
     *,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
-    draws: int = 10_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     alpha: float = 0.05,
     cluster: Literal["mean", "first"] = "mean",

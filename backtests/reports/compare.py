@@ -394,13 +394,13 @@ def compare_reports(
 
 # --------------------------------------------------------------------------- output
 def _fmt_metric(key: str, value: Any) -> str:
-    from flushback.backtests.reports.html import fmt_metric
+    from flushback.backtests.reports.format import fmt_metric
 
     return fmt_metric(key, value)
 
 
 def _pct(v: Any) -> str:
-    from flushback.backtests.reports.html import pct
+    from flushback.backtests.reports.format import pct
 
     return pct(v)
 
@@ -478,7 +478,7 @@ def print_comparison(comp: Comparison, console: Any = None) -> None:
 def fig_compare_equity(comp: Comparison) -> Any | None:
     import plotly.graph_objects as go
 
-    from flushback.backtests.reports.html import PALETTE, _base_layout, _scale_menu
+    from flushback.backtests.reports.figures import PALETTE, base_layout, scale_menu
 
     if comp.equity.empty:
         return None
@@ -491,8 +491,8 @@ def fig_compare_equity(comp: Comparison) -> Any | None:
             line={"color": "#7f7f7f" if is_bench else PALETTE[i % 10],
                   "width": 1.2 if is_bench else 1.6, "dash": "dot" if is_bench else "solid"},
         ))
-    fig.update_layout(**_base_layout("Equity curves, rebased to 1 at the common start", 420))
-    fig.update_layout(updatemenus=[_scale_menu("yaxis")])
+    fig.update_layout(**base_layout("Equity curves, rebased to 1 at the common start", 420))
+    fig.update_layout(updatemenus=[scale_menu("yaxis")])
     fig.update_xaxes(title_text="time (UTC)")
     fig.update_yaxes(title_text="growth of 1")
     return fig
@@ -501,7 +501,7 @@ def fig_compare_equity(comp: Comparison) -> Any | None:
 def fig_event_matrix(comp: Comparison) -> Any | None:
     import plotly.graph_objects as go
 
-    from flushback.backtests.reports.html import _base_layout
+    from flushback.backtests.reports.figures import base_layout
 
     er = comp.event_returns
     if er.empty or er.isna().all().all():
@@ -525,7 +525,7 @@ def fig_event_matrix(comp: Comparison) -> Any | None:
         xgap=2, ygap=2, colorbar={"title": {"text": "%"}},
         hovertemplate="%{y}<br>%{x}: %{z:+.2f} %<extra></extra>",
     ))
-    layout = _base_layout(
+    layout = base_layout(
         f"Strategy x flush event: equity change to +{comp.horizon_days} days (%, * = entered)",
         220 + 40 * len(er.columns),
     )
@@ -546,6 +546,9 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
         records_table,
         write_text_atomic,
     )
+    from flushback.backtests.reports.page import Page
+
+    page = Page()
 
     sections = []
     if comp.mismatches:
@@ -571,7 +574,7 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
                     f"</th>{head}</tr></thead><tbody>{body}</tbody></table></section>")
     fig = fig_compare_equity(comp)
     if fig is not None:
-        sections.append("<section><h2>Equity</h2>" + figure_html(fig, "compare-equity")
+        sections.append("<section><h2>Equity</h2>" + figure_html(fig, "compare-equity", page)
                         + "</section>")
     fig = fig_event_matrix(comp)
     if fig is not None:
@@ -582,14 +585,14 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
                 v = comp.event_returns.loc[ev, c]
                 r[str(c)] = None if pd.isna(v) else float(v)
             table_rows.append(r)
-        from flushback.backtests.reports.html import pct
+        from flushback.backtests.reports.format import pct
 
         fmts = {str(c): pct for c in comp.event_returns.columns}
         sections.append(
             "<section><h2>Flush events</h2><p class=note>Equity change of each strategy from the "
             f"day before each flush to {comp.horizon_days} days after it (or the end of the "
             "data); * marks a trade entered at the flush.</p>"
-            + figure_html(fig, "compare-events")
+            + figure_html(fig, "compare-events", page)
             + records_table(table_rows, sortable=True, formatters=fmts, table_id="events-matrix")
             + "</section>")
     pair_rows = []
@@ -614,7 +617,7 @@ def render_compare_html(comp: Comparison, path: str | Path | None = None) -> str
     title = "flushback compare: " + " vs ".join(comp.labels)
     r0 = comp.reports[0]
     sub = f"{r0.data.symbol} {r0.data.interval} · {r0.data.start[:10]} → {r0.data.end[:10]}"
-    text = html_page(title, sub, sections)
+    text = html_page(title, sub, sections, page)
     if path is not None:
         write_text_atomic(path, text)
     return text

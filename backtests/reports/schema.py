@@ -20,6 +20,12 @@ did not record become ``null`` / empty.
 - ``1.1``: adds ``warmup`` (:func:`flushback.backtests.run.warmup.warmup_report`: the first bar at
   which every signal is valid and whether it falls inside the window); ``null`` in migrated
   1.0 documents, which did not record it.
+- ``1.2``: the ``events``, ``optimization`` and ``audit`` sections are typed
+  (:mod:`flushback.backtests.reports.schema_sections`) instead of free-form (their content is
+  what their writers already wrote under 1.1); a report with many bars keeps its ``equity`` and
+  ``series`` in ``bars.parquet`` beside ``report.json``, named by ``long_series``
+  (:mod:`flushback.backtests.reports.long_series`; ``null`` when they are inline, as in every
+  migrated 1.1 report).
 
 Conventions
 -----------
@@ -29,7 +35,8 @@ Conventions
 - No NaN or infinity in JSON: they become ``null`` (metrics such as a profit factor without
   losing trades are undefined, not infinite).
 - Sections owned by other parts of flushback (``events``, ``optimization``, ``audit``) are
-  free-form dicts here; their owners validate their content with their own models.
+  typed for reading in :mod:`flushback.backtests.reports.schema_sections`; their owners
+  validate what they write with their own models.
 
 Writers build a report with :func:`build_report` (accepts DataFrames and numpy scalars and
 returns the JSON-ready dict) and write it with :func:`write_report_file` (atomic). Readers use
@@ -55,6 +62,11 @@ from pydantic import (
     model_validator,
 )
 
+from flushback.backtests.reports.schema_sections import (
+    AuditSection,
+    EventsSection,
+    OptimizationSection,
+)
 from flushback.data.errors import DataError
 
 __all__ = [
@@ -67,6 +79,9 @@ __all__ = [
     "Trade",
     "EquityPoint",
     "Series",
+    "EventsSection",
+    "OptimizationSection",
+    "AuditSection",
     "to_jsonable",
     "iso_utc",
     "build_report",
@@ -78,7 +93,7 @@ __all__ = [
     "report_json_schema",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -339,7 +354,7 @@ class PortfolioSection(_Model):
 class Report(_Model):
     """A run's report (``report.json``), schema version :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal["1.1"] = "1.1"  # SCHEMA_VERSION
+    schema_version: Literal["1.2"] = "1.2"  # SCHEMA_VERSION
     flushback_version: str
     kind: Literal["backtest", "optimization"] = "backtest"
     run_id: str = Field(min_length=1)
@@ -354,11 +369,14 @@ class Report(_Model):
     equity: list[EquityPoint] = Field(default_factory=list)
     series: Series = Field(default_factory=Series)
     triggers: dict[str, list[Timestamp]] = Field(default_factory=dict)
-    events: dict[str, Any] | None = None
-    optimization: dict[str, Any] | None = None
-    audit: dict[str, Any] | None = None
+    events: EventsSection | None = None
+    optimization: OptimizationSection | None = None
+    audit: AuditSection | None = None
     # flushback.backtests.run.warmup.warmup_report: the first bar at which every signal is valid
     warmup: dict[str, Any] | None = None
+    # flushback.backtests.reports.long_series: equity and series kept in a file beside
+    # report.json ({file, bars, sha256, ...}); null when they are inline
+    long_series: dict[str, Any] | None = None
     # a portfolio run's assets (flushback.backtests.run.breakdown); None for one asset
     portfolio: PortfolioSection | None = None
 
@@ -450,10 +468,21 @@ def _migrate_1_0_to_1_1(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _migrate_1_1_to_1_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """1.1 -> 1.2: the events/optimization/audit sections become typed; their content is
+    unchanged (1.1 writers already wrote these layouts); the series of a 1.1 report are inline
+    (``long_series`` null)."""
+    out = dict(doc)
+    out["long_series"] = None
+    out["schema_version"] = "1.2"
+    return out
+
+
 #: version -> (function upgrading a document of that version to the next, next version)
 MIGRATIONS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str]] = {
     "0.9": (_migrate_0_9_to_1_0, "1.0"),
     "1.0": (_migrate_1_0_to_1_1, "1.1"),
+    "1.1": (_migrate_1_1_to_1_2, "1.2"),
 }
 SUPPORTED_VERSIONS: tuple[str, ...] = (*MIGRATIONS.keys(), SCHEMA_VERSION)
 
@@ -553,6 +582,10 @@ def load_report_file(path: str | Path) -> Report:
             file=str(p),
             hint="the file is damaged; re-run the backtest",
         ) from None
+    if isinstance(doc, dict):
+        from flushback.backtests.reports.long_series import join
+
+        doc = join(doc, p.parent)
     return validate_report(doc, file=p)
 
 
@@ -571,9 +604,26 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_report_file(report: Report | Mapping[str, Any], path: str | Path) -> Path:
-    """Validate and write ``report.json`` atomically (temp file + rename). Returns the path."""
+    """Validate and write ``report.json`` atomically (temp file + rename); a report with many
+    bars keeps its equity and series in ``bars.parquet`` beside it (written first,
+    atomically). Returns the path of report.json."""
+    from flushback.backtests.reports.long_series import split
+
     model = report if isinstance(report, Report) else validate_report(report)
-    return write_text_atomic(path, model.to_json() + "\n")
+    doc, sidecar = split(model.to_dict())
+    if sidecar is not None:
+        from flushback.data.errors import StoreError
+        from flushback.data.store import atomic_write_bytes
+
+        target = Path(path).parent / doc["long_series"]["file"]
+        try:
+            atomic_write_bytes(target, sidecar)
+        except OSError as exc:
+            raise StoreError(f"cannot write {target.name} ({len(sidecar):,} bytes): "
+                             f"{exc.strerror or exc}", file=str(target),
+                             hint="free disk space or choose a writable folder") from None
+    text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def _records(obj: Any) -> Any:

@@ -147,14 +147,14 @@ def catalog_events() -> list[FlushEvent]:
 
 
 def report_section_events(report: Report) -> list[FlushEvent]:
-    """Events listed in a report's ``events`` section (any list of records with a date)."""
-    section = report.events or {}
-    for key in ("events", "outcomes", "strategy", "catalog", "per_event", "table"):
-        rows = section.get(key)
-        if isinstance(rows, list) and rows and isinstance(rows[0], Mapping):
-            found = _events_from_rows(rows)
-            if found:
-                return _dedupe(found)
+    """Events listed in a report's ``events`` section (its outcomes, else its strategy rows)."""
+    section = report.events
+    if section is None:
+        return []
+    for rows in (section.outcomes, section.strategy or []):
+        found = _events_from_rows([r.model_dump() for r in rows])
+        if found:
+            return _dedupe(found)
     return []
 
 
