@@ -153,3 +153,36 @@ def test_the_asset_breakdown_adds_up(runs, closes, tmp_path):
     doc = json.loads((write_run(res, runs_dir=tmp_path) / "report.json").read_text())
     assert [a["symbol"] for a in doc["portfolio"]["assets"]] == SYMBOLS
     assert doc["config"]["portfolio"]["max_positions"] == 2 and "strategy" not in doc["config"]
+
+
+@pytest.mark.browser
+def test_the_portfolio_report_shows_its_assets_in_a_browser(runs, tmp_path):
+    import sys
+    from pathlib import Path
+
+    from flushback.backtests.run.folders import write_run
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from browser import inspect_page, output_dir
+
+    res = runs["fear_flush_basket_daily"]["fast"]
+    folder = write_run(res, runs_dir=tmp_path)
+    seen: dict = {}
+
+    def actions(page, report):
+        seen["assets"] = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#assets-table tbody tr'))"
+            ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+        seen["corr"] = page.evaluate(
+            "() => document.querySelectorAll('#correlation-table tbody tr').length")
+        seen["subtitle"] = page.evaluate("() => document.body.innerText")
+
+    rep = inspect_page(folder / "report.html", output_dir("test_portfolio") / "report.png",
+                       actions=actions)
+    assert rep.errors == [] and rep.problems() == []
+    assert [r[0] for r in seen["assets"]] == SYMBOLS
+    assert seen["assets"][2][1] == "2020-08-11"  # SOL's first bar
+    assert seen["corr"] == 3
+    assert "BTCUSDT, ETHUSDT, SOLUSDT" in seen["subtitle"]
+    for chart in rep.charts:
+        assert any(t["points"] > 0 for t in chart["traces"]), chart["id"]

@@ -157,6 +157,33 @@ def _trades(report: Report) -> dict[str, Any]:
     return {"table": table, "note": note}
 
 
+def _portfolio(report: Report) -> dict[str, Any] | None:
+    """A portfolio run's assets (contribution, exposure, their own buy-and-hold) and the
+    correlation of their bar returns; None for a single-asset run."""
+    sec = report.portfolio
+    if sec is None:
+        return None
+    rows = [a.model_dump() for a in sec.assets]
+    cols = [("symbol", "asset"), ("first_bar", "first bar"), ("trades", "trades"),
+            ("win_rate", "win rate"), ("pnl", "P&L"), ("contribution", "contribution"),
+            ("exposure", "exposure"), ("asset_return", "asset buy-and-hold")]
+    assets = records_table(rows, cols, table_id="assets-table", formatters={
+        **{k: pct for k in ("win_rate", "contribution", "exposure", "asset_return")},
+        "first_bar": lambda v: "-" if v is None else str(v)[:10]})
+    names = [a.symbol for a in sec.assets]
+    corr_rows = [{"asset": a, **{b: sec.correlation.get(a, {}).get(b) for b in names}}
+                 for a in names]
+    corr = records_table(corr_rows, [("asset", ""), *[(b, b) for b in names]],
+                         table_id="correlation-table",
+                         formatters={b: (lambda v: "-" if v is None else f"{v:.2f}")
+                                     for b in names})
+    return {"assets": assets, "correlation": corr,
+            "note": ("Each asset's positions: its P&L over the starting cash is its "
+                     "contribution (the contributions add up to the total return); exposure "
+                     "is the share of bars holding it; its own buy-and-hold runs from its "
+                     "first bar in the window.")}
+
+
 def _events(report: Report, events: Sequence[FlushEvent]) -> dict[str, Any] | None:
     bench = benchmark_label(report.benchmark.name)
     out: dict[str, Any] = {"table": "", "note": "", "study": None}
@@ -283,13 +310,16 @@ def build_report_html(report: Report | Mapping[str, Any],
         "price_chart": price_chart,
         "has_events": bool(events),
         "fng_guides": guides,
+        "portfolio": _portfolio(rep),
         "trades": _trades(rep),
         "events": _events(rep, events),
         "optimization": _optimization(rep, page),
         "audit": _audit(rep),
     }
     title = f"flushback report: {rep.spec_name or rep.run_id}"
-    subtitle = (f"run {rep.run_id} · {rep.data.symbol} {rep.data.interval} · "
+    basket = rep.config.get("data", {}).get("basket") if rep.portfolio is not None else None
+    symbols = ", ".join([rep.data.symbol, *[b for b in basket or [] if b != rep.data.symbol]])
+    subtitle = (f"run {rep.run_id} · {symbols} {rep.data.interval} · "
                 f"{rep.data.start[:10]} → {rep.data.end[:10]} · flushback "
                 f"{rep.flushback_version}")
     text = render_page("report.html.j2", title=title, subtitle=subtitle, page=page, **context)
