@@ -193,5 +193,7 @@ def test_report_sizes_smoke(tmp_path, shared_data_dir):
     assert row[0] == "fear_flush_btc_daily (1d)"
     res = fb.backtest("fear_flush_btc_daily", data_dir=str(shared_data_dir))
     assert _number(row[1]) == len(res.equity)
+    # report.html, report.json, bars.parquet, the CSVs, then the html target and whether met
     assert all(cell.endswith(" MB") and _number(cell) > 0 for cell in row[2:6])
-    assert row[6] in ("yes", "**no**")
+    assert row[6] == "2.5 MB"
+    assert row[7] == ("yes" if _number(row[2]) <= 2.5 else "**no**")

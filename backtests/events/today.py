@@ -250,7 +250,8 @@ def signal_states(signals: Mapping[str, Any], frame: pd.DataFrame, known_at: pd.
 
 
 def default_signals() -> dict[str, Any]:
-    """The library's defaults: every registered non-composite trigger with default params."""
+    """The library's defaults: every registered non-composite trigger with default params
+    (not the breadth signals: today reads one asset, they read a basket)."""
     from flushback.data.errors import ConfigError
     from flushback.signals import get_signal, list_signals
     from flushback.signals.compose import Composite
@@ -258,7 +259,8 @@ def default_signals() -> dict[str, Any]:
     out = {}
     for name in list_signals():
         cls = get_signal(name)
-        if cls.kind == "bool" and not issubclass(cls, Composite):
+        if (cls.kind == "bool" and not issubclass(cls, Composite)
+                and not getattr(cls, "needs_basket", False)):
             try:
                 out[name] = cls()
             except ConfigError:  # needs a user choice (the generic signals' column): no default
