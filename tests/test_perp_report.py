@@ -82,3 +82,8 @@ def test_cli_shows_the_liquidation_and_records_leverage(shared_data_dir, tmp_pat
     assert "liquidation" in flat
     assert "warning: a 5x long (maintenance 0.40%) is liquidated 19.7% from its entry" in flat
     assert "stop_loss of 30.0% lies beyond the liquidation distance" in flat
+    # the same warning travels with the run: report.json and report.html
+    assert len(doc["warnings"]) == 1 and doc["warnings"][0].startswith(
+        "warning: a 5x long (maintenance 0.40%) is liquidated 19.7% from its entry")
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'id="warnings"' in html and "lies beyond the liquidation distance" in html

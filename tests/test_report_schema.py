@@ -255,3 +255,11 @@ def test_report_frames_are_utc_and_numeric():
     assert math.isnan(s["fng"].iloc[3]) and s["liq_long_usd"].iloc[1] == 2.1e9
     t = rep.trades_frame()
     assert t["entry_time"].iloc[0] == pd.Timestamp("2026-02-06", tz="UTC")
+
+
+def test_warnings_are_written_only_when_there_are_some():
+    base = dict(run_id="r", data={"symbol": "A", "interval": "1d", "start": "2026-01-01",
+                                  "end": "2026-01-02"}, periods_per_year=365, metrics={})
+    assert "warnings" not in rs.build_report(**base)
+    assert rs.build_report(**base, warnings=["mind the leverage"])["warnings"] == [
+        "mind the leverage"]

@@ -278,9 +278,8 @@ def _print_tables(result: Any, run_dir: Any) -> None:
             console.print(stop_note, markup=False, highlight=False, soft_wrap=True)
     else:
         console.print("No trades.")
-    margin_note = _margin_note(spec, legs)
-    if margin_note:
-        console.print(margin_note, markup=False, highlight=False, soft_wrap=True)
+    for note in getattr(result, "warnings", None) or []:  # also in report.json / report.html
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     console.print(f"run {result.run_id} -> {run_dir}", markup=False, highlight=False,
                   soft_wrap=True)
     html = Path(run_dir) / "report.html"
@@ -344,16 +343,6 @@ def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
             str(leg["exit_reason"]),
         ))
     return rows
-
-
-def _margin_note(spec: Any, legs: Any) -> str | None:
-    """The liquidation warning of a leveraged or short contrarian configuration
-    (:func:`flushback.strategies.margin.margin_warning`)."""
-    if spec.strategy.type != "contrarian":
-        return None
-    from flushback.strategies.margin import margin_warning
-
-    return margin_warning(spec.strategy.params, legs)
 
 
 def _stop_note(spec: Any, trips: Any) -> str | None:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -379,6 +379,9 @@ class Report(_Model):
     long_series: dict[str, Any] | None = None
     # a portfolio run's assets (flushback.backtests.run.breakdown); None for one asset
     portfolio: PortfolioSection | None = None
+    # what a reader must know about the run (a leverage whose liquidation distance its worst
+    # excursion reached...); absent when there is nothing to say
+    warnings: list[str] | None = None
 
     @field_validator("equity")
     @classmethod
@@ -390,10 +393,11 @@ class Report(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict (what ``report.json`` holds); ``portfolio`` only in a
-        portfolio run's report."""
+        portfolio run's report, ``warnings`` only when there are some."""
         doc = self.model_dump(mode="json", exclude_none=False)
-        if doc.get("portfolio") is None:
-            doc.pop("portfolio", None)
+        for key in ("portfolio", "warnings"):  # written only when there is something
+            if not doc.get(key):
+                doc.pop(key, None)
         return to_jsonable(doc)
 
     def to_json(self, indent: int | None = 1) -> str:
@@ -702,6 +706,7 @@ def build_report(
     audit: Mapping[str, Any] | None = None,
     warmup: Mapping[str, Any] | None = None,
     portfolio: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Assemble, validate and return a JSON-ready report dict (schema :data:`SCHEMA_VERSION`).
 
@@ -748,6 +753,8 @@ def build_report(
     }
     if portfolio is not None:
         doc["portfolio"] = dict(portfolio)
+    if warnings:
+        doc["warnings"] = list(warnings)
     return validate_report(doc).to_dict()
 
 

@@ -129,6 +129,7 @@ def report_dict(result: Any, *, sections: Mapping[str, Any] | None = None,
         audit=extra.pop("audit", None),
         warmup=extra.pop("warmup", getattr(result, "warmup", None)),
         portfolio=getattr(result, "portfolio", None),
+        warnings=list(getattr(result, "warnings", None) or []),
     )
 
 

@@ -182,6 +182,9 @@ class BacktestResult:
     #: a portfolio run's per-asset breakdown (flushback.backtests.run.breakdown); None for
     #: a single-asset run
     portfolio: dict[str, Any] | None = None
+    #: things a reader must know about this run (e.g. a leveraged configuration whose worst
+    #: adverse excursion reaches its liquidation distance); report.json ``warnings``
+    warnings: list[str] = field(default_factory=list)
 
 
 def _signal_warmup(spec: BacktestSpec) -> int:
@@ -552,7 +555,20 @@ def run_backtest(
         levels=res.feed[[c for c in res.feed.columns if c in LEVEL_COLUMNS]],
         portfolio=None if spec.portfolio is None else portfolio_breakdown(
             window, res.trades, basket_members(spec.data.symbol, spec.data.basket), spec.cash),
+        warnings=_run_warnings(spec, res.trades),
     )
+
+
+def _run_warnings(spec: BacktestSpec, trades: pd.DataFrame) -> list[str]:
+    """A leveraged or short contrarian configuration whose stop lies beyond its liquidation
+    distance, or whose worst adverse excursion reaches it
+    (:func:`flushback.strategies.margin.margin_warning`)."""
+    if spec.portfolio is not None or spec.strategy.type != "contrarian":
+        return []
+    from flushback.strategies.margin import margin_warning
+
+    note = margin_warning(spec.strategy.params, trades)
+    return [note] if note else []
 
 
 def _warmup_section(spec: BacktestSpec, prepared: Prepared, window: pd.DataFrame
