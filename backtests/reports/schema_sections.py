@@ -39,7 +39,8 @@ class _Section(BaseModel):
 
 # --------------------------------------------------------------------------- events
 class EventHorizonSummary(_Section):
-    """The event study at one horizon: the events' forward return against random days."""
+    """The event study at one horizon: the events' forward return against random days (the
+    fields report.html shows; the writer's other statistics are kept as written)."""
 
     horizon: int
     n_events: int = 0
@@ -50,48 +51,28 @@ class EventHorizonSummary(_Section):
     ret_ci_hi: float | None = None
     win_rate: float | None = None
     ret_baseline: float | None = None
-    ret_baseline_lo: float | None = None
-    ret_baseline_hi: float | None = None
     ret_p_value: float | None = None
-    ret_p_greater: float | None = None
     mae_mean: float | None = None
     mae_baseline: float | None = None
-    mae_p_value: float | None = None
-    mfe_mean: float | None = None
-    mfe_baseline: float | None = None
-    mfe_p_value: float | None = None
 
 
 class EventOutcome(_Section):
-    """The market after one event (forward returns by horizon in days, as strings)."""
+    """The market after one event (forward returns by horizon kept as written)."""
 
     event_id: str
     name: str = ""
     day: str = ""
     status: str = ""
-    entry_time: str | None = None
-    entry_price: float | None = None
-    returns: dict[str, float | None] = {}
-    mae: dict[str, float | None] = {}
-    mfe: dict[str, float | None] = {}
-    drawdown_ahead: float | None = None
 
 
 class StrategyAtEvent(_Section):
-    """What the strategy did at one event."""
+    """What the strategy did at one event (the trade's numbers kept as written)."""
 
     event_id: str
     event_name: str = ""
     event_day: str = ""
     action: str = "none"
     trade_id: int | None = None
-    entry_time: str | None = None
-    entry_price: float | None = None
-    exit_time: str | None = None
-    exit_price: float | None = None
-    exit_reason: str | None = None
-    pnl: float | None = None
-    return_pct: float | None = None
 
 
 class EventsSection(_Section):
