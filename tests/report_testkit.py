@@ -154,7 +154,7 @@ def make_audit_section(passed: bool = True) -> dict[str, Any]:
 
 def make_optimization_section(seed: int = 0, n_trials: int = 30, n_folds: int = 3
                               ) -> dict[str, Any]:
-    """An optimization section shaped like ``flushback.backtests.optimize.study`` writes it."""
+    """An optimization section shaped like ``flushback.backtests.optimize.section`` writes it."""
     rng = np.random.default_rng(seed)
     trials = []
     for fold in range(1, n_folds + 1):

@@ -22,6 +22,11 @@ from flushback.data.errors import ConfigError
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """Everything a worker process needs to run its share of a study: the evaluator to
+    build (``evaluator_factory``: ``"module:callable"``, with ``evaluator_kwargs``), the
+    objectives, search space and folds, the trial budget, the storage and study name, and the
+    sampler, pruner and batching settings."""
+
     evaluator_factory: str
     evaluator_kwargs: dict[str, Any]
     objectives: tuple[Objective, ...]
