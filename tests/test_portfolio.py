@@ -273,3 +273,21 @@ def test_a_named_universe_is_the_basket():
         parse_spec({"data": {"symbol": "BTCUSDT", "basket": "majors"},
                     "signals": {"entry": {"type": "extreme_fear"}}, "portfolio": {},
                     "strategy": {"type": "contrarian", "hold_bars": 5}})
+
+
+def test_data_symbols_names_the_universe():
+    from flushback.backtests.run.spec import parse_spec
+
+    spec = parse_spec({"data": {"symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]},
+                       "signals": {"entry": {"type": "breadth_oversold"}},
+                       "portfolio": {"max_positions": 2}})
+    assert spec.data.symbol == "BTCUSDT"
+    assert spec.data.basket == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    eth = parse_spec({"data": {"symbols": "majors", "symbol": "ETHUSDT"},
+                      "signals": {"entry": {"type": "extreme_fear"}}})
+    assert (eth.data.symbol, eth.data.basket) == ("ETHUSDT", ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    assert parse_spec(eth.to_dict()) == eth  # round trip through the report's config
+    with pytest.raises(ConfigError, match="not one of data.symbols"):
+        parse_spec({"data": {"symbols": ["ETHUSDT", "SOLUSDT"], "symbol": "BTCUSDT"}})
+    with pytest.raises(ConfigError, match="use one"):
+        parse_spec({"data": {"symbols": ["ETHUSDT"], "basket": ["SOLUSDT"]}})

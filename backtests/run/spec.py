@@ -135,6 +135,26 @@ class DataSpec(_Frozen):
                 "series": {k: (k if v == "stored" else v) for k, v in self.series.items()},
                 "basket": tuple(self.basket)}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _symbols(cls, data: Any) -> Any:
+        """``data.symbols = [...]`` (or a universe name) is the basket spelled as a universe:
+        its first symbol is the spec's own unless ``data.symbol`` names another member."""
+        if not isinstance(data, Mapping) or "symbols" not in data:
+            return data
+        data = dict(data)
+        if "basket" in data:
+            raise ValueError("data.symbols and data.basket name the same thing: use one")
+        symbols = cls._basket(data.pop("symbols"))
+        if not symbols:
+            raise ValueError("data.symbols is empty: name the assets of the universe")
+        data.setdefault("symbol", symbols[0])
+        if data["symbol"] not in symbols:
+            raise ValueError(f"data.symbol {data['symbol']!r} is not one of data.symbols "
+                             f"({', '.join(symbols)})")
+        data["basket"] = symbols
+        return data
+
     @field_validator("basket", mode="before")
     @classmethod
     def _basket(cls, v: Any) -> Any:
