@@ -60,7 +60,7 @@ from flushback.data.errors import DataError
 from flushback.data.intervals import periods_per_year
 from flushback.strategies.columns import bar_hours, validate_bars
 from flushback.strategies.config import complete_params
-from flushback.strategies.margin import liquidation_loss, liquidation_price
+from flushback.strategies.margin import liquidation_loss, liquidation_price, position_terms
 from flushback.strategies.results import (
     FILL_COLUMNS,
     TRADE_COLUMNS,
@@ -293,9 +293,7 @@ class FlushbackStrategy(bt.Strategy):
         self._has_funding = "funding_rate" in self.data.lines.getlinealiases()
         c = self.p.cfg or {}
         #: +1 long, -1 short; leverage; maintenance-margin rate (flushback.strategies.margin)
-        self.side = -1 if c.get("side", "long") == "short" else 1
-        self.leverage = float(c.get("leverage", 1.0))
-        self.maintenance = float(c.get("maintenance_margin", 0.0))
+        self.side, self.leverage, self.maintenance = position_terms(c)
         # a 1x long keeps the spot arithmetic (equity = cash + size * price) bit for bit
         self._plain = self.side == 1 and self.leverage == 1.0
         self.liq_price = 0.0  # of the open (or opening) position; 0 = none
@@ -676,14 +674,14 @@ def run_engine(
     cerebro.broker.set_slippage_perc(
         float(slippage), slip_open=True, slip_limit=True, slip_match=True, slip_out=True
     )
-    cfg = (strategy_params or {}).get("cfg") or {}
-    if cfg.get("side", "long") == "short" or float(cfg.get("leverage", 1.0)) != 1.0:
+    side, leverage, _ = position_terms((strategy_params or {}).get("cfg") or {})
+    if side < 0 or leverage != 1.0:
         # backtrader's submission check pseudo-fills a short's OCO exits one after the other
         # (the take-profit then opens a long) and refuses it; fills still check the cash
         cerebro.broker.set_checksubmit(False)
     # isolated margin: a long's opening fill takes size * price / leverage from the cash
     cerebro.broker.addcommissioninfo(FractionCommission(
-        commission=float(commission), leverage=float(cfg.get("leverage", 1.0))))
+        commission=float(commission), leverage=leverage))
     cerebro.adddata(make_feed(frame, extra, validate=validate))
     params = dict(strategy_params or {})
     params.update(commission=commission, slippage=slippage, funding=funding, bar_hours=hours,

@@ -261,8 +261,8 @@ def _check_perp(cfg: Mapping[str, Any]) -> None:
             f"strategy.maintenance_margin = {mm} is not below 1 / leverage = {1.0 / lev:.4g}: "
             "the position would be liquidated at its entry price",
             hint="lower the leverage or the maintenance-margin rate")
-    if cfg["side"] == "short" and (cfg.get("level_take_profit", "off") != "off"
-                                   or cfg.get("level_stop", "off") != "off"):
+    if cfg["side"] == "short" and (cfg["level_take_profit"] != "off"
+                                   or cfg["level_stop"] != "off"):
         raise ConfigError("the structure-level exits are long-only (side = 'short')",
                           hint="set level_take_profit and level_stop to 'off', or side = 'long'")
 

@@ -27,13 +27,29 @@ compute the same expressions.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_LEVERAGE", "liquidation_price", "liquidation_distance", "liquidation_loss",
-           "margin_warning", "side_sign"]
+__all__ = ["MAX_LEVERAGE", "SPOT_TERMS", "liquidation_price", "liquidation_distance",
+           "liquidation_loss", "margin_warning", "position_terms", "side_sign"]
 
 #: the highest leverage a configuration may declare
 MAX_LEVERAGE = 20.0
+
+
+#: the terms of a strategy that declares no perpetual parameters (side, leverage,
+#: maintenance_margin): it trades spot, long and unlevered, with no liquidation price
+SPOT_TERMS = (1, 1.0, 0.0)
+
+
+def position_terms(cfg: Mapping[str, Any]) -> tuple[int, float, float]:
+    """(side +1/-1, leverage, maintenance rate) of a validated strategy config: its declared
+    perpetual parameters (complete, from their declarations), or :data:`SPOT_TERMS` for a
+    strategy type that declares none."""
+    if "leverage" not in cfg:
+        return SPOT_TERMS
+    return (side_sign(str(cfg["side"])), float(cfg["leverage"]),
+            float(cfg["maintenance_margin"]))
 
 
 def side_sign(side: str) -> int:
@@ -70,19 +86,18 @@ def liquidation_loss(size: float, entry: float, leverage: float, liq: float, fee
     return max(margin, price_loss + fee)
 
 
-def margin_warning(cfg: dict, trades: Any) -> str | None:
-    """A warning for a configuration whose worst adverse excursion (the trades' ``mae``)
-    reaches its liquidation distance, or whose stop-loss lies beyond it; None otherwise (a
-    1x long has no liquidation distance)."""
-    lev = float(cfg.get("leverage", 1.0))
-    mm = float(cfg.get("maintenance_margin", 0.0))
-    side = side_sign(str(cfg.get("side", "long")))
+def margin_warning(cfg: Mapping[str, Any], trades: Any) -> str | None:
+    """A warning for a validated strategy config whose worst adverse excursion (the trades'
+    ``mae``) reaches its liquidation distance, or whose stop-loss lies beyond it; None
+    otherwise (a 1x long, or a strategy without perpetual parameters, has no liquidation
+    distance)."""
+    side, lev, mm = position_terms(cfg)
     dist = liquidation_distance(lev, mm, side)
     if not math.isfinite(dist):
         return None
     what = f"{lev:g}x {'long' if side > 0 else 'short'} (maintenance {mm:.2%})"
     parts = []
-    sl = float(cfg.get("stop_loss", 0.0) or 0.0)
+    sl = float(cfg["stop_loss"] or 0.0) if "stop_loss" in cfg else 0.0
     if sl >= dist:
         parts.append(f"its stop_loss of {sl:.1%} lies beyond the liquidation distance: the "
                      "position is liquidated before the stop can fill")

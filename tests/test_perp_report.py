@@ -37,7 +37,9 @@ def test_margin_warning_names_the_stop_and_the_worst_excursion():
         in text
     # a shallower excursion and a tighter stop: nothing to warn about; 1x long: never
     assert margin_warning({**cfg, "stop_loss": 0.2}, trades.iloc[:1]) is None
-    assert margin_warning({"leverage": 1.0, "side": "long"}, trades) is None
+    assert margin_warning({**cfg, "leverage": 1.0}, trades) is None
+    # a strategy type without perpetual parameters trades spot: nothing to warn about
+    assert margin_warning({"fraction": 1.0}, trades) is None
 
 
 def test_a_1x_long_config_keeps_its_spot_shape_and_a_leveraged_one_records_margin():

@@ -186,3 +186,20 @@ def test_the_portfolio_report_shows_its_assets_in_a_browser(runs, tmp_path):
     assert "BTCUSDT, ETHUSDT, SOLUSDT" in seen["subtitle"]
     for chart in rep.charts:
         assert any(t["points"] > 0 for t in chart["traces"]), chart["id"]
+
+
+def test_the_cli_runs_a_portfolio_spec(shared_data_dir, tmp_path, capsys, monkeypatch):
+    """`flushback backtest fear_flush_basket_daily`: the metrics, the Assets and correlation
+    tables, the trades with their asset, the stop note (portfolio stops are close-based)."""
+    from flushback.backtests.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code = main(["--data-dir", str(shared_data_dir), "backtest", "fear_flush_basket_daily",
+                 "--engine", "fast", "--runs-dir", str(tmp_path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    for needle in ("BTCUSDT, ETHUSDT, SOLUSDT", "portfolio", "Assets (contribution",
+                   "Correlation of bar returns", "Trades (29 round trips)", "SOLUSDT",
+                   "A portfolio's stops are always close-based."):
+        assert needle in out, needle
+    assert "strategy.exit_mode" not in out

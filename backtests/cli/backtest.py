@@ -348,19 +348,32 @@ def _leg_rows(legs: Any, trip: Any, tf: str) -> list[tuple[str, ...]]:
 def _stop_note(spec: Any, trips: Any) -> str | None:
     """Why a close-based stop lost more than its level: it is decided on a bar's close and
     filled at the next bar's open (``exit_mode = "close"``, the default)."""
-    params = spec.portfolio if spec.portfolio is not None else spec.strategy.params
-    level = float(params.get("stop_loss") or 0.0)
-    if not level or params["exit_mode"] != "close" or not len(trips):
+    if spec.portfolio is not None:  # a portfolio's stops are close-based and unlevered
+        from flushback.strategies.portfolio import PortfolioConfig
+
+        level, close_based, leverage = (
+            PortfolioConfig.from_mapping(spec.portfolio).stop_loss, True, 1.0)
+    else:
+        from flushback.strategies.margin import position_terms
+
+        params = spec.strategy.params
+        if "stop_loss" not in params:  # a strategy type without a stop
+            return None
+        level = float(params["stop_loss"] or 0.0)
+        close_based = params.get("exit_mode") in (None, "close")
+        leverage = position_terms(params)[1]
+    if not level or not close_based or not len(trips):
         return None
     stopped = trips[trips["exit_reason"] == "stop_loss"]
     # a trade's return is on its margin: the price move times the leverage
-    beyond = stopped[stopped["return_pct"] < -level * float(params.get("leverage", 1.0))]
+    beyond = stopped[stopped["return_pct"] < -level * leverage]
     if beyond.empty:
         return None
     worst = float(beyond["return_pct"].min())
     return (f"note: {len(beyond)} of {len(stopped)} stop-loss exits lost more than the "
             f"{level:.0%} stop (worst {worst:.1%}): stops are close-based (exit_mode = "
             "\"close\"), decided when a bar CLOSES below the stop and filled at the NEXT bar's "
-            "open, after any further fall, plus costs. strategy.exit_mode = \"intrabar\" rests "
-            "the stop as an order that fills at the stop price (or the open when a bar gaps "
-            "through it).")
+            "open, after any further fall, plus costs. "
+            + ("A portfolio's stops are always close-based." if spec.portfolio is not None else
+               "strategy.exit_mode = \"intrabar\" rests the stop as an order that fills at "
+               "the stop price (or the open when a bar gaps through it)."))
