@@ -372,8 +372,8 @@ def _stop_note(spec: Any, trips: Any) -> str | None:
     worst = float(beyond["return_pct"].min())
     return (f"note: {len(beyond)} of {len(stopped)} stop-loss exits lost more than the "
             f"{level:.0%} stop (worst {worst:.1%}): stops are close-based (exit_mode = "
-            "\"close\"), decided when a bar CLOSES below the stop and filled at the NEXT bar's "
-            "open, after any further fall, plus costs. "
+            "\"close\"), decided when a bar CLOSES beyond the stop and filled at the NEXT "
+            "bar's open, after any further move, plus costs. "
             + ("A portfolio's stops are always close-based." if spec.portfolio is not None else
                "strategy.exit_mode = \"intrabar\" rests the stop as an order that fills at "
                "the stop price (or the open when a bar gaps through it)."))
