@@ -16,8 +16,8 @@ Calendar alignment:
 - A member's liquidations are its own assembled columns (as-of joined on their own
   ``known_at``, see :func:`flushback.data.load_frame`), so the time rule holds per member.
 - What a statistic does with a member that has no data yet, or has not finished its own
-  warm-up, is the signal's business (``flushback.signals.breadth``: it uses only the members
-  with data and finished warm-up at each bar, and says how many it used).
+  warm-up, is the business of whoever reads the basket (the breadth signals use only the
+  members with data and finished warm-up at each bar, and say how many they used).
 
 ``frame.attrs["basket"]`` lists the members in order; :func:`members` reads them back and
 :func:`member_frame` rebuilds one member's frame with the canonical column names so that any
