@@ -28,6 +28,7 @@ indicator is computed on its own bars up to t.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,7 +36,15 @@ import pandas as pd
 
 from flushback.data.basket import basket_column, member_frame, members
 from flushback.data.errors import ConfigError, DataError
-from flushback.signals.base import Param, Signal, bar_interval, bars_for, days_to_bars, duration
+from flushback.signals.base import (
+    Param,
+    Signal,
+    bar_interval,
+    bars_for,
+    cached_part,
+    days_to_bars,
+    duration,
+)
 from flushback.signals.compose import Composite
 from flushback.signals.liquidations import LiquidationSpike
 from flushback.signals.registry import register
@@ -147,31 +156,25 @@ class _RSIBreadth(_Breadth):
 
     def per_member(self, frame: pd.DataFrame) -> pd.DataFrame:
         p = self.params
-        return pd.DataFrame(
-            {m: member_rsi(frame[basket_column("close", m)], p["period"], p["smoothing"])
-             for m in _members(frame, self.name)}, index=frame.index)
+        names = _members(frame, self.name)
+        # the members' RSI depends on these only: a threshold change reuses it inside an
+        # active SignalCache (the optimizer's trials), as the single-asset RSI signals do
+        return cached_part(  # type: ignore[no-any-return]
+            frame, ("breadth_rsi", tuple(names), p["period"], p["smoothing"]),
+            lambda: pd.DataFrame(
+                {m: member_rsi(frame[basket_column("close", m)], p["period"], p["smoothing"])
+                 for m in names}, index=frame.index))
 
 
 def _statistic(values: pd.DataFrame, n: pd.Series, stat: str, min_assets: int) -> pd.Series:
+    """The members' mean or median at each bar, NaN where fewer than ``min_assets`` count."""
     arr = values.to_numpy(dtype="float64")
-    with np.errstate(invalid="ignore"), _quiet():
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # an all-NaN row (no member usable) is NaN by design: no "mean of empty slice" warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         s = np.nanmedian(arr, axis=1) if stat == "median" else np.nanmean(arr, axis=1)
     s = np.where(n.to_numpy() >= min_assets, s, np.nan)
     return pd.Series(s, index=values.index)
-
-
-class _quiet:
-    """Silence numpy's "mean of empty slice" warning: an all-NaN row is NaN by design."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._w.__exit__(*exc)
 
 
 @register("breadth_rsi")
@@ -322,10 +325,8 @@ class BasketDrawdown(_Breadth):
         window holds a full run of basket returns)."""
         values, n = self._counted(frame)
         w = self.warmup_for(bar_interval(frame))
-        with _quiet():
-            r = np.nanmean(values.to_numpy(dtype="float64"), axis=1)
-        r = np.where(n.to_numpy() >= self.params["min_assets"], r, np.nan)
-        log_r = pd.Series(np.log1p(r), index=frame.index)
+        r = _statistic(values, n, "mean", self.params["min_assets"])
+        log_r = np.log1p(r)
         # the basket's log level; its high over the window is the max of the level at the
         # window's start and after each of its w returns (w + 1 levels)
         level = log_r.fillna(0.0).cumsum()

@@ -313,3 +313,24 @@ def test_a_spec_trades_eth_on_a_btc_flush(shared_data_dir):
         nxt = frame.index[frame.index.get_loc(sig) + 1]
         assert row["entry_time"] == nxt
         assert row["entry_price"] == pytest.approx(frame.at[nxt, "open"] * 1.0005, rel=1e-12)
+
+
+def test_a_threshold_change_reuses_the_members_rsi_inside_a_signal_cache(monkeypatch):
+    from flushback.signals import breadth
+    from flushback.signals.base import SignalCache
+    from flushback.signals.testing import synthetic_frame
+
+    frame = synthetic_frame(400, "1d", seed=2, basket=2)
+    plain = {t: build_signal({"type": "breadth_oversold", "threshold": t}).compute(frame)
+             for t in (30, 40)}
+    calls = []
+    original = breadth.member_rsi
+    monkeypatch.setattr(breadth, "member_rsi",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    cache = SignalCache(frame)
+    with cache.active():
+        cached = {t: build_signal({"type": "breadth_oversold", "threshold": t}).compute(frame)
+                  for t in (30, 40)}
+    assert len(calls) == 3  # one RSI per member, shared by both thresholds
+    for t in (30, 40):
+        pd.testing.assert_series_equal(cached[t], plain[t])
