@@ -297,23 +297,29 @@ class SignalCache:
     The cache serves only the frame object it was made for (any other frame is computed as
     usual) and that frame must not be mutated while the cache is in use. Stored series are
     shared: treat them as read-only. Bounded: the least recently used entries beyond
-    ``maxsize`` are dropped. Results are identical with and without the cache (tested).
+    ``maxsize`` (indicators and signals counted apart) are dropped. Results are identical
+    with and without the cache (tested).
     """
 
     def __init__(self, frame: pd.DataFrame, maxsize: int = 64) -> None:
         self.frame = frame
         self.maxsize = int(maxsize)
         self._store: OrderedDict[Hashable, Any] = OrderedDict()
+        # indicators (``cached_part``) have their own LRU: an optimizer trying thousands of
+        # thresholds stores thousands of signal results, and they must not push out the
+        # few dozen indicator settings every new threshold is compared against
+        self._parts: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()  # several threads may share one cache
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._store) + len(self._parts)
 
     def clear(self) -> None:
         with self._lock:
             self._store.clear()
+            self._parts.clear()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[SignalCache]:
@@ -327,7 +333,8 @@ class SignalCache:
 
     def get_or_compute(self, key: Hashable, fn: Callable[[], Any]) -> Any:
         """The value stored under ``key``, else ``fn()`` (stored)."""
-        store = self._store
+        store = self._parts if isinstance(key, tuple) and key and key[0] == "part" \
+            else self._store
         with self._lock:
             hit = store.get(key)
             if hit is not None:

@@ -80,8 +80,9 @@ def test_cache_serves_only_its_frame_and_matches_independent_values():
             want = (rsi < thr).to_numpy().copy()
             want[:202] = False  # Wilder RSI(14) warm-up
             assert np.array_equal(got.to_numpy(), want)
-        parts = [k for k in cache._store if k[0] == "part"]
+        parts = [k for k in cache._parts if k[0] == "part"]
         assert len(parts) == 1  # one RSI series for three thresholds
+        assert not [k for k in cache._store if k[0] == "part"]
         # another frame object (even equal) is computed as usual, not served from the cache
         other = frame.copy()
         n = len(cache)
@@ -90,6 +91,36 @@ def test_cache_serves_only_its_frame_and_matches_independent_values():
     # outside ``active()`` nothing is stored
     build_signal({"type": "oversold_rsi", "threshold": 25.0}).compute(frame)
     assert len(cache) == n
+
+
+def test_many_thresholds_do_not_push_out_the_indicator():
+    """An optimizer tries thousands of thresholds: the signal results fill their LRU, the RSI
+    they are compared against stays (it has its own) and is computed once."""
+    frame = _frame()
+    cache = SignalCache(frame, maxsize=8)
+    rsi = rsi_values(frame["close"], 14, "wilder")
+    calls = 0
+    import flushback.signals.rsi as rsi_module
+
+    original = rsi_module.rsi_values
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(*args, **kwargs)
+
+    rsi_module.rsi_values = counting
+    try:
+        with cache.active():
+            for i in range(50):
+                thr = 10.0 + 0.5 * i
+                got = build_signal({"type": "oversold_rsi", "threshold": thr}).compute(frame)
+                want = (rsi < thr).to_numpy().copy()
+                want[:202] = False
+                assert np.array_equal(got.to_numpy(), want)
+    finally:
+        rsi_module.rsi_values = original
+    assert len(cache._store) == 8 and len(cache._parts) == 1
+    assert calls == 1
 
 
 def test_composite_children_are_computed_once():

@@ -249,6 +249,23 @@ def test_returns_roundtrip():
     assert back == pytest.approx([0.0, 0.01, -0.02, 0.0, 0.5], abs=1e-7)
 
 
+def test_returns_codec_exact_and_reads_the_first_format():
+    import base64
+    import zlib
+
+    rng = np.random.default_rng(3)
+    for n, share in ((0, 0.0), (1, 1.0), (7, 0.0), (3000, 0.3), (40_001, 0.05)):
+        r = np.where(rng.random(n) < share, rng.normal(0, 0.02, n), 0.0)
+        back = decode_returns(encode_returns(r))
+        # exactly the float32 values, zeros where the strategy was flat
+        assert back.dtype == np.float64 and len(back) == n
+        assert np.array_equal(back, r.astype(np.float32).astype(np.float64))
+    # studies written by earlier versions stored float32 -> zlib -> base64
+    r = np.array([0.0, 0.25, -0.125, 0.0])
+    legacy = base64.b64encode(zlib.compress(r.astype(np.float32).tobytes(), 1)).decode()
+    assert np.array_equal(decode_returns(legacy), r)
+
+
 def test_pruning_stops_bad_trials_early(tmp_path):
     ev = ToyEvaluator()
     cfg = toy_config(tmp_path, n_trials=40, seed=5, pruner="median", prune_chunks=3,

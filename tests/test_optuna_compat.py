@@ -17,10 +17,12 @@ from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState, create_trial
 
 from flushback.backtests.optimize.optuna_compat import (
+    block_qmc_sampler,
     carry_search_space_cache,
     finished_trials_in_ask,
     heartbeat_enabled,
     is_qmc_position,
+    qmc_position_key,
     rdb_bulk_insert,
     rdb_heartbeat_kwargs,
     rdb_trials_since,
@@ -222,6 +224,67 @@ def test_is_qmc_position(kind, tmp_path):
     # from finished trials), the next four take sample ids 0..3
     assert list(positions.values()) == [3], attrs
     assert not is_qmc_position("flushback_reserved:h:1:ab")
+
+
+QMC_SPACE = {
+    "x": FloatDistribution(-2.0, 3.0),
+    "lr": FloatDistribution(1e-4, 1.0, log=True),
+    "q": FloatDistribution(0.0, 1.0, step=0.05),
+    "n": IntDistribution(2, 120),
+    "k": IntDistribution(1, 64, log=True),
+    "mode": optuna.distributions.CategoricalDistribution(["close", "intrabar", "both"]),
+}
+
+
+def _points(sampler, n: int, storage=None) -> list[dict]:
+    study = optuna.create_study(sampler=sampler, storage=storage)
+    out = []
+    for _ in range(n):
+        t = study.ask(QMC_SPACE)
+        out.append(dict(t.params))
+        study.tell(t, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("block", [1, 7, 256])
+def test_block_qmc_sampler(block):
+    """The block sampler draws optuna's QMC sequence: its trial i is optuna's trial i + 1
+    (optuna draws its first trial at random, before the search space is known; the block
+    sampler knows the space and starts the sequence at once), across block boundaries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stock = _points(optuna.samplers.QMCSampler(seed=7, warn_independent_sampling=False),
+                        301)
+        ours = _points(block_qmc_sampler(7, QMC_SPACE, block=block), 300)
+    # optuna < 5 samples categorical parameters at random, outside the sequence
+    sequenced = set(QMC_SPACE) if int(optuna.__version__.split(".")[0]) >= 5 \
+        else set(QMC_SPACE) - {"mode"}
+
+    def seq(points):
+        return [{k: v for k, v in p.items() if k in sequenced} for p in points]
+
+    assert seq(ours) == seq(stock[1:])
+    assert len({json.dumps(p, sort_keys=True) for p in seq(ours)}) == 300
+    # without a declared space it behaves as optuna's (the first trial at random)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        undeclared = _points(block_qmc_sampler(7, None, block=block), 20)
+    assert seq(undeclared[1:]) == seq(stock[1:20])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_qmc_position_key(kind, tmp_path):
+    """The key is known before the first point is drawn and is the one optuna then writes."""
+    sampler = block_qmc_sampler(3, QMC_SPACE)
+    key = qmc_position_key(sampler)
+    assert key is not None and is_qmc_position(key)
+    storage = _storage(kind, tmp_path)
+    _points(sampler, 5, storage)
+    sid = storage.get_study_id_from_name(storage.get_all_studies()[0].study_name)
+    attrs = storage.get_study_system_attrs(sid)
+    assert attrs[key] == 4  # the last sample id of five points
+    assert [k for k in attrs if is_qmc_position(k)] == [key]
+    assert qmc_position_key(optuna.samplers.TPESampler()) is None
 
 
 def test_rdb_heartbeat_kwargs(tmp_path):

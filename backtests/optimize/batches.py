@@ -91,16 +91,18 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
     return total
 
 
-def _claim_sequence(storage: Any, study_id: int, lstore: Any, lid: int, k: int) -> None:
+def _claim_sequence(storage: Any, study_id: int, lstore: Any, lid: int, k: int,
+                    known: Sequence[str] = ()) -> None:
     """Under the gate: samplers that keep their place in a sequence as a study system
     attribute (optuna's QMC: see ``optuna_compat.is_qmc_position``) continue from the shared
     position, and this batch claims the next ``k`` ids, so that workers never draw the same
-    point and a resumed study does not redraw written ones."""
+    point and a resumed study does not redraw written ones. ``known``: keys the sampler will
+    use (claimed even before any worker has drawn a point)."""
     remote = {key: v for key, v in storage.get_study_system_attrs(study_id).items()
               if is_qmc_position(key)}
     mine = {key: v for key, v in lstore.get_study_system_attrs(lid).items()
             if is_qmc_position(key)}
-    for key in set(remote) | set(mine):
+    for key in set(remote) | set(mine) | set(known):
         start = max(int(remote.get(key, -1)), int(mine.get(key, -1)))
         lstore.set_study_system_attr(lid, key, start)
         storage.set_study_system_attr(study_id, key, start + k)
@@ -204,13 +206,14 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     local = optuna.create_study(storage=lstore,
                                 directions=[o.direction for o in cfg.objectives])
     lid = lstore.get_study_id_from_name(local.study_name)
-    reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+    dists = cfg.space.distributions()
+    reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi, dists)
+    sequence_keys = [k for k in (reseeded.sequence_key(),) if k]
     local.sampler = as_optuna_sampler(reseeded)
     local.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
     gate = Gate(cfg.storage_url, name)
     reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
     stale_after = max(30.0, 6.0 * max(1, cfg.heartbeat))
-    dists = cfg.space.distributions()
     view = _RemoteView(storage, sid)
     mirrored: set[int] = set()
     n_local_done = 0
@@ -241,7 +244,7 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     k = max(0, min(want, free))
                     if k:
                         reservation.claim(k)
-                        _claim_sequence(storage, sid, lstore, lid, k)
+                        _claim_sequence(storage, sid, lstore, lid, k, sequence_keys)
             if waiting:
                 if legacy_step():
                     ran += 1

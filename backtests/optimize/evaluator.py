@@ -61,14 +61,35 @@ def load_evaluator(factory: str, kwargs: Mapping[str, Any]) -> Evaluator:
     return getattr(importlib.import_module(module), name)(**dict(kwargs))
 
 
+#: the current encoding of :func:`encode_returns` (strings without a prefix are the first one:
+#: float32 -> zlib -> base64, still read)
+_RETURNS_FORMAT = "m1:"
+
+
 def encode_returns(r: np.ndarray) -> str:
-    """float32 -> zlib -> base64: a compact, JSON-safe string for trial user attributes.
-    zlib level 1: ~3x faster than the default for ~10 % more bytes (hourly series are long)."""
+    """Per-bar returns as a compact, JSON-safe string for a trial's user attributes.
+
+    A contrarian strategy is flat most of the time, so its returns are mostly exact zeros:
+    the string holds the bit mask of the non-zero bars (``np.packbits``) and their values as
+    float32, base64-encoded (``"m1:<n>:<mask>:<values>"``). Non-finite values are stored as 0.
+    About as small as zlib on the float32 series and several times cheaper to write (hourly
+    series are long, and a study writes one per trial)."""
     a = np.nan_to_num(np.asarray(r, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return base64.b64encode(zlib.compress(a.tobytes(), 1)).decode("ascii")
+    nz = a != 0
+    b64 = base64.b64encode
+    return (f"{_RETURNS_FORMAT}{len(a)}:{b64(np.packbits(nz).tobytes()).decode('ascii')}:"
+            f"{b64(a[nz].tobytes()).decode('ascii')}")
 
 
 def decode_returns(s: str) -> np.ndarray:
+    """The float64 series :func:`encode_returns` stored (either encoding)."""
+    if s.startswith(_RETURNS_FORMAT):
+        n, mask, values = s[len(_RETURNS_FORMAT):].split(":")
+        nz = np.unpackbits(np.frombuffer(base64.b64decode(mask), dtype=np.uint8),
+                           count=int(n)).astype(bool)
+        out = np.zeros(int(n))
+        out[nz] = np.frombuffer(base64.b64decode(values), dtype=np.float32)
+        return out
     return np.frombuffer(zlib.decompress(base64.b64decode(s)), dtype=np.float32).astype(float)
 
 

@@ -29,6 +29,20 @@ from flushback.data.errors import ConfigError
 __all__ = ["FastTrials"]
 
 
+class _Column:
+    """One numeric column of the kernel's trades: what ``trade_metrics`` reads of it."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        return self._values if dtype is None else self._values.astype(dtype, copy=False)
+
+    @property
+    def is_unique(self) -> bool:
+        return len(np.unique(self._values)) == len(self._values)
+
+
 class _TradeColumns:
     """The slice of the kernel's trades array that ``trade_metrics`` reads, column by name."""
 
@@ -45,7 +59,7 @@ class _TradeColumns:
         return name in self._col
 
     def __getitem__(self, name: str) -> Any:
-        return pd.Series(self._rows[:, self._col[name]], copy=False)
+        return _Column(self._rows[:, self._col[name]])
 
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (round trips of multi-leg trades need one)."""
@@ -116,7 +130,9 @@ class FastTrials:
         with cache.active():
             values = build_signal(config).compute(self.view.frame)
         arr = values.to_numpy()
-        if arr.dtype != np.float64:
+        if arr.dtype == np.bool_:  # a trigger: 1.0 / 0.0
+            arr = arr.astype(np.float64)
+        elif arr.dtype != np.float64:
             arr = pd.to_numeric(values.astype("float64"), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan)
         return np.ascontiguousarray(arr[self.slice])

@@ -28,6 +28,12 @@ after changing the pin or upgrading optuna.
 - :func:`is_qmc_position`: the study system attribute where optuna's ``QMCSampler`` keeps its
   place in the sequence (``"qmc:<hash>"`` from optuna 4.9, ``"sobol (scramble=True,
   seed=1)'s last sample id"`` before), which workers share so none redraws a point.
+- :func:`block_qmc_sampler`: optuna's ``QMCSampler`` with two of its steps replaced: the
+  Sobol/Halton engine (``QMCSampler._sample_qmc``, which builds a new engine and fast-forwards
+  it at every ``ask``) draws a block of points at once and serves the next asks from it, and
+  the search space is the study's declared one from the first trial on. Its place in the
+  sequence is still kept by optuna (``QMCSampler._find_sample_id``); :func:`qmc_position_key`
+  names that attribute before the first point is drawn.
 
 And one public API that changed name: :func:`rdb_heartbeat_kwargs` passes the stale-trial
 callback as ``heartbeat_stale_trial_callback`` (optuna >= 4.9) or ``failed_trial_callback``
@@ -37,7 +43,7 @@ callback as ``heartbeat_stale_trial_callback`` (optuna >= 4.9) or ``failed_trial
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     "rdb_trials_since",
     "rdb_bulk_insert",
     "is_qmc_position",
+    "block_qmc_sampler",
+    "qmc_position_key",
     "rdb_heartbeat_kwargs",
 ]
 
@@ -148,6 +156,115 @@ def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
 def is_qmc_position(key: str) -> bool:
     """Whether a study system attribute is where ``QMCSampler`` keeps its last sample id."""
     return key.startswith("qmc:") or key.endswith("'s last sample id")
+
+
+#: QMC points drawn per engine construction by :func:`block_qmc_sampler`
+QMC_BLOCK = 256
+
+
+def _find_sample_id(sampler: Any, study: Any, search_space: Any) -> int:
+    """``QMCSampler._find_sample_id``: the next sample id, recorded in the study (optuna
+    4.9+ takes the search space, earlier versions do not)."""
+    if len(inspect.signature(sampler._find_sample_id).parameters) >= 2:
+        return int(sampler._find_sample_id(study, search_space))
+    return int(sampler._find_sample_id(study))
+
+
+def block_qmc_sampler(seed: int | None, space: Mapping[str, Any] | None,
+                      block: int = QMC_BLOCK) -> Any:
+    """An ``optuna.samplers.QMCSampler`` (Sobol, scrambled) whose points are drawn ``block``
+    at a time, for a study whose every trial asks the distributions ``space``.
+
+    The points are the sequence optuna's own sampler draws (``tests/test_optuna_compat.py``
+    compares them): point ``i`` of the sequence is the engine fast-forwarded by ``i``, and one
+    engine drawing a block gives the same rows as a fresh engine per point. Two differences,
+    both on purpose: optuna builds and fast-forwards a new engine at every ``ask`` and scans
+    every finished trial for the search space (per trial costs that grow with the study);
+    here both happen once per block. And optuna draws the very first trial at random (its
+    search space is not known until a trial finished), so two workers starting together
+    draw the same first point; here the first trial is the sequence's first point, and
+    every point has a sample id the workers can divide among them.
+    """
+    import threading
+    import warnings
+
+    import optuna
+
+    class BlockQMCSampler(optuna.samplers.QMCSampler):
+        def __init__(self) -> None:
+            with warnings.catch_warnings():  # "QMCSampler is experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                super().__init__(seed=seed, warn_independent_sampling=False)
+            self._space = _qmc_space(self, space) if space else None
+            self._rows: Any = None
+            self._first = -1
+            self._dims = -1
+            self._rows_lock = threading.Lock()
+
+        def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+            if self._space is not None:
+                return dict(self._space)
+            return super().infer_relative_search_space(study, trial)
+
+        def _sample_qmc(self, study, search_space):  # type: ignore[no-untyped-def]
+            sample_id = _find_sample_id(self, study, search_space)
+            d = len(search_space)
+            with self._rows_lock:
+                rows, first = self._rows, self._first
+                if rows is None or self._dims != d or not first <= sample_id < first + len(rows):
+                    rows, first = self._draw(d, sample_id), sample_id
+                    self._rows, self._first, self._dims = rows, first, d
+                return rows[sample_id - first][None, :].copy()
+
+        def _draw(self, d: int, start: int) -> Any:
+            from scipy.stats import qmc
+
+            with warnings.catch_warnings():  # a block is not a power of two: Sobol warns
+                warnings.simplefilter("ignore")
+                if self._qmc_type == "halton":
+                    engine = qmc.Halton(d, seed=self._seed, scramble=self._scramble)
+                else:
+                    engine = qmc.Sobol(d, seed=self._seed, scramble=self._scramble)
+                if start > 0:  # Sobol refuses fast_forward(0)
+                    engine.fast_forward(start)
+                return engine.random(block)
+
+    return BlockQMCSampler()
+
+
+def _qmc_space(sampler: Any, space: Mapping[str, Any]) -> dict[str, Any]:
+    """The relative search space optuna's QMC sampler infers once a trial that asked
+    ``space`` has finished (optuna < 5 leaves categorical parameters out)."""
+    import optuna
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    params = {name: _any_value(dist) for name, dist in space.items()}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dict(space),
+                                              value=0.0))
+    base = optuna.samplers.QMCSampler.infer_relative_search_space
+    return dict(base(sampler, study, study.trials[0]))
+
+
+def _any_value(dist: Any) -> Any:
+    choices = getattr(dist, "choices", None)
+    return choices[0] if choices is not None else dist.low
+
+
+def qmc_position_key(sampler: Any) -> str | None:
+    """The study system attribute where ``sampler`` (from :func:`block_qmc_sampler`) keeps
+    its place in the sequence, known before its first point is drawn (None: not a QMC sampler
+    with a declared space)."""
+    import optuna
+
+    space = getattr(sampler, "_space", None)
+    if not space or not isinstance(sampler, optuna.samplers.QMCSampler):
+        return None
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    _find_sample_id(sampler, study, space)
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
+    keys = [k for k in attrs if is_qmc_position(k)]
+    return keys[0] if len(keys) == 1 else None
 
 
 def rdb_heartbeat_kwargs(interval: int, grace_period: int,

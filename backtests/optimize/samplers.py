@@ -11,13 +11,19 @@ from typing import Any
 import numpy as np
 
 from flushback.backtests.optimize.optuna_compat import (
+    block_qmc_sampler,
     carry_search_space_cache,
     finished_trials_in_ask,
+    qmc_position_key,
 )
 from flushback.data.errors import ConfigError
 
 
-def make_sampler(name: str, seed: int | None, multi: bool) -> Any:
+def make_sampler(name: str, seed: int | None, multi: bool,
+                 space: dict[str, Any] | None = None) -> Any:
+    """The sampler ``name``; ``space`` (the distributions every trial of the study asks)
+    lets the QMC samplers draw their points in blocks from the first trial on
+    (:func:`~flushback.backtests.optimize.optuna_compat.block_qmc_sampler`)."""
     import optuna
 
     with warnings.catch_warnings():
@@ -39,9 +45,9 @@ def make_sampler(name: str, seed: int | None, multi: bool) -> Any:
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+            return block_qmc_sampler(seed, space)
         if name == "qmc-tpe":
-            return _qmc_then_tpe(seed, multi)
+            return _qmc_then_tpe(seed, multi, space)
     raise ConfigError(f"unknown sampler '{name}'",
                       hint="tpe, nsga2, cmaes, random, qmc or qmc-tpe")
 
@@ -50,7 +56,7 @@ def make_sampler(name: str, seed: int | None, multi: bool) -> Any:
 QMC_WARM_START = 32
 
 
-def _qmc_then_tpe(seed: int | None, multi: bool) -> Any:
+def _qmc_then_tpe(seed: int | None, multi: bool, space: dict[str, Any] | None) -> Any:
     """A QMC warm start followed by TPE, as one sampler: the first :data:`QMC_WARM_START`
     finished trials are a scrambled Sobol sequence (space-filling, a better start than
     TPE's random start-up), every later one is TPE's (without its own random start-up)."""
@@ -58,7 +64,7 @@ def _qmc_then_tpe(seed: int | None, multi: bool) -> Any:
 
     class QmcThenTpe(optuna.samplers.BaseSampler):
         def __init__(self) -> None:
-            self.qmc = optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+            self.qmc = block_qmc_sampler(seed, space)
             self.tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=0,
                                                   multivariate=False)
 
@@ -102,12 +108,14 @@ class ReseededSampler:
     resumed seeded study sample exactly what the uninterrupted one would have.
     """
 
-    def __init__(self, name: str, seed: int | None, fold: int, multi: bool):
+    def __init__(self, name: str, seed: int | None, fold: int, multi: bool,
+                 space: dict[str, Any] | None = None):
         self._args = (name, multi)
         self._seed = seed
         self._fold = fold
         self._stable = name == "qmc"  # QMC's scramble seed must stay fixed for the sequence
-        self._inner = make_sampler(name, seed, multi)
+        self._space = space
+        self._inner = make_sampler(name, seed, multi, space)
 
     n_done: int | None = None  # set by the worker under the gate, just before ask()
 
@@ -127,11 +135,17 @@ class ReseededSampler:
 
             self._inner.tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=0)
             return
-        old, self._inner = self._inner, make_sampler(name, seed, multi)
+        old, self._inner = self._inner, make_sampler(name, seed, multi, self._space)
         # Keep the incremental intersection-search-space cache of the previous instance (it
         # is a pure function of the study's trials, which optuna's own long-lived sampler
         # also caches): a fresh one re-scans every trial at each ask, O(N) per trial.
         carry_search_space_cache(old, self._inner)
+
+    def sequence_key(self) -> str | None:
+        """The study system attribute where a QMC sampler keeps its place in the sequence
+        (None for other samplers): workers claim its ids in advance."""
+        inner = getattr(self._inner, "qmc", self._inner)
+        return qmc_position_key(inner)
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
         return self._inner.infer_relative_search_space(study, trial)

@@ -97,7 +97,8 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: Lease,
     for fold in cfg.folds:
         name = cfg.fold_study_name(fold)
         study = ensure_study(cfg, storage, fold)
-        reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi)
+        reseeded = ReseededSampler(cfg.sampler, cfg.seed, fold.index, cfg.multi,
+                                   cfg.space.distributions())
         study.sampler = as_optuna_sampler(reseeded)
         study.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
         gate = Gate(cfg.storage_url, name)

@@ -99,24 +99,48 @@ def cagr(equity, periods_per_year: int) -> float | None:
 
 
 def volatility(equity, periods_per_year: int) -> float | None:
-    r = returns_from_equity(equity)
-    if len(r) < 2:
-        return None
-    return float(np.std(r, ddof=1) * math.sqrt(periods_per_year))
+    return _volatility(returns_from_equity(equity), periods_per_year)
 
 
 def sharpe(equity, periods_per_year: int) -> float | None:
-    r = returns_from_equity(equity)
+    return _sharpe(returns_from_equity(equity), periods_per_year)
+
+
+def sortino(equity, periods_per_year: int) -> float | None:
+    return _sortino(returns_from_equity(equity), periods_per_year)
+
+
+def max_drawdown(equity) -> float:
+    e = _arr(equity)
+    return _max_drawdown(e, np.maximum.accumulate(e))
+
+
+def max_drawdown_duration(equity) -> int:
+    """The longest run of consecutive bars that end below the running peak (underwater)."""
+    e = _arr(equity)
+    return _max_drawdown_duration(e, np.maximum.accumulate(e))
+
+
+# The same definitions on intermediates computed once (compute_metrics shares the returns,
+# their standard deviation and the running peak between the metrics that read them).
+
+def _volatility(r: np.ndarray, periods_per_year: int, sd: float | None = None) -> float | None:
     if len(r) < 2:
         return None
-    sd = np.std(r, ddof=1)
+    return float((np.std(r, ddof=1) if sd is None else sd) * math.sqrt(periods_per_year))
+
+
+def _sharpe(r: np.ndarray, periods_per_year: int, sd: float | None = None) -> float | None:
+    if len(r) < 2:
+        return None
+    if sd is None:
+        sd = np.std(r, ddof=1)
     if not sd > 0:
         return None
     return float(np.mean(r) / sd * math.sqrt(periods_per_year))
 
 
-def sortino(equity, periods_per_year: int) -> float | None:
-    r = returns_from_equity(equity)
+def _sortino(r: np.ndarray, periods_per_year: int) -> float | None:
     if len(r) < 1:
         return None
     dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
@@ -125,16 +149,12 @@ def sortino(equity, periods_per_year: int) -> float | None:
     return float(np.mean(r) / dd * math.sqrt(periods_per_year))
 
 
-def max_drawdown(equity) -> float:
-    e = _arr(equity)
-    peak = np.maximum.accumulate(e)
+def _max_drawdown(e: np.ndarray, peak: np.ndarray) -> float:
     return float(np.min(e / peak - 1.0))
 
 
-def max_drawdown_duration(equity) -> int:
-    """The longest run of consecutive bars that end below the running peak (underwater)."""
-    e = _arr(equity)
-    under = e < np.maximum.accumulate(e)
+def _max_drawdown_duration(e: np.ndarray, peak: np.ndarray) -> int:
+    under = e < peak
     if not under.any():
         return 0
     # runs of True: starts where it turns on, ends where it turns off (on the padded array)
@@ -371,18 +391,23 @@ def compute_metrics(
         expo = 0.0  # no trades: never in the market
     else:
         expo = None  # no positions, and no trades with times on the bars: unknown, not zero
-    mdd_bars = max_drawdown_duration(e)
+    peak = np.maximum.accumulate(e)
+    r = e[1:] / e[:-1] - 1.0
+    sd = float(np.std(r, ddof=1)) if len(r) >= 2 else None
+    mdd_bars = _max_drawdown_duration(e, peak)
+    mdd = _max_drawdown(e, peak)
+    growth = cagr(e, periods_per_year)
     n = len(e) - 1
     out: dict[str, Any] = {
         "start_equity": float(e[0]),
         "end_equity": float(e[-1]),
         "total_return": total_return(e),
-        "cagr": cagr(e, periods_per_year),
-        "volatility": volatility(e, periods_per_year),
-        "sharpe": sharpe(e, periods_per_year),
-        "sortino": sortino(e, periods_per_year),
-        "calmar": calmar(e, periods_per_year),
-        "max_drawdown": max_drawdown(e),
+        "cagr": growth,
+        "volatility": _volatility(r, periods_per_year, sd),
+        "sharpe": _sharpe(r, periods_per_year, sd),
+        "sortino": _sortino(r, periods_per_year),
+        "calmar": None if growth is None or mdd == 0 else float(growth / abs(mdd)),
+        "max_drawdown": mdd,
         "max_drawdown_duration_bars": mdd_bars,
         "max_drawdown_duration_days": mdd_bars * 365.0 / periods_per_year,
         "exposure": expo,
