@@ -253,6 +253,22 @@ def validate_strategy_params(name: str, values: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def update_strategy_params(name: str, params: Mapping[str, Any],
+                           changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``validate_strategy_params(name, {**params, **changes})`` for ``params`` that are
+    already validated and complete (a loaded spec's): only ``changes`` are checked against
+    their declarations, then the combinations (an optimizer trial changes a few keys)."""
+    specs = strategy_param_specs(name)
+    if any(key not in specs for key in changes):  # the full route words the error
+        return validate_strategy_params(name, {**params, **changes})
+    out = dict(params)
+    for key, value in changes.items():
+        out[key] = specs[key].validate(value, key, f"strategy({name})")
+    if name == "contrarian":
+        _check_perp(out)
+    return out
+
+
 def _check_perp(cfg: Mapping[str, Any]) -> None:
     """The combinations of the perpetual keys the engines refuse."""
     lev, mm = float(cfg["leverage"]), float(cfg["maintenance_margin"])

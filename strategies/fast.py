@@ -84,8 +84,9 @@ def prepare_arrays(frame: pd.DataFrame, extra: pd.DataFrame | None = None, *,
 
 def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
                   commission: float, slippage: float, funding: bool | str,
-                  bar_hours: float) -> np.ndarray:
-    """The kernel's config vector (layout: the ``CFG_*`` indices of the kernel module)."""
+                  bar_hours: float, validated: bool = False) -> np.ndarray:
+    """The kernel's config vector (layout: the ``CFG_*`` indices of the kernel module);
+    ``validated``: ``cfg`` is already a validated, complete parameter set."""
     if strategy_type not in FAST_STRATEGIES:
         raise ConfigError(
             f"the fast engine does not run strategy type '{strategy_type}'",
@@ -99,7 +100,7 @@ def config_vector(strategy_type: str, cfg: Mapping[str, Any], *, cash: float,
     v[nb.CFG_SLIPPAGE] = float(slippage)
     v[nb.CFG_FUNDING] = funding_code(funding)
     v[nb.CFG_BAR_HOURS] = float(bar_hours)
-    c = {**_ALL_DEFAULTS, **validate_strategy_params(strategy_type, cfg)}
+    c = {**_ALL_DEFAULTS, **(cfg if validated else validate_strategy_params(strategy_type, cfg))}
     v[nb.CFG_FRACTION] = float(c["fraction"])
     v[nb.CFG_VOL_SIZING] = 1.0 if c["sizing"] == "volatility" else 0.0
     v[nb.CFG_VOL_TARGET] = float(c["vol_target"])

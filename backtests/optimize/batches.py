@@ -31,7 +31,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flushback.backtests.optimize.config import ensure_study
@@ -193,6 +193,14 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
 
     ``legacy_step()`` runs one trial through the per-trial loop (used for a point re-queued
     after a legacy RUNNING trial died); it returns False when there was nothing to run."""
+    with fewer_collections():
+        return _batched_fold(cfg, ev, storage, lease, fold, on_trial, poll,
+                             max_consecutive_failures, legacy_step)
+
+
+def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
+                  on_trial: Callable[[Any, Any], None] | None, poll: float,
+                  max_consecutive_failures: int, legacy_step: Callable[[], bool]) -> int:
     import optuna
 
     from flushback.backtests.optimize.workers import TrialOutcome, score_trial
@@ -289,6 +297,29 @@ def run_batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
             reservation.release()
         gate.close()
     return ran
+
+
+@contextlib.contextmanager
+def fewer_collections(threshold: int = 20_000) -> Iterator[None]:
+    """Python's cyclic garbage collector, tuned for the trial loop while it runs.
+
+    A study allocates many small objects per trial that live until the end (the in-memory
+    study's trials, their parameters and attributes); with the default thresholds the
+    collector re-scans all of them every few hundred allocations, a cost that grows with the
+    study (~10 % of a fast-engine trial by 2,000 trials). Objects alive before the loop (the
+    loaded data, modules) are frozen out of the scans and young objects are collected after
+    ``threshold`` allocations instead of 700. Reference cycles are still collected; the
+    previous settings are restored on exit."""
+    import gc
+
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], threshold), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 def batch_size_for(per_trial_seconds: float, flush_seconds: float, cap: int) -> int:

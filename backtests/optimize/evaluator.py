@@ -213,6 +213,12 @@ class SpecEvaluator:
             hold = int(space.fixed["strategy.hold_bars"] or 0)
         return hold + int(self.prepared.warmup_bars)
 
+    def warm(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Get ready for trials on ``[start, end]``: the window's arrays, the imports and the
+        compiled engine loaded, by one backtest of the spec's own parameters (worker
+        processes forked after this start warm)."""
+        self.evaluate({}, start, end)
+
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec.name, "interval": self.spec.data.interval,
                 "symbol": self.spec.data.symbol, "bars": len(self.index),

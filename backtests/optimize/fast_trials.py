@@ -113,17 +113,55 @@ class FastTrials:
         #: signal config (JSON) -> its values on the window, for configurations seen before
         self._memo: dict[str, np.ndarray] = {}
 
-    def _signal(self, spec: Any, name: str) -> np.ndarray:
+    def _signal(self, config: Mapping[str, Any]) -> np.ndarray:
         from flushback.signals import build_signal
 
-        key = json.dumps(spec.signals[name], sort_keys=True, default=str)
+        key = json.dumps(config, sort_keys=True, default=str)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         if len(self._memo) > 4096:
             self._memo.clear()
-        self._memo[key] = arr = self._compute_signal(build_signal, spec.signals[name])
+        self._memo[key] = arr = self._compute_signal(build_signal, config)
         return arr
+
+    def _sections(self, params: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        """The signal tables and the strategy parameters with a trial's parameters applied.
+
+        A trial changes values of ``signals.*`` and ``strategy.*`` parameters only, so the
+        rest of the spec (data, costs, cash, the signal and strategy types it was validated
+        with) stays as loaded: the changed signal tables are validated when their signal is
+        built, the strategy parameters as ``[strategy]`` is (declared ranges, defaults, the
+        perpetual combinations). Any other key, or an error, goes through the whole spec
+        (``with_overrides``), which gives the same values and the canonical message."""
+        from flushback.backtests.run.spec import apply_overrides
+        from flushback.strategies.config import update_strategy_params
+
+        spec = self.spec
+        if not params:
+            return spec.signals, spec.strategy.params
+        by_signal: dict[str, dict[str, Any]] = {}
+        strategy: dict[str, Any] = {}
+        for key, value in params.items():
+            head, _, rest = key.partition(".")
+            name, dot, path = rest.partition(".")
+            if head == "strategy" and rest and not dot:
+                strategy[rest] = value
+            elif head == "signals" and dot and path and name in spec.signals:
+                by_signal.setdefault(name, {})[path] = value
+            else:
+                whole = spec.with_overrides(dict(params))
+                return whole.signals, whole.strategy.params
+        try:
+            signals = dict(spec.signals)
+            for name, changes in by_signal.items():
+                signals[name] = apply_overrides(spec.signals[name], changes)
+            st = (update_strategy_params(spec.strategy.type, spec.strategy.params, strategy)
+                  if strategy else spec.strategy.params)
+        except ConfigError:
+            whole = spec.with_overrides(dict(params))
+            return whole.signals, whole.strategy.params
+        return signals, st
 
     def _compute_signal(self, build_signal: Any, config: Any) -> np.ndarray:
         cache = self.view.signal_cache
@@ -155,19 +193,20 @@ class FastTrials:
         from flushback.strategies import nb
         from flushback.strategies.fast import config_vector
 
-        spec = self.spec.with_overrides(dict(params)) if params else self.spec
-        st = spec.strategy
-        cfg = dict(st.params)
-        lines = {name: self._signal(spec, name) for name in spec.signals
+        spec = self.spec
+        signals, strategy = self._sections(params)
+        kind = spec.strategy.type
+        cfg = dict(strategy)
+        lines = {name: self._signal(signals[name]) for name in signals
                  if name in ("entry", "exit")}
-        lines.update(self._feed(st.type, cfg))
+        lines.update(self._feed(kind, cfg))
         if spec.costs.funding:
             if self.funding is None:
                 raise ConfigError("costs.funding = true needs the funding_rate column",
                                   hint="add 'funding' to data.externals")
-        vec = config_vector(st.type, cfg, cash=spec.cash, commission=spec.costs.commission,
+        vec = config_vector(kind, cfg, cash=spec.cash, commission=spec.costs.commission,
                             slippage=spec.costs.slippage, funding=spec.costs.funding,
-                            bar_hours=self.bar_hours)
+                            bar_hours=self.bar_hours, validated=True)
         e = self._empty
         nt, _, status = nb.simulate(self.ohlc, lines.get("entry", e), lines.get("exit", e),
                                     lines.get("vol", e), lines.get("fng", e),

@@ -117,8 +117,10 @@ def _make_folds(idx: pd.DatetimeIndex, walk_forward: int | None, anchored: bool,
 
 def train_chunks(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp,
             n: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    if n <= 1:
+        return [(start, end)]
     sub = index[(index >= start) & (index <= end)]
-    if n <= 1 or len(sub) < 2 * n:
+    if len(sub) < 2 * n:
         return [(start, end)]
     b = [int(round(i * len(sub) / n)) for i in range(n + 1)]
     return [(sub[b[i]], sub[b[i + 1] - 1]) for i in range(n)]

@@ -136,6 +136,15 @@ def open_storage(url: str, *, heartbeat: int | None = 5) -> Any:
         return storage
 
 
+def release_connections(storage: Any) -> None:
+    """Close the pooled database connections of an optuna RDB storage (they reopen on next
+    use): done before forking worker processes, which must not share a connection with
+    their parent. Journal storages hold none."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def _init_lock(url: str) -> Iterator[None]:
     """PostgreSQL: serialize optuna's schema creation across processes and machines."""

@@ -1,0 +1,55 @@
+"""The compiled loops of flushback.signals.kernels give, bit for bit, what the plain Python
+loop they replace gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flushback.signals.kernels import recursive_mean
+from flushback.signals.rsi import rsi_values
+
+
+def _python_loop(values: np.ndarray, start: int, acc: float, alpha: float) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    out[start - 1] = acc
+    for i in range(start, len(values)):
+        v = values[i]
+        if v == v:
+            acc += (v - acc) * alpha
+        out[i] = acc
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_recursive_mean_is_the_python_loop_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 5000))
+    values = np.abs(rng.normal(0, 1e3, n)) * rng.choice([1e-6, 1.0, 1e6], n)
+    values[rng.random(n) < 0.05] = np.nan  # gaps leave the average unchanged
+    period = int(rng.integers(2, 15))
+    alpha = 1.0 / period if seed % 2 else 2.0 / (period + 1)
+    acc = float(np.nanmean(values[1:period + 1]))
+    out = np.full(n, np.nan)
+    out[period] = acc
+    recursive_mean(values, out, period + 1, acc, alpha)
+    want = _python_loop(values, period + 1, acc, alpha)
+    assert np.array_equal(out[period:], want[period:], equal_nan=True)
+    assert out.tobytes()[period * 8:] == want.tobytes()[period * 8:]
+
+
+def test_rsi_matches_an_independent_wilder_rsi():
+    rng = np.random.default_rng(9)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.02, 3000))))
+    got = rsi_values(close, 14, "wilder").to_numpy()
+    delta = close.diff()
+    gain, loss = delta.clip(lower=0).to_numpy(), (-delta).clip(lower=0).to_numpy()
+    g, lo = np.full(3000, np.nan), np.full(3000, np.nan)
+    g[14], lo[14] = gain[1:15].mean(), loss[1:15].mean()
+    for i in range(15, 3000):
+        g[i] = g[i - 1] + (gain[i] - g[i - 1]) / 14
+        lo[i] = lo[i - 1] + (loss[i] - lo[i - 1]) / 14
+    want = 100 * g / (g + lo)
+    np.testing.assert_allclose(got[14:], want[14:], rtol=1e-12)
+    assert np.isnan(got[:14]).all()
