@@ -31,7 +31,9 @@ if __name__ == "__main__":  # worker processes are spawned: they re-import this 
     storage, n, seed, workers, study = sys.argv[1:6]
     cfg = T.toy_config(None, n_trials=int(n), seed=None if seed == "none" else int(seed),
                        storage=storage, study=study, workers=int(workers), heartbeat=1)
-    run_study(cfg)
+    # "here": the evaluator is built in this process (as `flushback optimize` does): one
+    # worker runs here and the others are forked from it
+    run_study(cfg, evaluator=T.ToyEvaluator() if sys.argv[6:] == ["here"] else None)
 """
 
 
@@ -48,9 +50,9 @@ def _env(sleep: float = 0.0) -> dict[str, str]:
     return env
 
 
-def _cmd(tmp_path, storage, n, seed, workers=1, study="toy"):
+def _cmd(tmp_path, storage, n, seed, workers=1, study="toy", here=False):
     return [sys.executable, str(_driver(tmp_path)), str(storage), str(n), str(seed),
-            str(workers), study]
+            str(workers), study, *(["here"] if here else [])]
 
 
 def _trials(storage: str, study: str = "toy"):
@@ -182,7 +184,7 @@ def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, p
     procs = [
         subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=1, study=study),
                          env=_env(0.3)),
-        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=2, study=study),
+        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=2, study=study, here=True),
                          env=_env(0.3)),
     ]
     for p in procs:
@@ -193,6 +195,23 @@ def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, p
     assert len(trials) == n
     owners = {t.user_attrs["flushback_owner"] for t in trials}
     assert len(owners) >= 2  # the processes of both commands shared the study
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("here", [False, True])
+def test_worker_processes_share_one_study_exactly_n(tmp_path, here):
+    """Two worker processes of one command: spawned, or (the evaluator built in the
+    command's process) one worker there and one forked from it."""
+    n = 24
+    storage = str(tmp_path / "w.log")
+    subprocess.run(_cmd(tmp_path, storage, n, "none", workers=2, here=here), check=True,
+                   env=_env(0.2), timeout=300)
+    trials = _trials(storage)
+    assert [t.state.name for t in trials].count("COMPLETE") == n
+    assert len(trials) == n
+    owners = {t.user_attrs["flushback_owner"] for t in trials}
+    assert len(owners) == 2
+    assert len({o.split(":")[1] for o in owners}) == 2  # two processes (pids) ran trials
 
 
 @pytest.mark.parametrize("partial", [True, False])
