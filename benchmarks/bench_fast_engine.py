@@ -13,10 +13,13 @@ short hourly window, a 2 x 2 grid) to check the script still runs; its figures a
    storage, batched writes, default hold-out fold) in its own process, and, right after it,
    the same sampler over the same search space with a zero-cost objective (an in-memory
    optuna study, ask/tell, a random value) in W processes of n/W trials each: what optuna
-   alone does on this machine.
-   ratio = flushback trials/s / zero-cost trials/s. flushback's rate is the steady state (from
-   the W-th finished trial to the last, i.e. once every worker has loaded its data); the rate
-   including process start-up and data loading is reported too.
+   alone does on this machine (optuna's own ``TPESampler`` / ``QMCSampler``; and, as a
+   second reference, the sampler flushback builds). For TPE also optuna's TPE asked over the
+   study's own history (``_replay``). ``--repeat`` pairs (3 by default) per configuration.
+   ratio = flushback trials/s / zero-cost trials/s, the median of the paired ratios.
+   flushback's rate is the steady state (from the W-th finished trial to the last, i.e. once
+   every worker is running); the rate including process start-up and data loading is
+   reported too.
 2. **the engine alone**: the compiled kernel over the hourly bars, a batch of configurations in
    one call (``nb.simulate_returns``): bars x configurations per second.
 3. **the same grid in vectorbt and backtesting.py** (run by ``--peers-python``, a virtual
@@ -90,10 +93,67 @@ def _study(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
     timings = [t.user_attrs.get("flushback", {}).get("timings", {}) for t in fin]
     mean = {k: sum(t.get(k, 0.0) for t in timings) / max(len(timings), 1)
             for k in ("sampling", "backtest", "trial")}
-    return {"finished": len(fin), "wall_seconds": wall, "load_seconds": load,
-            "trials_per_second": steady, "trials_per_second_incl_startup": n / wall,
-            "mean_seconds": mean,
-            "training_bars": int((ev.index <= folds[0].train_end).sum())}
+    out = {"finished": len(fin), "wall_seconds": wall, "load_seconds": load,
+           "trials_per_second": steady, "trials_per_second_incl_startup": n / wall,
+           "mean_seconds": mean,
+           "training_bars": int((ev.index <= folds[0].train_end).sum())}
+    if sampler == "tpe":
+        out["replayed_sampler_trials_per_second"] = workers * _replay(
+            fin, space.distributions())
+    return out
+
+
+def _replay(trials: list, dists: dict) -> float:
+    """optuna's own TPE (seed 1) asked at each step of this study's own history, with a
+    zero-cost objective: before the k-th ask the study holds the study's first k finished
+    trials (their parameters and real objective values). TPE's cost depends on the values
+    it models, not only on their number, so this is optuna alone on the same landscape.
+    Each ask is told FAIL (TPE ignores it) and the real trial added; asks + tells per
+    second of one process."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
+    spent = 0.0
+    for t in sorted(trials, key=lambda t: t.number):
+        t0 = time.perf_counter()
+        asked = study.ask(dists)
+        study.tell(asked, state=optuna.trial.TrialState.FAIL)
+        spent += time.perf_counter() - t0
+        study.add_trial(t)
+    return len(trials) / spent
+
+
+def _paired(spec: str, overrides: list[str], sampler: str, n: int, workers: int,
+            data_dir: str) -> dict:
+    """One flushback study and, right after it, the zero-cost references (fresh processes)."""
+    with tempfile.TemporaryDirectory() as home:
+        fb = _in_subprocess("_study", spec, overrides, sampler, n, workers, data_dir, home)
+    zc = _in_subprocess("_zero_cost", spec, overrides, sampler, n, workers, data_dir)
+    own = _in_subprocess("_zero_cost", spec, overrides, sampler, n, workers, data_dir, True)
+    return {"flushback": fb, "zero_cost": zc, "zero_cost_own_sampler": own}
+
+
+def _summary(label: str, sampler: str, n: int, workers: int, pairs: list[dict]) -> dict:
+    """The median over the repeats (each ratio is taken within its own pair, then the
+    median of the ratios; the figures shown are those of the median pair)."""
+    import statistics
+
+    def rate(p: dict, key: str) -> float:
+        return float(p[key]["trials_per_second"])
+
+    ratios = [rate(p, "flushback") / rate(p, "zero_cost") for p in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: ratios[i])
+    mid = pairs[order[len(order) // 2]]
+    row = {"data": label, "sampler": sampler, "trials": n, "workers": workers, **mid,
+           "ratio": statistics.median(ratios), "ratios": [round(r, 3) for r in ratios],
+           "ratio_own_sampler": statistics.median(
+               rate(p, "flushback") / rate(p, "zero_cost_own_sampler") for p in pairs),
+           "repeats": pairs}
+    replayed = [p["flushback"].get("replayed_sampler_trials_per_second") for p in pairs]
+    if all(replayed):
+        row["ratio_replayed"] = statistics.median(
+            rate(p, "flushback") / float(r) for p, r in zip(pairs, replayed, strict=True))
+    return row
 
 
 def _reference_sampler(sampler: str, dists: dict, own: bool):
@@ -254,6 +314,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a tenth of the trials")
     ap.add_argument("--smoke", action="store_true",
                     help="every part on a tiny size, to check the script runs (not to quote)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="paired runs per configuration; the median ratio is reported")
     ap.add_argument("--only-grid", action="store_true",
                     help="re-run the grid comparison only, into the existing --out")
     args = ap.parse_args()
@@ -267,30 +329,26 @@ def main() -> None:
     datasets = dict(list(DATASETS.items())[:1]) if args.smoke else DATASETS
     runs = (("tpe", 8),) if args.smoke else RUNS
     worker_counts = (1,) if args.smoke else (1, 2)
+    repeat = 1 if args.smoke else args.repeat
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                     "ratio": [], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                     "repeat": repeat, "ratio": [],
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for label, (spec, overrides) in datasets.items():
         for sampler, n in runs:
             n = max(20, n // 10) if args.quick else n
             for workers in worker_counts:
-                with tempfile.TemporaryDirectory() as home:
-                    fb = _in_subprocess("_study", spec, overrides, sampler, n, workers,
-                                        data_dir, home)
-                zc = _in_subprocess("_zero_cost", spec, overrides, sampler, n, workers,
-                                    data_dir)
-                own = _in_subprocess("_zero_cost", spec, overrides, sampler, n, workers,
-                                     data_dir, True)
-                row = {"data": label, "sampler": sampler, "trials": n, "workers": workers,
-                       "flushback": fb, "zero_cost": zc, "zero_cost_own_sampler": own,
-                       "ratio": fb["trials_per_second"] / zc["trials_per_second"],
-                       "ratio_own_sampler": fb["trials_per_second"] / own["trials_per_second"]}
+                pairs = [_paired(spec, overrides, sampler, n, workers, data_dir)
+                         for _ in range(repeat)]
+                row = _summary(label, sampler, n, workers, pairs)
                 results["ratio"].append(row)
+                fb, zc, own = row["flushback"], row["zero_cost"], row["zero_cost_own_sampler"]
                 print(f"{label:26s} {sampler:4s} {n:5d} W={workers}: flushback "
                       f"{fb['trials_per_second']:8.1f}/s (incl. start-up "
                       f"{fb['trials_per_second_incl_startup']:7.1f}/s), optuna zero-cost "
-                      f"{zc['trials_per_second']:8.1f}/s, ratio {row['ratio']:.2f}; "
-                      f"flushback's sampler zero-cost {own['trials_per_second']:8.1f}/s, "
-                      f"ratio {row['ratio_own_sampler']:.2f}", flush=True)
+                      f"{zc['trials_per_second']:8.1f}/s, ratio {row['ratio']:.2f} "
+                      f"{row['ratios']}; flushback's sampler zero-cost "
+                      f"{own['trials_per_second']:8.1f}/s, ratio "
+                      f"{row['ratio_own_sampler']:.2f}", flush=True)
     results["engine_alone"] = (engine_alone(data_dir, 4, start="2026-01-01") if args.smoke
                                else engine_alone(data_dir))
     print("engine alone:", results["engine_alone"], flush=True)
@@ -312,18 +370,29 @@ def render(r: dict) -> str:
              "\"flushback's sampler, zero-cost\": the same with the sampler flushback's "
              "optimizer builds (its QMC draws the same Sobol points in blocks of 256 instead "
              "of building a new engine per trial): the share of a trial that is flushback's "
-             "own work.", "",
+             "own work. \"TPE on the study's history\": optuna's TPE asked at each step of "
+             "the flushback study's own trials (real objective values; x W for W workers): "
+             "TPE's cost grows with how concentrated the values it models are, so a random "
+             "zero-cost objective understates what TPE itself costs on a real study.", "",
+             f"Each configuration ran {r.get('repeat', 1)} times, each flushback study paired "
+             "with its references measured right after it; the ratio is the median of the "
+             "paired ratios (all of them in brackets), the rates those of the median pair.", "",
              "| data | sampler | trials | workers | flushback trials/s (steady) | incl. start-up "
-             "| optuna zero-cost trials/s | ratio | flushback's sampler, zero-cost | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| optuna zero-cost trials/s | **ratio** (paired runs) "
+             "| flushback's sampler, zero-cost | ratio | TPE on the study's history | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["ratio"]:
         fb, zc = row["flushback"], row["zero_cost"]
         own = row.get("zero_cost_own_sampler")
-        tail = (f" | {own['trials_per_second']:.1f} | {row['ratio_own_sampler']:.2f} |"
-                if own else " | | |")
+        tail = (f" | {own['trials_per_second']:.1f} | {row['ratio_own_sampler']:.2f}"
+                if own else " | |")
+        rep = fb.get("replayed_sampler_trials_per_second")
+        tail += (f" | {rep:.1f} | {row['ratio_replayed']:.2f} |"
+                 if rep and "ratio_replayed" in row else " | | |")
+        runs = ", ".join(f"{x:.2f}" for x in row.get("ratios", []))
         lines.append(f"| {row['data']} | {row['sampler']} | {row['trials']} | {row['workers']} "
                      f"| {fb['trials_per_second']:.1f} | {fb['trials_per_second_incl_startup']:.1f}"
-                     f" | {zc['trials_per_second']:.1f} | **{row['ratio']:.2f}**{tail}")
+                     f" | {zc['trials_per_second']:.1f} | **{row['ratio']:.2f}** ({runs}){tail}")
     e = r["engine_alone"]
     lines += ["", "## The engine alone", "",
               f"{e['configs']} configurations over {e['bars']:,} hourly bars in one compiled "

@@ -135,6 +135,9 @@ def test_bench_fast_engine_smoke(tmp_path, shared_data_dir):
     for ref in ("zero_cost", "zero_cost_own_sampler"):
         assert {"wall_seconds", "trials_per_second"} <= set(row[ref])
     assert _is_number(row["ratio"]) and _is_number(row["ratio_own_sampler"])
+    # TPE: optuna's TPE replayed over the study's own history
+    assert _is_number(row["flushback"]["replayed_sampler_trials_per_second"])
+    assert _is_number(row["ratio_replayed"]) and len(row["ratios"]) == 1
     engine = doc["engine_alone"]
     assert {"bars", "configs", "seconds", "bars_per_second", "mean_trades"} <= set(engine)
     hourly = load_frame("BTCUSDT", "1h", externals=(), start="2026-01-01",
