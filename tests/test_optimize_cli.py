@@ -149,12 +149,15 @@ def test_sigkilled_cli_study_on_real_data_resumes_to_the_uninterrupted_trials(sh
     from flushback.backtests.optimize.storage import open_storage
 
     exe = str(Path(sys.executable).with_name("flushback"))
-    n = 240  # enough trials that the kill lands mid-study on the fast engine too
+    n = 240
+    # written 8 at a time (a fast-engine study writes ~a second of trials at once: all of
+    # them here), so that the kill lands mid-study with trials run but not yet written
 
     def cmd(storage):
         return [exe, "--data-dir", str(shared_data_dir), "optimize", "fear_flush_btc_daily",
                 "--trials", str(n), "--seed", "8", "--train-until", "2023-06-30",
-                "--storage", storage, "--study", "s", "--format", "json", "--min-trades", "0"]
+                "--storage", storage, "--study", "s", "--format", "json", "--min-trades", "0",
+                "--batch", "8"]
 
     def trials(storage):
         return optuna.load_study(study_name="s", storage=open_storage(storage)).trials

@@ -41,10 +41,10 @@ def _finished(storage: Path) -> tuple[int, list[str]]:
 def test_piped_progress_ctrl_c_and_resume(shared_data_dir, tmp_path):
     exe = Path(sys.executable).with_name("flushback")
     env = {**os.environ, "FLUSHBACK_HOME": str(tmp_path / "home"), "FLUSHBACK_OFFLINE": "1"}
-    # backtrader trials (~15/s) leave time to interrupt mid-study; the fast engine would
-    # finish the study before the signal arrives
+    # backtrader trials (~20/s) written 4 at a time leave time to interrupt mid-study; the
+    # fast engine would finish the study before the signal arrives
     argv = ["--data-dir", str(shared_data_dir), "optimize", SPEC, "--trials", str(TRIALS),
-            "--walk-forward", "2", "--seed", "3", "--engine", "backtrader"]
+            "--walk-forward", "2", "--seed", "3", "--engine", "backtrader", "--batch", "4"]
     proc = subprocess.Popen([str(exe), *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = []

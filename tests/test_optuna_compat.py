@@ -22,10 +22,12 @@ from flushback.backtests.optimize.optuna_compat import (
     finished_trials_in_ask,
     heartbeat_enabled,
     is_qmc_position,
+    journal_bulk_insert,
     qmc_position_key,
     rdb_bulk_insert,
     rdb_heartbeat_kwargs,
     rdb_trials_since,
+    tell_without_copy,
     trial_id,
 )
 from flushback.backtests.optimize.storage import open_storage
@@ -285,6 +287,72 @@ def test_qmc_position_key(kind, tmp_path):
     assert attrs[key] == 4  # the last sample id of five points
     assert [k for k in attrs if is_qmc_position(k)] == [key]
     assert qmc_position_key(optuna.samplers.TPESampler()) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tell_without_copy(kind, tmp_path):
+    """Finishes trials as ``tell`` does (values, states, the sampler's after_trial)."""
+    seen = []
+
+    class Sampler(optuna.samplers.RandomSampler):
+        def after_trial(self, study, trial, state, values):
+            seen.append((trial.number, state, values))
+
+    storage = _storage(kind, tmp_path)
+    study = optuna.create_study(storage=storage, study_name="s", sampler=Sampler(seed=1))
+    a, b, c = (study.ask(DISTS) for _ in range(3))
+    tell_without_copy(study, a, 1.5)
+    tell_without_copy(study, b, state=TrialState.PRUNED)
+    tell_without_copy(study, c, state=TrialState.FAIL)
+    got = [(t.state, t.value) for t in optuna.load_study(study_name="s",
+                                                          storage=storage).trials]
+    assert got == [(TrialState.COMPLETE, 1.5), (TrialState.PRUNED, None),
+                   (TrialState.FAIL, None)]
+    assert [(n, s) for n, s, _ in seen] == [(0, TrialState.COMPLETE), (1, TrialState.PRUNED),
+                                            (2, TrialState.FAIL)]
+    with pytest.raises((ValueError, RuntimeError)):  # a finished trial cannot be told again
+        tell_without_copy(study, a, 2.0)
+
+
+def test_journal_bulk_insert(tmp_path):
+    """One append writes what create_new_trial writes trial by trial: a fresh reader of
+    each file sees the same trials, numbered the same, beside trials of other writers."""
+    templates = []
+    for i in range(5):
+        templates.append(create_trial(
+            params={"x": 0.1 * i, "n": i + 1}, distributions=DISTS, value=float(i) / 3,
+            user_attrs={"flushback": {"train_returns": "m1:3:AA==:", "timings": {"t": 0.5}}},
+            system_attrs={"flushback_batched_by": "h:1:x"},
+            state=TrialState.COMPLETE if i != 2 else TrialState.PRUNED))
+        if i == 2:
+            templates[-1] = create_trial(params={"x": 0.2, "n": 3}, distributions=DISTS,
+                                         state=TrialState.PRUNED)
+    files = {}
+    for how in ("one_by_one", "bulk"):
+        storage = open_storage(str(tmp_path / f"{how}.log"))
+        study = _study(storage)
+        sid = storage.get_study_id_from_name("s")
+        other = dict(params={"x": 0.5, "n": 2}, distributions=DISTS)
+        study.add_trial(create_trial(value=9.0, **other))  # a trial of another writer first
+        if how == "bulk":
+            journal_bulk_insert(storage, sid, templates)
+        else:
+            for t in templates:
+                storage.create_new_trial(sid, template_trial=t)
+        study.add_trial(create_trial(value=8.0, **other))  # and one after
+        files[how] = tmp_path / f"{how}.log"
+
+    def read(path):
+        fresh = open_storage(str(path))
+        return [(t.number, t.state, t.values, t.params, t.user_attrs, t.system_attrs,
+                 t.datetime_start is not None, t.datetime_complete is not None)
+                for t in fresh.get_all_trials(fresh.get_study_id_from_name("s"))]
+
+    assert read(files["bulk"]) == read(files["one_by_one"])
+    assert [r[0] for r in read(files["bulk"])] == list(range(7))
+    # the same records: one per trial either way
+    assert (files["bulk"].read_text().count("\n")
+            == files["one_by_one"].read_text().count("\n"))
 
 
 def test_rdb_heartbeat_kwargs(tmp_path):

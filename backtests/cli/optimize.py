@@ -88,6 +88,12 @@ def optimize(
         help="A configuration trading fewer times on a training window is infeasible "
              "(default 5; 0 turns the constraint off).",
     ),
+    batch: int = typer.Option(
+        256, "--batch", min=1,
+        help="Trials a worker runs in memory before writing them to the storage, at most "
+             "(batches are sized to about a second of work; 1 writes each trial as it "
+             "finishes). Unwritten trials of a killed run are run again on resume.",
+    ),
     engine: Engine = typer.Option(
         None, "--engine",
         help="Engine of the trials: fast (default for the built-in strategies) or backtrader. "
@@ -121,7 +127,7 @@ def optimize(
             pruner=pruner, prune_chunks=prune_chunks, overrides=list(set_ or []),
             data_dir=STATE.data_dir, heartbeat=heartbeat, runs_dir=runs_dir,
             progress=progress, console=console_err, engine=engine.value if engine else None,
-            embargo=embargo, min_trades=min_trades,
+            embargo=embargo, min_trades=min_trades, batch=batch,
         )
     except StudyInterrupted as stop:
         _say_interrupted(stop)

@@ -38,6 +38,7 @@ from flushback.backtests.optimize.config import ensure_study
 from flushback.backtests.optimize.locks import Gate, Periodic, reap_dead_trials
 from flushback.backtests.optimize.optuna_compat import (
     is_qmc_position,
+    journal_bulk_insert,
     rdb_bulk_insert,
     rdb_trials_since,
     trial_id,
@@ -57,15 +58,19 @@ def write_trials(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
     On optuna's RDB storage the whole batch is one transaction of bulk inserts into optuna's
     own tables (the rows ``create_new_trial(template_trial=...)`` would write, numbered the
     same way: the study's trial count at insert time, under the study's row lock); optuna's
-    per-row ORM path costs ~10 ms a trial, more than a fast-engine trial. Elsewhere (journal
-    files) each trial is one ``create_new_trial``.
+    per-row ORM path costs ~10 ms a trial, more than a fast-engine trial. On a journal file
+    the batch is one append of the records ``create_new_trial`` writes. Elsewhere each trial
+    is one ``create_new_trial``.
     """
     if not trials:
         return
-    from optuna.storages import RDBStorage
+    from optuna.storages import JournalStorage, RDBStorage
 
     if isinstance(storage, RDBStorage):
         rdb_bulk_insert(storage, study_id, trials)
+        return
+    if isinstance(storage, JournalStorage):
+        journal_bulk_insert(storage, study_id, trials)
         return
     for t in trials:
         storage.create_new_trial(study_id, template_trial=t)

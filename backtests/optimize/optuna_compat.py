@@ -25,6 +25,14 @@ after changing the pin or upgrading optuna.
   ``_get_trials`` has no such filter: every trial is read and filtered here).
 - :func:`rdb_bulk_insert`: finished trials written as one transaction of bulk inserts into
   optuna's own tables (``optuna.storages._rdb.models``, ``_create_scoped_session``).
+- :func:`tell_without_copy`: ``Study.tell`` without the deep copy of the finished trial it
+  returns (``optuna.study._tell._tell_with_warning``; the copy of the trial's parameters,
+  distributions and attributes costs about as much as a fast-engine trial's bookkeeping).
+- :func:`journal_bulk_insert`: finished trials appended to a journal file in one write:
+  the log records ``JournalStorage.create_new_trial`` writes (made by optuna's own method
+  on a scratch storage that collects them) appended together through the storage's file
+  backend (``JournalStorage._backend``), instead of one locked append and one read-back of
+  the file per trial.
 - :func:`is_qmc_position`: the study system attribute where optuna's ``QMCSampler`` keeps its
   place in the sequence (``"qmc:<hash>"`` from optuna 4.9, ``"sobol (scramble=True,
   seed=1)'s last sample id"`` before), which workers share so none redraws a point.
@@ -53,6 +61,8 @@ __all__ = [
     "carry_search_space_cache",
     "rdb_trials_since",
     "rdb_bulk_insert",
+    "tell_without_copy",
+    "journal_bulk_insert",
     "is_qmc_position",
     "block_qmc_sampler",
     "qmc_position_key",
@@ -151,6 +161,44 @@ def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
         for model, values in tables.items():
             if values:
                 session.execute(sa.insert(model), values)
+
+
+def tell_without_copy(study: Any, trial: Any, values: Any = None, state: Any = None) -> None:
+    """``study.tell(trial, values, state=state)``, without building the deep copy of the
+    finished trial that ``tell`` returns."""
+    from optuna.study._tell import _tell_with_warning
+
+    _tell_with_warning(study=study, trial=trial, value_or_values=values, state=state,
+                       skip_if_finished=False)
+
+
+def journal_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
+    """Append finished trials (``FrozenTrial`` templates) to a ``JournalStorage``'s file in
+    one write: the records ``create_new_trial(template_trial=...)`` writes, in order (the
+    journal numbers trials by their place in the file, as for one-by-one creation)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import BaseJournalBackend
+
+    class Collect(BaseJournalBackend):
+        def __init__(self) -> None:
+            self.logs: list[dict[str, Any]] = []
+
+        def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
+            return []
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            self.logs.extend(logs)
+
+    collect = Collect()
+    scratch = JournalStorage(collect)
+    # the scratch storage replays nothing (its reader returns no records), so the id of the
+    # trial it "created" stays unset; create_new_trial reads it before returning
+    scratch._replay_result._last_created_trial_id_by_this_process = -1
+    for t in trials:
+        scratch.create_new_trial(study_id, template_trial=t)
+    if collect.logs:
+        worker = storage._replay_result.worker_id  # written as this storage's own records
+        storage._backend.append_logs([{**log, "worker_id": worker} for log in collect.logs])
 
 
 def is_qmc_position(key: str) -> bool:

@@ -119,6 +119,7 @@ def optimize_spec(
     engine: str | None = None,
     embargo: int | None = None,
     min_trades: int | None = None,
+    batch: int = 256,
 ) -> OptimizationRun:
     """Build the study from a spec, run it (resuming if it exists), analyse, write the run.
 
@@ -131,6 +132,8 @@ def optimize_spec(
     :meth:`SpecEvaluator.default_embargo`). ``min_trades`` (default
     :data:`DEFAULT_MIN_TRADES`): fewer trades on a training window make a trial infeasible;
     a selected configuration trading fewer times in its test window is reported as a warning.
+    ``batch``: trials a worker writes to the storage at once, at most
+    (:mod:`flushback.backtests.optimize.batches`; 1 writes each trial as it finishes).
     """
     from flushback.backtests.optimize.engine_check import raise_on_mismatch, recheck_on_reference
     from flushback.backtests.run.folders import write_run
@@ -139,6 +142,8 @@ def optimize_spec(
         raise ConfigError("--trials must be >= 1")
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
+    if batch < 1:
+        raise ConfigError("--batch must be >= 1")
     objectives = parse_objectives(objective, directions)
     sampler = sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     make_sampler(sampler, seed, len(objectives) > 1)  # unknown / unavailable: fail now
@@ -173,6 +178,7 @@ def optimize_spec(
         study_name=study or "pending",
         sampler=sampler, seed=seed, pruner=pruner, prune_chunks=int(prune_chunks),
         heartbeat=int(heartbeat), workers=int(workers), min_trades=min_trades,
+        batch=int(batch),
     )
     # the study's identity must not depend on where the spec or the data sit on disk:
     # fingerprint the spec's content instead of its path

@@ -30,7 +30,11 @@ from flushback.backtests.optimize.evaluator import Evaluator, encode_returns, lo
 from flushback.backtests.optimize.folds import Fold, train_chunks
 from flushback.backtests.optimize.locks import Gate, Lease, Periodic, lease_dir, reap_dead_trials
 from flushback.backtests.optimize.objectives import objective_value
-from flushback.backtests.optimize.optuna_compat import heartbeat_enabled, trial_id
+from flushback.backtests.optimize.optuna_compat import (
+    heartbeat_enabled,
+    tell_without_copy,
+    trial_id,
+)
 from flushback.backtests.optimize.progress import StudyProgress
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
 from flushback.backtests.optimize.storage import open_storage, release_connections
@@ -174,7 +178,7 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
         bad = [c.expr for c in cfg.space.constraints if not c.check(current)]
         if bad:
             trial.set_user_attr("infeasible", bad)
-            study.tell(trial, state=TS.PRUNED)
+            tell_without_copy(study, trial, state=TS.PRUNED)
             return "PRUNED", None
     try:
         chunks = train_chunks(ev.index, fold.train_start, fold.train_end,
@@ -196,14 +200,14 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
                 trial.report(float(np.mean([v[0] for v in per_chunk])), step)
                 if trial.should_prune():
                     trial.set_user_attr("pruned_after_chunks", step + 1)
-                    study.tell(trial, state=TS.PRUNED)
+                    tell_without_copy(study, trial, state=TS.PRUNED)
                     return "PRUNED", None
         values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
         if cfg.min_trades and n_trades < cfg.min_trades:
             # a configuration that (almost) never trades cannot win by doing nothing
             trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
                                 f"{cfg.min_trades} on the training window")
-            study.tell(trial, state=TS.PRUNED)
+            tell_without_copy(study, trial, state=TS.PRUNED)
             return "PRUNED", None
         timings["trial"] = time.perf_counter() - t_start
         # one user attribute (one storage write) per trial
@@ -213,16 +217,16 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
             else {"chunks": len(chunks)},
             "timings": {k: round(v, 6) for k, v in timings.items()},
         })
-        study.tell(trial, values if cfg.multi else values[0])
+        tell_without_copy(study, trial, values if cfg.multi else values[0])
         return "COMPLETE", values
     except ConfigError as exc:
         # parameters the engine rejects (an invalid combination): infeasible, not a crash
         trial.set_user_attr("infeasible", str(exc))
-        study.tell(trial, state=TS.PRUNED)
+        tell_without_copy(study, trial, state=TS.PRUNED)
         return "PRUNED", None
     except Exception as exc:
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-        study.tell(trial, state=TS.FAIL)
+        tell_without_copy(study, trial, state=TS.FAIL)
         return "FAIL", None
 
 
