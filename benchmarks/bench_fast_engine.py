@@ -413,7 +413,7 @@ def render(r: dict) -> str:
     for row in r["ratio"]:
         ok = row["ratio"] >= 0.5
         lines.append(f"- ratio >= 0.5, {row['data']}, {row['sampler']} {row['trials']}, "
-                     f"{row['workers']} worker(s): {row['ratio']:.2f} -- "
+                     f"{row['workers']} worker(s): {row['ratio']:.3f} -- "
                      f"{'met' if ok else 'NOT met'}")
     guides = [
         ("daily TPE, 2 workers >= 250 trials/s", "BTC-USD daily 2014-2026", "tpe", 2, 250),
