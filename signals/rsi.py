@@ -99,17 +99,28 @@ def rsi_on_timeframe(
     close = frame[column]
     if timeframe == "bar" or duration(timeframe) == interval:
         return rsi_values(close, period, smoothing)
+    closing, last_closed = cached_part(  # depends on the bars and the timeframe only
+        frame, ("htf_groups", timeframe), lambda: _htf_groups(frame.index, interval, timeframe))
+    if len(closing) == 0:  # no complete group yet
+        return pd.Series(np.nan, index=frame.index, name="rsi")
+    htf_rsi = rsi_values(close.iloc[closing], period, smoothing).ffill().to_numpy()
+    # each base bar carries the RSI of the last complete group closed at or before it
+    out = np.where(last_closed >= 0, htf_rsi[np.maximum(last_closed, 0)], np.nan)
+    return pd.Series(out, index=frame.index, name="rsi")
+
+
+def _htf_groups(idx: pd.DatetimeIndex, interval: pd.Timedelta,
+                timeframe: str) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the base bars that close a complete ``timeframe`` group, and for every
+    base bar the number of the last complete group closed at or before it, -1 before the
+    first)."""
     tf = duration(timeframe)
     per = bars_for(tf, interval, what=f"RSI timeframe {timeframe}")
-    idx = frame.index
     groups = idx.floor(tf)
     expected_last = groups + (tf - interval)
     counts = pd.Series(1, index=idx).groupby(groups).transform("size").to_numpy()
-    is_closing = (idx == expected_last) & (counts == per)
-    htf_close = close[is_closing]
-    htf_rsi = rsi_values(htf_close, period, smoothing)
-    out = htf_rsi.reindex(idx).ffill()
-    return out.rename("rsi")
+    is_closing = np.asarray((idx == expected_last) & (counts == per))
+    return np.flatnonzero(is_closing), np.cumsum(is_closing) - 1
 
 
 class _RSIBase(Signal):

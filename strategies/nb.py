@@ -669,6 +669,41 @@ def _close_trade(trades, nt, bar, size, price, fee, reason, mark, lot_id, lot_si
 
 
 @njit(cache=True)
+def path_stats(equity, position):
+    """(max drawdown, longest underwater run in bars, bars with a position, bars whose
+    equity is not a positive number) of an equity curve in one pass: the running peak,
+    ``equity / peak - 1`` per bar and its minimum, the runs of bars that end below the peak,
+    ``|position| > 1e-12``. Comparisons, one division per bar and counts: for a positive
+    curve the same numbers, bit for bit, as the numpy expressions of
+    :mod:`flushback.backtests.run.metrics` (tested); with a bad bar use those instead."""
+    n = len(equity)
+    peak = equity[0]
+    worst = equity[0] / peak - 1.0
+    run = 0
+    longest = 0
+    held = 0
+    bad = 0
+    for i in range(n):
+        e = equity[i]
+        if not e > 0.0:
+            bad += 1
+        if e > peak:
+            peak = e
+        dd = e / peak - 1.0
+        if dd < worst:
+            worst = dd
+        if e < peak:
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+        if abs(position[i]) > 1e-12:
+            held += 1
+    return worst, longest, held, bad
+
+
+@njit(cache=True)
 def simulate_returns(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfgs,
                      equity_out, ntrades_out, status_out):
     """Run every row of ``cfgs`` (one parameter set each) over the same bars and signals;

@@ -53,3 +53,36 @@ def test_rsi_matches_an_independent_wilder_rsi():
     want = 100 * g / (g + lo)
     np.testing.assert_allclose(got[14:], want[14:], rtol=1e-12)
     assert np.isnan(got[:14]).all()
+
+
+def _rsi_on_timeframe_by_reindex(frame, period, smoothing, timeframe):
+    """The higher-timeframe RSI written the direct way: the complete groups' closes, their
+    RSI, reindexed on the base bars and carried forward."""
+    from flushback.data.intervals import bar_interval, bars_for, duration
+
+    interval, idx = bar_interval(frame), frame.index
+    tf = duration(timeframe)
+    groups = idx.floor(tf)
+    counts = pd.Series(1, index=idx).groupby(groups).transform("size").to_numpy()
+    closing = (idx == groups + (tf - interval)) & (counts == bars_for(tf, interval, what="x"))
+    htf = rsi_values(frame["close"][closing], period, smoothing)
+    return htf.reindex(idx).ffill().rename("rsi")
+
+
+@pytest.mark.parametrize("n", [3, 50, 6000])
+def test_rsi_on_a_higher_timeframe_is_the_direct_computation(n):
+    from flushback.signals.rsi import rsi_on_timeframe
+
+    rng = np.random.default_rng(n)
+    idx = pd.date_range("2024-01-01 03:00", periods=n, freq="h", tz="UTC")
+    frame = pd.DataFrame({"close": 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))},
+                         index=idx)
+    frame = frame.drop(frame.index[rng.random(n) < 0.02])  # holes: incomplete groups
+    frame.attrs["interval"] = "1h"
+    for tf in ("4h", "1d"):
+        for period in (2, 14):
+            for smoothing in ("wilder", "cutler", "ema"):
+                pd.testing.assert_series_equal(
+                    rsi_on_timeframe(frame, period, smoothing, tf),
+                    _rsi_on_timeframe_by_reindex(frame, period, smoothing, tf),
+                    check_exact=True)

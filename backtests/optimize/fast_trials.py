@@ -218,8 +218,10 @@ class FastTrials:
                                "prevented this")
         eq = self._eq.copy()
         trades = _TradeColumns(self._trades[:nt])
+        worst, longest, held, bad = nb.path_stats(eq, self._pos)
         metrics = compute_metrics(eq, trades if nt else pd.DataFrame(), self.ppy,
-                                  position=self._pos)
+                                  position=self._pos,
+                                  path=None if bad else (worst, longest, held))
         r = np.zeros(len(eq))
         r[1:] = eq[1:] / eq[:-1] - 1.0
         return metrics, r

@@ -362,12 +362,16 @@ def compute_metrics(
     periods_per_year: int,
     *,
     position: pd.Series | None = None,
+    path: tuple[float, int, int] | None = None,
 ) -> dict[str, Any]:
     """All metrics of an equity curve (one value per bar) and its closed trades.
 
     ``position`` (units held at each bar close) gives the exposure; without it the exposure
     is derived from the trades' ``entry_time``/``exit_time`` intervals (an ``end_of_data``
     trade is held at its last bar's close too); with neither, the exposure is None.
+    ``path``: (max drawdown, longest underwater run in bars, bars with a position) of this
+    equity and position, already computed (the fast engine's ``nb.path_stats``: one pass
+    instead of several over a long curve; the same values).
     """
     if periods_per_year is None or periods_per_year <= 0:
         raise ValueError("periods_per_year must be a positive integer (365 daily, 8760 hourly)")
@@ -375,7 +379,9 @@ def compute_metrics(
     if len(e) == 0:
         raise ValueError("empty equity curve")
     expo: float | None
-    if position is not None:
+    if path is not None and position is not None:
+        expo = float(path[2] / len(e))
+    elif position is not None:
         expo = exposure(position)
     elif trades is not None and len(trades) and isinstance(equity, pd.Series):
         held = np.zeros(len(e), dtype=bool)
@@ -391,11 +397,14 @@ def compute_metrics(
         expo = 0.0  # no trades: never in the market
     else:
         expo = None  # no positions, and no trades with times on the bars: unknown, not zero
-    peak = np.maximum.accumulate(e)
     r = e[1:] / e[:-1] - 1.0
     sd = float(np.std(r, ddof=1)) if len(r) >= 2 else None
-    mdd_bars = _max_drawdown_duration(e, peak)
-    mdd = _max_drawdown(e, peak)
+    if path is not None:
+        mdd, mdd_bars = float(path[0]), int(path[1])
+    else:
+        peak = np.maximum.accumulate(e)
+        mdd_bars = _max_drawdown_duration(e, peak)
+        mdd = _max_drawdown(e, peak)
     growth = cagr(e, periods_per_year)
     n = len(e) - 1
     out: dict[str, Any] = {
