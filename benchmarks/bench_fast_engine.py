@@ -359,7 +359,8 @@ def main() -> None:
 
 def render(r: dict) -> str:
     lines = ["# The fast engine and `flushback optimize` on it", "",
-             "Produced by `python benchmarks/bench_fast_engine.py --data-dir ../shared/data` "
+             "Produced by `python benchmarks/bench_fast_engine.py --data-dir ../shared/data"
+             f"{'' if r.get('repeat', 3) == 3 else ' --repeat ' + str(r.get('repeat'))}` "
              f"(started {r['started']}; {r['machine']['cpus']} CPUs, shared with other "
              "jobs: figures move by 10-40 % between runs). Raw figures: "
              "[`fast_engine.json`](fast_engine.json).", "",
