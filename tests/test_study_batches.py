@@ -101,3 +101,76 @@ def test_qmc_points_are_never_redrawn_across_resumes_and_workers(tmp_path):
     run_study(one, evaluator=ToyEvaluator())
     assert len(got) == 40 and set(got) == set(params(one))
     assert params(one)[:24] == params(straight)
+
+
+@pytest.mark.parametrize("batch", [1, 256])
+def test_a_batch_written_between_the_counts_is_not_run_again(tmp_path, monkeypatch, batch):
+    """Another worker writes its batch and releases its reservation while this worker,
+    under the gate, is between reading the trials and reading the reservations: this
+    worker must still see those trials one way or the other and stop at the budget (it ran
+    past it by that whole batch when it read the trials first). Both loops: batched, and
+    the per-trial loop of ``--batch 1`` beside batched workers."""
+    import socket
+    import sys
+    from pathlib import Path
+
+    from flushback.backtests.optimize import batches, workers
+    from flushback.backtests.optimize.locks import Lease, lease_dir
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_optimize_toy import ToyEvaluator, toy_config
+
+    n, theirs = 10, 4
+    cfg = copy_config(toy_config(tmp_path, n_trials=n, seed=1, storage=str(tmp_path / "s.log")),
+                      batch=batch)
+    storage = open_storage(cfg.storage_url)
+    from flushback.backtests.optimize.config import ensure_study
+
+    study = ensure_study(cfg, storage, cfg.folds[0])
+    sid = storage.get_study_id_from_name(study.study_name)
+    other = Lease(lease_dir(cfg.storage_url))  # a live worker of another command
+    assert other.host == socket.gethostname()
+    key = "flushback_reserved:" + other.name
+    storage.set_study_system_attr(sid, key, {"n": theirs, "t": 1e12})
+    dists = cfg.space.distributions()
+    done_by_other = [create_trial(params={k: d.low if hasattr(d, "low") else d.choices[0]
+                                          for k, d in dists.items()},
+                                  distributions=dists, value=0.0,
+                                  system_attrs={"flushback_batched_by": other.name})
+                     for _ in range(theirs)]
+    calls, fired = [], []
+
+    def other_finishes() -> None:  # the other worker: write, then release
+        if not fired:
+            fired.append(True)
+            write_trials(storage, sid, done_by_other)
+            storage.set_study_system_attr(sid, key, {"n": 0, "t": 1e12})
+
+    if batch > 1:
+        real_sync = batches._RemoteView.sync
+
+        def sync(self):  # the trials are read, then the other worker finishes...
+            out = real_sync(self)
+            calls.append(1)
+            if len(calls) == 2:  # ...after this worker's first batch (of one trial: it
+                other_finishes()  # measures the trial time), as it claims a large one
+            return out
+
+        monkeypatch.setattr(batches._RemoteView, "sync", sync)
+    else:
+        real_counts = workers.trial_counts
+
+        def counts(st):  # the trials are counted, then the other worker finishes, once
+            out = real_counts(st)  # this worker has run its share of the budget
+            if out[0] >= n - theirs:
+                other_finishes()
+            return out
+
+        monkeypatch.setattr(workers, "trial_counts", counts)
+    try:
+        run_study(cfg, evaluator=ToyEvaluator())
+    finally:
+        other.close()
+    trials = optuna.load_study(study_name=study.study_name,
+                               storage=open_storage(cfg.storage_url)).trials
+    assert fired and sum(t.state.name == "COMPLETE" for t in trials) == n

@@ -96,6 +96,16 @@ def _reservations(storage: Any, study_id: int, lease: Any, stale_after: float) -
     return total
 
 
+def reserved_by_others(storage: Any, study_id: int, lease: Any, heartbeat: int) -> int:
+    """Trials of the budget that live batched workers other than ``lease``'s have reserved
+    (read this before counting the trials: see :func:`run_batched_fold`)."""
+    return _reservations(storage, study_id, lease, _stale_after(heartbeat))
+
+
+def _stale_after(heartbeat: int) -> float:
+    return max(30.0, 6.0 * max(1, heartbeat))
+
+
 def _claim_sequence(storage: Any, study_id: int, lstore: Any, lid: int, k: int,
                     known: Sequence[str] = ()) -> None:
     """Under the gate: samplers that keep their place in a sequence as a study system
@@ -226,7 +236,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     local.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
     gate = Gate(cfg.storage_url, name)
     reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
-    stale_after = max(30.0, 6.0 * max(1, cfg.heartbeat))
+    stale_after = _stale_after(cfg.heartbeat)
     view = _RemoteView(storage, sid)
     mirrored: set[int] = set()
     n_local_done = 0
@@ -236,6 +246,11 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
         while True:
             k = 0
             with gate.hold():
+                # the other workers' reservations before the trials: a batch written and
+                # released between the two reads is then counted twice for a moment (as
+                # reserved and as done), never zero times (which would let this worker run
+                # past the budget)
+                reserved = _reservations(storage, sid, lease, stale_after)
                 changed = view.sync()
                 if view.running and reap_dead_trials(remote, storage, lease):
                     changed += view.sync()  # failed, and maybe re-queued as WAITING
@@ -249,8 +264,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                 waiting = view.waiting > 0
                 done, running = view.done, view.running
                 if not waiting:
-                    free = (cfg.n_trials - done - running
-                            - _reservations(storage, sid, lease, stale_after))
+                    free = cfg.n_trials - done - running - reserved
                     # the first batch (one trial) measures the trial time
                     want = 1 if per_trial is None else batch_size_for(
                         per_trial, cfg.flush_seconds, cfg.batch)

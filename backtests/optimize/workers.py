@@ -106,17 +106,23 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: Lease,
         study.sampler = as_optuna_sampler(reseeded)
         study.pruner = make_pruner(cfg.pruner if not cfg.multi else "none")
         gate = Gate(cfg.storage_url, name)
+        sid = storage.get_study_id_from_name(study.study_name)
         ran[name] = 0
         failures = 0
 
         def step(fold: Fold = fold, study: Any = study, gate: Gate = gate,
-                 reseeded: ReseededSampler = reseeded) -> TrialOutcome | None:
+                 reseeded: ReseededSampler = reseeded, sid: int = sid) -> TrialOutcome | None:
             """One trial through the storage (None: nothing left to start)."""
+            from flushback.backtests.optimize.batches import reserved_by_others
+
             _fail_stale(study)
             with gate.hold():
                 reap_dead_trials(study, storage, lease)
+                # batched workers of other commands (--batch > 1) hold reservations; read
+                # them before the trials (a batch written in between counts twice, not never)
+                reserved = reserved_by_others(storage, sid, lease, cfg.heartbeat)
                 done, running = trial_counts(study)
-                if not (done < cfg.n_trials and done + running < cfg.n_trials):
+                if not (done < cfg.n_trials and done + running + reserved < cfg.n_trials):
                     return None
                 t0 = time.perf_counter()
                 reseeded.n_done = done
@@ -262,12 +268,14 @@ def _start_workers(cfg: StudyConfig, n: int, evaluator: Evaluator | None,
     milliseconds rather than the seconds a fresh interpreter needs to import, load and
     compile (for a short study that is the difference between two workers and one). This
     process's database connections are closed first (a forked child must not share them;
-    they reopen on next use). Elsewhere, or without an evaluator, they are spawned and load
-    their own data."""
+    they reopen on next use). Elsewhere, without an evaluator, or when this process runs
+    other threads (a notebook kernel: a fork copies their locks in whatever state they are),
+    they are spawned and load their own data."""
     import multiprocessing as mp
     import sys
 
-    fork = evaluator is not None and sys.platform.startswith("linux")
+    fork = (evaluator is not None and sys.platform.startswith("linux")
+            and threading.active_count() == 1)
     if fork:
         warm = getattr(evaluator, "warm", None)
         if warm is not None and cfg.folds:
