@@ -370,7 +370,7 @@ def study_events_across(
     start: Any = None,
     end: Any = None,
     horizons: Sequence[int] = (1, 3, 7, 14, 30, 90),
-    draws: int = 10_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     alpha: float = 0.05,
     cluster: str = "mean",

@@ -142,6 +142,7 @@ class FastTrials:
             return spec.signals, spec.strategy.params
         by_signal: dict[str, dict[str, Any]] = {}
         strategy: dict[str, Any] = {}
+        sections_only = True
         for key, value in params.items():
             head, _, rest = key.partition(".")
             name, dot, path = rest.partition(".")
@@ -150,18 +151,21 @@ class FastTrials:
             elif head == "signals" and dot and path and name in spec.signals:
                 by_signal.setdefault(name, {})[path] = value
             else:
-                whole = spec.with_overrides(dict(params))
-                return whole.signals, whole.strategy.params
-        try:
-            signals = dict(spec.signals)
-            for name, changes in by_signal.items():
-                signals[name] = apply_overrides(spec.signals[name], changes)
-            st = (update_strategy_params(spec.strategy.type, spec.strategy.params, strategy)
-                  if strategy else spec.strategy.params)
-        except ConfigError:
-            whole = spec.with_overrides(dict(params))
-            return whole.signals, whole.strategy.params
-        return signals, st
+                sections_only = False
+                break
+        if sections_only:
+            try:
+                signals = dict(spec.signals)
+                for name, changes in by_signal.items():
+                    signals[name] = apply_overrides(spec.signals[name], changes)
+                st = (update_strategy_params(spec.strategy.type, spec.strategy.params,
+                                             strategy)
+                      if strategy else spec.strategy.params)
+                return signals, st
+            except ConfigError:
+                pass  # the whole spec words the error
+        whole = spec.with_overrides(dict(params))
+        return whole.signals, whole.strategy.params
 
     def _compute_signal(self, build_signal: Any, config: Any) -> np.ndarray:
         cache = self.view.signal_cache

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from flushback.backtests.optimize.batches import reserved_by_others, run_batched_fold
 from flushback.backtests.optimize.config import StudyConfig, ensure_study, trial_counts
 from flushback.backtests.optimize.evaluator import Evaluator, encode_returns, load_evaluator
 from flushback.backtests.optimize.folds import Fold, train_chunks
@@ -113,8 +114,6 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: Lease,
         def step(fold: Fold = fold, study: Any = study, gate: Gate = gate,
                  reseeded: ReseededSampler = reseeded, sid: int = sid) -> TrialOutcome | None:
             """One trial through the storage (None: nothing left to start)."""
-            from flushback.backtests.optimize.batches import reserved_by_others
-
             _fail_stale(study)
             with gate.hold():
                 reap_dead_trials(study, storage, lease)
@@ -138,8 +137,6 @@ def _worker_folds(cfg: StudyConfig, ev: Evaluator, storage: Any, lease: Lease,
 
         try:
             if cfg.batch > 1:
-                from flushback.backtests.optimize.batches import run_batched_fold
-
                 ran[name] = run_batched_fold(cfg, ev, storage, lease, fold, on_trial, poll,
                                              max_consecutive_failures,
                                              lambda step=step: step() is not None)
