@@ -5,6 +5,7 @@ the first differing trade."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,8 +42,11 @@ def test_study_on_the_fast_engine_agrees_with_backtrader(shared_data_dir, tmp_pa
     assert check["rows"][-1]["fast"]["n_trades"] == sec["out_of_sample_metrics"]["n_trades"]
 
 
+@pytest.mark.parametrize("validation", [["--walk-forward", "2"],
+                                        ["--cpcv", "3", "--test-groups", "1"]],
+                         ids=["walk-forward", "cpcv"])
 def test_planted_engine_bug_fails_optimize_naming_the_trade(shared_data_dir, tmp_path,
-                                                            capsys, monkeypatch):
+                                                            capsys, monkeypatch, validation):
     from importlib.resources import files
 
     # the shipped spec with a fixed 5 % stop-loss (only the holding period is searched), so
@@ -54,9 +58,13 @@ def test_planted_engine_bug_fails_optimize_naming_the_trade(shared_data_dir, tmp
     spec.write_text(text)
     plant_stop_at_close(monkeypatch)
     args = [a if a != "fear_flush_btc_daily" else str(spec) for a in ARGS]
+    at = args.index("--walk-forward")
+    args[at:at + 2] = validation
     code = main(["--data-dir", str(shared_data_dir), *args,
                  "--storage", str(tmp_path / "s.log"), "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert code == 7, err
     assert "disagree" in err and "first differing trade #" in err
     assert "exit_time" in err
+    if validation[0] == "--cpcv":  # the window is named: a split has several
+        assert re.search(r"fold \d \((train|test) window \d{4}-\d\d-\d\d", err), err

@@ -42,6 +42,17 @@ def _pick_event(page, label: str) -> None:
     page.wait_for_timeout(400)
 
 
+def _sort_descending(page, table_id: str, header: str, column: int) -> list[float]:
+    """Click a table's column header twice, as a user does; the column's values in the
+    order the rows now show."""
+    th = page.locator(f"#{table_id} th").filter(has_text=header)
+    th.click()
+    th.click()
+    return page.evaluate(f"""() => Array.from(
+        document.querySelectorAll('#{table_id} tbody tr')).map(r =>
+        parseFloat(r.cells[{column}].getAttribute('data-v')))""")
+
+
 def test_report_html_renders_every_chart_without_js_errors(tmp_path):
     doc = make_report(
         5, optimization=make_optimization_section(2), audit=make_audit_section(),
@@ -63,12 +74,7 @@ def test_report_html_renders_every_chart_without_js_errors(tmp_path):
         page.wait_for_timeout(300)
         seen["log"] = page.evaluate(_AXES_JS)
         # sort the trades by return (descending after two clicks)
-        header = page.locator("#trades-table th").filter(has_text="return")
-        header.click()
-        header.click()
-        seen["sorted"] = page.evaluate("""() => Array.from(
-            document.querySelectorAll('#trades-table tbody tr')).map(r =>
-            parseFloat(r.cells[10].getAttribute('data-v')))""")
+        seen["sorted"] = _sort_descending(page, "trades-table", "return", 10)
 
     rep = inspect_page(html, shots / "report.png", actions=actions)
     assert rep.errors == []
@@ -210,3 +216,40 @@ def test_grouped_metrics_with_explanations_and_every_chart_with_data(tmp_path):
     sc = seen["scroll"]
     assert sc["overflow"] == "auto" and sc["scrollWidth"] > sc["clientWidth"]
     assert sc["moved"] > 0
+
+
+def test_cpcv_paths_table_renders_and_sorts(tmp_path):
+    opt = make_optimization_section(4, n_folds=6)
+    sharpes = [0.42, -0.31, 0.05]
+    opt["cpcv"] = {
+        "n_groups": 4, "n_test_groups": 2, "n_splits": 6, "n_paths": 3, "result_path": 1,
+        "paths": [{"path": j + 1, "folds": folds,
+                   "metrics": {"sharpe": s, "total_return": s / 2, "cagr": s / 10,
+                               "max_drawdown": -0.3, "n_trades": 10 + j}}
+                  for j, (folds, s) in enumerate(zip([[1, 1, 2, 3], [2, 4, 4, 5],
+                                                      [3, 5, 6, 6]], sharpes, strict=True))],
+        "summary": {"sharpe": {"mean": 0.0533, "std": 0.3663, "min": -0.31, "median": 0.05,
+                               "max": 0.42},
+                    "share_positive_sharpe": 2 / 3, "share_beating_benchmark": 0.0},
+        "benchmark_metrics": {"total_return": 5.8},
+    }
+    for row, groups in zip(opt["is_vs_oos"], [[1, 2], [1, 3], [1, 4], [2, 3], [2, 4], [3, 4]],
+                           strict=True):
+        row["test_groups"] = groups
+    html = tmp_path / "report.html"
+    render_report_html(make_report(6, optimization=opt), html, events=EVENTS)
+    seen: dict = {}
+
+    def actions(page, report):
+        seen["sharpe"] = _sort_descending(page, "cpcv-paths", "Sharpe", 4)
+        seen["summary"] = page.locator("#cpcv-summary").inner_text()
+        seen["folds"] = page.locator("#optimization").inner_text()
+
+    rep = inspect_page(html, output_dir("test_cpcv_paths_table") / "report.png",
+                       actions=actions)
+    assert rep.errors == [] and rep.problems() == []
+    assert seen["sharpe"] == sorted(sharpes, reverse=True)
+    assert "3 out-of-sample backtest paths" in seen["summary"]
+    assert "67 % of the paths have a positive Sharpe ratio" in seen["summary"]
+    assert "Combinatorial purged k-fold splits" in seen["folds"]
+    assert "groups 2 + 4" in seen["folds"]

@@ -46,6 +46,15 @@ def optimize(
     train_until: str = typer.Option(
         None, "--train-until", help="One split: train up to this date, test after it."
     ),
+    cpcv: int = typer.Option(
+        None, "--cpcv",
+        help="Combinatorial purged k-fold: N equal groups of bars; every choice of "
+             "--test-groups of them is tested by a study trained on the others (purged by "
+             "--embargo around each test group). Reports every out-of-sample backtest path.",
+    ),
+    test_groups: int = typer.Option(
+        2, "--test-groups", help="Groups tested per CPCV split (with --cpcv; default 2)."
+    ),
     storage: str = typer.Option(
         None, "--storage", envvar="FLUSHBACK_OPTUNA_STORAGE",
         help="optuna storage (default: the journal file optuna-journal.log in the runs folder): "
@@ -127,7 +136,8 @@ def optimize(
             pruner=pruner, prune_chunks=prune_chunks, overrides=list(set_ or []),
             data_dir=STATE.data_dir, heartbeat=heartbeat, runs_dir=runs_dir,
             progress=progress, console=console_err, engine=engine.value if engine else None,
-            embargo=embargo, min_trades=min_trades, batch=batch,
+            embargo=embargo, min_trades=min_trades, batch=batch, cpcv=cpcv,
+            test_groups=test_groups,
         )
     except StudyInterrupted as stop:
         _say_interrupted(stop)
@@ -150,6 +160,7 @@ def optimize(
             "pareto_front": sec["pareto_front"],
             "engine_check": sec.get("engine_check"),
             "warnings": sec.get("warnings"),
+            **({"cpcv": sec["cpcv"]} if sec.get("cpcv") else {}),
         })
         return
     _print_summary(run)
@@ -219,6 +230,32 @@ def _wide(con: Any) -> Any:
     return Console(width=max(con.width, 120), highlight=False, color_system=None)
 
 
+def _print_paths(cpcv: dict[str, Any], bench: Any) -> None:
+    """The CPCV backtest paths, one row each, and their spread."""
+    from rich.table import Table
+
+    t = Table(title=f"combinatorial purged k-fold: {cpcv['n_paths']} out-of-sample paths "
+                    f"({cpcv['n_splits']} splits of {cpcv['n_groups']} groups, "
+                    f"{cpcv['n_test_groups']} tested)")
+    for col in ("path", "folds per group", "total_return", "sharpe", "max_drawdown", "trades"):
+        t.add_column(col, justify="left" if col == "folds per group" else "right")
+    for row in cpcv["paths"]:
+        m = row["metrics"]
+        t.add_row(str(row["path"]), ",".join(str(f) for f in row["folds"]),
+                  _num(m.get("total_return"), True), _num(m.get("sharpe")),
+                  _num(m.get("max_drawdown"), True), _num(m.get("n_trades")))
+    _wide(console).print(t)
+    summ = cpcv.get("summary") or {}
+    sh = summ.get("sharpe") or {}
+    line = (f"paths: Sharpe mean {_num(sh.get('mean'))}, std {_num(sh.get('std'))}, "
+            f"min {_num(sh.get('min'))}, max {_num(sh.get('max'))}; "
+            f"{_num(summ.get('share_positive_sharpe'), True)} of paths with a positive Sharpe")
+    if "share_beating_benchmark" in summ:
+        line += (f", {_num(summ['share_beating_benchmark'], True)} beating buy & hold "
+                 f"({_num(bench.get('total_return'), True)})")
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_summary(run: Any) -> None:
     from rich.table import Table
 
@@ -234,21 +271,30 @@ def _print_summary(run: Any) -> None:
         t.add_column(col, justify="left" if col in ("train", "test") else "right",
                      no_wrap=True, min_width=2 if col == "fold" else None)
     for row in sec["is_vs_oos"]:
+        train, test = _span(row["train"]), _span(row["test"])
+        if row.get("test_groups"):  # a CPCV split
+            if len(row["train_windows"]) > 1:
+                train += f" ({len(row['train_windows'])} pieces)"
+            test = "groups " + "+".join(str(g) for g in row["test_groups"])
         t.add_row(
-            str(row["fold"]), _span(row["train"]), _span(row["test"]),
+            str(row["fold"]), train, test,
             _num(row["in_sample"].get(metric), pct), _num(row["out_of_sample"].get(metric), pct),
             _num(row["out_of_sample"].get("n_trades")), _num(row["dsr"], digits=2),
             _num(row["pbo"], digits=2),
         )
     _wide(console).print(t)
     m, b = sec["out_of_sample_metrics"], run.result.benchmark_metrics
-    r = Table(title="result: stitched out-of-sample test windows (not in-sample)")
+    cpcv = sec.get("cpcv")
+    r = Table(title="result: stitched out-of-sample test windows (not in-sample)" if not cpcv
+              else f"result: backtest path 1 of {cpcv['n_paths']} (out-of-sample)")
     for col in ("metric", "strategy", "buy & hold"):
         r.add_column(col, justify="right" if col != "metric" else "left")
     for key, is_pct in (("total_return", True), ("cagr", True), ("sharpe", False),
                         ("sortino", False), ("max_drawdown", True), ("n_trades", False)):
         r.add_row(key, _num(m.get(key), is_pct), _num(b.get(key), is_pct))
     console.print(r)
+    if cpcv:
+        _print_paths(cpcv, b)
     p = Table(title=f"best parameters (fold {sec['best_params_fold']} training window)")
     p.add_column("parameter")
     p.add_column("value", justify="right")
@@ -290,12 +336,19 @@ def _print_engine_check(check: dict) -> None:
     t = Table(title=f"engine check: {check['engine']} vs {check['reference']} (the reference)")
     for col in ("run", "trades fast", "bt", "end equity fast", "bt ", "sharpe fast", "bt  ",
                 "agree"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
     for row in check["rows"]:
-        label = "stitched OOS" if row["fold"] is None else f"fold {row['fold']} {row['what']}"
+        if row.get("path"):
+            label = f"path {row['path']}"
+        elif row["fold"] is None:
+            label = "stitched OOS"
+        else:
+            label = f"fold {row['fold']} {row['what']}"
+            if row.get("window"):
+                label += f" {_span(row['window'])}"
         f, r = row["fast"], row["reference"]
         t.add_row(label, _num(f.get("n_trades")), _num(r.get("n_trades")),
                   _num(f.get("end_equity"), digits=2), _num(r.get("end_equity"), digits=2),
                   _num(f.get("sharpe")), _num(r.get("sharpe")),
                   "yes" if row["ok"] else "NO")
-    console.print(t)
+    _wide(console).print(t)

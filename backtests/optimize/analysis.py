@@ -18,6 +18,7 @@ from flushback.backtests.optimize.config import StudyConfig, jsonable
 from flushback.backtests.optimize.evaluator import Evaluator, decode_returns
 from flushback.backtests.optimize.folds import Fold
 from flushback.backtests.optimize.objectives import OBJECTIVE_METRICS, Objective
+from flushback.backtests.optimize.stitch import combine, evaluator_cash
 from flushback.backtests.optimize.storage import open_storage
 
 
@@ -160,17 +161,22 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
              "params": jsonable(t.params)}
             for t in study.best_trials
         ]
-    # the out-of-sample backtest of the chosen parameters (warm-up history, never scored)
+    # the out-of-sample backtest of the chosen parameters (warm-up history, never scored);
+    # a CPCV split's test groups each on their own, and stitched for the split's figures
     t0 = time.perf_counter()
-    oos = ev.evaluate(params, fold.test_start, fold.test_end, keep=keep_result)
+    tests = [ev.evaluate(params, a, b, keep=keep_result) for a, b in fold.test_windows]
+    oos = tests[0] if len(tests) == 1 else combine(tests, evaluator_cash(ev),
+                                                   ev.periods_per_year)
     out["oos_seconds"] = time.perf_counter() - t0
     out["out_of_sample_metrics"] = jsonable_metrics(oos.metrics)
     n_oos = int(oos.metrics.get("n_trades") or 0)
     if cfg.min_trades and n_oos < cfg.min_trades:
+        where = "test groups" if fold.combinatorial else "test window"
         out["warning"] = (f"fold {fold.index + 1}: the selected configuration trades {n_oos} "
-                          f"times in its test window, fewer than min_trades={cfg.min_trades}: "
+                          f"times in its {where}, fewer than min_trades={cfg.min_trades}: "
                           "its out-of-sample figures rest on too few trades")
     out["_oos"] = oos  # removed before serialization
+    out["_oos_windows"] = tests
     return out
 
 

@@ -33,52 +33,86 @@ def _figures(result: Any) -> dict[str, Any]:
     return out
 
 
-def _row(what: str, fold: int | None, ref: Any, fast: Any) -> dict[str, Any]:
+def _row(what: str, fold: int | None, ref: Any, fast: Any,
+         window: tuple[str, str] | None = None) -> dict[str, Any]:
     from flushback.strategies.parity import compare_results
 
     rep = compare_results(ref, fast)
-    return {"what": what, "fold": fold, "ok": rep.ok, "parity": rep.to_dict(),
+    return {"what": what, "fold": fold, **({"window": list(window)} if window else {}),
+            "ok": rep.ok, "parity": rep.to_dict(),
             "reference": _figures(ref), "fast": _figures(fast)}
 
 
 def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict[str, Any]],
                          stitched: Any, cash: float) -> dict[str, Any]:
-    """Re-run every fold's selection (training and test window) and the stitched out-of-sample
-    run on backtrader; the ``engine_check`` section (``ok`` False on any mismatch)."""
-    from flushback.backtests.optimize.section import stitch_out_of_sample
+    """Re-run every fold's selection (each training window and each test window) and the
+    stitched out-of-sample run (walk-forward) or every backtest path (combinatorial purged
+    k-fold) on backtrader; the ``engine_check`` section (``ok`` False on any mismatch)."""
+    from flushback.backtests.optimize.stitch import stitch_out_of_sample
     from flushback.backtests.run.metrics import compute_metrics
+    from flushback.backtests.run.timefmt import iso_z
+    from flushback.strategies.parity import compare_frames
 
     engine = getattr(ev, "engine", REFERENCE)
     if engine == REFERENCE:
         return {"engine": engine, "reference": REFERENCE, "ok": True, "rows": [],
                 "note": "the study ran on the reference engine; nothing to re-check"}
     rows: list[dict[str, Any]] = []
-    ref_oos = []
+    ref_tests: list[list[Any]] = []
     for fold, f in zip(folds, folds_out, strict=True):
         params = f["best_params"]
         k = fold.index + 1
-        fast_train = ev.evaluate(params, fold.train_start, fold.train_end, keep=True)
-        ref_train = ev.evaluate(params, fold.train_start, fold.train_end, keep=True,
-                                engine=REFERENCE)
-        rows.append(_row("train", k, ref_train.result, fast_train.result))
-        ref_test = ev.evaluate(params, fold.test_start, fold.test_end, keep=True,
-                               engine=REFERENCE)
-        rows.append(_row("test", k, ref_test.result, f["_oos"].result))
-        ref_oos.append(ref_test.result)
-    # the stitched out-of-sample run, rebuilt from the reference's test windows
-    from flushback.strategies.parity import compare_frames
-
-    equity, trades = stitch_out_of_sample(ref_oos, cash)
+        several = fold.combinatorial
+        for a, b in fold.train_windows:
+            fast_train = ev.evaluate(params, a, b, keep=True)
+            ref_train = ev.evaluate(params, a, b, keep=True, engine=REFERENCE)
+            rows.append(_row("train", k, ref_train.result, fast_train.result,
+                             window=(iso_z(a), iso_z(b)) if several else None))
+        refs = []
+        for (a, b), fast_test in zip(fold.test_windows, f["_oos_windows"], strict=True):
+            ref_test = ev.evaluate(params, a, b, keep=True, engine=REFERENCE)
+            rows.append(_row("test", k, ref_test.result, fast_test.result,
+                             window=(iso_z(a), iso_z(b)) if several else None))
+            refs.append(ref_test.result)
+        ref_tests.append(refs)
     ppy = ev.periods_per_year
-    ref_metrics = compute_metrics(equity["equity"], trades, ppy,
-                                  position=equity.get("position"))
-    rep = compare_frames(trades, stitched.trades, equity["equity"], stitched.equity["equity"])
-    rows.append({"what": "stitched_out_of_sample", "fold": None, "ok": rep.ok,
-                 "parity": rep.to_dict(),
-                 "reference": {k: ref_metrics.get(k) for k in SIDE_BY_SIDE_METRICS},
-                 "fast": _figures(stitched)})
+
+    def stitched_row(what: str, path: int | None, ref: list[Any], fast: Any) -> dict[str, Any]:
+        equity, trades = stitch_out_of_sample(ref, cash)
+        ref_metrics = compute_metrics(equity["equity"], trades, ppy,
+                                      position=equity.get("position"))
+        rep = compare_frames(trades, fast.trades, equity["equity"], fast.equity["equity"])
+        return {"what": what, "fold": None, **({"path": path} if path else {}), "ok": rep.ok,
+                "parity": rep.to_dict(),
+                "reference": {m: ref_metrics.get(m) for m in SIDE_BY_SIDE_METRICS},
+                "fast": _figures(fast)}
+
+    if folds and folds[0].combinatorial:
+        from flushback.backtests.optimize.folds import cpcv_paths
+        from flushback.backtests.optimize.section import path_results
+
+        fast_paths, _ = path_results(folds, folds_out)
+        for j, path in enumerate(cpcv_paths(folds)):
+            ref = [ref_tests[fi][folds[fi].test_groups.index(g)] for g, fi in path]
+            f_equity, f_trades = stitch_out_of_sample([r for r, _ in fast_paths[j]], cash)
+            fast = _Stitched(f_equity, f_trades, ppy)
+            rows.append(stitched_row("path", j + 1, ref, fast))
+    else:  # the stitched out-of-sample run, rebuilt from the reference's test windows
+        rows.append(stitched_row("stitched_out_of_sample", None, [r[0] for r in ref_tests],
+                                 stitched))
     return {"engine": engine, "reference": REFERENCE, "ok": all(r["ok"] for r in rows),
             "rows": rows}
+
+
+class _Stitched:
+    """A stitched run's equity and trades with its metrics (what a row compares)."""
+
+    def __init__(self, equity: Any, trades: Any, ppy: int) -> None:
+        from flushback.backtests.run.metrics import compute_metrics
+
+        self.equity, self.trades = equity, trades
+        self.metrics = compute_metrics(equity["equity"], trades, ppy,
+                                       position=equity.get("position"))
 
 
 def raise_on_mismatch(section: dict[str, Any], where: str = "") -> None:
@@ -86,8 +120,13 @@ def raise_on_mismatch(section: dict[str, Any], where: str = "") -> None:
     for row in section.get("rows", []):
         if row["ok"]:
             continue
-        label = ("the stitched out-of-sample run" if row["fold"] is None
-                 else f"fold {row['fold']} ({row['what']} window)")
+        if row.get("path"):
+            label = f"backtest path {row['path']} (stitched test groups)"
+        elif row["fold"] is None:
+            label = "the stitched out-of-sample run"
+        else:
+            span = f" {row['window'][0]} to {row['window'][1]}" if row.get("window") else ""
+            label = f"fold {row['fold']} ({row['what']} window{span})"
         raise EngineMismatch(
             f"the fast engine and backtrader disagree on {label}: "
             f"{row['parity']['summary']}",

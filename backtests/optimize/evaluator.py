@@ -264,12 +264,49 @@ class SpecEvaluator:
                            params=dict(params),
                            reuse_signals=self.memoize_signals, engine=engine)
         t1 = time.perf_counter()
-        eq = res.equity["equity"].to_numpy(dtype=float)
-        r = np.zeros(len(eq))
-        if len(eq) > 1:
-            r[1:] = eq[1:] / eq[:-1] - 1.0
-        return Evaluation(metrics=dict(res.metrics), returns=r, timings={"backtest": t1 - t0},
-                          result=res if keep else None)
+        return Evaluation(metrics=dict(res.metrics), returns=_returns(res.equity["equity"]),
+                          timings={"backtest": t1 - t0}, result=res if keep else None)
+
+    def evaluate_windows(self, params: Mapping[str, Any],
+                         windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]], *,
+                         engine: str | None = None) -> Evaluation:
+        """``params`` on several windows, each backtested on its own (flat at its start, the
+        bars before it as warm-up history) and stitched into one account
+        (:mod:`flushback.backtests.optimize.stitch`): the metrics of the stitched equity and
+        trades, the windows' returns one after the other. A combinatorial purged k-fold split
+        scores its training segments this way."""
+        from flushback.backtests.optimize.stitch import combine, stitch_arrays
+
+        t0 = time.perf_counter()
+        engine = engine or self.engine
+        if engine == "fast" and self.fast_trials:
+            from flushback.strategies import nb
+
+            pieces, ft = [], None
+            for a, b in windows:
+                ft = self._fast(a, b)
+                eq, pos, rows = ft.simulate(params)
+                pieces.append((eq, pos.copy(), rows.copy()))
+            assert ft is not None
+            eq, pos, rows = stitch_arrays(pieces, self.spec.cash, nb.TRADE_FIELDS)
+            metrics = ft.metrics(eq, pos, rows)
+            r = np.concatenate([np.concatenate([[0.0], p[0][1:] / p[0][:-1] - 1.0])
+                                for p in pieces])
+            return Evaluation(metrics=metrics, returns=r,
+                              timings={"backtest": time.perf_counter() - t0})
+        parts = [self.evaluate(params, a, b, keep=True, engine=engine) for a, b in windows]
+        out = combine(parts, self.spec.cash, self.periods_per_year)
+        out.timings = {"backtest": time.perf_counter() - t0}
+        return out
+
+
+def _returns(equity: pd.Series) -> np.ndarray:
+    """Per-bar simple returns of an equity series, the first bar's 0 included."""
+    eq = equity.to_numpy(dtype=float)
+    r = np.zeros(len(eq))
+    if len(eq) > 1:
+        r[1:] = eq[1:] / eq[:-1] - 1.0
+    return r
 
 
 def _flat_signal_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

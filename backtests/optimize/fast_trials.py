@@ -192,8 +192,9 @@ class FastTrials:
                     dtype=np.float64, na_value=np.nan)[self.slice]) for k, v in cols.items()}
         return self._extra[key]
 
-    def evaluate(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
-        """(metrics, per-bar simple returns with a leading 0) of one parameter set."""
+    def simulate(self, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(equity, position units, trade rows) of one parameter set on this window; the
+        position and the trade rows are this object's buffers (valid until the next call)."""
         from flushback.strategies import nb
         from flushback.strategies.fast import config_vector
 
@@ -220,12 +221,21 @@ class FastTrials:
         if status == nb.STATUS_MARGIN:
             raise RuntimeError("order rejected by the broker (Margin); sizing should have "
                                "prevented this")
-        eq = self._eq.copy()
-        trades = _TradeColumns(self._trades[:nt])
-        worst, longest, held, bad = nb.path_stats(eq, self._pos)
-        metrics = compute_metrics(eq, trades if nt else pd.DataFrame(), self.ppy,
-                                  position=self._pos,
-                                  path=None if bad else (worst, longest, held))
+        return self._eq.copy(), self._pos, self._trades[:nt]
+
+    def metrics(self, eq: np.ndarray, pos: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+        """:func:`compute_metrics` of an equity, its position units and its trade rows."""
+        from flushback.strategies import nb
+
+        worst, longest, held, bad = nb.path_stats(eq, pos)
+        return compute_metrics(eq, _TradeColumns(rows) if len(rows) else pd.DataFrame(),
+                               self.ppy, position=pos,
+                               path=None if bad else (worst, longest, held))
+
+    def evaluate(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+        """(metrics, per-bar simple returns with a leading 0) of one parameter set."""
+        eq, pos, rows = self.simulate(params)
+        metrics = self.metrics(eq, pos, rows)
         r = np.zeros(len(eq))
         r[1:] = eq[1:] / eq[:-1] - 1.0
         return metrics, r

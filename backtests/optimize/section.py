@@ -15,56 +15,50 @@ import pandas as pd
 from flushback.backtests.optimize.analysis import jsonable_metrics, trials_table
 from flushback.backtests.optimize.config import StudyConfig, jsonable
 from flushback.backtests.optimize.evaluator import SpecEvaluator
+from flushback.backtests.optimize.folds import Fold, cpcv_paths
+from flushback.backtests.optimize.stitch import stitch_out_of_sample
 from flushback.backtests.optimize.storage import redact_url
 from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError
 
 
-def stitch_out_of_sample(results: Sequence[Any], cash: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Chain the test-window backtests: each fold's account is rescaled to start where the
-    previous fold's ended (returns compound; nothing is re-run). Returns (equity, trades)."""
-    parts, trades = [], []
-    level, blevel = float(cash), float(cash)
-    tid = 0
-    for res in results:
-        eq = res.equity
-        scale = level / cash
-        bscale = blevel / cash
-        part = eq.copy()
-        for col in ("equity", "cash", "position"):
-            if col in part:
-                part[col] = part[col] * scale
-        if "benchmark_equity" in part:
-            part["benchmark_equity"] = part["benchmark_equity"] * bscale
-        parts.append(part)
-        level = float(part["equity"].iloc[-1])
-        if "benchmark_equity" in part:
-            blevel = float(part["benchmark_equity"].iloc[-1])
-        t = res.trades.copy()
-        if len(t):
-            for col in ("size", "entry_fee", "exit_fee", "pnl"):
-                if col in t:
-                    t[col] = t[col] * scale
-            if "trade_id" in t:
-                t["trade_id"] = np.arange(tid + 1, tid + 1 + len(t))
-            tid += len(t)
-            trades.append(t)
-    equity = pd.concat(parts)
-    all_trades = pd.concat(trades, ignore_index=True) if trades else results[-1].trades.iloc[0:0]
-    return equity, all_trades
-
-
 def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[str, Any]]) -> Any:
-    """The run of the optimization: the stitched out-of-sample backtest (never in-sample)."""
+    """The run of the optimization, out-of-sample only: the walk-forward test windows stitched,
+    or the first backtest path of a combinatorial purged k-fold (every path is in
+    :func:`cpcv_summary`)."""
+    if cfg.folds[0].combinatorial:
+        (path, *_), _ = path_results(cfg.folds, folds_out)
+        return _stitched_run(cfg, ev, [r for r, _ in path], [p for _, p in path])
+    return _stitched_run(cfg, ev, [f["_oos"].result for f in folds_out],
+                         [f.get("best_params") for f in folds_out])
+
+
+def path_results(folds: Sequence[Fold], folds_out: Sequence[dict[str, Any]]) -> tuple[
+        list[list[tuple[Any, Any]]], list[list[tuple[int, int]]]]:
+    """Each CPCV backtest path as (test-group result, chosen parameters) in time order, and
+    the paths' (group, fold index) pairs (:func:`.folds.cpcv_paths`)."""
+    paths = cpcv_paths(folds)
+    out = []
+    for path in paths:
+        row = []
+        for group, fi in path:
+            fold, f = folds[fi], folds_out[fi]
+            row.append((f["_oos_windows"][fold.test_groups.index(group)].result,
+                        f.get("best_params")))
+        out.append(row)
+    return out, paths
+
+
+def _stitched_run(cfg: StudyConfig, ev: SpecEvaluator, oos: Sequence[Any],
+                  chosen: Sequence[Any]) -> Any:
     from flushback.backtests.run.metrics import compute_metrics
     from flushback.backtests.run.runner import compute_run_id
 
-    oos = [f["_oos"].result for f in folds_out]
     equity, trades = stitch_out_of_sample(oos, ev.spec.cash)
     ppy = ev.periods_per_year
     metrics = compute_metrics(equity["equity"], trades, ppy, position=equity.get("position"))
     bmetrics = compute_metrics(equity["benchmark_equity"], None, ppy)
-    start, end = cfg.folds[0].test_start, cfg.folds[-1].test_end
+    start, end = equity.index[0], equity.index[-1]
     frame = ev.prepared.frame.loc[(ev.prepared.frame.index >= start)
                                   & (ev.prepared.frame.index <= end)]
     frame.attrs = dict(ev.prepared.frame.attrs)
@@ -72,14 +66,82 @@ def build_result(cfg: StudyConfig, ev: SpecEvaluator, folds_out: Sequence[dict[s
     last = oos[-1]
     config = dict(last.config)
     config["window"] = {"start": iso_z(start), "end": iso_z(end)}
-    config["optimization"] = {"fingerprint": cfg.fingerprint(),
-                              "chosen_params": [f.get("best_params") for f in folds_out]}
+    config["optimization"] = {"fingerprint": cfg.fingerprint(), "chosen_params": list(chosen)}
     run_id = compute_run_id(config, ev.prepared.fingerprints)
     return dataclasses.replace(
         last, run_id=run_id, frame=frame, signals=signals, equity=equity, trades=trades,
         metrics=metrics, benchmark_metrics=bmetrics, config=config,
         benchmark_trades=None,
     )
+
+
+#: the path statistics of :func:`cpcv_summary`
+_PATH_METRICS = ("sharpe", "sortino", "total_return", "cagr", "max_drawdown", "n_trades",
+                 "exposure")
+
+
+def cpcv_summary(cfg: StudyConfig, ev: SpecEvaluator,
+                 folds_out: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``optimization["cpcv"]``: the groups, every backtest path with its metrics (each path
+    the test groups' backtests of the splits it draws on, stitched), the distribution of the
+    paths' figures, and buy-and-hold over the same bars."""
+    from flushback.backtests.run.metrics import compute_metrics
+
+    folds = cfg.folds
+    n_groups = max(g for f in folds for g in f.test_groups) + 1
+    groups: dict[int, list[str]] = {}
+    for f in folds:
+        for g, (a, b) in zip(f.test_groups, f.test_segments, strict=True):
+            groups[int(g)] = [iso_z(a), iso_z(b)]
+    results, paths = path_results(cfg.folds, folds_out)
+    ppy = ev.periods_per_year
+    rows: list[dict[str, Any]] = []
+    figures: list[dict[str, Any]] = []
+    bench: dict[str, Any] = {}
+    for j, (path, pairs) in enumerate(zip(results, paths, strict=True)):
+        equity, trades = stitch_out_of_sample([r for r, _ in path], ev.spec.cash)
+        m = compute_metrics(equity["equity"], trades, ppy, position=equity.get("position"))
+        if not bench:
+            bench = compute_metrics(equity["benchmark_equity"], None, ppy)
+        figures.append({name: m.get(name) for name in _PATH_METRICS})
+        rows.append({"path": j + 1, "folds": [fi + 1 for _, fi in pairs],
+                     "metrics": figures[-1]})
+    summary: dict[str, Any] = {}
+    for name in ("sharpe", "total_return", "cagr", "max_drawdown"):
+        vals = np.array([_finite(f[name]) for f in figures], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            summary[name] = {"mean": float(vals.mean()),
+                             "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                             "min": float(vals.min()), "median": float(np.median(vals)),
+                             "max": float(vals.max())}
+    summary["share_positive_sharpe"] = float(np.mean([_finite(f["sharpe"]) > 0
+                                                      for f in figures]))
+    b_ret = _finite(bench.get("total_return"))
+    if np.isfinite(b_ret):
+        summary["share_beating_benchmark"] = float(np.mean(
+            [_finite(f["total_return"]) > b_ret for f in figures]))
+    k = len(folds[0].test_groups)
+    return jsonable({
+        "n_groups": n_groups, "n_test_groups": k, "n_splits": len(folds),
+        "n_paths": len(rows),
+        "groups": [{"group": g + 1, "start": groups[g][0], "end": groups[g][1]}
+                   for g in sorted(groups)],
+        "paths": rows,
+        "summary": summary,
+        "benchmark_metrics": {m: bench.get(m) for m in _PATH_METRICS
+                              if m not in ("n_trades", "exposure")},
+        "result_path": 1,
+        "note": (f"{len(folds)} splits of {n_groups} groups, {k} tested per split; each group "
+                 f"is tested by {len(rows)} splits, so {len(rows)} out-of-sample paths cover "
+                 "the whole period, each group's test backtest used by exactly one path. The "
+                 "report's equity, trades and headline metrics are path 1."),
+    })
+
+
+def _finite(v: Any) -> float:
+    """A metric as a float (NaN when missing or not a number)."""
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
 def _section_models() -> tuple[Any, Any]:
@@ -96,6 +158,10 @@ def _section_models() -> tuple[Any, Any]:
         out_of_sample: dict[str, float | int | None]
         dsr: float | None = Field(default=None, ge=0, le=1)
         pbo: float | None = Field(default=None, ge=0, le=1)
+        # a CPCV split: its training segments and test groups
+        train_windows: list[tuple[str, str]] | None = None
+        test_windows: list[tuple[str, str]] | None = None
+        test_groups: list[int] | None = None
 
     class OptimizationSection(BaseModel):
         """``report.json["optimization"]`` (owned by this module; see docs/optimize.md)."""
@@ -121,6 +187,7 @@ def _section_models() -> tuple[Any, Any]:
         trials_truncated: bool
         engine_check: dict[str, Any] | None = None
         warnings: list[str] | None = None
+        cpcv: dict[str, Any] | None = None
 
     return FoldComparison, OptimizationSection
 
@@ -147,8 +214,13 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
                          result_metrics: Mapping[str, Any], *, mode: str,
                          storage: Any, wall_seconds: float | None = None,
                          max_trials_listed: int = 2000,
-                         embargo_bars: int = 0) -> dict[str, Any]:
-    last = folds_out[-1]
+                         embargo_bars: int = 0,
+                         cpcv: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``report.json["optimization"]``. ``best_params`` (and the top-level DSR, PBO and
+    importances) are those of the fold trained on the most recent data: the last walk-forward
+    fold, or the CPCV split testing the first groups (it trains on all the later ones)."""
+    pick = 0 if cpcv else len(folds_out) - 1
+    last = folds_out[pick]
     fold_rows = []
     is_vs_oos = []
     for f in folds_out:
@@ -163,6 +235,10 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
             "out_of_sample": {k: outs.get(k) for k in _IS_OOS_METRICS},
             "dsr": (f.get("dsr") or {}).get("dsr"),
             "pbo": (f.get("pbo") or {}).get("pbo"),
+            **({"train_windows": f["fold"]["train_segments"],
+                "test_windows": f["fold"]["test_segments"],
+                "test_groups": [g + 1 for g in f["fold"]["test_groups"]]}
+               if "test_groups" in f["fold"] else {}),
         })
     trials = []
     for fold in cfg.folds:
@@ -177,7 +253,12 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
         "result_is_out_of_sample": True,
         "note": ("metrics, equity and trades of this report are the stitched out-of-sample "
                  "test windows, each traded with the parameters chosen on its own training "
-                 "window; in-sample figures appear only in the per-fold comparison"),
+                 "window; in-sample figures appear only in the per-fold comparison"
+                 if not cpcv else
+                 "metrics, equity and trades of this report are backtest path 1 of the "
+                 "combinatorial purged k-fold: each group's test backtest traded with the "
+                 "parameters its split chose on its own training segments; every path is in "
+                 "optimization.cpcv; in-sample figures appear only in the per-split comparison"),
         "study": {
             "name": cfg.study_name,
             "fold_studies": [cfg.fold_study_name(f) for f in cfg.folds],
@@ -198,7 +279,7 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
         },
         "search_space": cfg.space.to_dict(),
         "best_params": last.get("best_params"),
-        "best_params_fold": len(folds_out),
+        "best_params_fold": pick + 1,
         "best_values_in_sample": last.get("best_values"),
         "out_of_sample_metrics": jsonable_metrics(result_metrics),
         "is_vs_oos": is_vs_oos,
@@ -212,4 +293,5 @@ def optimization_section(cfg: StudyConfig, folds_out: Sequence[dict[str, Any]],
         "trials": trials[:max_trials_listed],
         "trials_truncated": len(trials) > max_trials_listed,
         "warnings": [f["warning"] for f in folds_out if f.get("warning")],
+        **({"cpcv": dict(cpcv)} if cpcv else {}),
     })

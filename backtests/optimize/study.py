@@ -18,11 +18,12 @@ from typing import Any
 from flushback.backtests.optimize.analysis import analyse_fold
 from flushback.backtests.optimize.config import StudyConfig, jsonable, trial_counts
 from flushback.backtests.optimize.evaluator import SpecEvaluator
-from flushback.backtests.optimize.folds import make_folds
+from flushback.backtests.optimize.folds import make_cpcv_folds, make_folds
 from flushback.backtests.optimize.objectives import parse_objectives
 from flushback.backtests.optimize.samplers import make_pruner, make_sampler
 from flushback.backtests.optimize.section import (
     build_result,
+    cpcv_summary,
     optimization_section,
     validate_optimization_section,
 )
@@ -120,6 +121,8 @@ def optimize_spec(
     embargo: int | None = None,
     min_trades: int | None = None,
     batch: int = 256,
+    cpcv: int | None = None,
+    test_groups: int = 2,
 ) -> OptimizationRun:
     """Build the study from a spec, run it (resuming if it exists), analyse, write the run.
 
@@ -134,6 +137,10 @@ def optimize_spec(
     a selected configuration trading fewer times in its test window is reported as a warning.
     ``batch``: trials a worker writes to the storage at once, at most
     (:mod:`flushback.backtests.optimize.batches`; 1 writes each trial as it finishes).
+    ``cpcv=N``: combinatorial purged k-fold instead of walk-forward: ``N`` groups, every
+    choice of ``test_groups`` of them one split (its own study), purged by ``embargo`` bars on
+    both sides of each test group; the report gives every backtest path
+    (:func:`~flushback.backtests.optimize.folds.make_cpcv_folds`).
     """
     from flushback.backtests.optimize.engine_check import raise_on_mismatch, recheck_on_reference
     from flushback.backtests.run.folders import write_run
@@ -144,6 +151,8 @@ def optimize_spec(
         raise ConfigError("--workers must be >= 1")
     if batch < 1:
         raise ConfigError("--batch must be >= 1")
+    if cpcv is not None and (walk_forward is not None or train_until is not None):
+        raise ConfigError("give one of --cpcv, --walk-forward and --train-until")
     objectives = parse_objectives(objective, directions)
     sampler = sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     make_sampler(sampler, seed, len(objectives) > 1)  # unknown / unavailable: fail now
@@ -164,10 +173,14 @@ def optimize_spec(
     min_trades = DEFAULT_MIN_TRADES if min_trades is None else int(min_trades)
     if min_trades < 0:
         raise ConfigError("--min-trades must be >= 0")
-    folds = make_folds(ev.index, walk_forward=walk_forward, anchored=anchored,
-                       train_until=train_until, embargo_bars=embargo)
-    mode = ("walk_forward_anchored" if anchored else "walk_forward_rolling") if walk_forward \
-        else ("train_until" if train_until else "holdout_30pct")
+    if cpcv is not None:
+        folds = make_cpcv_folds(ev.index, cpcv, test_groups, embargo_bars=embargo)
+        mode = "combinatorial_purged_kfold"
+    else:
+        folds = make_folds(ev.index, walk_forward=walk_forward, anchored=anchored,
+                           train_until=train_until, embargo_bars=embargo)
+        mode = ("walk_forward_anchored" if anchored else "walk_forward_rolling") \
+            if walk_forward else ("train_until" if train_until else "holdout_30pct")
     if prune_chunks is None:
         prune_chunks = 3 if pruner != "none" else 1
     cfg = StudyConfig(
@@ -205,8 +218,10 @@ def optimize_spec(
                          "lower --min-trades")
     result = build_result(cfg, ev, folds_out)
     check = recheck_on_reference(ev, cfg.folds, folds_out, result, ev.spec.cash)
-    section = optimization_section(cfg, folds_out, result.metrics, mode=mode, storage=store,
-                                   wall_seconds=wall, embargo_bars=int(embargo))
+    section = optimization_section(
+        cfg, folds_out, result.metrics, mode=mode, storage=store, wall_seconds=wall,
+        embargo_bars=int(embargo),
+        cpcv=cpcv_summary(cfg, ev, folds_out) if cpcv is not None else None)
     section["engine_check"] = jsonable(check)
     section = validate_optimization_section(section)
     from flushback.backtests.run.spec import active_overrides

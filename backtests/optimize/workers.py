@@ -38,6 +38,7 @@ from flushback.backtests.optimize.optuna_compat import (
 )
 from flushback.backtests.optimize.progress import StudyProgress
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
+from flushback.backtests.optimize.stitch import evaluate_windows
 from flushback.backtests.optimize.storage import open_storage, release_connections
 from flushback.data.errors import ConfigError, StoreError
 
@@ -184,22 +185,37 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
             tell_without_copy(study, trial, state=TS.PRUNED)
             return "PRUNED", None
     try:
-        chunks = train_chunks(ev.index, fold.train_start, fold.train_end,
-                         cfg.prune_chunks if not cfg.multi else 1)
+        prune = cfg.prune_chunks > 1 and not cfg.multi
+        segments = fold.train_windows
+        # a CPCV split's training set is several segments scored as one stitched account; a
+        # pruner is told the stitched objective after each segment. A single training window
+        # is cut into chunks for the pruner (the objective is the chunks' mean).
+        steps: list[Any]
+        if len(segments) > 1:
+            steps = [segments[:i + 1] for i in range(len(segments))] if prune else [segments]
+        else:
+            steps = [[w] for w in train_chunks(ev.index, fold.train_start, fold.train_end,
+                                               cfg.prune_chunks if not cfg.multi else 1)]
+        stitched = len(segments) > 1
         per_chunk: list[list[float]] = []
         returns: list[np.ndarray] = []
         timings: dict[str, float] = {"sampling": t_sample}
         metrics: dict[str, Any] = {}
         n_trades = 0
-        for step, (cs, ce) in enumerate(chunks):
-            res = ev.evaluate(params, cs, ce)
-            n_trades += int(res.metrics.get("n_trades") or 0)
+        for step, windows in enumerate(steps):
+            res = evaluate_windows(ev, params, windows)
             for k, v in res.timings.items():
                 timings[k] = timings.get(k, 0.0) + v
-            per_chunk.append([objective_value(res.metrics, o.metric) for o in cfg.objectives])
-            returns.append(res.returns)
+            value = [objective_value(res.metrics, o.metric) for o in cfg.objectives]
             metrics = res.metrics
-            if len(chunks) > 1 and not cfg.multi:
+            if stitched:  # each step scores the segments so far: the last one is the trial's
+                per_chunk, returns = [value], [res.returns]
+                n_trades = int(res.metrics.get("n_trades") or 0)
+            else:
+                per_chunk.append(value)
+                returns.append(res.returns)
+                n_trades += int(res.metrics.get("n_trades") or 0)
+            if len(steps) > 1:
                 trial.report(float(np.mean([v[0] for v in per_chunk])), step)
                 if trial.should_prune():
                     trial.set_user_attr("pruned_after_chunks", step + 1)
@@ -216,8 +232,8 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
         # one user attribute (one storage write) per trial
         trial.set_user_attr("flushback", {
             "train_returns": encode_returns(np.concatenate(returns)),
-            "train_metrics": _small_metrics(metrics) if len(chunks) == 1
-            else {"chunks": len(chunks)},
+            "train_metrics": _small_metrics(metrics) if stitched or len(steps) == 1
+            else {"chunks": len(steps)},
             "timings": {k: round(v, 6) for k, v in timings.items()},
         })
         tell_without_copy(study, trial, values if cfg.multi else values[0])
@@ -277,7 +293,7 @@ def _start_workers(cfg: StudyConfig, n: int, evaluator: Evaluator | None,
         warm = getattr(evaluator, "warm", None)
         if warm is not None and cfg.folds:
             with contextlib.suppress(Exception):  # a failing backtest fails in the trials
-                warm(cfg.folds[0].train_start, cfg.folds[0].train_end)
+                warm(*cfg.folds[0].train_windows[0])
         release_connections(storage)
     ctx: Any = mp.get_context("fork" if fork else "spawn")
     procs = [ctx.Process(target=_worker_entry,

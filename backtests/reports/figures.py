@@ -500,8 +500,9 @@ def fig_opt_parallel(opt: OptimizationSection | Mapping[str, Any]) -> Any | None
 
 
 def fold_rows(opt: OptimizationSection | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per walk-forward fold: its windows as dates, the objective in-sample and
-    out-of-sample, and the fold's DSR and PBO when it has them."""
+    """One row per walk-forward fold (or CPCV split): its windows as dates (a split's test
+    groups by number), the objective in-sample and out-of-sample, and the fold's DSR and PBO
+    when it has them."""
     sec = _opt(opt)
     objective = sec.objective
     rows = []
@@ -509,7 +510,8 @@ def fold_rows(opt: OptimizationSection | Mapping[str, Any]) -> list[dict[str, An
         row: dict[str, Any] = {
             "fold": f.fold,
             "train": f"{str(f.train[0])[:10]} → {str(f.train[1])[:10]}",
-            "test": f"{str(f.test[0])[:10]} → {str(f.test[1])[:10]}",
+            "test": (f"{str(f.test[0])[:10]} → {str(f.test[1])[:10]}" if not f.test_groups
+                     else "groups " + " + ".join(str(g) for g in f.test_groups)),
             f"in-sample {objective}": f.in_sample.get(objective),
             f"out-of-sample {objective}": f.out_of_sample.get(objective),
         }
@@ -518,6 +520,20 @@ def fold_rows(opt: OptimizationSection | Mapping[str, Any]) -> list[dict[str, An
         if f.pbo is not None:
             row["PBO"] = f.pbo
         rows.append(row)
+    return rows
+
+
+def cpcv_path_rows(opt: OptimizationSection | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per combinatorial purged k-fold backtest path (empty without CPCV)."""
+    cpcv = _opt(opt).cpcv or {}
+    rows = []
+    for p in cpcv.get("paths") or []:
+        m = p.get("metrics") or {}
+        rows.append({"path": p.get("path"),
+                     "splits per group": ", ".join(str(f) for f in p.get("folds") or []),
+                     "total return": m.get("total_return"), "CAGR": m.get("cagr"),
+                     "Sharpe": m.get("sharpe"), "max drawdown": m.get("max_drawdown"),
+                     "trades": m.get("n_trades")})
     return rows
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from flushback.backtests.reports.figures import (
+    cpcv_path_rows,
     fig_equity,
     fig_monthly,
     fig_opt_folds,
@@ -54,6 +55,7 @@ from flushback.backtests.reports.metric_view import (
     DSR_SENTENCE,
     PBO_PLAIN,
     PBO_SENTENCE,
+    cpcv_sentence,
     metric_groups,
 )
 from flushback.backtests.reports.page import Page, records_table, render_page
@@ -256,8 +258,13 @@ def _optimization(report: Report, page: Page) -> dict[str, Any] | None:
               page.chart(fig_opt_parallel(opt), "opt-parallel"),
               page.chart(fig_opt_folds(opt), "opt-folds")]
     folds = fold_rows(opt)
+    paths = cpcv_path_rows(opt)
     return {"note": opt.note, "stats": stats, "best": best, "charts": [c for c in charts if c],
-            "folds": records_table(folds) if folds else "", "warnings": opt.warnings or []}
+            "folds": records_table(folds) if folds else "", "warnings": opt.warnings or [],
+            "cpcv": {"table": records_table(
+                paths, table_id="cpcv-paths", sortable=True,
+                formatters={k: pct for k in ("total return", "CAGR", "max drawdown")}),
+                     "sentence": cpcv_sentence(opt.cpcv)} if paths else None}
 
 
 def _audit(report: Report) -> dict[str, Any] | None:

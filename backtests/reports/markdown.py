@@ -16,6 +16,7 @@ from flushback.backtests.reports.format import fmt, fmt_metric, pct
 from flushback.backtests.reports.metric_view import (
     DSR_SENTENCE,
     PBO_SENTENCE,
+    cpcv_sentence,
     ordered_metric_keys,
 )
 from flushback.backtests.reports.schema import Report, validate_report
@@ -131,6 +132,8 @@ def render_report_markdown(report: Report | Mapping[str, Any],
                 f"- trials: {len(opt.trials)}",
                 f"- Deflated Sharpe Ratio: {fmt(opt.dsr_value)}. {DSR_SENTENCE}",
                 f"- PBO: {fmt(opt.pbo_value)}. {PBO_SENTENCE}", ""]
+        if opt.cpcv:
+            out += [f"- {cpcv_sentence(opt.cpcv)}", ""]
         folds = fold_rows(opt)
         if folds:
             obj = opt.objective

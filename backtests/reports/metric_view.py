@@ -180,3 +180,25 @@ PBO_SENTENCE = (
     "out-of-sample; near 0 the selection generalises, near or above 0.5 the selection is no "
     "better than picking a configuration at random."
 )
+
+
+def cpcv_sentence(cpcv: Mapping[str, Any] | None) -> str:
+    """The combinatorial purged k-fold in words: how many paths, how their Sharpe ratios
+    spread, how many made money and beat buy-and-hold (empty without CPCV)."""
+    if not cpcv:
+        return ""
+    summ = cpcv.get("summary") or {}
+    sh = summ.get("sharpe") or {}
+    text = (f"{cpcv.get('n_splits')} splits of {cpcv.get('n_groups')} groups of bars, "
+            f"{cpcv.get('n_test_groups')} tested per split, give {cpcv.get('n_paths')} "
+            "out-of-sample backtest paths over the whole period, each group traded with the "
+            "parameters of a different split. Their Sharpe ratios: mean "
+            f"{fmt(sh.get('mean'), 3)}, standard deviation {fmt(sh.get('std'), 3)}, from "
+            f"{fmt(sh.get('min'), 3)} to {fmt(sh.get('max'), 3)}; "
+            f"{pct(summ.get('share_positive_sharpe'), 0, signed=False)} of the paths have a "
+            "positive Sharpe ratio")
+    bench = (cpcv.get("benchmark_metrics") or {}).get("total_return")
+    if "share_beating_benchmark" in summ:
+        text += (f" and {pct(summ['share_beating_benchmark'], 0, signed=False)} beat "
+                 f"buy-and-hold over the same bars ({pct(bench)})")
+    return text + ". The headline figures above are path 1."

@@ -106,6 +106,10 @@ class FoldComparison(_Section):
     out_of_sample: dict[str, float | int | None] = {}
     dsr: float | None = None
     pbo: float | None = None
+    #: a combinatorial purged k-fold split: its training segments and test groups (1-based)
+    train_windows: list[list[str]] | None = None
+    test_windows: list[list[str]] | None = None
+    test_groups: list[int] | None = None
 
 
 class OptTrial(_Section):
@@ -141,6 +145,8 @@ class OptimizationSection(_Section):
     trials: list[OptTrial] = []
     trials_truncated: bool = False
     warnings: list[str] | None = None
+    #: combinatorial purged k-fold: groups, every backtest path and their spread
+    cpcv: dict[str, Any] | None = None
 
     @property
     def objective_label(self) -> str:
