@@ -6,8 +6,10 @@ The modules, in the order a study uses them:
 - ``objectives``: the metrics a study can optimize, their directions, the value optuna is told.
 - ``space``: the search space from the declared ``Param`` ranges and the spec's ``[search]``
   table, and feasibility constraints.
-- ``folds``: train/test windows (one split or walk-forward folds, with an embargo) and the
-  training chunks a pruner is told about.
+- ``folds``: train/test windows (one split, walk-forward folds with an embargo, or the splits
+  and backtest paths of combinatorial purged k-fold) and the training chunks a pruner is told
+  about. ``stitch``: backtests of several windows chained into one account (the walk-forward
+  result, a CPCV split's training segments, the CPCV paths).
 - ``evaluator``: the ``Evaluator`` protocol, the per-trial returns codec, and ``SpecEvaluator``
   (a spec's backtest on a window that ends where the window ends); ``fast_trials`` is its
   array path on the fast engine.

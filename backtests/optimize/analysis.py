@@ -142,14 +142,17 @@ def analyse_fold(cfg: StudyConfig, ev: Evaluator, fold: Fold, *, storage: Any = 
                 out["pbo"] = {**p.to_dict(), **({"note": note} if note else {})}
             except ValueError as exc:
                 out["pbo"] = {"error": str(exc)}
-    # importances (fANOVA; optuna.importance)
+    # importances (optuna.importance, PED-ANOVA: optuna 5's default, named so that optuna 4,
+    # whose default fANOVA needs scikit-learn, gives the same)
     try:
-        # optuna's default evaluator (PED-ANOVA) ranks by "low is good" when given a target
+        # PED-ANOVA ranks by "low is good" when given a target
         sign = -1.0 if cfg.objectives[0].direction == "maximize" else 1.0
         target = (lambda t: sign * t.values[0]) if cfg.multi else None
-        with warnings.catch_warnings():  # "low is good" / "too few trials" notices
-            warnings.simplefilter("ignore", UserWarning)
-            imp = optuna.importance.get_param_importances(study, target=target)
+        with warnings.catch_warnings():  # "low is good" / "too few trials" / experimental
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(
+                study, target=target,
+                evaluator=optuna.importance.PedAnovaImportanceEvaluator())
         out["param_importances"] = {k: float(v) for k, v in imp.items()}
     except Exception as exc:  # too few trials, a single distinct value, ...
         out["param_importances"] = {}
