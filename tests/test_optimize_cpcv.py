@@ -241,3 +241,29 @@ def test_cpcv_and_walk_forward_together_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "--cpcv" in err
+
+
+def test_a_pruner_hears_the_stitched_objective_after_each_segment(tmp_path):
+    import optuna
+    from test_optimize_toy import ToyEvaluator, toy_config
+
+    from flushback.backtests.optimize.storage import open_storage
+    from flushback.backtests.optimize.workers import run_study
+
+    ev = ToyEvaluator()
+    folds = make_cpcv_folds(ev.index, 4, 2, embargo_bars=5)
+    split = folds[3]  # tests groups 2 and 3: trains on groups 1 and 4
+    assert len(split.train_windows) == 2
+    cfg = toy_config(tmp_path, n_trials=15, seed=4, folds=[split], pruner="median",
+                     prune_chunks=3)
+    run_study(cfg, evaluator=ev)
+    study = optuna.load_study(study_name=cfg.fold_study_name(split),
+                              storage=open_storage(cfg.storage_url, heartbeat=None))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert complete
+    for t in complete:
+        assert sorted(t.intermediate_values) == [0, 1]
+        # step 0: the first segment alone; step 1: both stitched, which is the trial's value
+        first = ev.evaluate(t.params, *split.train_windows[0]).metrics["sharpe"]
+        assert t.intermediate_values[0] == pytest.approx(first, rel=1e-12)
+        assert t.intermediate_values[1] == pytest.approx(t.value, rel=1e-12)
