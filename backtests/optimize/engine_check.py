@@ -48,8 +48,6 @@ def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict
     """Re-run every fold's selection (each training window and each test window) and the
     stitched out-of-sample run (walk-forward) or every backtest path (combinatorial purged
     k-fold) on backtrader; the ``engine_check`` section (``ok`` False on any mismatch)."""
-    from flushback.backtests.optimize.stitch import stitch_out_of_sample
-    from flushback.backtests.run.metrics import compute_metrics
     from flushback.backtests.run.timefmt import iso_z
     from flushback.strategies.parity import compare_frames
 
@@ -77,15 +75,13 @@ def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict
         ref_tests.append(refs)
     ppy = ev.periods_per_year
 
-    def stitched_row(what: str, path: int | None, ref: list[Any], fast: Any) -> dict[str, Any]:
-        equity, trades = stitch_out_of_sample(ref, cash)
-        ref_metrics = compute_metrics(equity["equity"], trades, ppy,
-                                      position=equity.get("position"))
-        rep = compare_frames(trades, fast.trades, equity["equity"], fast.equity["equity"])
+    def stitched_row(what: str, path: int | None, ref_runs: list[Any],
+                     fast: Any) -> dict[str, Any]:
+        ref = _Stitched(ref_runs, cash, ppy)
+        rep = compare_frames(ref.trades, fast.trades, ref.equity["equity"],
+                             fast.equity["equity"])
         return {"what": what, "fold": None, **({"path": path} if path else {}), "ok": rep.ok,
-                "parity": rep.to_dict(),
-                "reference": {m: ref_metrics.get(m) for m in SIDE_BY_SIDE_METRICS},
-                "fast": _figures(fast)}
+                "parity": rep.to_dict(), "reference": _figures(ref), "fast": _figures(fast)}
 
     if folds and folds[0].combinatorial:
         from flushback.backtests.optimize.folds import cpcv_paths
@@ -93,10 +89,9 @@ def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict
 
         fast_paths, _ = path_results(folds, folds_out)
         for j, path in enumerate(cpcv_paths(folds)):
-            ref = [ref_tests[fi][folds[fi].test_groups.index(g)] for g, fi in path]
-            f_equity, f_trades = stitch_out_of_sample([r for r, _ in fast_paths[j]], cash)
-            fast = _Stitched(f_equity, f_trades, ppy)
-            rows.append(stitched_row("path", j + 1, ref, fast))
+            ref_runs = [ref_tests[fi][folds[fi].test_groups.index(g)] for g, fi in path]
+            fast = _Stitched([r for r, _ in fast_paths[j]], cash, ppy)
+            rows.append(stitched_row("path", j + 1, ref_runs, fast))
     else:  # the stitched out-of-sample run, rebuilt from the reference's test windows
         rows.append(stitched_row("stitched_out_of_sample", None, [r[0] for r in ref_tests],
                                  stitched))
@@ -105,14 +100,12 @@ def recheck_on_reference(ev: Any, folds: Sequence[Any], folds_out: Sequence[dict
 
 
 class _Stitched:
-    """A stitched run's equity and trades with its metrics (what a row compares)."""
+    """Test-window runs stitched into one account, with its metrics (what a row compares)."""
 
-    def __init__(self, equity: Any, trades: Any, ppy: int) -> None:
-        from flushback.backtests.run.metrics import compute_metrics
+    def __init__(self, runs: Sequence[Any], cash: float, ppy: int) -> None:
+        from flushback.backtests.optimize.stitch import stitch_with_metrics
 
-        self.equity, self.trades = equity, trades
-        self.metrics = compute_metrics(equity["equity"], trades, ppy,
-                                       position=equity.get("position"))
+        self.equity, self.trades, self.metrics = stitch_with_metrics(runs, cash, ppy)
 
 
 def raise_on_mismatch(section: dict[str, Any], where: str = "") -> None:

@@ -290,8 +290,7 @@ class SpecEvaluator:
             assert ft is not None
             eq, pos, rows = stitch_arrays(pieces, self.spec.cash, nb.TRADE_FIELDS)
             metrics = ft.metrics(eq, pos, rows)
-            r = np.concatenate([np.concatenate([[0.0], p[0][1:] / p[0][:-1] - 1.0])
-                                for p in pieces])
+            r = np.concatenate([_returns(p[0]) for p in pieces])
             return Evaluation(metrics=metrics, returns=r,
                               timings={"backtest": time.perf_counter() - t0})
         parts = [self.evaluate(params, a, b, keep=True, engine=engine) for a, b in windows]
@@ -300,9 +299,9 @@ class SpecEvaluator:
         return out
 
 
-def _returns(equity: pd.Series) -> np.ndarray:
+def _returns(equity: pd.Series | np.ndarray) -> np.ndarray:
     """Per-bar simple returns of an equity series, the first bar's 0 included."""
-    eq = equity.to_numpy(dtype=float)
+    eq = np.asarray(equity, dtype=float)
     r = np.zeros(len(eq))
     if len(eq) > 1:
         r[1:] = eq[1:] / eq[:-1] - 1.0

@@ -1,5 +1,5 @@
 """The optimization's result and its report section: the out-of-sample test windows stitched
-into one run (:func:`stitch_out_of_sample`, :func:`build_result`; never in-sample) and
+into one run (:func:`build_result`, with :mod:`.stitch`; never in-sample) and
 ``report.json["optimization"]`` (:func:`optimization_section`, checked by
 :func:`validate_optimization_section`; documented in docs/optimize.md)."""
 
@@ -16,7 +16,7 @@ from flushback.backtests.optimize.analysis import jsonable_metrics, trials_table
 from flushback.backtests.optimize.config import StudyConfig, jsonable
 from flushback.backtests.optimize.evaluator import SpecEvaluator
 from flushback.backtests.optimize.folds import Fold, cpcv_paths
-from flushback.backtests.optimize.stitch import stitch_out_of_sample
+from flushback.backtests.optimize.stitch import stitch_with_metrics
 from flushback.backtests.optimize.storage import redact_url
 from flushback.backtests.run.timefmt import iso_z
 from flushback.data.errors import ConfigError
@@ -54,9 +54,8 @@ def _stitched_run(cfg: StudyConfig, ev: SpecEvaluator, oos: Sequence[Any],
     from flushback.backtests.run.metrics import compute_metrics
     from flushback.backtests.run.runner import compute_run_id
 
-    equity, trades = stitch_out_of_sample(oos, ev.spec.cash)
     ppy = ev.periods_per_year
-    metrics = compute_metrics(equity["equity"], trades, ppy, position=equity.get("position"))
+    equity, trades, metrics = stitch_with_metrics(oos, ev.spec.cash, ppy)
     bmetrics = compute_metrics(equity["benchmark_equity"], None, ppy)
     start, end = equity.index[0], equity.index[-1]
     frame = ev.prepared.frame.loc[(ev.prepared.frame.index >= start)
@@ -99,8 +98,7 @@ def cpcv_summary(cfg: StudyConfig, ev: SpecEvaluator,
     figures: list[dict[str, Any]] = []
     bench: dict[str, Any] = {}
     for j, (path, pairs) in enumerate(zip(results, paths, strict=True)):
-        equity, trades = stitch_out_of_sample([r for r, _ in path], ev.spec.cash)
-        m = compute_metrics(equity["equity"], trades, ppy, position=equity.get("position"))
+        equity, _, m = stitch_with_metrics([r for r, _ in path], ev.spec.cash, ppy)
         if not bench:
             bench = compute_metrics(equity["benchmark_equity"], None, ppy)
         figures.append({name: m.get(name) for name in _PATH_METRICS})

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["stitch_out_of_sample", "stitch_arrays", "combine", "evaluate_windows",
-           "evaluator_cash", "SCALED_TRADE_COLUMNS"]
+__all__ = ["stitch_out_of_sample", "stitch_with_metrics", "stitch_arrays", "combine",
+           "evaluate_windows", "evaluator_cash", "SCALED_TRADE_COLUMNS"]
 
 #: trade columns in account currency (rescaled with the account)
 SCALED_TRADE_COLUMNS = ("size", "entry_fee", "exit_fee", "funding", "pnl")
@@ -59,6 +59,18 @@ def stitch_out_of_sample(results: Sequence[Any], cash: float) -> tuple[pd.DataFr
     return equity, all_trades
 
 
+def stitch_with_metrics(results: Sequence[Any], cash: float, periods_per_year: int) -> tuple[
+        pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """:func:`stitch_out_of_sample` and the metrics of the stitched account (equity, trades,
+    position units): (equity frame, trades, metrics)."""
+    from flushback.backtests.run.metrics import compute_metrics
+
+    equity, trades = stitch_out_of_sample(results, cash)
+    metrics = compute_metrics(equity["equity"], trades, periods_per_year,
+                              position=equity.get("position"))
+    return equity, trades, metrics
+
+
 def stitch_arrays(pieces: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], cash: float,
                   fields: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`stitch_out_of_sample` on the fast engine's arrays: ``pieces`` of (equity,
@@ -95,9 +107,7 @@ def combine(parts: Sequence[Any], cash: float, periods_per_year: int) -> Any:
 
     r = np.concatenate([np.asarray(p.returns, dtype=np.float64) for p in parts])
     if all(p.result is not None for p in parts):
-        equity, trades = stitch_out_of_sample([p.result for p in parts], cash)
-        metrics = compute_metrics(equity["equity"], trades, periods_per_year,
-                                  position=equity.get("position"))
+        _, _, metrics = stitch_with_metrics([p.result for p in parts], cash, periods_per_year)
     else:
         metrics = compute_metrics(pd.Series(cash * np.cumprod(1.0 + r)), None, periods_per_year)
         if all("n_trades" in p.metrics for p in parts):
