@@ -264,7 +264,7 @@ class SpecEvaluator:
                            params=dict(params),
                            reuse_signals=self.memoize_signals, engine=engine)
         t1 = time.perf_counter()
-        return Evaluation(metrics=dict(res.metrics), returns=_returns(res.equity["equity"]),
+        return Evaluation(metrics=dict(res.metrics), returns=bar_returns(res.equity["equity"]),
                           timings={"backtest": t1 - t0}, result=res if keep else None)
 
     def evaluate_windows(self, params: Mapping[str, Any],
@@ -290,7 +290,7 @@ class SpecEvaluator:
             assert ft is not None
             eq, pos, rows = stitch_arrays(pieces, self.spec.cash, nb.TRADE_FIELDS)
             metrics = ft.metrics(eq, pos, rows)
-            r = np.concatenate([_returns(p[0]) for p in pieces])
+            r = np.concatenate([bar_returns(p[0]) for p in pieces])
             return Evaluation(metrics=metrics, returns=r,
                               timings={"backtest": time.perf_counter() - t0})
         parts = [self.evaluate(params, a, b, keep=True, engine=engine) for a, b in windows]
@@ -299,8 +299,9 @@ class SpecEvaluator:
         return out
 
 
-def _returns(equity: pd.Series | np.ndarray) -> np.ndarray:
-    """Per-bar simple returns of an equity series, the first bar's 0 included."""
+def bar_returns(equity: pd.Series | np.ndarray) -> np.ndarray:
+    """Per-bar simple returns of an equity series, the first bar's 0 included (what a trial
+    stores and the overfitting statistics read)."""
     eq = np.asarray(equity, dtype=float)
     r = np.zeros(len(eq))
     if len(eq) > 1:

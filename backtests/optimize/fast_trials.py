@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flushback.backtests.optimize.evaluator import bar_returns
 from flushback.backtests.run.metrics import compute_metrics
 from flushback.data.errors import ConfigError
 
@@ -235,7 +236,4 @@ class FastTrials:
     def evaluate(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
         """(metrics, per-bar simple returns with a leading 0) of one parameter set."""
         eq, pos, rows = self.simulate(params)
-        metrics = self.metrics(eq, pos, rows)
-        r = np.zeros(len(eq))
-        r[1:] = eq[1:] / eq[:-1] - 1.0
-        return metrics, r
+        return self.metrics(eq, pos, rows), bar_returns(eq)
