@@ -522,6 +522,19 @@ class Signal(abc.ABC):
         out.name = self.name
         return out
 
+    def threshold_form(self) -> tuple[str, str] | None:
+        """``(parameter, op)`` when this trigger is a level against a threshold:
+        ``compute(frame)`` equals ``self.level(frame) <op> params[parameter]`` (``op`` one of
+        ``<``, ``<=``, ``>``, ``>=``; NaN never triggers), then the warm-up bars False;
+        neither the level nor the warm-up depends on that parameter. A study that moves only the threshold
+        compares the same level again instead of computing the signal. None (the default):
+        no such form."""
+        return None
+
+    def level(self, frame: pd.DataFrame) -> pd.Series:
+        """The level a :meth:`threshold_form` trigger compares (float per bar)."""
+        raise NotImplementedError(f"signal '{self.name}' has no threshold form")
+
     def evaluable(self, frame: pd.DataFrame) -> pd.Series:
         """Bars where the signal's inputs are present (bool on ``frame.index``): where this is
         False a False trigger means "no data", not "no". Composites combine their children

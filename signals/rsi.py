@@ -194,6 +194,12 @@ class OversoldRSI(_RSIBase):
     def _compute(self, frame: pd.DataFrame) -> pd.Series:
         return self.rsi(frame) < self.params["threshold"]
 
+    def threshold_form(self) -> tuple[str, str]:
+        return "threshold", "<"
+
+    def level(self, frame: pd.DataFrame) -> pd.Series:
+        return self.rsi(frame)
+
 
 @register("overbought_rsi")
 class OverboughtRSI(_RSIBase):
@@ -208,3 +214,9 @@ class OverboughtRSI(_RSIBase):
 
     def _compute(self, frame: pd.DataFrame) -> pd.Series:
         return self.rsi(frame) > self.params["threshold"]
+
+    def threshold_form(self) -> tuple[str, str]:
+        return "threshold", ">"
+
+    def level(self, frame: pd.DataFrame) -> pd.Series:
+        return self.rsi(frame)

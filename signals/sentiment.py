@@ -79,6 +79,15 @@ class _FngSignal(Signal):
             return pd.Series(level, index=frame.index)
         return self.parts(frame)["trigger"]
 
+    def threshold_form(self) -> tuple[str, str] | None:
+        p = self.params
+        if p["consecutive_days"] == 1 and not p[self._move_key] > 0:
+            return "threshold", "<=" if self.sign == 1 else ">="
+        return None
+
+    def level(self, frame: pd.DataFrame) -> pd.Series:
+        return frame["fng"].astype("float64")
+
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         parts = self.parts(frame)
         return parts.drop(columns=["level", "streak", "moved", "trigger"])

@@ -53,7 +53,8 @@ entry fees and funding it carries; MAE/MFE are measured from the entry bar's low
 the bar before the exit, plus the exit price, relative to the average entry price.
 
 Inputs: ``ohlc`` (n x 4), signal arrays of length n or 0 (absent), and ``cfg`` (float64,
-laid out by the ``CFG_*`` indices). Outputs go into preallocated arrays; the kernel returns
+laid out by the ``CFG_*`` indices). Outputs go into preallocated arrays (an empty
+``cash_out``: the cash per bar is not written); the kernel returns
 ``(n_trades, n_fills, status)``, ``status`` 0 or ``STATUS_MARGIN`` (a buy would overdraw the
 cash: the reference raises there too). Kernels are compiled with ``cache=True``.
 """
@@ -203,7 +204,19 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     nt = 0
     nf = 0
 
+    contrarian = kind == KIND_CONTRARIAN
+    keep_cash = cash_out.shape[0] == n  # an empty cash_out: the cash per bar is not kept
     for i in range(n):
+        # a contrarian strategy is flat most of the time: a flat bar with nothing pending, no
+        # resting order and no entry signal only records the cash (the same values the full
+        # step below writes for it)
+        if (contrarian and not in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
+                and not lm_on and not (has_entry and entry[i] > 0)):
+            equity[i] = cash + 0.0 * ohlc[i, 3]
+            if keep_cash:
+                cash_out[i] = cash
+            pos_out[i] = side * 0.0
+            continue
         o = ohlc[i, 0]
         h = ohlc[i, 1]
         lo = ohlc[i, 2]
@@ -464,7 +477,8 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
             equity[i] = cash + pos * cl
         else:
             equity[i] = cash + _pos_value(lot_size, lot_cost / lot_size, cl, lev, side)
-        cash_out[i] = cash
+        if keep_cash:
+            cash_out[i] = cash
         pos_out[i] = side * pos
 
         if kind == KIND_CONTRARIAN:
@@ -701,6 +715,105 @@ def path_stats(equity, position):
         if abs(position[i]) > 1e-12:
             held += 1
     return worst, longest, held, bad
+
+
+@njit(cache=True)
+def _block_sum(a, lo, n):
+    """numpy's sum of a block of at most 128 values: below 8 one by one, else in 8
+    interleaved accumulators combined pairwise, then the remainder one by one."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    m = lo + n - n % 8
+    i = lo + 8
+    while i < m:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < lo + n:
+        res += a[i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise_sum(a, lo, n):
+    """numpy's pairwise summation of ``a[lo:lo + n]`` (``add.reduce`` on a contiguous float64
+    array): blocks of at most 128 values (:func:`_block_sum`); a longer run is the sum of its
+    two halves, the first cut to a multiple of 8. The same sum, bit for bit. Written with an
+    explicit stack (numba's cache does not keep recursive functions safely): the halves are
+    summed left first and added as the recursion adds them."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    # pending work: (start, length) to sum, or a marker (-1) to add the top two sums
+    todo_lo = np.empty(256, np.int64)
+    todo_n = np.empty(256, np.int64)
+    sums = np.empty(128)
+    t = 0
+    v = 0
+    todo_lo[0] = lo
+    todo_n[0] = n
+    t = 1
+    while t > 0:
+        t -= 1
+        start = todo_lo[t]
+        k = todo_n[t]
+        if start < 0:
+            v -= 1
+            sums[v - 1] = sums[v - 1] + sums[v]
+        elif k <= 128:
+            sums[v] = _block_sum(a, start, k)
+            v += 1
+        else:
+            k2 = k // 2
+            k2 -= k2 % 8
+            todo_lo[t] = -1
+            todo_n[t] = 0
+            todo_lo[t + 1] = start + k2
+            todo_n[t + 1] = k - k2
+            todo_lo[t + 2] = start
+            todo_n[t + 2] = k2
+            t += 3
+    return sums[0]
+
+
+@njit(cache=True)
+def score_stats(equity, position, returns, scratch):
+    """:func:`path_stats` and the return moments of an equity curve in one call: (max
+    drawdown, longest underwater run, bars with a position, bars that are not a positive
+    finite number, mean return, sum of squared deviations from it, sum of squared negative
+    returns). ``returns`` gets the per-bar returns (``returns[0] = 0``, then ``E_t / E_{t-1} -
+    1``); the three sums are those numpy's ``mean``, ``std`` and ``mean(minimum(r, 0) ** 2)``
+    take over ``returns[1:]``, bit for bit (:func:`_pairwise_sum`); ``scratch`` holds n
+    values. Meant for a curve without a bad bar (with one, use numpy's)."""
+    n = len(equity)
+    returns[0] = 0.0
+    returns[1:] = equity[1:] / equity[:-1] - 1.0  # an array expression: vectorised division
+    worst, longest, held, bad = path_stats(equity, position)
+    m = n - 1
+    if m < 1:
+        return worst, longest, held, bad, math.nan, math.nan, math.nan
+    mean = (0.0 + _pairwise_sum(returns, 1, m)) / m
+    for i in range(1, n):
+        x = returns[i] - mean
+        scratch[i] = x * x
+    dev = 0.0 + _pairwise_sum(scratch, 1, m)
+    for i in range(1, n):
+        x = min(returns[i], 0.0)
+        scratch[i] = x * x
+    neg = 0.0 + _pairwise_sum(scratch, 1, m)
+    return worst, longest, held, bad, mean, dev, neg
 
 
 @njit(cache=True)

@@ -1,15 +1,19 @@
 """The optimizer's array path (backtests.fast_trials) scores a trial exactly as a full
-``run_backtest`` does on either engine: same metrics, same per-bar returns."""
+``run_backtest`` does on either engine: same metrics, same per-bar returns; a threshold
+trigger compared on its cached level is the signal itself."""
 
 from __future__ import annotations
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from flushback.backtests.optimize.evaluator import SpecEvaluator
 from flushback.backtests.optimize.folds import make_folds
 from flushback.backtests.optimize.space import build_search_space
+from flushback.backtests.run.metrics import SCORE_METRICS
+from flushback.signals import build_signal
 
 pytestmark = pytest.mark.realdata
 
@@ -33,8 +37,61 @@ def test_array_path_equals_run_backtest(shared_data_dir, spec):
             assert fast.result is None and ref.result is not None
             assert fast.metrics == ref.metrics
             np.testing.assert_array_equal(fast.returns, ref.returns)
+            # what a trial is scored with: the same values for the scored keys
+            scored = ev.score(params, [(start, end)])
+            assert scored.metrics == {k: ref.metrics[k] for k in SCORE_METRICS}
+            np.testing.assert_array_equal(scored.returns, ref.returns)
     # the second time round, every signal comes from the window's memo
     window = ev._fast(fold.train_start, fold.train_end)
     n_lines = len({"entry", "exit"} & set(ev.spec.signals))
     assert (n_lines > 0) == (len(window._memo) > 0)
     assert len(window._memo) <= n_lines * len(points)
+
+
+def test_threshold_triggers_on_the_window_are_the_signals(shared_data_dir):
+    """Hourly bars, a 4h RSI: thresholds anywhere in the range and exactly at values the RSI
+    takes (where < and <= differ), on a window that starts inside the signal's warm-up."""
+    ev = SpecEvaluator("rsi4h_btc_hourly", data_dir=str(shared_data_dir))
+    start, end = ev.prepared.frame.index[0], ev.index[len(ev.index) // 3]
+    ft = ev._fast(start, end)
+    view = ev.window_view(start, end)
+    rng = np.random.default_rng(3)
+    for name in ("entry", "exit"):
+        base = dict(ev.spec.signals[name])
+        sig = build_signal(base)
+        rsi = sig.level(view.frame).dropna().to_numpy()
+        spec = sig.param_specs["threshold"]
+        inside = rsi[(rsi >= spec.low) & (rsi <= spec.high)]
+        thresholds = [*rng.uniform(spec.low, spec.high, 6), *rng.choice(inside, 4)]
+        for thr in thresholds:
+            cfg = {**base, "threshold": float(thr)}
+            expected = build_signal(cfg).compute(view.frame).to_numpy()[view.window_slice]
+            got = ft._signal(cfg)
+            np.testing.assert_array_equal(got, expected.astype(np.float64))
+        assert got.dtype == np.float64 and got.flags.c_contiguous
+    assert sig.warmup_for(pd.Timedelta(hours=1)) > 0  # the window starts inside the warm-up
+    assert len(ft._levels) == 2  # one level per signal, every threshold compared on it
+
+
+def test_scores_fall_back_to_numpy_for_curves_the_compiled_pass_cannot_take(shared_data_dir):
+    ev = SpecEvaluator("fear_flush_btc_daily", data_dir=str(shared_data_dir))
+    fold = make_folds(ev.index)[0]
+    ft = ev._fast(fold.train_start, fold.train_end)
+    eq, pos, rows = ft.simulate({})
+    eq, pos, rows = eq.copy(), pos.copy(), rows.copy()
+    assert len(rows) >= 2
+    # two legs of one position (a partial exit): round trips, as compute_metrics folds them
+    legs = rows.copy()
+    legs[1, 0] = legs[0, 0]
+    got, r = ft.scores(eq, pos, legs)
+    full = ft.metrics(eq, pos, legs)
+    assert got == {k: full[k] for k in SCORE_METRICS}
+    assert got["n_trades"] == len(rows) - 1
+    # a bar that is not a positive number
+    bad = eq.copy()
+    bad[5] = np.nan
+    got, r = ft.scores(bad, pos, rows)
+    full = ft.metrics(bad, pos, rows)
+    assert got.keys() == {k: full[k] for k in SCORE_METRICS}.keys()
+    assert all(got[k] == full[k] or (got[k] != got[k] and full[k] != full[k]) for k in got)
+    assert np.isnan(r[5])

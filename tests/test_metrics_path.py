@@ -1,18 +1,27 @@
 """nb.path_stats (the fast engine's one-pass drawdown, underwater run and exposure) gives
 the numbers of metrics.py's numpy expressions bit for bit, and compute_metrics with it gives
-the same metrics as without it."""
+the same metrics as without it; nb.score_stats adds numpy's pairwise sums of the returns'
+moments, bit for bit, and score_metrics on them is compute_metrics for the scored keys."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from flushback.backtests.optimize.fast_trials import moments_from_sums, sums_match_numpy
 from flushback.backtests.run.metrics import (
+    SCORE_METRICS,
+    _moments,
     compute_metrics,
     exposure,
     max_drawdown,
     max_drawdown_duration,
+    score_metrics,
 )
 from flushback.strategies import nb
 
@@ -46,3 +55,84 @@ def test_path_stats_flags_curves_it_cannot_stand_for():
     assert nb.path_stats(e, np.zeros(4))[3] == 1
     e = np.array([100.0, np.nan, 95.0])
     assert nb.path_stats(e, np.zeros(3))[3] == 1
+
+
+# -- the trial scores: numpy's pairwise sums compiled, score_metrics == compute_metrics ---------
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 3000), seed=st.integers(0, 2**32 - 1),
+       zeros=st.floats(0.0, 1.0), scale=st.floats(-8, 3))
+def test_pairwise_sum_is_numpys_sum_bit_for_bit(n, seed, zeros, scale):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(n) * 10.0 ** rng.uniform(scale - 2, scale + 2, n)
+    a[rng.random(n) < zeros] = 0.0
+    for lo in (0, 1):
+        m = max(n - lo, 0)
+        assert nb._pairwise_sum(a, lo, m) + 0.0 == np.sum(a[lo:])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 127, 128, 129, 130, 1024, 8191, 8192, 8193, 8194,
+                               16_385, 32_640, 46_629, 131_073])
+def test_pairwise_sum_around_numpys_block_sizes(n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n) * 1e-3
+    a[rng.random(n) < 0.8] = 0.0
+    assert nb._pairwise_sum(a, 0, n) + 0.0 == np.sum(a)
+    assert nb._pairwise_sum(a, 1, n - 1) + 0.0 == np.sum(a[1:])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_score_stats_are_path_stats_and_numpys_moments(seed):
+    rng = np.random.default_rng(100 + seed)
+    e, pos = _curve(rng, int(rng.integers(2, 40_000)))
+    n = len(e)
+    r, scratch = np.full(n, np.nan), np.empty(n)
+    worst, longest, held, bad, mean, dev, neg = nb.score_stats(e, pos, r, scratch)
+    assert (worst, longest, held, bad) == nb.path_stats(e, pos)
+    # the returns: bar_returns' division, the first bar 0
+    np.testing.assert_array_equal(r, np.r_[0.0, e[1:] / e[:-1] - 1.0])
+    # the moments: numpy's mean, std(ddof=1) and downside deviation, bit for bit
+    got = moments_from_sums(mean, dev, neg, n - 1)
+    ref = _moments(e[1:] / e[:-1] - 1.0)
+    assert got[0] == ref[0] and got[1] == ref[1] and got[2] == ref[2]
+    # and by an independent two-pass computation in Python floats, to 1e-12
+    x = e[1:] / e[:-1] - 1.0
+    mu = math.fsum(x) / len(x)
+    assert mean == pytest.approx(mu, rel=1e-12, abs=1e-18)
+    if len(x) >= 2:
+        assert got[1] == pytest.approx(math.sqrt(math.fsum((v - mu) ** 2 for v in x)
+                                                 / (len(x) - 1)), rel=1e-12)
+    assert got[2] == pytest.approx(math.sqrt(math.fsum(min(v, 0.0) ** 2 for v in x)
+                                             / len(x)), rel=1e-12, abs=1e-300)
+
+
+def test_this_numpy_sums_as_the_compiled_sums_do():
+    # when this fails, numpy changed its summation: trials still score right (they take the
+    # numpy metrics, see FastTrials.scores), only slower
+    assert sums_match_numpy()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_score_metrics_are_compute_metrics_for_the_scored_keys(seed):
+    rng = np.random.default_rng(200 + seed)
+    e, pos = _curve(rng, int(rng.integers(2, 20_000)))
+    k = int(rng.integers(0, 40))
+    pnl = rng.normal(5.0, 100.0, k)
+    if seed == 1:
+        pnl = np.abs(pnl) + 1.0  # no losing trade: profit factor undefined
+    trades = pd.DataFrame({"trade_id": np.arange(1, k + 1), "pnl": pnl,
+                           "return_pct": pnl / 1e4})
+    full = compute_metrics(e, trades, 8760, position=pos)
+    n = len(e)
+    stats = nb.score_stats(e, pos, np.empty(n), np.empty(n))
+    got = score_metrics(e, pnl, 8760, path=stats[:3],
+                        moments=moments_from_sums(*stats[4:], n - 1))
+    assert list(got) == list(SCORE_METRICS)
+    assert got == {key: full[key] for key in SCORE_METRICS}
+
+
+def test_a_trial_is_scored_with_every_metric_a_study_reads():
+    from flushback.backtests.optimize.objectives import OBJECTIVE_METRICS
+    from flushback.backtests.optimize.workers import _SMALL_METRICS
+
+    assert set(OBJECTIVE_METRICS) | set(_SMALL_METRICS) <= set(SCORE_METRICS)

@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from flushback.backtests.optimize.folds import cpcv_paths, make_cpcv_folds
+from flushback.backtests.run.metrics import SCORE_METRICS
 from flushback.data.errors import ConfigError
 
 
@@ -161,6 +162,11 @@ def test_stitched_training_segments_agree_across_engines_and_by_hand(shared_data
                 "win_rate", "profit_factor", "exposure", "end_equity"):
         assert fast.metrics[key] == pytest.approx(ref.metrics[key], rel=1e-9, abs=1e-12), key
     np.testing.assert_allclose(fast.returns, ref.returns, rtol=1e-9, atol=1e-15)
+    # what a trial is scored with (the compiled scores): the stitched account's values
+    scored = ev.score(params, fold.train_windows)
+    assert scored.metrics == {k: fast.metrics[k] for k in scored.metrics}
+    assert set(scored.metrics) == set(SCORE_METRICS)
+    np.testing.assert_array_equal(scored.returns, fast.returns)
     # by hand, from the two segments' own backtrader runs: returns compound, trades add up,
     # the drawdown is the worst over the chained account
     parts = [ev.evaluate(params, a, b, keep=True, engine="backtrader") for a, b in

@@ -216,3 +216,45 @@ def test_published_check_signal_passes_the_library_and_condemns_the_planted_peek
     assert "truncation_invariance" in failures and "look-ahead" in failures[
         "truncation_invariance"]
     assert "warmup_convergence" in check_signal(_ShortWarmupRSI(), "1d")
+
+
+# --- threshold forms: a trigger that says it is a level against a threshold is exactly that --
+
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+THRESHOLD_SIGNALS = [n for n in SIGNALS if _instance(n).threshold_form() is not None]
+
+
+def test_the_threshold_forms_cover_the_rsi_and_sentiment_triggers():
+    assert {"oversold_rsi", "overbought_rsi", "extreme_fear"} <= set(THRESHOLD_SIGNALS)
+
+
+@pytest.mark.parametrize("name", THRESHOLD_SIGNALS)
+@pytest.mark.parametrize("interval", INTERVALS)
+def test_threshold_form_is_the_signal(name, interval):
+    from flushback.signals.base import bar_interval
+
+    base = _instance(name)
+    param, op = base.threshold_form()
+    frame = _frame(base, interval)
+    level = base.level(frame).to_numpy(dtype="float64", na_value=float("nan"))
+    finite = level[~pd.isna(level)]
+    assert len(finite)
+    spec = base.param_specs[param]
+    # thresholds across the range, and levels the series takes (where < and <= part ways)
+    candidates = [spec.low, spec.high, spec.default, *finite[:: max(1, len(finite) // 5)]]
+    for thr in candidates:
+        if not spec.low <= thr <= spec.high:
+            continue
+        sig = base.with_params({param: float(thr)})
+        assert sig.threshold_form() == (param, op)
+        expected = sig.compute(frame).to_numpy()
+        got = _OPS[op](sig.level(frame).to_numpy(dtype="float64", na_value=float("nan")),
+                       float(thr))
+        got[:sig.warmup_for(bar_interval(frame))] = False
+        assert (got == expected).all(), (name, interval, thr)
+
+
+def test_extreme_fear_with_a_streak_or_a_fall_has_no_threshold_form():
+    assert get_signal("extreme_fear")(consecutive_days=2).threshold_form() is None
+    assert get_signal("extreme_fear")(fall_points=10).threshold_form() is None

@@ -74,11 +74,15 @@ def encode_returns(r: np.ndarray) -> str:
     float32, base64-encoded (``"m1:<n>:<mask>:<values>"``). Non-finite values are stored as 0.
     About as small as zlib on the float32 series and several times cheaper to write (hourly
     series are long, and a study writes one per trial)."""
-    a = np.nan_to_num(np.asarray(r, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    a = np.asarray(r, dtype=np.float32)
     nz = a != 0
+    values = a[nz]
+    if not np.isfinite(values).all():  # stored as 0: left out of the mask
+        nz &= np.isfinite(a)
+        values = a[nz]
     b64 = base64.b64encode
     return (f"{_RETURNS_FORMAT}{len(a)}:{b64(np.packbits(nz).tobytes()).decode('ascii')}:"
-            f"{b64(a[nz].tobytes()).decode('ascii')}")
+            f"{b64(values.tobytes()).decode('ascii')}")
 
 
 def decode_returns(s: str) -> np.ndarray:
@@ -267,6 +271,45 @@ class SpecEvaluator:
         return Evaluation(metrics=dict(res.metrics), returns=bar_returns(res.equity["equity"]),
                           timings={"backtest": t1 - t0}, result=res if keep else None)
 
+    def score(self, params: Mapping[str, Any],
+              windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> Evaluation:
+        """What a trial is scored and stored with: ``params`` on one window, or on several
+        stitched into one account (:meth:`evaluate_windows`), with the metrics narrowed to
+        :data:`~flushback.backtests.run.metrics.SCORE_METRICS` on the fast engine (the same
+        values as :meth:`evaluate`'s, computed without the rest; the reference engine gives
+        them all)."""
+        if not (self.engine == "fast" and self.fast_trials):
+            if len(windows) == 1:
+                return self.evaluate(params, *windows[0])
+            return self.evaluate_windows(params, windows)
+        t0 = time.perf_counter()
+        if len(windows) == 1:
+            ft = self._fast(*windows[0])
+            metrics, r = ft.scores(*ft.simulate(params, copy=False))
+        else:
+            ft, eq, pos, rows, r = self._fast_stitched(params, windows)
+            metrics = ft.scores(eq, pos, rows)[0]
+        return Evaluation(metrics=metrics, returns=r,
+                          timings={"backtest": time.perf_counter() - t0})
+
+    def _fast_stitched(self, params: Mapping[str, Any],
+                       windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> tuple[
+            Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fast engine's runs of ``params`` on ``windows`` stitched into one account:
+        (a FastTrials, equity, position, trade rows, the windows' returns one after the
+        other)."""
+        from flushback.backtests.optimize.stitch import stitch_arrays
+        from flushback.strategies import nb
+
+        pieces, ft = [], None
+        for a, b in windows:
+            ft = self._fast(a, b)
+            eq, pos, rows = ft.simulate(params)
+            pieces.append((eq, pos.copy(), rows.copy()))
+        assert ft is not None
+        eq, pos, rows = stitch_arrays(pieces, self.spec.cash, nb.TRADE_FIELDS)
+        return ft, eq, pos, rows, np.concatenate([bar_returns(p[0]) for p in pieces])
+
     def evaluate_windows(self, params: Mapping[str, Any],
                          windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]], *,
                          engine: str | None = None) -> Evaluation:
@@ -275,23 +318,13 @@ class SpecEvaluator:
         (:mod:`flushback.backtests.optimize.stitch`): the metrics of the stitched equity and
         trades, the windows' returns one after the other. A combinatorial purged k-fold split
         scores its training segments this way."""
-        from flushback.backtests.optimize.stitch import combine, stitch_arrays
+        from flushback.backtests.optimize.stitch import combine
 
         t0 = time.perf_counter()
         engine = engine or self.engine
         if engine == "fast" and self.fast_trials:
-            from flushback.strategies import nb
-
-            pieces, ft = [], None
-            for a, b in windows:
-                ft = self._fast(a, b)
-                eq, pos, rows = ft.simulate(params)
-                pieces.append((eq, pos.copy(), rows.copy()))
-            assert ft is not None
-            eq, pos, rows = stitch_arrays(pieces, self.spec.cash, nb.TRADE_FIELDS)
-            metrics = ft.metrics(eq, pos, rows)
-            r = np.concatenate([bar_returns(p[0]) for p in pieces])
-            return Evaluation(metrics=metrics, returns=r,
+            ft, eq, pos, rows, r = self._fast_stitched(params, windows)
+            return Evaluation(metrics=ft.metrics(eq, pos, rows), returns=r,
                               timings={"backtest": time.perf_counter() - t0})
         parts = [self.evaluate(params, a, b, keep=True, engine=engine) for a, b in windows]
         out = combine(parts, self.spec.cash, self.periods_per_year)

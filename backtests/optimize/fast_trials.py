@@ -17,6 +17,7 @@ equity, position and trades as ``run_backtest(engine="fast")`` (and so backtrade
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,10 +25,12 @@ import numpy as np
 import pandas as pd
 
 from flushback.backtests.optimize.evaluator import bar_returns
-from flushback.backtests.run.metrics import compute_metrics
+from flushback.backtests.run.metrics import SCORE_METRICS, compute_metrics, score_metrics
 from flushback.data.errors import ConfigError
 
 __all__ = ["FastTrials"]
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 
 
 class _Column:
@@ -106,13 +109,23 @@ class FastTrials:
             self.funding = (np.ascontiguousarray(window["funding_rate"].to_numpy(
                 dtype=np.float64)) if "funding_rate" in window.columns else None)
         n = len(window)
-        self._eq, self._cash, self._pos = np.empty(n), np.empty(n), np.empty(n)
+        self._eq, self._pos = np.empty(n), np.empty(n)
         self._trades = np.empty((n + 1, 17))
         self._fills = np.empty((2 * n + 1, 5))
         self._extra: dict[Any, dict[str, np.ndarray]] = {}
         self._empty = np.empty(0)
+        self._scratch = np.empty(n)
         #: signal config (JSON) -> its values on the window, for configurations seen before
         self._memo: dict[str, np.ndarray] = {}
+        #: a threshold trigger's config without its threshold (JSON) -> (its level on the
+        #: window, warm-up bars left in the window)
+        self._levels: dict[str, tuple[np.ndarray, int]] = {}
+        #: arrays of the window's length kept per memo: about 64 MB of them
+        self._memo_cap = max(32, (64 << 20) // (8 * n))
+        #: (signal name, its trial parameters) -> its line; trial strategy parameters ->
+        #: (config vector, feed columns): a trial's inputs without building a spec section
+        self._lines: dict[tuple[Any, ...], np.ndarray] = {}
+        self._strategies: dict[tuple[Any, ...], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
     def _signal(self, config: Mapping[str, Any]) -> np.ndarray:
         from flushback.signals import build_signal
@@ -121,10 +134,65 @@ class FastTrials:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        if len(self._memo) > 4096:
+        if len(self._memo) >= self._memo_cap:
             self._memo.clear()
         self._memo[key] = arr = self._compute_signal(build_signal, config)
         return arr
+
+    def _inputs(self, params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The kernel's lines (entry/exit signals, feed columns) and config vector for a
+        parameter set. Each part is kept by the trial parameters it depends on (a signal's
+        line by that signal's, the vector and feed by the strategy's), so a trial that
+        repeats a signal's values or the strategy's builds neither section again; parameters
+        outside ``signals.*``/``strategy.*`` build everything (``_sections``)."""
+        names = [name for name in self.spec.signals if name in ("entry", "exit")]
+        own: dict[str, list[tuple[str, Any]]] = {name: [] for name in names}
+        strategy: list[tuple[str, Any]] = []
+        for key, value in params.items():
+            head, _, rest = key.partition(".")
+            if head == "strategy":
+                strategy.append((key, value))
+            elif head == "signals" and rest.partition(".")[0] in self.spec.signals:
+                own.setdefault(rest.partition(".")[0], []).append((key, value))
+            else:
+                return self._build_inputs(params, names)
+        keys = {name: (name, *own[name]) for name in names}
+        skey = tuple(strategy)
+        try:
+            lines = {name: self._lines.get(keys[name]) for name in names}
+            st = self._strategies.get(skey)
+        except TypeError:  # a value that cannot be a key (a list): nothing kept
+            return self._build_inputs(params, names)
+        if st is None or any(v is None for v in lines.values()):
+            built, vec, feed = self._build_inputs(params, names, with_feed=True)
+            if len(self._lines) >= self._memo_cap:
+                self._lines.clear()
+            if len(self._strategies) >= 65_536:
+                self._strategies.clear()
+            for name in names:
+                lines[name] = self._lines[keys[name]] = built[name]
+            st = self._strategies[skey] = (vec, feed)
+        out = dict(lines)  # type: ignore[arg-type]
+        out.update(st[1])
+        return out, st[0]
+
+    def _build_inputs(self, params: Mapping[str, Any], names: list[str], *,
+                      with_feed: bool = False) -> Any:
+        """(lines, vector), or (signal lines, vector, feed columns) with ``with_feed``."""
+        from flushback.strategies.fast import config_vector
+
+        spec = self.spec
+        signals, strategy = self._sections(params)
+        kind = spec.strategy.type
+        cfg = dict(strategy)
+        lines = {name: self._signal(signals[name]) for name in names}
+        feed = self._feed(kind, cfg)
+        vec = config_vector(kind, cfg, cash=spec.cash, commission=spec.costs.commission,
+                            slippage=spec.costs.slippage, funding=spec.costs.funding,
+                            bar_hours=self.bar_hours, validated=True)
+        if with_feed:
+            return lines, vec, feed
+        return {**lines, **feed}, vec
 
     def _sections(self, params: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         """The signal tables and the strategy parameters with a trial's parameters applied.
@@ -170,8 +238,12 @@ class FastTrials:
 
     def _compute_signal(self, build_signal: Any, config: Any) -> np.ndarray:
         cache = self.view.signal_cache
+        signal = build_signal(config)
+        form = signal.threshold_form()
+        if form is not None:
+            return self._threshold_signal(signal, config, *form)
         with cache.active():
-            values = build_signal(config).compute(self.view.frame)
+            values = signal.compute(self.view.frame)
         arr = values.to_numpy()
         if arr.dtype == np.bool_:  # a trigger: 1.0 / 0.0
             arr = arr.astype(np.float64)
@@ -179,6 +251,30 @@ class FastTrials:
             arr = pd.to_numeric(values.astype("float64"), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan)
         return np.ascontiguousarray(arr[self.slice])
+
+    def _threshold_signal(self, signal: Any, config: Mapping[str, Any], param: str,
+                          op: str) -> np.ndarray:
+        """A level-against-threshold trigger (``Signal.threshold_form``) on the window: the
+        level is computed once per configuration of everything but the threshold, then each
+        threshold is one comparison, the warm-up bars set to 0 -- what ``compute`` gives."""
+        from flushback.signals.base import bar_interval
+
+        key = json.dumps({k: v for k, v in config.items() if k != param}, sort_keys=True,
+                         default=str)
+        hit = self._levels.get(key)
+        if hit is None:
+            if len(self._levels) >= 256:
+                self._levels.clear()
+            with self.view.signal_cache.active():
+                values = signal.level(self.view.frame)
+            warm = signal.warmup_for(bar_interval(self.view.frame)) - (self.slice.start or 0)
+            hit = self._levels[key] = (np.ascontiguousarray(
+                values.to_numpy(dtype=np.float64, na_value=np.nan)[self.slice]), warm)
+        level, warm = hit
+        out = _COMPARE[op](level, signal.params[param]).astype(np.float64)
+        if warm > 0:
+            out[:warm] = 0.0
+        return out
 
     def _feed(self, strategy_type: str, cfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
         from flushback.strategies.engines import feed_columns
@@ -193,36 +289,28 @@ class FastTrials:
                     dtype=np.float64, na_value=np.nan)[self.slice]) for k, v in cols.items()}
         return self._extra[key]
 
-    def simulate(self, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(self, params: Mapping[str, Any], *, copy: bool = True) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray]:
         """(equity, position units, trade rows) of one parameter set on this window; the
-        position and the trade rows are this object's buffers (valid until the next call)."""
+        position and the trade rows (and the equity with ``copy=False``) are this object's
+        buffers, valid until the next call."""
         from flushback.strategies import nb
-        from flushback.strategies.fast import config_vector
 
         spec = self.spec
-        signals, strategy = self._sections(params)
-        kind = spec.strategy.type
-        cfg = dict(strategy)
-        lines = {name: self._signal(signals[name]) for name in signals
-                 if name in ("entry", "exit")}
-        lines.update(self._feed(kind, cfg))
-        if spec.costs.funding:
-            if self.funding is None:
-                raise ConfigError("costs.funding = true needs the funding_rate column",
-                                  hint="add 'funding' to data.externals")
-        vec = config_vector(kind, cfg, cash=spec.cash, commission=spec.costs.commission,
-                            slippage=spec.costs.slippage, funding=spec.costs.funding,
-                            bar_hours=self.bar_hours, validated=True)
+        if spec.costs.funding and self.funding is None:
+            raise ConfigError("costs.funding = true needs the funding_rate column",
+                              hint="add 'funding' to data.externals")
+        lines, vec = self._inputs(params)
         e = self._empty
         nt, _, status = nb.simulate(self.ohlc, lines.get("entry", e), lines.get("exit", e),
                                     lines.get("vol", e), lines.get("fng", e),
                                     self.funding if spec.costs.funding else e,
                                     lines.get("level_tp", e), lines.get("level_sl", e), vec,
-                                    self._eq, self._cash, self._pos, self._trades, self._fills)
+                                    self._eq, e, self._pos, self._trades, self._fills)
         if status == nb.STATUS_MARGIN:
             raise RuntimeError("order rejected by the broker (Margin); sizing should have "
                                "prevented this")
-        return self._eq.copy(), self._pos, self._trades[:nt]
+        return self._eq.copy() if copy else self._eq, self._pos, self._trades[:nt]
 
     def metrics(self, eq: np.ndarray, pos: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         """:func:`compute_metrics` of an equity, its position units and its trade rows."""
@@ -237,3 +325,65 @@ class FastTrials:
         """(metrics, per-bar simple returns with a leading 0) of one parameter set."""
         eq, pos, rows = self.simulate(params)
         return self.metrics(eq, pos, rows), bar_returns(eq)
+
+    def scores(self, eq: np.ndarray, pos: np.ndarray,
+               rows: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+        """(:data:`~flushback.backtests.run.metrics.SCORE_METRICS`, per-bar simple returns
+        with a leading 0) of an equity, its position units and its trade rows: what a trial
+        is scored and stored with, without the rest of :meth:`metrics`.
+
+        The passes over the bars are compiled (``nb.score_stats``:
+        numpy's pairwise sums reproduced) and the formulas are
+        :func:`~flushback.backtests.run.metrics.score_metrics`', so the values are
+        :meth:`metrics`' for those keys, bit for bit (``tests/test_fast_trials.py``). A curve
+        with a bar that is not a positive number, trades of several legs, or a numpy whose
+        sums the compiled ones do not reproduce (checked once per process) take
+        :meth:`metrics` instead."""
+        from flushback.strategies import nb
+
+        n = len(eq)
+        if len(self._scratch) != n:
+            self._scratch = np.empty(n)
+        r = np.empty(n)
+        worst, longest, held, bad, mean, dev, neg = nb.score_stats(eq, pos, r, self._scratch)
+        ids = rows[:, 0]
+        if bad or (len(ids) > 1 and not (ids[1:] > ids[:-1]).all()) or not sums_match_numpy():
+            full = self.metrics(eq, pos, rows)
+            return {k: full[k] for k in SCORE_METRICS}, bar_returns(eq)
+        return score_metrics(eq, rows[:, nb.TRADE_FIELDS.index("pnl")], self.ppy,
+                             path=(worst, longest, held),
+                             moments=moments_from_sums(mean, dev, neg, n - 1)), r
+
+
+def moments_from_sums(mean: float, dev: float, neg: float,
+                      m: int) -> tuple[float, float | None, float | None]:
+    """(mean, standard deviation with ddof=1, downside deviation) of ``m`` returns from
+    ``nb.score_stats``' sums: numpy's divisions and square roots after its sums."""
+    return (mean, math.sqrt(dev / (m - 1)) if m >= 2 else None,
+            math.sqrt(neg / m) if m >= 1 else None)
+
+
+_SUMS_MATCH: bool | None = None
+
+
+def sums_match_numpy() -> bool:
+    """Whether the compiled return moments equal numpy's here, bit for bit: checked once
+    per process on curves of lengths around numpy's summation blocks (a numpy that sums
+    differently makes trials take the numpy metrics, slower and the same)."""
+    global _SUMS_MATCH
+    if _SUMS_MATCH is None:
+        from flushback.backtests.run.metrics import _moments
+        from flushback.strategies import nb
+
+        rng = np.random.default_rng(20141)
+        ok = True
+        for n in (2, 3, 9, 10, 17, 129, 130, 137, 1000, 8193, 20011):
+            r = rng.standard_normal(n - 1) * 0.01
+            r[rng.random(n - 1) < 0.7] = 0.0
+            eq = np.concatenate([[1e4], 1e4 * np.cumprod(1.0 + r)])
+            stats = nb.score_stats(eq, np.zeros(n), np.empty(n), np.empty(n))
+            got = moments_from_sums(stats[4], stats[5], stats[6], n - 1)
+            ref = _moments(eq[1:] / eq[:-1] - 1.0)
+            ok = ok and got[0] == ref[0] and got[1] == ref[1] and got[2] == ref[2]
+        _SUMS_MATCH = bool(ok)
+    return _SUMS_MATCH

@@ -213,9 +213,21 @@ QMC_BLOCK = 256
 def _find_sample_id(sampler: Any, study: Any, search_space: Any) -> int:
     """``QMCSampler._find_sample_id``: the next sample id, recorded in the study (optuna
     4.9+ takes the search space, earlier versions do not)."""
-    if len(inspect.signature(sampler._find_sample_id).parameters) >= 2:
+    if _sample_id_takes_space(sampler):
         return int(sampler._find_sample_id(study, search_space))
     return int(sampler._find_sample_id(study))
+
+
+def _sample_id_takes_space(sampler: Any) -> bool:
+    cls = type(sampler)
+    takes = _TAKES_SPACE.get(cls)
+    if takes is None:  # inspect.signature is slow: once per sampler class
+        takes = _TAKES_SPACE[cls] = len(
+            inspect.signature(sampler._find_sample_id).parameters) >= 2
+    return takes
+
+
+_TAKES_SPACE: dict[type, bool] = {}
 
 
 def block_qmc_sampler(seed: int | None, space: Mapping[str, Any] | None,

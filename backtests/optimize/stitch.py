@@ -1,6 +1,6 @@
 """Backtests of several windows chained into one account (:func:`stitch_out_of_sample` for
 results with frames, :func:`stitch_arrays` for the fast engine's arrays) and the metrics of a
-configuration scored on several windows (:func:`evaluate_windows`).
+configuration scored on several windows (:func:`score_windows`).
 
 Each window is backtested on its own, flat at its start; its account is rescaled to start
 where the previous window's ended, so returns compound and nothing is re-run. Equity, position
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["stitch_out_of_sample", "stitch_with_metrics", "stitch_arrays", "combine",
-           "evaluate_windows", "evaluator_cash", "SCALED_TRADE_COLUMNS"]
+           "score_windows", "evaluator_cash", "SCALED_TRADE_COLUMNS"]
 
 #: trade columns in account currency (rescaled with the account)
 SCALED_TRADE_COLUMNS = ("size", "entry_fee", "exit_fee", "funding", "pnl")
@@ -119,17 +119,17 @@ def combine(parts: Sequence[Any], cash: float, periods_per_year: int) -> Any:
     return Evaluation(metrics=dict(metrics), returns=r, timings=timings)
 
 
-def evaluate_windows(ev: Any, params: Mapping[str, Any],
-                     windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> Any:
-    """One configuration scored on several windows as one stitched account (an
-    :class:`~flushback.backtests.optimize.evaluator.Evaluation`). An evaluator with
-    ``evaluate_windows`` does it itself; otherwise each window is evaluated and
-    :func:`combine` d."""
-    if len(windows) == 1:
-        return ev.evaluate(params, *windows[0])
-    own = getattr(ev, "evaluate_windows", None)
+def score_windows(ev: Any, params: Mapping[str, Any],
+                  windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> Any:
+    """What a trial is scored with: one configuration on one window, or on several as one
+    stitched account (an :class:`~flushback.backtests.optimize.evaluator.Evaluation`). An
+    evaluator with ``score`` does it itself (its metrics may be narrowed to the scored ones);
+    otherwise each window is evaluated and, when there are several, :func:`combine` d."""
+    own = getattr(ev, "score", None)
     if own is not None:
         return own(params, windows)
+    if len(windows) == 1:
+        return ev.evaluate(params, *windows[0])
     parts = [ev.evaluate(params, a, b) for a, b in windows]
     return combine(parts, evaluator_cash(ev), ev.periods_per_year)
 

@@ -38,7 +38,7 @@ from flushback.backtests.optimize.optuna_compat import (
 )
 from flushback.backtests.optimize.progress import StudyProgress
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
-from flushback.backtests.optimize.stitch import evaluate_windows
+from flushback.backtests.optimize.stitch import score_windows
 from flushback.backtests.optimize.storage import open_storage, release_connections
 from flushback.data.errors import ConfigError, StoreError
 
@@ -203,7 +203,7 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
         metrics: dict[str, Any] = {}
         n_trades = 0
         for step, windows in enumerate(steps):
-            res = evaluate_windows(ev, params, windows)
+            res = score_windows(ev, params, windows)
             for k, v in res.timings.items():
                 timings[k] = timings.get(k, 0.0) + v
             value = [objective_value(res.metrics, o.metric) for o in cfg.objectives]

@@ -60,6 +60,8 @@ __all__ = [
     "round_trips",
     "trade_metrics",
     "compute_metrics",
+    "score_metrics",
+    "SCORE_METRICS",
     "periods_per_year_for",
 ]
 
@@ -124,29 +126,36 @@ def max_drawdown_duration(equity) -> int:
 # The same definitions on intermediates computed once (compute_metrics shares the returns,
 # their standard deviation and the running peak between the metrics that read them).
 
-def _volatility(r: np.ndarray, periods_per_year: int, sd: float | None = None) -> float | None:
-    if len(r) < 2:
-        return None
-    return float((np.std(r, ddof=1) if sd is None else sd) * math.sqrt(periods_per_year))
+def _moments(r: np.ndarray) -> tuple[Any, float | None, float | None]:
+    """(mean, standard deviation with ddof=1, downside deviation) of per-bar returns, as
+    numpy computes them (pairwise sums); the deviations are None below 2 (1) returns."""
+    m = len(r)
+    mean = np.mean(r) if m else math.nan
+    sd = float(np.std(r, ddof=1)) if m >= 2 else None
+    dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) if m else None
+    return mean, sd, dd
 
 
-def _sharpe(r: np.ndarray, periods_per_year: int, sd: float | None = None) -> float | None:
-    if len(r) < 2:
-        return None
-    if sd is None:
-        sd = np.std(r, ddof=1)
-    if not sd > 0:
-        return None
-    return float(np.mean(r) / sd * math.sqrt(periods_per_year))
+def _ratios(mean: Any, sd: float | None, dd: float | None,
+            periods_per_year: int) -> tuple[float | None, float | None, float | None]:
+    """(volatility, sharpe, sortino) from :func:`_moments` (undefined: None)."""
+    root = math.sqrt(periods_per_year)
+    vol = None if sd is None else float(sd * root)
+    sharpe_ = float(mean / sd * root) if sd is not None and sd > 0 else None
+    sortino_ = float(mean / dd * root) if dd is not None and dd > 0 else None
+    return vol, sharpe_, sortino_
+
+
+def _volatility(r: np.ndarray, periods_per_year: int) -> float | None:
+    return _ratios(*_moments(r), periods_per_year)[0]
+
+
+def _sharpe(r: np.ndarray, periods_per_year: int) -> float | None:
+    return _ratios(*_moments(r), periods_per_year)[1]
 
 
 def _sortino(r: np.ndarray, periods_per_year: int) -> float | None:
-    if len(r) < 1:
-        return None
-    dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if not dd > 0:
-        return None
-    return float(np.mean(r) / dd * math.sqrt(periods_per_year))
+    return _ratios(*_moments(r), periods_per_year)[2]
 
 
 def _max_drawdown(e: np.ndarray, peak: np.ndarray) -> float:
@@ -278,6 +287,19 @@ def round_trips(trades: pd.DataFrame | None) -> pd.DataFrame:
     return frame[[c for c in ROUND_TRIP_COLUMNS if c in frame.columns]]
 
 
+def _pnl_metrics(pnl: np.ndarray) -> dict[str, Any]:
+    """``n_trades``, ``win_rate``, ``profit_factor`` and ``expectancy`` of the round trips'
+    P&L (at least one)."""
+    wins, losses = pnl > 0, pnl < 0
+    return {
+        "n_trades": int(len(pnl)),
+        "win_rate": float(np.mean(wins)),
+        "profit_factor": (float(np.sum(pnl[wins]) / abs(np.sum(pnl[losses])))
+                          if losses.any() else None),
+        "expectancy": float(np.mean(pnl)),
+    }
+
+
 def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[str, Any]:
     """Trade statistics per round trip (legs sharing a ``trade_id`` are one trade)."""
     out: dict[str, Any] = {
@@ -310,16 +332,13 @@ def trade_metrics(trades: pd.DataFrame | None, periods_per_year: int) -> dict[st
     pnl = trades["pnl"].to_numpy(dtype=np.float64)
     ret = trades["return_pct"].to_numpy(dtype=np.float64)
     wins, losses = pnl > 0, pnl < 0
-    out["n_trades"] = int(len(pnl))
-    out["win_rate"] = float(np.mean(wins))
+    out.update(_pnl_metrics(pnl))
     if wins.any():
         out["avg_win"] = float(np.mean(pnl[wins]))
         out["avg_win_pct"] = float(np.mean(ret[wins]))
     if losses.any():
         out["avg_loss"] = float(np.mean(pnl[losses]))
         out["avg_loss_pct"] = float(np.mean(ret[losses]))
-        out["profit_factor"] = float(np.sum(pnl[wins]) / abs(np.sum(pnl[losses])))
-    out["expectancy"] = float(np.mean(pnl))
     out["expectancy_pct"] = float(np.mean(ret))
     out["best_trade"] = float(np.max(ret))
     out["worst_trade"] = float(np.min(ret))
@@ -354,6 +373,45 @@ METRIC_NAMES = (
     "n_bars",
     "years",
 )
+
+
+def _headline(e: np.ndarray, periods_per_year: int, mdd: float, expo: float | None,
+              moments: tuple[Any, float | None, float | None]) -> dict[str, Any]:
+    """The equity metrics a study scores: returns, risk and their ratios, drawdown, exposure
+    (``moments``: :func:`_moments` of the per-bar returns)."""
+    growth = cagr(e, periods_per_year)
+    vol, sharpe_, sortino_ = _ratios(*moments, periods_per_year)
+    return {
+        "total_return": total_return(e),
+        "cagr": growth,
+        "volatility": vol,
+        "sharpe": sharpe_,
+        "sortino": sortino_,
+        "calmar": None if growth is None or mdd == 0 else float(growth / abs(mdd)),
+        "max_drawdown": mdd,
+        "exposure": expo,
+    }
+
+
+#: what :func:`score_metrics` gives: every metric a study can score (its objectives, the
+#: ``min_trades`` count) and stores per trial
+SCORE_METRICS = ("total_return", "cagr", "volatility", "sharpe", "sortino", "calmar",
+                 "max_drawdown", "exposure", "n_trades", "win_rate", "profit_factor",
+                 "expectancy")
+
+
+def score_metrics(equity: np.ndarray, pnl: np.ndarray, periods_per_year: int, *,
+                  path: tuple[float, int, int],
+                  moments: tuple[Any, float | None, float | None]) -> dict[str, Any]:
+    """:data:`SCORE_METRICS` of an equity curve and the P&L of its round trips, from its
+    path statistics (``(max drawdown, longest underwater run, bars with a position)``) and
+    return moments (:func:`_moments`) already computed: the values :func:`compute_metrics`
+    gives for those keys, by the same code."""
+    e = _arr(equity)
+    out = _headline(e, periods_per_year, float(path[0]), float(path[2] / len(e)), moments)
+    out.update(_pnl_metrics(pnl) if len(pnl) else
+               {"n_trades": 0, "win_rate": None, "profit_factor": None, "expectancy": None})
+    return {k: (_none_if_bad(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 
 def compute_metrics(
@@ -397,26 +455,18 @@ def compute_metrics(
         expo = 0.0  # no trades: never in the market
     else:
         expo = None  # no positions, and no trades with times on the bars: unknown, not zero
-    r = e[1:] / e[:-1] - 1.0
-    sd = float(np.std(r, ddof=1)) if len(r) >= 2 else None
     if path is not None:
         mdd, mdd_bars = float(path[0]), int(path[1])
     else:
         peak = np.maximum.accumulate(e)
         mdd_bars = _max_drawdown_duration(e, peak)
         mdd = _max_drawdown(e, peak)
-    growth = cagr(e, periods_per_year)
+    head = _headline(e, periods_per_year, mdd, expo, _moments(e[1:] / e[:-1] - 1.0))
     n = len(e) - 1
     out: dict[str, Any] = {
         "start_equity": float(e[0]),
         "end_equity": float(e[-1]),
-        "total_return": total_return(e),
-        "cagr": growth,
-        "volatility": _volatility(r, periods_per_year, sd),
-        "sharpe": _sharpe(r, periods_per_year, sd),
-        "sortino": _sortino(r, periods_per_year),
-        "calmar": None if growth is None or mdd == 0 else float(growth / abs(mdd)),
-        "max_drawdown": mdd,
+        **{k: v for k, v in head.items() if k != "exposure"},
         "max_drawdown_duration_bars": mdd_bars,
         "max_drawdown_duration_days": mdd_bars * 365.0 / periods_per_year,
         "exposure": expo,
