@@ -526,9 +526,9 @@ class Signal(abc.ABC):
         """``(parameter, op)`` when this trigger is a level against a threshold:
         ``compute(frame)`` equals ``self.level(frame) <op> params[parameter]`` (``op`` one of
         ``<``, ``<=``, ``>``, ``>=``; NaN never triggers), then the warm-up bars False;
-        neither the level nor the warm-up depends on that parameter. A study that moves only the threshold
-        compares the same level again instead of computing the signal. None (the default):
-        no such form."""
+        neither the level nor the warm-up depends on that parameter. A study that moves only
+        the threshold compares the same level again instead of computing the signal. None
+        (the default): no such form."""
         return None
 
     def level(self, frame: pd.DataFrame) -> pd.Series:

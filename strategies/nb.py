@@ -97,7 +97,14 @@ CFG_LEVEL_MOVING = 22
 # perpetuals: side (+1 long / -1 short; 0 reads as long), leverage (0 reads as 1), the
 # maintenance-margin rate; CFG_FUNDING is 0 off, 1 accrued per bar, 2 at the settlements
 CFG_SIDE, CFG_LEVERAGE, CFG_MAINTENANCE = 23, 24, 25
-CFG_SIZE = 26
+# how the entry / exit line is read: CMP 0 (the default) a trigger that fires where the line is
+# > 0; CMP 1..4 a level that fires where ``line < <= > >= THR`` (NaN never), from bar FROM on
+# (the signal's warm-up before it)
+CFG_ENTRY_CMP, CFG_ENTRY_THR, CFG_ENTRY_FROM = 26, 27, 28
+CFG_EXIT_CMP, CFG_EXIT_THR, CFG_EXIT_FROM = 29, 30, 31
+CFG_SIZE = 32
+#: the CMP codes of the comparisons
+LEVEL_COMPARISONS = {"<": 1, "<=": 2, ">": 3, ">=": 4}
 
 #: columns of the trades array
 TRADE_FIELDS = ("trade_id", "signal_bar", "entry_bar", "entry_price", "exit_bar", "exit_price",
@@ -118,6 +125,23 @@ def _slip_down(price, s):
 @njit(cache=True)
 def _slip_up(price, s):
     return price * (1.0 + s) if s != 0.0 else price
+
+
+@njit(cache=True)
+def _fires(line, i, cmp, thr, start):
+    """Whether an entry / exit line fires at bar ``i`` (see ``CFG_ENTRY_CMP``)."""
+    if cmp == 0:
+        return line[i] > 0
+    if i < start:
+        return False
+    v = line[i]
+    if cmp == 1:
+        return v < thr
+    if cmp == 2:
+        return v <= thr
+    if cmp == 3:
+        return v > thr
+    return v >= thr
 
 
 @njit(cache=True)
@@ -205,13 +229,19 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     nf = 0
 
     contrarian = kind == KIND_CONTRARIAN
+    e_cmp = int(cfg[CFG_ENTRY_CMP])
+    e_thr = cfg[CFG_ENTRY_THR]
+    e_from = int(cfg[CFG_ENTRY_FROM])
+    x_cmp = int(cfg[CFG_EXIT_CMP])
+    x_thr = cfg[CFG_EXIT_THR]
+    x_from = int(cfg[CFG_EXIT_FROM])
     keep_cash = cash_out.shape[0] == n  # an empty cash_out: the cash per bar is not kept
     for i in range(n):
         # a contrarian strategy is flat most of the time: a flat bar with nothing pending, no
         # resting order and no entry signal only records the cash (the same values the full
         # step below writes for it)
         if (contrarian and not in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
-                and not lm_on and not (has_entry and entry[i] > 0)):
+                and not lm_on and not (has_entry and _fires(entry, i, e_cmp, e_thr, e_from))):
             equity[i] = cash + 0.0 * ohlc[i, 3]
             if keep_cash:
                 cash_out[i] = cash
@@ -299,7 +329,9 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 lm_on = False
 
         # ---- 2. broker: market orders, a liquidation, then resting exits ----------------
-        for leg in range(5):
+        # (a bar without a market order, a liquidation or a resting exit fills nothing)
+        busy = ms_size > 0.0 or mb_size > 0.0 or liquidate or st_on or lm_on
+        for leg in range(5 if busy else 0):
             x = 0.0
             p = 0.0
             reason = 0
@@ -510,7 +542,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                     reason = R_TP
                 elif cl >= ltp and ltp > avg:  # a target at or below the entry is none
                     reason = R_LEVEL_TP
-                if reason < 0 and has_exit and exit_[i] > 0:
+                if reason < 0 and has_exit and _fires(exit_, i, x_cmp, x_thr, x_from):
                     reason = R_EXIT_SIGNAL
                 elif reason < 0 and hold != 0 and i - lot_entry + 1 >= hold:
                     reason = R_TIME
@@ -526,7 +558,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                         side)
                     st_size = lot_size
                     lm_size = lot_size
-            if not has_entry or not (entry[i] > 0):
+            if not has_entry or not _fires(entry, i, e_cmp, e_thr, e_from):
                 continue
             if not in_lot:
                 if has_last_exit and i - last_exit < cooldown:
@@ -789,6 +821,102 @@ def _pairwise_sum(a, lo, n):
 
 
 @njit(cache=True)
+def _block_sq_sums(a, lo, n, mu):
+    """:func:`_block_sum` of ``(a - mu) ** 2`` and of ``min(a, 0) ** 2`` over one block, both
+    at once, each term computed as numpy computes the array it sums."""
+    if n < 8:
+        dev = 0.0
+        neg = 0.0
+        for i in range(lo, lo + n):
+            x = a[i] - mu
+            dev += x * x
+            y = min(a[i], 0.0)
+            neg += y * y
+        return dev, neg
+    x0, x1, x2, x3 = a[lo] - mu, a[lo + 1] - mu, a[lo + 2] - mu, a[lo + 3] - mu
+    x4, x5, x6, x7 = a[lo + 4] - mu, a[lo + 5] - mu, a[lo + 6] - mu, a[lo + 7] - mu
+    d0, d1, d2, d3, d4, d5, d6, d7 = (x0 * x0, x1 * x1, x2 * x2, x3 * x3, x4 * x4, x5 * x5,
+                                      x6 * x6, x7 * x7)
+    y0, y1, y2, y3 = min(a[lo], 0.0), min(a[lo + 1], 0.0), min(a[lo + 2], 0.0), min(a[lo + 3], 0.0)
+    y4, y5, y6, y7 = (min(a[lo + 4], 0.0), min(a[lo + 5], 0.0), min(a[lo + 6], 0.0),
+                      min(a[lo + 7], 0.0))
+    g0, g1, g2, g3, g4, g5, g6, g7 = (y0 * y0, y1 * y1, y2 * y2, y3 * y3, y4 * y4, y5 * y5,
+                                      y6 * y6, y7 * y7)
+    m = lo + n - n % 8
+    i = lo + 8
+    while i < m:
+        x0, x1, x2, x3 = a[i] - mu, a[i + 1] - mu, a[i + 2] - mu, a[i + 3] - mu
+        x4, x5, x6, x7 = a[i + 4] - mu, a[i + 5] - mu, a[i + 6] - mu, a[i + 7] - mu
+        d0 += x0 * x0
+        d1 += x1 * x1
+        d2 += x2 * x2
+        d3 += x3 * x3
+        d4 += x4 * x4
+        d5 += x5 * x5
+        d6 += x6 * x6
+        d7 += x7 * x7
+        y0, y1, y2, y3 = min(a[i], 0.0), min(a[i + 1], 0.0), min(a[i + 2], 0.0), min(a[i + 3], 0.0)
+        y4, y5, y6, y7 = (min(a[i + 4], 0.0), min(a[i + 5], 0.0), min(a[i + 6], 0.0),
+                          min(a[i + 7], 0.0))
+        g0 += y0 * y0
+        g1 += y1 * y1
+        g2 += y2 * y2
+        g3 += y3 * y3
+        g4 += y4 * y4
+        g5 += y5 * y5
+        g6 += y6 * y6
+        g7 += y7 * y7
+        i += 8
+    dev = ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
+    neg = ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
+    while i < lo + n:
+        x = a[i] - mu
+        dev += x * x
+        y = min(a[i], 0.0)
+        neg += y * y
+        i += 1
+    return dev, neg
+
+
+@njit(cache=True)
+def _pairwise_sq_sums(a, lo, n, mu):
+    """numpy's pairwise sums of ``(a - mu) ** 2`` and ``min(a, 0) ** 2`` over ``a[lo:lo + n]``
+    in one read of ``a`` (the tree of :func:`_pairwise_sum`, both sums carried along)."""
+    if n <= 128:
+        return _block_sq_sums(a, lo, n, mu)
+    todo_lo = np.empty(256, np.int64)
+    todo_n = np.empty(256, np.int64)
+    devs = np.empty(128)
+    negs = np.empty(128)
+    v = 0
+    todo_lo[0] = lo
+    todo_n[0] = n
+    t = 1
+    while t > 0:
+        t -= 1
+        start = todo_lo[t]
+        k = todo_n[t]
+        if start < 0:
+            v -= 1
+            devs[v - 1] = devs[v - 1] + devs[v]
+            negs[v - 1] = negs[v - 1] + negs[v]
+        elif k <= 128:
+            devs[v], negs[v] = _block_sq_sums(a, start, k, mu)
+            v += 1
+        else:
+            k2 = k // 2
+            k2 -= k2 % 8
+            todo_lo[t] = -1
+            todo_n[t] = 0
+            todo_lo[t + 1] = start + k2
+            todo_n[t + 1] = k - k2
+            todo_lo[t + 2] = start
+            todo_n[t + 2] = k2
+            t += 3
+    return devs[0], negs[0]
+
+
+@njit(cache=True)
 def score_stats(equity, position, returns, scratch):
     """:func:`path_stats` and the return moments of an equity curve in one call: (max
     drawdown, longest underwater run, bars with a position, bars that are not a positive
@@ -805,15 +933,8 @@ def score_stats(equity, position, returns, scratch):
     if m < 1:
         return worst, longest, held, bad, math.nan, math.nan, math.nan
     mean = (0.0 + _pairwise_sum(returns, 1, m)) / m
-    for i in range(1, n):
-        x = returns[i] - mean
-        scratch[i] = x * x
-    dev = 0.0 + _pairwise_sum(scratch, 1, m)
-    for i in range(1, n):
-        x = min(returns[i], 0.0)
-        scratch[i] = x * x
-    neg = 0.0 + _pairwise_sum(scratch, 1, m)
-    return worst, longest, held, bad, mean, dev, neg
+    dev, neg = _pairwise_sq_sums(returns, 1, m, mean)
+    return worst, longest, held, bad, mean, 0.0 + dev, 0.0 + neg
 
 
 @njit(cache=True)

@@ -66,7 +66,7 @@ def test_threshold_triggers_on_the_window_are_the_signals(shared_data_dir):
         for thr in thresholds:
             cfg = {**base, "threshold": float(thr)}
             expected = build_signal(cfg).compute(view.frame).to_numpy()[view.window_slice]
-            got = ft._signal(cfg)
+            got = ft.trigger(cfg)
             np.testing.assert_array_equal(got, expected.astype(np.float64))
         assert got.dtype == np.float64 and got.flags.c_contiguous
     assert sig.warmup_for(pd.Timedelta(hours=1)) > 0  # the window starts inside the warm-up
@@ -95,3 +95,35 @@ def test_scores_fall_back_to_numpy_for_curves_the_compiled_pass_cannot_take(shar
     assert got.keys() == {k: full[k] for k in SCORE_METRICS}.keys()
     assert all(got[k] == full[k] or (got[k] != got[k] and full[k] != full[k]) for k in got)
     assert np.isnan(r[5])
+
+
+def test_trials_that_move_only_thresholds_score_as_full_backtests(shared_data_dir):
+    """The 4h-RSI hourly spec: after a first trial per RSI period, later trials that change
+    only the thresholds reuse the level (no signal is built); their scores equal a full
+    ``run_backtest`` on the fast engine (trigger arrays from ``Signal.compute``), and a
+    threshold outside the signal's declared range is refused as before."""
+    from flushback.data.errors import ConfigError
+
+    ev = SpecEvaluator("rsi4h_btc_hourly", data_dir=str(shared_data_dir))
+    start, end = ev.index[len(ev.index) // 2], ev.index[-1]
+    rng = np.random.default_rng(11)
+    trials = []
+    for period in (14, 21):
+        for _ in range(4):
+            trials.append({"signals.entry.period": period,
+                           "signals.entry.threshold": float(rng.uniform(15, 35)),
+                           "signals.exit.threshold": float(rng.uniform(50, 75)),
+                           "strategy.hold_bars": int(rng.integers(24, 720))})
+    for params in trials:
+        scored = ev.score(params, [(start, end)])
+        full = ev.evaluate(params, start, end, keep=True)  # run_backtest, engine "fast"
+        assert full.result is not None
+        assert scored.metrics == {k: full.metrics[k] for k in SCORE_METRICS}
+        np.testing.assert_array_equal(scored.returns, full.returns)
+    ft = ev._fast(start, end)
+    assert set(ft._threshold_param.values()) == {"threshold"}
+    # only the thresholds moved between trials of one period: one level per (signal, period)
+    assert len(ft._levels) == 3
+    bad = {**trials[-1], "signals.entry.threshold": 99.0}
+    with pytest.raises(ConfigError, match="threshold"):
+        ev.score(bad, [(start, end)])

@@ -260,7 +260,20 @@ def test_returns_codec_exact_and_reads_the_first_format():
         # exactly the float32 values, zeros where the strategy was flat
         assert back.dtype == np.float64 and len(back) == n
         assert np.array_equal(back, r.astype(np.float32).astype(np.float64))
-    # studies written by earlier versions stored float32 -> zlib -> base64
+    # the mask of a mostly flat hourly series compresses to a few bytes per run
+    r = np.zeros(40_000)
+    r[1000:1400] = 0.001
+    r[30_000:30_050] = -0.002
+    s = encode_returns(r)
+    assert s.startswith("m2:40000:") and len(s.split(":")[2]) < 100
+    assert np.array_equal(decode_returns(s), r.astype(np.float32).astype(np.float64))
+    # studies written by earlier versions: an uncompressed mask ("m1:") ...
+    r = np.array([0.0, 0.25, -0.125, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.5])
+    nz = r != 0
+    m1 = (f"m1:{len(r)}:{base64.b64encode(np.packbits(nz).tobytes()).decode()}:"
+          f"{base64.b64encode(r[nz].astype(np.float32).tobytes()).decode()}")
+    assert np.array_equal(decode_returns(m1), r)
+    # ... and float32 -> zlib -> base64
     r = np.array([0.0, 0.25, -0.125, 0.0])
     legacy = base64.b64encode(zlib.compress(r.astype(np.float32).tobytes(), 1)).decode()
     assert np.array_equal(decode_returns(legacy), r)

@@ -380,3 +380,16 @@ def test_rdb_heartbeat_kwargs(tmp_path):
         optuna.storages.fail_stale_trials(study)
     assert study.trials[0].state == TrialState.FAIL
     assert stale == [dead.number]  # the callback was handed the stale trial
+
+
+def test_trial_params_are_the_asked_values_without_a_copy():
+    import optuna
+
+    from flushback.backtests.optimize.optuna_compat import trial_params
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1),
+                       "n": optuna.distributions.IntDistribution(1, 5)})
+    assert trial_params(trial) == trial.params and set(trial.params) == {"x", "n"}
+    trial.suggest_categorical("c", ["a", "b"])
+    assert trial_params(trial) == trial.params and "c" in trial_params(trial)

@@ -61,39 +61,45 @@ def load_evaluator(factory: str, kwargs: Mapping[str, Any]) -> Evaluator:
     return getattr(importlib.import_module(module), name)(**dict(kwargs))
 
 
-#: the current encoding of :func:`encode_returns` (strings without a prefix are the first one:
-#: float32 -> zlib -> base64, still read)
-_RETURNS_FORMAT = "m1:"
+#: the current encoding of :func:`encode_returns` ("m1:" strings, an uncompressed mask, and
+#: strings without a prefix, float32 -> zlib -> base64, are earlier ones: still read)
+_RETURNS_FORMAT = "m2:"
+_RETURNS_FORMAT_M1 = "m1:"
 
 
 def encode_returns(r: np.ndarray) -> str:
     """Per-bar returns as a compact, JSON-safe string for a trial's user attributes.
 
     A contrarian strategy is flat most of the time, so its returns are mostly exact zeros:
-    the string holds the bit mask of the non-zero bars (``np.packbits``) and their values as
-    float32, base64-encoded (``"m1:<n>:<mask>:<values>"``). Non-finite values are stored as 0.
-    About as small as zlib on the float32 series and several times cheaper to write (hourly
-    series are long, and a study writes one per trial)."""
-    a = np.asarray(r, dtype=np.float32)
+    the string holds the bit mask of the non-zero bars (``np.packbits``, then zlib: the flat
+    stretches are long runs) and their values as float32, base64-encoded
+    (``"m2:<n>:<mask>:<values>"``). Non-finite values are stored as 0. About as small as
+    zlib on the float32 series and several times cheaper to write (hourly series are long,
+    a study writes one per trial, and every byte is written, then read back, as JSON)."""
+    a = np.asarray(r)
     nz = a != 0
-    values = a[nz]
+    values = a[nz].astype(np.float32)  # (a value below float32's range is stored as 0)
     if not np.isfinite(values).all():  # stored as 0: left out of the mask
-        nz &= np.isfinite(a)
-        values = a[nz]
+        nz &= np.isfinite(a.astype(np.float32))
+        values = a[nz].astype(np.float32)
     b64 = base64.b64encode
-    return (f"{_RETURNS_FORMAT}{len(a)}:{b64(np.packbits(nz).tobytes()).decode('ascii')}:"
+    mask = zlib.compress(np.packbits(nz).tobytes(), 1)
+    return (f"{_RETURNS_FORMAT}{len(a)}:{b64(mask).decode('ascii')}:"
             f"{b64(values.tobytes()).decode('ascii')}")
 
 
 def decode_returns(s: str) -> np.ndarray:
-    """The float64 series :func:`encode_returns` stored (either encoding)."""
-    if s.startswith(_RETURNS_FORMAT):
-        n, mask, values = s[len(_RETURNS_FORMAT):].split(":")
-        nz = np.unpackbits(np.frombuffer(base64.b64decode(mask), dtype=np.uint8),
-                           count=int(n)).astype(bool)
-        out = np.zeros(int(n))
-        out[nz] = np.frombuffer(base64.b64decode(values), dtype=np.float32)
-        return out
+    """The float64 series :func:`encode_returns` stored (any of its encodings)."""
+    for prefix in (_RETURNS_FORMAT, _RETURNS_FORMAT_M1):
+        if s.startswith(prefix):
+            n, mask, values = s[len(prefix):].split(":")
+            bits = base64.b64decode(mask)
+            if prefix == _RETURNS_FORMAT:
+                bits = zlib.decompress(bits)
+            nz = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=int(n)).astype(bool)
+            out = np.zeros(int(n))
+            out[nz] = np.frombuffer(base64.b64decode(values), dtype=np.float32)
+            return out
     return np.frombuffer(zlib.decompress(base64.b64decode(s)), dtype=np.float32).astype(float)
 
 

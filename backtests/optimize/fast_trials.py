@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,23 @@ from flushback.data.errors import ConfigError
 __all__ = ["FastTrials"]
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+class Line(NamedTuple):
+    """An entry / exit line as the kernel reads it (``nb.CFG_ENTRY_CMP``): a trigger
+    (``cmp`` 0: fires where ``values > 0``) or a level (``cmp`` > 0: fires where ``values
+    <op> threshold``, from bar ``start`` of the window on)."""
+
+    values: np.ndarray
+    cmp: int
+    threshold: float
+    start: int
+
+
+def _LEVEL_CODES() -> dict[str, int]:
+    from flushback.strategies import nb
+
+    return nb.LEVEL_COMPARISONS
 
 
 class _Column:
@@ -116,7 +133,7 @@ class FastTrials:
         self._empty = np.empty(0)
         self._scratch = np.empty(n)
         #: signal config (JSON) -> its values on the window, for configurations seen before
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo: dict[str, Line] = {}
         #: a threshold trigger's config without its threshold (JSON) -> (its level on the
         #: window, warm-up bars left in the window)
         self._levels: dict[str, tuple[np.ndarray, int]] = {}
@@ -124,10 +141,15 @@ class FastTrials:
         self._memo_cap = max(32, (64 << 20) // (8 * n))
         #: (signal name, its trial parameters) -> its line; trial strategy parameters ->
         #: (config vector, feed columns): a trial's inputs without building a spec section
-        self._lines: dict[tuple[Any, ...], np.ndarray] = {}
+        self._lines: dict[tuple[Any, ...], Line] = {}
         self._strategies: dict[tuple[Any, ...], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        #: threshold triggers: signal name -> its threshold parameter; (signal name, its other
+        #: trial values) -> (the signal, a line built for them)
+        self._threshold_param: dict[str, str] = {}
+        self._thresholds: dict[tuple[Any, ...], tuple[Any, Line]] = {}
 
-    def _signal(self, config: Mapping[str, Any]) -> np.ndarray:
+    def _signal(self, config: Mapping[str, Any]) -> Line:
+        """A signal configuration's line on the window (kept for the configurations seen)."""
         from flushback.signals import build_signal
 
         key = json.dumps(config, sort_keys=True, default=str)
@@ -136,8 +158,19 @@ class FastTrials:
             return hit
         if len(self._memo) >= self._memo_cap:
             self._memo.clear()
-        self._memo[key] = arr = self._compute_signal(build_signal, config)
-        return arr
+        self._memo[key] = line = self._compute_signal(build_signal, config)
+        return line
+
+    def trigger(self, config: Mapping[str, Any]) -> np.ndarray:
+        """A signal configuration on the window as the kernel reads it: 1.0 where it fires,
+        0.0 elsewhere (a level line compared here)."""
+        values, cmp, thr, start = self._signal(config)
+        if cmp == 0:
+            return (values > 0).astype(np.float64)
+        op = {v: k for k, v in _LEVEL_CODES().items()}[cmp]
+        out = _COMPARE[op](values, thr).astype(np.float64)
+        out[:max(start, 0)] = 0.0
+        return out
 
     def _inputs(self, params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The kernel's lines (entry/exit signals, feed columns) and config vector for a
@@ -155,44 +188,106 @@ class FastTrials:
             elif head == "signals" and rest.partition(".")[0] in self.spec.signals:
                 own.setdefault(rest.partition(".")[0], []).append((key, value))
             else:
-                return self._build_inputs(params, names)
+                return self._assemble(*self._build_inputs(params, names))
         keys = {name: (name, *own[name]) for name in names}
         skey = tuple(strategy)
         try:
-            lines = {name: self._lines.get(keys[name]) for name in names}
+            lines = {name: self._lines.get(keys[name]) or self._new_threshold(name, own[name])
+                     for name in names}
             st = self._strategies.get(skey)
         except TypeError:  # a value that cannot be a key (a list): nothing kept
-            return self._build_inputs(params, names)
-        if st is None or any(v is None for v in lines.values()):
-            built, vec, feed = self._build_inputs(params, names, with_feed=True)
+            return self._assemble(*self._build_inputs(params, names))
+        missing = [name for name in names if lines[name] is None]
+        if missing:
+            signals = self._sections(dict(kv for name in missing for kv in own[name]))[0]
             if len(self._lines) >= self._memo_cap:
                 self._lines.clear()
+            for name in missing:
+                line = lines[name] = self._lines[keys[name]] = self._signal(signals[name])
+                if line.cmp:
+                    self._remember_threshold(name, own[name], line)
+        if st is None:
             if len(self._strategies) >= 65_536:
                 self._strategies.clear()
-            for name in names:
-                lines[name] = self._lines[keys[name]] = built[name]
-            st = self._strategies[skey] = (vec, feed)
-        out = dict(lines)  # type: ignore[arg-type]
-        out.update(st[1])
-        return out, st[0]
+            st = self._strategies[skey] = self._build_strategy(dict(strategy))
+        return self._assemble(lines, *st)  # type: ignore[arg-type]
 
-    def _build_inputs(self, params: Mapping[str, Any], names: list[str], *,
-                      with_feed: bool = False) -> Any:
-        """(lines, vector), or (signal lines, vector, feed columns) with ``with_feed``."""
+    def _remember_threshold(self, name: str, own: list[tuple[str, Any]], line: Line) -> None:
+        """After a threshold line was built for signal ``name`` from the trial values
+        ``own``: keep what a trial that changes only the threshold needs (the signal, its
+        threshold parameter, the level)."""
+        from flushback.signals import build_signal
+
+        signal = build_signal(self._sections_for(name, own))
+        param = signal.threshold_form()[0]
+        key = f"signals.{name}.{param}"
+        if len(self._thresholds) >= 4096:
+            self._thresholds.clear()
+        self._threshold_param[name] = param
+        self._thresholds[(name, *[kv for kv in own if kv[0] != key])] = (signal, line)
+
+    def _new_threshold(self, name: str, own: list[tuple[str, Any]]) -> Line | None:
+        """Signal ``name``'s line for trial values ``own`` when they differ from ones seen
+        only in the threshold: the same validation a new signal gets (the parameter's
+        declaration, the signal's cross-checks), then the seen level. None otherwise."""
+        param = self._threshold_param.get(name)
+        if param is None:
+            return None
+        key = f"signals.{name}.{param}"
+        value = [v for k, v in own if k == key]
+        hit = self._thresholds.get((name, *[kv for kv in own if kv[0] != key]))
+        if hit is None or len(value) != 1:
+            return None
+        signal, seen = hit
+        try:
+            v = signal.param_specs[param].validate(value[0], param, signal.name)
+            signal._validate({**signal.params, param: v})
+        except ConfigError:
+            return None  # the whole spec words the error
+        return Line(seen.values, seen.cmp, float(v), seen.start)
+
+    def _sections_for(self, name: str, own: list[tuple[str, Any]]) -> Mapping[str, Any]:
+        """Signal ``name``'s table with trial values ``own`` applied."""
+        return self._sections(dict(own))[0][name]
+
+    @staticmethod
+    def _assemble(lines: Mapping[str, Line], vec: np.ndarray,
+                  feed: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The kernel's arrays and a config vector of its own with each line's comparison."""
+        from flushback.strategies import nb
+
+        out = dict(feed)
+        vec = vec.copy()
+        for name, (values, cmp, thr, start) in lines.items():
+            out[name] = values
+            if name == "entry":
+                vec[nb.CFG_ENTRY_CMP], vec[nb.CFG_ENTRY_THR], vec[nb.CFG_ENTRY_FROM] = (
+                    cmp, thr, start)
+            else:
+                vec[nb.CFG_EXIT_CMP], vec[nb.CFG_EXIT_THR], vec[nb.CFG_EXIT_FROM] = (
+                    cmp, thr, start)
+        return out, vec
+
+    def _build_inputs(self, params: Mapping[str, Any], names: list[str]) -> tuple[
+            dict[str, Line], np.ndarray, dict[str, np.ndarray]]:
+        """(signal lines, config vector without their comparisons, feed columns)."""
+        signals = self._sections(params)[0]
+        return {name: self._signal(signals[name]) for name in names}, *self._build_strategy(
+            params)
+
+    def _build_strategy(self, params: Mapping[str, Any]) -> tuple[
+            np.ndarray, dict[str, np.ndarray]]:
+        """(config vector without the lines' comparisons, feed columns) for the strategy
+        parameters of ``params``."""
         from flushback.strategies.fast import config_vector
 
         spec = self.spec
-        signals, strategy = self._sections(params)
+        cfg = dict(self._sections(params)[1])
         kind = spec.strategy.type
-        cfg = dict(strategy)
-        lines = {name: self._signal(signals[name]) for name in names}
-        feed = self._feed(kind, cfg)
         vec = config_vector(kind, cfg, cash=spec.cash, commission=spec.costs.commission,
                             slippage=spec.costs.slippage, funding=spec.costs.funding,
                             bar_hours=self.bar_hours, validated=True)
-        if with_feed:
-            return lines, vec, feed
-        return {**lines, **feed}, vec
+        return vec, self._feed(kind, cfg)
 
     def _sections(self, params: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         """The signal tables and the strategy parameters with a trial's parameters applied.
@@ -236,13 +331,12 @@ class FastTrials:
         whole = spec.with_overrides(dict(params))
         return whole.signals, whole.strategy.params
 
-    def _compute_signal(self, build_signal: Any, config: Any) -> np.ndarray:
-        cache = self.view.signal_cache
+    def _compute_signal(self, build_signal: Any, config: Any) -> Line:
         signal = build_signal(config)
         form = signal.threshold_form()
         if form is not None:
-            return self._threshold_signal(signal, config, *form)
-        with cache.active():
+            return self._threshold_line(signal, config, *form)
+        with self.view.signal_cache.active():
             values = signal.compute(self.view.frame)
         arr = values.to_numpy()
         if arr.dtype == np.bool_:  # a trigger: 1.0 / 0.0
@@ -250,13 +344,14 @@ class FastTrials:
         elif arr.dtype != np.float64:
             arr = pd.to_numeric(values.astype("float64"), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan)
-        return np.ascontiguousarray(arr[self.slice])
+        return Line(np.ascontiguousarray(arr[self.slice]), 0, 0.0, 0)
 
-    def _threshold_signal(self, signal: Any, config: Mapping[str, Any], param: str,
-                          op: str) -> np.ndarray:
-        """A level-against-threshold trigger (``Signal.threshold_form``) on the window: the
-        level is computed once per configuration of everything but the threshold, then each
-        threshold is one comparison, the warm-up bars set to 0 -- what ``compute`` gives."""
+    def _threshold_line(self, signal: Any, config: Mapping[str, Any], param: str,
+                        op: str) -> Line:
+        """A level-against-threshold trigger (``Signal.threshold_form``) on the window: its
+        level, computed once per configuration of everything but the threshold, for the
+        kernel to compare (``nb.CFG_ENTRY_CMP``), from the first bar after the warm-up --
+        where ``compute`` fires, the kernel fires."""
         from flushback.signals.base import bar_interval
 
         key = json.dumps({k: v for k, v in config.items() if k != param}, sort_keys=True,
@@ -269,12 +364,9 @@ class FastTrials:
                 values = signal.level(self.view.frame)
             warm = signal.warmup_for(bar_interval(self.view.frame)) - (self.slice.start or 0)
             hit = self._levels[key] = (np.ascontiguousarray(
-                values.to_numpy(dtype=np.float64, na_value=np.nan)[self.slice]), warm)
+                values.to_numpy(dtype=np.float64, na_value=np.nan)[self.slice]), max(warm, 0))
         level, warm = hit
-        out = _COMPARE[op](level, signal.params[param]).astype(np.float64)
-        if warm > 0:
-            out[:warm] = 0.0
-        return out
+        return Line(level, _LEVEL_CODES()[op], float(signal.params[param]), warm)
 
     def _feed(self, strategy_type: str, cfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
         from flushback.strategies.engines import feed_columns

@@ -62,6 +62,7 @@ __all__ = [
     "rdb_trials_since",
     "rdb_bulk_insert",
     "tell_without_copy",
+    "trial_params",
     "journal_bulk_insert",
     "is_qmc_position",
     "block_qmc_sampler",
@@ -161,6 +162,13 @@ def rdb_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> None:
         for model, values in tables.items():
             if values:
                 session.execute(sa.insert(model), values)
+
+
+def trial_params(trial: Any) -> dict[str, Any]:
+    """An asked trial's parameters so far, without the deep copy ``trial.params`` makes (the
+    trial's own cached record; read, never modified)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return cached.params if cached is not None else trial.params  # type: ignore[no-any-return]
 
 
 def tell_without_copy(study: Any, trial: Any, values: Any = None, state: Any = None) -> None:

@@ -80,7 +80,9 @@ def _journal_backend(path: str) -> Any:
             super().__init__(file_path, lock_obj=self.append_lock)
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            # UTF-8 as is (optuna's reader decodes the file as UTF-8): no escaping pass
+            text = "\n".join(json.dumps(log, separators=(",", ":"), ensure_ascii=False)
+                             for log in logs) + "\n"
             self.append_lock.acquire()
             try:
                 with open(self.append_path, "ab") as f:

@@ -35,6 +35,7 @@ from flushback.backtests.optimize.optuna_compat import (
     heartbeat_enabled,
     tell_without_copy,
     trial_id,
+    trial_params,
 )
 from flushback.backtests.optimize.progress import StudyProgress
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
@@ -176,7 +177,7 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
 
     TS = optuna.trial.TrialState
     t_start = time.perf_counter()
-    params = {**cfg.space.fixed, **trial.params}
+    params = {**cfg.space.fixed, **trial_params(trial)}
     if cfg.space.constraints:
         current = {**ev.current_values(), **params}
         bad = [c.expr for c in cfg.space.constraints if not c.check(current)]
@@ -221,7 +222,7 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
                     trial.set_user_attr("pruned_after_chunks", step + 1)
                     tell_without_copy(study, trial, state=TS.PRUNED)
                     return "PRUNED", None
-        values = [float(np.mean([v[i] for v in per_chunk])) for i in range(len(cfg.objectives))]
+        values = [_mean([v[i] for v in per_chunk]) for i in range(len(cfg.objectives))]
         if cfg.min_trades and n_trades < cfg.min_trades:
             # a configuration that (almost) never trades cannot win by doing nothing
             trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
@@ -247,6 +248,11 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
         tell_without_copy(study, trial, state=TS.FAIL)
         return "FAIL", None
+
+
+def _mean(xs: list[float]) -> float:
+    """``float(np.mean(xs))``; one value is itself (``+ 0.0``: numpy's sum starts at 0)."""
+    return xs[0] + 0.0 if len(xs) == 1 else float(np.mean(xs))
 
 
 _SMALL_METRICS = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown",
