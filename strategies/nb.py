@@ -783,41 +783,8 @@ def _block_sum(a, lo, n):
 def _pairwise_sum(a, lo, n):
     """numpy's pairwise summation of ``a[lo:lo + n]`` (``add.reduce`` on a contiguous float64
     array): blocks of at most 128 values (:func:`_block_sum`); a longer run is the sum of its
-    two halves, the first cut to a multiple of 8. The same sum, bit for bit. Written with an
-    explicit stack (numba's cache does not keep recursive functions safely): the halves are
-    summed left first and added as the recursion adds them."""
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    # pending work: (start, length) to sum, or a marker (-1) to add the top two sums
-    todo_lo = np.empty(256, np.int64)
-    todo_n = np.empty(256, np.int64)
-    sums = np.empty(128)
-    t = 0
-    v = 0
-    todo_lo[0] = lo
-    todo_n[0] = n
-    t = 1
-    while t > 0:
-        t -= 1
-        start = todo_lo[t]
-        k = todo_n[t]
-        if start < 0:
-            v -= 1
-            sums[v - 1] = sums[v - 1] + sums[v]
-        elif k <= 128:
-            sums[v] = _block_sum(a, start, k)
-            v += 1
-        else:
-            k2 = k // 2
-            k2 -= k2 % 8
-            todo_lo[t] = -1
-            todo_n[t] = 0
-            todo_lo[t + 1] = start + k2
-            todo_n[t + 1] = k - k2
-            todo_lo[t + 2] = start
-            todo_n[t + 2] = k2
-            t += 3
-    return sums[0]
+    two halves, the first cut to a multiple of 8. The same sum, bit for bit."""
+    return _tree_sums(a, lo, n, 0.0, False)[0]
 
 
 @njit(cache=True)
@@ -879,15 +846,20 @@ def _block_sq_sums(a, lo, n, mu):
 
 
 @njit(cache=True)
-def _pairwise_sq_sums(a, lo, n, mu):
-    """numpy's pairwise sums of ``(a - mu) ** 2`` and ``min(a, 0) ** 2`` over ``a[lo:lo + n]``
-    in one read of ``a`` (the tree of :func:`_pairwise_sum`, both sums carried along)."""
+def _tree_sums(a, lo, n, mu, squares):
+    """numpy's pairwise tree over ``a[lo:lo + n]``: the sum (``squares`` False; the second
+    value 0), or the sums of ``(a - mu) ** 2`` and ``min(a, 0) ** 2`` in one read of ``a``.
+    Written with an explicit stack (numba's cache does not keep recursive functions safely):
+    the halves are summed left first and added as the recursion adds them."""
     if n <= 128:
-        return _block_sq_sums(a, lo, n, mu)
+        if squares:
+            return _block_sq_sums(a, lo, n, mu)
+        return _block_sum(a, lo, n), 0.0
+    # pending work: (start, length) to sum, or a marker (-1) to add the top two sums
     todo_lo = np.empty(256, np.int64)
     todo_n = np.empty(256, np.int64)
-    devs = np.empty(128)
-    negs = np.empty(128)
+    xs = np.empty(128)
+    ys = np.empty(128)
     v = 0
     todo_lo[0] = lo
     todo_n[0] = n
@@ -898,10 +870,14 @@ def _pairwise_sq_sums(a, lo, n, mu):
         k = todo_n[t]
         if start < 0:
             v -= 1
-            devs[v - 1] = devs[v - 1] + devs[v]
-            negs[v - 1] = negs[v - 1] + negs[v]
+            xs[v - 1] = xs[v - 1] + xs[v]
+            ys[v - 1] = ys[v - 1] + ys[v]
         elif k <= 128:
-            devs[v], negs[v] = _block_sq_sums(a, start, k, mu)
+            if squares:
+                xs[v], ys[v] = _block_sq_sums(a, start, k, mu)
+            else:
+                xs[v] = _block_sum(a, start, k)
+                ys[v] = 0.0
             v += 1
         else:
             k2 = k // 2
@@ -913,7 +889,7 @@ def _pairwise_sq_sums(a, lo, n, mu):
             todo_lo[t + 2] = start
             todo_n[t + 2] = k2
             t += 3
-    return devs[0], negs[0]
+    return xs[0], ys[0]
 
 
 @njit(cache=True)
@@ -933,7 +909,7 @@ def score_stats(equity, position, returns, scratch):
     if m < 1:
         return worst, longest, held, bad, math.nan, math.nan, math.nan
     mean = (0.0 + _pairwise_sum(returns, 1, m)) / m
-    dev, neg = _pairwise_sq_sums(returns, 1, m, mean)
+    dev, neg = _tree_sums(returns, 1, m, mean, True)
     return worst, longest, held, bad, mean, 0.0 + dev, 0.0 + neg
 
 
