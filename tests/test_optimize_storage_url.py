@@ -72,3 +72,45 @@ def test_optimize_through_a_bare_postgresql_url(shared_data_dir, tmp_path, capsy
     mine = [s for s in summaries if s.study_name.startswith(study)]
     assert mine and sum(s.n_trials for s in mine) >= 3
     assert json.loads(out)["study"]["storage"].startswith("postgresql+psycopg2://")
+
+
+def test_journal_lines_read_back_as_the_standard_encoder_writes_them(tmp_path):
+    """The journal's lines are orjson's where that reads back identically, else json's
+    (orjson writes NaN / Infinity as null, which optuna's reader would take for None)."""
+    import json
+    import math
+
+    import optuna
+
+    from flushback.backtests.optimize.storage import _journal_line, open_storage
+
+    logs = [
+        {"op_code": 5, "worker_id": "w", "trial_id": 3, "user_attrs": {
+            "flushback": {"train_returns": "m2:3:eJz7/wcAAvwB/Q==:AAAAPw==",
+                          "timings": {"trial": 0.000512}}}, "values": [1.25e-07]},
+        {"op_code": 6, "worker_id": "w", "trial_id": 4, "values": [float("nan")],
+         "state": 2, "datetime_complete": "2026-12-02T14:00:00.000001"},
+        {"op_code": 6, "worker_id": "w", "trial_id": 5, "values": [float("inf"), -1e308],
+         "note": "café ✓"},
+        {"op_code": 6, "worker_id": "w", "trial_id": 6, "values": None, "big": 2**70},
+        {"op_code": 4, "worker_id": "w", "values": None, "value": -1.5,
+         "intermediate_values": {0: 0.5, 1: float("nan")}},
+        {"op_code": 4, "worker_id": "w", "values": None, "intermediate_values": {3: 0.25}},
+    ]
+    for log in logs:
+        line = _journal_line(log)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        back = json.loads(line)
+        ref = json.loads(json.dumps(log))
+        assert json.dumps(back, sort_keys=True) == json.dumps(ref, sort_keys=True)
+    assert math.isnan(json.loads(_journal_line(logs[1]))["values"][0])
+    # a study written through it reads back in optuna (values, attributes, NaN)
+    url = str(tmp_path / "j.log")
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    study.enqueue_trial({"x": 0.5})
+    t = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    t.set_user_attr("flushback", {"train_returns": "m2:1:eJxjAAAAAQAB:", "note": "café"})
+    study.tell(t, 0.125)
+    back = optuna.load_study(study_name="s", storage=open_storage(url)).trials[0]
+    assert back.value == 0.125 and back.params == {"x": 0.5}
+    assert back.user_attrs["flushback"]["note"] == "café"

@@ -6,7 +6,6 @@ spec through :mod:`flushback.backtests.run.runner` on a window that ends where t
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import importlib
 import time
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pybase64
 
 from flushback.backtests.optimize.space import SearchSpace, is_searchable
 from flushback.signals.base import SignalCache
@@ -82,7 +82,7 @@ def encode_returns(r: np.ndarray) -> str:
     if not np.isfinite(values).all():  # stored as 0: left out of the mask
         nz &= np.isfinite(a.astype(np.float32))
         values = a[nz].astype(np.float32)
-    b64 = base64.b64encode
+    b64 = pybase64.b64encode
     mask = zlib.compress(np.packbits(nz).tobytes(), 1)
     return (f"{_RETURNS_FORMAT}{len(a)}:{b64(mask).decode('ascii')}:"
             f"{b64(values.tobytes()).decode('ascii')}")
@@ -93,14 +93,14 @@ def decode_returns(s: str) -> np.ndarray:
     for prefix in (_RETURNS_FORMAT, _RETURNS_FORMAT_M1):
         if s.startswith(prefix):
             n, mask, values = s[len(prefix):].split(":")
-            bits = base64.b64decode(mask)
+            bits = pybase64.b64decode(mask)
             if prefix == _RETURNS_FORMAT:
                 bits = zlib.decompress(bits)
             nz = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=int(n)).astype(bool)
             out = np.zeros(int(n))
-            out[nz] = np.frombuffer(base64.b64decode(values), dtype=np.float32)
+            out[nz] = np.frombuffer(pybase64.b64decode(values), dtype=np.float32)
             return out
-    return np.frombuffer(zlib.decompress(base64.b64decode(s)), dtype=np.float32).astype(float)
+    return np.frombuffer(zlib.decompress(pybase64.b64decode(s)), dtype=np.float32).astype(float)
 
 
 def _flatten_search_table(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
