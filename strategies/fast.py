@@ -143,7 +143,7 @@ def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
                                  arrays.line("vol"), arrays.line("fng"),
                                  arrays.line("funding_rate"), arrays.line("level_tp"),
                                  arrays.line("level_sl"), cfg_vector, eq, cash_, pos,
-                                 trades, fills)
+                                 trades, fills, np.empty(0))
     if status == nb.STATUS_MARGIN:
         raise RuntimeError("order rejected by the broker (Margin); sizing should have "
                            "prevented this")

@@ -145,12 +145,35 @@ def _fires(line, i, cmp, thr, start):
 
 
 @njit(cache=True)
+def _track(e, p, peak, worst, run, longest, held, bad):
+    """One bar of :func:`path_stats`, on the state it carries (``simulate``'s ``path_out``)."""
+    if not e > 0.0:
+        bad += 1
+    if e > peak:
+        peak = e
+    dd = e / peak - 1.0
+    if dd < worst:
+        worst = dd
+    if e < peak:
+        run += 1
+        if run > longest:
+            longest = run
+    else:
+        run = 0
+    if abs(p) > 1e-12:
+        held += 1
+    return peak, worst, run, longest, held, bad
+
+
+@njit(cache=True)
 def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg, equity,
-             cash_out, pos_out, trades, fills):
+             cash_out, pos_out, trades, fills, path_out):
     """Run one backtest (see the module docstring); returns (n_trades, n_fills, status).
 
     ``trades`` needs ``n + 1`` rows of ``len(TRADE_FIELDS)``, ``fills`` ``2 * n + 1`` rows of
-    (bar, signed size, price, fee, reason)."""
+    (bar, signed size, price, fee, reason). ``path_out`` (4 values, or empty to skip) gets
+    :func:`path_stats` of the equity and position as they are written (the same values for
+    a curve of positive numbers, one pass fewer)."""
     n = ohlc.shape[0]
     kind = int(cfg[CFG_KIND])
     cash = cfg[CFG_CASH]
@@ -236,6 +259,13 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     x_thr = cfg[CFG_EXIT_THR]
     x_from = int(cfg[CFG_EXIT_FROM])
     keep_cash = cash_out.shape[0] == n  # an empty cash_out: the cash per bar is not kept
+    track = path_out.shape[0] >= 4
+    t_peak = -math.inf
+    t_worst = math.inf
+    t_run = 0
+    t_longest = 0
+    t_held = 0
+    t_bad = 0
     for i in range(n):
         # a contrarian strategy is flat most of the time: a flat bar with nothing pending, no
         # resting order and no entry signal only records the cash (the same values the full
@@ -246,6 +276,9 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
             if keep_cash:
                 cash_out[i] = cash
             pos_out[i] = side * 0.0
+            if track:
+                t_peak, t_worst, t_run, t_longest, t_held, t_bad = _track(
+                    equity[i], 0.0, t_peak, t_worst, t_run, t_longest, t_held, t_bad)
             continue
         o = ohlc[i, 0]
         h = ohlc[i, 1]
@@ -512,6 +545,9 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
         if keep_cash:
             cash_out[i] = cash
         pos_out[i] = side * pos
+        if track:
+            t_peak, t_worst, t_run, t_longest, t_held, t_bad = _track(
+                equity[i], pos_out[i], t_peak, t_worst, t_run, t_longest, t_held, t_bad)
 
         if kind == KIND_CONTRARIAN:
             if in_lot:
@@ -609,6 +645,11 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                     sell_val = cfg[CFG_SELL_FRACTION]
                     sell_reason = R_GREED
 
+    if track:
+        path_out[0] = t_worst
+        path_out[1] = t_longest
+        path_out[2] = t_held
+        path_out[3] = t_bad
     if in_lot and n > 0:
         nt, _ = _close_trade(trades, nt, n - 1, lot_size, ohlc[n - 1, 3], 0.0, R_EOD, True,
                              lot_id, lot_signal, lot_entry, lot_size, lot_cost, lot_fees,
@@ -722,30 +763,15 @@ def path_stats(equity, position):
     ``|position| > 1e-12``. Comparisons, one division per bar and counts: for a positive
     curve the same numbers, bit for bit, as the numpy expressions of
     :mod:`flushback.backtests.run.metrics` (tested); with a bad bar use those instead."""
-    n = len(equity)
     peak = equity[0]
     worst = equity[0] / peak - 1.0
     run = 0
     longest = 0
     held = 0
     bad = 0
-    for i in range(n):
-        e = equity[i]
-        if not e > 0.0:
-            bad += 1
-        if e > peak:
-            peak = e
-        dd = e / peak - 1.0
-        if dd < worst:
-            worst = dd
-        if e < peak:
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
-        if abs(position[i]) > 1e-12:
-            held += 1
+    for i in range(len(equity)):
+        peak, worst, run, longest, held, bad = _track(equity[i], position[i], peak, worst,
+                                                      run, longest, held, bad)
     return worst, longest, held, bad
 
 
@@ -893,24 +919,21 @@ def _tree_sums(a, lo, n, mu, squares):
 
 
 @njit(cache=True)
-def score_stats(equity, position, returns, scratch):
-    """:func:`path_stats` and the return moments of an equity curve in one call: (max
-    drawdown, longest underwater run, bars with a position, bars that are not a positive
-    finite number, mean return, sum of squared deviations from it, sum of squared negative
-    returns). ``returns`` gets the per-bar returns (``returns[0] = 0``, then ``E_t / E_{t-1} -
-    1``); the three sums are those numpy's ``mean``, ``std`` and ``mean(minimum(r, 0) ** 2)``
-    take over ``returns[1:]``, bit for bit (:func:`_pairwise_sum`); ``scratch`` holds n
-    values. Meant for a curve without a bad bar (with one, use numpy's)."""
+def return_sums(equity, returns):
+    """The per-bar returns of an equity curve into ``returns`` (``returns[0] = 0``, then
+    ``E_t / E_{t-1} - 1``) and (mean return, sum of squared deviations from it, sum of
+    squared negative returns): the sums numpy's ``mean``, ``std`` and ``mean(minimum(r, 0)
+    ** 2)`` take over ``returns[1:]``, bit for bit (:func:`_tree_sums`). Meant for a curve of
+    positive numbers (with a bad bar, use numpy's)."""
     n = len(equity)
     returns[0] = 0.0
     returns[1:] = equity[1:] / equity[:-1] - 1.0  # an array expression: vectorised division
-    worst, longest, held, bad = path_stats(equity, position)
     m = n - 1
     if m < 1:
-        return worst, longest, held, bad, math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan
     mean = (0.0 + _pairwise_sum(returns, 1, m)) / m
     dev, neg = _tree_sums(returns, 1, m, mean, True)
-    return worst, longest, held, bad, mean, 0.0 + dev, 0.0 + neg
+    return mean, 0.0 + dev, 0.0 + neg
 
 
 @njit(cache=True)
@@ -927,6 +950,6 @@ def simulate_returns(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level
     for j in range(cfgs.shape[0]):
         nt, _, status = simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp,
                                  level_sl, cfgs[j], equity_out[j], cash_tmp, pos_tmp, trades,
-                                 fills)
+                                 fills, np.empty(0))
         ntrades_out[j] = nt
         status_out[j] = status

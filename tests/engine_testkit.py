@@ -11,9 +11,9 @@ def plant_stop_at_close(monkeypatch):
     real = nb.simulate
 
     def buggy(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg, equity,
-              cash, pos, trades, fills):
+              cash, pos, trades, fills, path):
         nt, nf, status = real(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl,
-                              cfg, equity, cash, pos, trades, fills)
+                              cfg, equity, cash, pos, trades, fills, path)
         for row in trades[:nt]:
             if int(row[13]) == nb.R_STOP:
                 bar = int(row[4]) - 1

@@ -1,6 +1,6 @@
 """nb.path_stats (the fast engine's one-pass drawdown, underwater run and exposure) gives
 the numbers of metrics.py's numpy expressions bit for bit, and compute_metrics with it gives
-the same metrics as without it; nb.score_stats adds numpy's pairwise sums of the returns'
+the same metrics as without it; nb.return_sums gives numpy's pairwise sums of the returns'
 moments, bit for bit, and score_metrics on them is compute_metrics for the scored keys."""
 
 from __future__ import annotations
@@ -82,13 +82,12 @@ def test_pairwise_sum_around_numpys_block_sizes(n):
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_score_stats_are_path_stats_and_numpys_moments(seed):
+def test_return_sums_are_numpys_moments(seed):
     rng = np.random.default_rng(100 + seed)
     e, pos = _curve(rng, int(rng.integers(2, 40_000)))
     n = len(e)
-    r, scratch = np.full(n, np.nan), np.empty(n)
-    worst, longest, held, bad, mean, dev, neg = nb.score_stats(e, pos, r, scratch)
-    assert (worst, longest, held, bad) == nb.path_stats(e, pos)
+    r = np.full(n, np.nan)
+    mean, dev, neg = nb.return_sums(e, r)
     # the returns: bar_returns' division, the first bar 0
     np.testing.assert_array_equal(r, np.r_[0.0, e[1:] / e[:-1] - 1.0])
     # the moments: numpy's mean, std(ddof=1) and downside deviation, bit for bit
@@ -124,9 +123,10 @@ def test_score_metrics_are_compute_metrics_for_the_scored_keys(seed):
                            "return_pct": pnl / 1e4})
     full = compute_metrics(e, trades, 8760, position=pos)
     n = len(e)
-    stats = nb.score_stats(e, pos, np.empty(n), np.empty(n))
-    got = score_metrics(e, pnl, 8760, path=stats[:3],
-                        moments=moments_from_sums(*stats[4:], n - 1))
+    path = nb.path_stats(e, pos)
+    sums = nb.return_sums(e, np.empty(n))
+    got = score_metrics(e, pnl, 8760, path=path[:3],
+                        moments=moments_from_sums(sums[0], sums[1], sums[2], n - 1))
     assert list(got) == list(SCORE_METRICS)
     assert got == {key: full[key] for key in SCORE_METRICS}
 

@@ -291,7 +291,7 @@ class SpecEvaluator:
         t0 = time.perf_counter()
         if len(windows) == 1:
             ft = self._fast(*windows[0])
-            metrics, r = ft.scores(*ft.simulate(params, copy=False))
+            metrics, r = ft.scores(*ft.simulate(params, copy=False), path=ft.path)
         else:
             ft, eq, pos, rows, r = self._fast_stitched(params, windows)
             metrics = ft.scores(eq, pos, rows)[0]

@@ -131,7 +131,8 @@ class FastTrials:
         self._fills = np.empty((2 * n + 1, 5))
         self._extra: dict[Any, dict[str, np.ndarray]] = {}
         self._empty = np.empty(0)
-        self._scratch = np.empty(n)
+        #: the last :meth:`simulate`'s ``nb.path_stats``, as the kernel wrote them
+        self.path = np.empty(4)
         #: signal config (JSON) -> its values on the window, for configurations seen before
         self._memo: dict[str, Line] = {}
         #: a threshold trigger's config without its threshold (JSON) -> (its level on the
@@ -398,7 +399,8 @@ class FastTrials:
                                     lines.get("vol", e), lines.get("fng", e),
                                     self.funding if spec.costs.funding else e,
                                     lines.get("level_tp", e), lines.get("level_sl", e), vec,
-                                    self._eq, e, self._pos, self._trades, self._fills)
+                                    self._eq, e, self._pos, self._trades, self._fills,
+                                    self.path)
         if status == nb.STATUS_MARGIN:
             raise RuntimeError("order rejected by the broker (Margin); sizing should have "
                                "prevented this")
@@ -418,13 +420,15 @@ class FastTrials:
         eq, pos, rows = self.simulate(params)
         return self.metrics(eq, pos, rows), bar_returns(eq)
 
-    def scores(self, eq: np.ndarray, pos: np.ndarray,
-               rows: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    def scores(self, eq: np.ndarray, pos: np.ndarray, rows: np.ndarray,
+               path: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
         """(:data:`~flushback.backtests.run.metrics.SCORE_METRICS`, per-bar simple returns
         with a leading 0) of an equity, its position units and its trade rows: what a trial
-        is scored and stored with, without the rest of :meth:`metrics`.
+        is scored and stored with, without the rest of :meth:`metrics`. ``path``: the run's
+        ``nb.path_stats`` as the kernel wrote them (:attr:`path` after :meth:`simulate`),
+        else computed here.
 
-        The passes over the bars are compiled (``nb.score_stats``:
+        The passes over the bars are compiled (``nb.path_stats``, ``nb.return_sums``:
         numpy's pairwise sums reproduced) and the formulas are
         :func:`~flushback.backtests.run.metrics.score_metrics`', so the values are
         :meth:`metrics`' for those keys, bit for bit (``tests/test_fast_trials.py``). A curve
@@ -433,15 +437,16 @@ class FastTrials:
         :meth:`metrics` instead."""
         from flushback.strategies import nb
 
-        n = len(eq)
-        if len(self._scratch) != n:
-            self._scratch = np.empty(n)
-        r = np.empty(n)
-        worst, longest, held, bad, mean, dev, neg = nb.score_stats(eq, pos, r, self._scratch)
+        worst, longest, held, bad = (nb.path_stats(eq, pos) if path is None else
+                                     (float(path[0]), int(path[1]), int(path[2]),
+                                      int(path[3])))
         ids = rows[:, 0]
         if bad or (len(ids) > 1 and not (ids[1:] > ids[:-1]).all()) or not sums_match_numpy():
             full = self.metrics(eq, pos, rows)
             return {k: full[k] for k in SCORE_METRICS}, bar_returns(eq)
+        n = len(eq)
+        r = np.empty(n)
+        mean, dev, neg = nb.return_sums(eq, r)
         return score_metrics(eq, rows[:, nb.TRADE_FIELDS.index("pnl")], self.ppy,
                              path=(worst, longest, held),
                              moments=moments_from_sums(mean, dev, neg, n - 1)), r
@@ -450,7 +455,7 @@ class FastTrials:
 def moments_from_sums(mean: float, dev: float, neg: float,
                       m: int) -> tuple[float, float | None, float | None]:
     """(mean, standard deviation with ddof=1, downside deviation) of ``m`` returns from
-    ``nb.score_stats``' sums: numpy's divisions and square roots after its sums."""
+    ``nb.return_sums``' sums: numpy's divisions and square roots after its sums."""
     return (mean, math.sqrt(dev / (m - 1)) if m >= 2 else None,
             math.sqrt(neg / m) if m >= 1 else None)
 
@@ -473,8 +478,8 @@ def sums_match_numpy() -> bool:
             r = rng.standard_normal(n - 1) * 0.01
             r[rng.random(n - 1) < 0.7] = 0.0
             eq = np.concatenate([[1e4], 1e4 * np.cumprod(1.0 + r)])
-            stats = nb.score_stats(eq, np.zeros(n), np.empty(n), np.empty(n))
-            got = moments_from_sums(stats[4], stats[5], stats[6], n - 1)
+            sums = nb.return_sums(eq, np.empty(n))
+            got = moments_from_sums(sums[0], sums[1], sums[2], n - 1)
             ref = _moments(eq[1:] / eq[:-1] - 1.0)
             ok = ok and got[0] == ref[0] and got[1] == ref[1] and got[2] == ref[2]
         _SUMS_MATCH = bool(ok)
