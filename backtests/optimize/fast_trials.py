@@ -5,9 +5,11 @@ view that ends at ``end``). What does not change between trials is built once: t
 OHLC and funding arrays, the bar length, the output buffers; the signals come from the
 view's :class:`~flushback.signals.base.SignalCache` (each indicator and each signal
 configuration is computed once and reused by every trial that asks for it again); the
-strategy's extra columns (realised volatility) are cached per lookback. A trial is then a
-config vector, one compiled kernel call (:func:`flushback.strategies.nb.simulate`) and the
-metrics over numpy arrays: no DataFrame, no model dump, no benchmark run.
+strategy's extra columns (realised volatility) are cached per lookback; a threshold trigger
+(``Signal.threshold_form``) is its level, which the kernel compares itself. A trial is then a
+config vector, one compiled kernel call (:func:`flushback.strategies.nb.simulate`) and its
+scores (:meth:`FastTrials.scores`: the metrics a study reads, from compiled passes): no
+DataFrame, no model dump, no benchmark run.
 
 The metrics are those of :func:`flushback.backtests.run.metrics.compute_metrics` on the same
 equity, position and trades as ``run_backtest(engine="fast")`` (and so backtrader) gives:
@@ -44,7 +46,7 @@ class Line(NamedTuple):
     start: int
 
 
-def _LEVEL_CODES() -> dict[str, int]:
+def _level_codes() -> dict[str, int]:
     from flushback.strategies import nb
 
     return nb.LEVEL_COMPARISONS
@@ -168,7 +170,7 @@ class FastTrials:
         values, cmp, thr, start = self._signal(config)
         if cmp == 0:
             return (values > 0).astype(np.float64)
-        op = {v: k for k, v in _LEVEL_CODES().items()}[cmp]
+        op = {v: k for k, v in _level_codes().items()}[cmp]
         out = _COMPARE[op](values, thr).astype(np.float64)
         out[:max(start, 0)] = 0.0
         return out
@@ -367,7 +369,7 @@ class FastTrials:
             hit = self._levels[key] = (np.ascontiguousarray(
                 values.to_numpy(dtype=np.float64, na_value=np.nan)[self.slice]), max(warm, 0))
         level, warm = hit
-        return Line(level, _LEVEL_CODES()[op], float(signal.params[param]), warm)
+        return Line(level, _level_codes()[op], float(signal.params[param]), warm)
 
     def _feed(self, strategy_type: str, cfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
         from flushback.strategies.engines import feed_columns
