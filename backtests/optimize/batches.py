@@ -46,7 +46,7 @@ from flushback.backtests.optimize.optuna_compat import (
 from flushback.backtests.optimize.samplers import ReseededSampler, as_optuna_sampler, make_pruner
 from flushback.data.errors import StoreError
 
-__all__ = ["run_batched_fold", "write_trials"]
+__all__ = ["run_batched_fold", "write_trials", "fair_share", "batch_size_for"]
 
 _RESERVED = "flushback_reserved:"
 _BATCHED_BY = "flushback_batched_by"  # system attribute: the worker that ran it in memory
@@ -268,7 +268,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                     # the first batch (one trial) measures the trial time
                     want = 1 if per_trial is None else batch_size_for(
                         per_trial, cfg.flush_seconds, cfg.batch)
-                    k = max(0, min(want, free))
+                    k = max(0, min(want, fair_share(free, cfg.workers)))
                     if k:
                         reservation.claim(k)
                         _claim_sequence(storage, sid, lstore, lid, k, sequence_keys)
@@ -339,6 +339,16 @@ def fewer_collections(threshold: int = 20_000) -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+
+
+def fair_share(free: int, workers: int) -> int:
+    """The most trials one of ``workers`` workers reserves of the ``free`` ones left: all of
+    them alone; with others, half its share of what is left (guided scheduling: batches
+    shrink as the budget runs out, so the workers finish together instead of one running
+    a long last batch while the others wait)."""
+    if workers <= 1:
+        return free
+    return min(free, max(1, math.ceil(free / (2 * workers))))
 
 
 def batch_size_for(per_trial_seconds: float, flush_seconds: float, cap: int) -> int:
