@@ -238,6 +238,9 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     reservation = _Reservation(storage, sid, _RESERVED + lease.name, max(1, cfg.heartbeat))
     stale_after = _stale_after(cfg.heartbeat)
     view = _RemoteView(storage, sid)
+    # the other workers' trials are copied into the local study for the samplers and
+    # pruners that read the history; QMC draws by sample id (claimed above) and reads none
+    mirror = not (cfg.sampler == "qmc" and (cfg.pruner == "none" or cfg.prune_chunks <= 1))
     mirrored: set[int] = set()
     n_local_done = 0
     per_trial = None  # seconds, measured
@@ -254,7 +257,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                 changed = view.sync()
                 if view.running and reap_dead_trials(remote, storage, lease):
                     changed += view.sync()  # failed, and maybe re-queued as WAITING
-                for t in changed:
+                for t in changed if mirror else ():
                     # this worker's own batched trials are in the local study already
                     if (t.state in finished_states and trial_id(t) not in mirrored
                             and t.system_attrs.get(_BATCHED_BY) != lease.name):
