@@ -135,7 +135,7 @@ class FastTrials:
         self._empty = np.empty(0)
         #: the last :meth:`simulate`'s ``nb.path_stats``, as the kernel wrote them
         self.path = np.empty(4)
-        #: signal config (JSON) -> its values on the window, for configurations seen before
+        #: signal config (JSON) -> its line on the window, for configurations seen before
         self._memo: dict[str, Line] = {}
         #: a threshold trigger's config without its threshold (JSON) -> (its level on the
         #: window, warm-up bars left in the window)
