@@ -14,7 +14,7 @@ from flushback.backtests.optimize.folds import make_folds
 from flushback.backtests.optimize.space import build_search_space
 from flushback.backtests.run.metrics import SCORE_METRICS
 from flushback.signals import build_signal
-from flushback.strategies import nb
+from flushback.strategies import nb_stats
 
 pytestmark = pytest.mark.realdata
 
@@ -38,10 +38,10 @@ def test_array_path_equals_run_backtest(shared_data_dir, spec):
             assert fast.result is None and ref.result is not None
             assert fast.metrics == ref.metrics
             np.testing.assert_array_equal(fast.returns, ref.returns)
-            # the kernel's path statistics, written as it runs, are nb.path_stats'
+            # the kernel's path statistics, written as it runs, are nb_stats.path_stats'
             ft = ev._fast(start, end)
             eq, pos, _ = ft.simulate(params)
-            assert tuple(ft.path) == nb.path_stats(eq, pos)
+            assert tuple(ft.path) == nb_stats.path_stats(eq, pos)
             # what a trial is scored with: the same values for the scored keys
             scored = ev.score(params, [(start, end)])
             assert scored.metrics == {k: ref.metrics[k] for k in SCORE_METRICS}
@@ -122,7 +122,7 @@ def test_trials_that_move_only_thresholds_score_as_full_backtests(shared_data_di
     ft = ev._fast(start, end)
     for params in trials:
         eq, pos, _ = ft.simulate(params)
-        assert tuple(ft.path) == nb.path_stats(eq, pos)
+        assert tuple(ft.path) == nb_stats.path_stats(eq, pos)
         scored = ev.score(params, [(start, end)])
         full = ev.evaluate(params, start, end, keep=True)  # run_backtest, engine "fast"
         assert full.result is not None

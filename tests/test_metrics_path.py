@@ -1,7 +1,8 @@
-"""nb.path_stats (the fast engine's one-pass drawdown, underwater run and exposure) gives
-the numbers of metrics.py's numpy expressions bit for bit, and compute_metrics with it gives
-the same metrics as without it; nb.return_sums gives numpy's pairwise sums of the returns'
-moments, bit for bit, and score_metrics on them is compute_metrics for the scored keys."""
+"""nb_stats.path_stats (the fast engine's one-pass drawdown, underwater run and exposure)
+gives the numbers of metrics.py's numpy expressions bit for bit, and compute_metrics with it
+gives the same metrics as without it; nb_stats.return_sums gives numpy's pairwise sums of the
+returns' moments, bit for bit, and score_metrics on them is compute_metrics for the scored
+keys."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from flushback.backtests.run.metrics import (
     max_drawdown_duration,
     score_metrics,
 )
-from flushback.strategies import nb
+from flushback.strategies import nb_stats
 
 
 def _curve(rng, n):
@@ -39,7 +40,7 @@ def _curve(rng, n):
 def test_path_stats_is_the_numpy_expressions(seed):
     rng = np.random.default_rng(seed)
     e, pos = _curve(rng, int(rng.integers(1, 40_000)))
-    worst, longest, held, bad = nb.path_stats(e, pos)
+    worst, longest, held, bad = nb_stats.path_stats(e, pos)
     assert bad == 0
     assert worst == max_drawdown(e)  # exact
     assert longest == max_drawdown_duration(e)
@@ -52,9 +53,9 @@ def test_path_stats_is_the_numpy_expressions(seed):
 
 def test_path_stats_flags_curves_it_cannot_stand_for():
     e = np.array([100.0, 90.0, 0.0, 50.0])
-    assert nb.path_stats(e, np.zeros(4))[3] == 1
+    assert nb_stats.path_stats(e, np.zeros(4))[3] == 1
     e = np.array([100.0, np.nan, 95.0])
-    assert nb.path_stats(e, np.zeros(3))[3] == 1
+    assert nb_stats.path_stats(e, np.zeros(3))[3] == 1
 
 
 # -- the trial scores: numpy's pairwise sums compiled, score_metrics == compute_metrics ---------
@@ -68,7 +69,7 @@ def test_pairwise_sum_is_numpys_sum_bit_for_bit(n, seed, zeros, scale):
     a[rng.random(n) < zeros] = 0.0
     for lo in (0, 1):
         m = max(n - lo, 0)
-        assert nb._pairwise_sum(a, lo, m) + 0.0 == np.sum(a[lo:])
+        assert nb_stats._pairwise_sum(a, lo, m) + 0.0 == np.sum(a[lo:])
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 127, 128, 129, 130, 1024, 8191, 8192, 8193, 8194,
@@ -77,8 +78,8 @@ def test_pairwise_sum_around_numpys_block_sizes(n):
     rng = np.random.default_rng(n)
     a = rng.standard_normal(n) * 1e-3
     a[rng.random(n) < 0.8] = 0.0
-    assert nb._pairwise_sum(a, 0, n) + 0.0 == np.sum(a)
-    assert nb._pairwise_sum(a, 1, n - 1) + 0.0 == np.sum(a[1:])
+    assert nb_stats._pairwise_sum(a, 0, n) + 0.0 == np.sum(a)
+    assert nb_stats._pairwise_sum(a, 1, n - 1) + 0.0 == np.sum(a[1:])
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -87,7 +88,7 @@ def test_return_sums_are_numpys_moments(seed):
     e, pos = _curve(rng, int(rng.integers(2, 40_000)))
     n = len(e)
     r = np.full(n, np.nan)
-    mean, dev, neg = nb.return_sums(e, r)
+    mean, dev, neg = nb_stats.return_sums(e, r)
     # the returns: bar_returns' division, the first bar 0
     np.testing.assert_array_equal(r, np.r_[0.0, e[1:] / e[:-1] - 1.0])
     # the moments: numpy's mean, std(ddof=1) and downside deviation, bit for bit
@@ -123,8 +124,8 @@ def test_score_metrics_are_compute_metrics_for_the_scored_keys(seed):
                            "return_pct": pnl / 1e4})
     full = compute_metrics(e, trades, 8760, position=pos)
     n = len(e)
-    path = nb.path_stats(e, pos)
-    sums = nb.return_sums(e, np.empty(n))
+    path = nb_stats.path_stats(e, pos)
+    sums = nb_stats.return_sums(e, np.empty(n))
     got = score_metrics(e, pnl, 8760, path=path[:3],
                         moments=moments_from_sums(sums[0], sums[1], sums[2], n - 1))
     assert list(got) == list(SCORE_METRICS)

@@ -133,7 +133,7 @@ class FastTrials:
         self._fills = np.empty((2 * n + 1, 5))
         self._extra: dict[Any, dict[str, np.ndarray]] = {}
         self._empty = np.empty(0)
-        #: the last :meth:`simulate`'s ``nb.path_stats``, as the kernel wrote them
+        #: the last :meth:`simulate`'s ``nb_stats.path_stats``, as the kernel wrote them
         self.path = np.empty(4)
         #: signal config (JSON) -> its line on the window, for configurations seen before
         self._memo: dict[str, Line] = {}
@@ -410,9 +410,9 @@ class FastTrials:
 
     def metrics(self, eq: np.ndarray, pos: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         """:func:`compute_metrics` of an equity, its position units and its trade rows."""
-        from flushback.strategies import nb
+        from flushback.strategies import nb_stats
 
-        worst, longest, held, bad = nb.path_stats(eq, pos)
+        worst, longest, held, bad = nb_stats.path_stats(eq, pos)
         return compute_metrics(eq, _TradeColumns(rows) if len(rows) else pd.DataFrame(),
                                self.ppy, position=pos,
                                path=None if bad else (worst, longest, held))
@@ -427,19 +427,20 @@ class FastTrials:
         """(:data:`~flushback.backtests.run.metrics.SCORE_METRICS`, per-bar simple returns
         with a leading 0) of an equity, its position units and its trade rows: what a trial
         is scored and stored with, without the rest of :meth:`metrics`. ``path``: the run's
-        ``nb.path_stats`` as the kernel wrote them (:attr:`path` after :meth:`simulate`),
+        ``nb_stats.path_stats`` as the kernel wrote them (:attr:`path` after :meth:`simulate`),
         else computed here.
 
-        The passes over the bars are compiled (``nb.path_stats``, ``nb.return_sums``:
+        The passes over the bars are compiled (``nb_stats.path_stats``,
+        ``nb_stats.return_sums``:
         numpy's pairwise sums reproduced) and the formulas are
         :func:`~flushback.backtests.run.metrics.score_metrics`', so the values are
         :meth:`metrics`' for those keys, bit for bit (``tests/test_fast_trials.py``). A curve
         with a bar that is not a positive number, trades of several legs, or a numpy whose
         sums the compiled ones do not reproduce (checked once per process) take
         :meth:`metrics` instead."""
-        from flushback.strategies import nb
+        from flushback.strategies import nb, nb_stats
 
-        worst, longest, held, bad = (nb.path_stats(eq, pos) if path is None else
+        worst, longest, held, bad = (nb_stats.path_stats(eq, pos) if path is None else
                                      (float(path[0]), int(path[1]), int(path[2]),
                                       int(path[3])))
         ids = rows[:, 0]
@@ -448,7 +449,7 @@ class FastTrials:
             return {k: full[k] for k in SCORE_METRICS}, bar_returns(eq)
         n = len(eq)
         r = np.empty(n)
-        mean, dev, neg = nb.return_sums(eq, r)
+        mean, dev, neg = nb_stats.return_sums(eq, r)
         return score_metrics(eq, rows[:, nb.TRADE_FIELDS.index("pnl")], self.ppy,
                              path=(worst, longest, held),
                              moments=moments_from_sums(mean, dev, neg, n - 1)), r
@@ -457,7 +458,7 @@ class FastTrials:
 def moments_from_sums(mean: float, dev: float, neg: float,
                       m: int) -> tuple[float, float | None, float | None]:
     """(mean, standard deviation with ddof=1, downside deviation) of ``m`` returns from
-    ``nb.return_sums``' sums: numpy's divisions and square roots after its sums."""
+    ``nb_stats.return_sums``' sums: numpy's divisions and square roots after its sums."""
     return (mean, math.sqrt(dev / (m - 1)) if m >= 2 else None,
             math.sqrt(neg / m) if m >= 1 else None)
 
@@ -472,7 +473,7 @@ def sums_match_numpy() -> bool:
     global _SUMS_MATCH
     if _SUMS_MATCH is None:
         from flushback.backtests.run.metrics import _moments
-        from flushback.strategies import nb
+        from flushback.strategies import nb_stats
 
         rng = np.random.default_rng(20141)
         ok = True
@@ -480,7 +481,7 @@ def sums_match_numpy() -> bool:
             r = rng.standard_normal(n - 1) * 0.01
             r[rng.random(n - 1) < 0.7] = 0.0
             eq = np.concatenate([[1e4], 1e4 * np.cumprod(1.0 + r)])
-            sums = nb.return_sums(eq, np.empty(n))
+            sums = nb_stats.return_sums(eq, np.empty(n))
             got = moments_from_sums(sums[0], sums[1], sums[2], n - 1)
             ref = _moments(eq[1:] / eq[:-1] - 1.0)
             ok = ok and got[0] == ref[0] and got[1] == ref[1] and got[2] == ref[2]

@@ -428,7 +428,7 @@ def compute_metrics(
     is derived from the trades' ``entry_time``/``exit_time`` intervals (an ``end_of_data``
     trade is held at its last bar's close too); with neither, the exposure is None.
     ``path``: (max drawdown, longest underwater run in bars, bars with a position) of this
-    equity and position, already computed (the fast engine's ``nb.path_stats``: one pass
+    equity and position, already computed (the fast engine's ``nb_stats.path_stats``: one pass
     instead of several over a long curve; the same values).
     """
     if periods_per_year is None or periods_per_year <= 0:
