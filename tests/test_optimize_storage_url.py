@@ -114,3 +114,32 @@ def test_journal_lines_read_back_as_the_standard_encoder_writes_them(tmp_path):
     back = optuna.load_study(study_name="s", storage=open_storage(url)).trials[0]
     assert back.value == 0.125 and back.params == {"x": 0.5}
     assert back.user_attrs["flushback"]["note"] == "café"
+
+
+def _open_and_report(url, queue):  # a process of the test below
+    from flushback.backtests.optimize.storage import open_storage
+
+    try:
+        open_storage(url, heartbeat=None)
+        queue.put("ok")
+    except Exception as exc:  # reported to the parent
+        queue.put(repr(exc)[:300])
+
+
+def test_processes_opening_a_fresh_sqlite_database_at_once_all_succeed(tmp_path):
+    """optuna creates its tables and version row on first use; four processes doing that on
+    one new SQLite file at once used to fail some with a UNIQUE constraint on the version."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    results = []
+    for k in range(6):
+        url = f"sqlite:///{tmp_path / f'race{k}.db'}"
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_open_and_report, args=(url, q)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        results += [q.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+    assert results == ["ok"] * 24, [r for r in results if r != "ok"][:2]

@@ -181,7 +181,23 @@ def release_connections(storage: Any) -> None:
 
 @contextlib.contextmanager
 def _init_lock(url: str) -> Iterator[None]:
-    """PostgreSQL: serialize optuna's schema creation across processes and machines."""
+    """Serialize optuna's schema creation (and version row) across processes: PostgreSQL by
+    an advisory lock (across machines too), a SQLite file by a ``flock`` on a file beside it
+    (two processes opening a fresh database at once both try to create it)."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(str(Path(path).expanduser()) + ".init", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
     if not url.startswith("postgresql"):
         yield
         return
