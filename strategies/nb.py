@@ -147,6 +147,43 @@ def _fires(line, i, cmp, thr, start):
 
 
 @njit(cache=True)
+def _idle_run(ohlc, cash, side, i, j, equity, cash_out, keep_cash, pos_out, track,
+              peak, worst, run, longest, held, bad):
+    """Bars ``i .. j-1`` of a flat strategy with nothing pending: each holds the cash (the
+    idle step of :func:`simulate`, bar by bar). Their path statistics: ``_track`` on the first
+    bar; when every bar's equity is that same number (a finite close), each later bar leaves
+    the peak and the worst drawdown as they are and only extends the counts, so they are
+    added at once (the values ``_track`` bar by bar gives, tested); otherwise bar by bar."""
+    e0 = cash + 0.0 * ohlc[i, 3]
+    same = True
+    for t in range(i, j):
+        e = cash + 0.0 * ohlc[t, 3]
+        equity[t] = e
+        if e != e0:
+            same = False
+        if keep_cash:
+            cash_out[t] = cash
+        pos_out[t] = side * 0.0
+    if not track:
+        return peak, worst, run, longest, held, bad
+    if not same:
+        for t in range(i, j):
+            peak, worst, run, longest, held, bad = _track(equity[t], 0.0, peak, worst, run,
+                                                          longest, held, bad)
+        return peak, worst, run, longest, held, bad
+    peak, worst, run, longest, held, bad = _track(e0, 0.0, peak, worst, run, longest, held,
+                                                  bad)
+    m = j - i - 1
+    if e0 < peak:
+        run += m
+        if run > longest:
+            longest = run
+    if not e0 > 0.0:
+        bad += m
+    return peak, worst, run, longest, held, bad
+
+
+@njit(cache=True)
 def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg, equity,
              cash_out, pos_out, trades, fills, path_out):
     """Run one backtest (see the module docstring); returns (n_trades, n_fills, status).
@@ -247,19 +284,27 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     t_longest = 0
     t_held = 0
     t_bad = 0
-    for i in range(n):
+    i = -1
+    while True:  # over the bars; a run of idle bars is one step
+        i += 1
+        if i >= n:
+            break
         # a contrarian strategy is flat most of the time: a flat bar with nothing pending, no
         # resting order and no entry signal only records the cash (the same values the full
-        # step below writes for it)
+        # step below writes for it). Nothing changes until the entry fires, so the whole run
+        # of such bars [i, idle_to) is written at once.
         if (contrarian and not in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
                 and not lm_on and not (has_entry and _fires(entry, i, e_cmp, e_thr, e_from))):
-            equity[i] = cash + 0.0 * ohlc[i, 3]
-            if keep_cash:
-                cash_out[i] = cash
-            pos_out[i] = side * 0.0
-            if track:
-                t_peak, t_worst, t_run, t_longest, t_held, t_bad = _track(
-                    equity[i], 0.0, t_peak, t_worst, t_run, t_longest, t_held, t_bad)
+            idle_to = i + 1
+            if has_entry:
+                while idle_to < n and not _fires(entry, idle_to, e_cmp, e_thr, e_from):
+                    idle_to += 1
+            else:
+                idle_to = n
+            t_peak, t_worst, t_run, t_longest, t_held, t_bad = _idle_run(
+                ohlc, cash, side, i, idle_to, equity, cash_out, keep_cash, pos_out, track,
+                t_peak, t_worst, t_run, t_longest, t_held, t_bad)
+            i = idle_to - 1
             continue
         o = ohlc[i, 0]
         h = ohlc[i, 1]

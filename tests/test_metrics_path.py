@@ -137,3 +137,43 @@ def test_a_trial_is_scored_with_every_metric_a_study_reads():
     from flushback.backtests.optimize.workers import _SMALL_METRICS
 
     assert set(OBJECTIVE_METRICS) | set(_SMALL_METRICS) <= set(SCORE_METRICS)
+
+
+_SPECIAL = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-300])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cash=st.one_of(st.floats(1e-3, 1e7), st.sampled_from([math.nan, math.inf, 1e-300])),
+       closes=st.lists(st.one_of(st.floats(-1e5, 1e5, allow_nan=False), _SPECIAL),
+                       min_size=1, max_size=40),
+       peak=st.one_of(st.floats(1e-3, 1e7), st.sampled_from([-math.inf, math.inf, 5e-301])),
+       worst=st.floats(-2.0, 0.0), run=st.integers(0, 50), longest=st.integers(0, 60),
+       bad=st.integers(0, 5), start=st.integers(0, 3))
+def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, longest, bad,
+                                            start):
+    """The kernel's run of idle bars (``nb._idle_run``: written at once, its path statistics
+    added in closed form when every bar's equity is the same number) leaves the equity, the
+    position and the statistics that ``_track`` bar by bar leaves: closes that make the
+    equity NaN, a cash below or above the peak, a peak not yet set (-inf). (A zero peak is
+    left out: the cash of a backtest is positive.)"""
+    from flushback.strategies import nb
+
+    n = len(closes) + start
+    ohlc = np.ones((n, 4))
+    ohlc[start:, 3] = closes
+    longest = max(longest, run)
+    eq, pos, cash_out = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7.0)
+    got = nb._idle_run(ohlc, cash, -1, start, n, eq, cash_out, True, pos, True,
+                       peak, worst, run, longest, 3, bad)
+    state = (peak, worst, run, longest, 3, bad)
+    want_eq = []
+    with np.errstate(invalid="ignore"):  # 0 * inf: NaN, as in the kernel
+        for t in range(start, n):
+            e = cash + 0.0 * ohlc[t, 3]
+            want_eq.append(e)
+            state = nb_stats._track(e, 0.0, *state)
+    assert np.array_equal(eq[start:], want_eq, equal_nan=True)
+    assert (eq[:start] == -7.0).all() and (cash_out[start:] == cash).all() or math.isnan(cash)
+    assert all(math.copysign(1, p) == -1 and p == 0 for p in pos[start:])  # side * 0.0
+    assert np.array_equal(np.array(got, dtype=float), np.array(state, dtype=float),
+                          equal_nan=True)

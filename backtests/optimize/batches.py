@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flushback.backtests.optimize.config import ensure_study
+from flushback.backtests.optimize.direct import direct_sampler
 from flushback.backtests.optimize.locks import Gate, Periodic, reap_dead_trials
 from flushback.backtests.optimize.optuna_compat import (
     is_qmc_position,
@@ -242,7 +243,9 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     # pruners that read the history; QMC draws by sample id (claimed above) and reads none
     mirror = not (cfg.sampler == "qmc" and (cfg.pruner == "none" or cfg.prune_chunks <= 1))
     mirrored: set[int] = set()
-    n_local_done = 0
+    # a QMC study without a pruner runs its trials without optuna's ask/tell (direct.py)
+    direct = direct_sampler(cfg, reseeded, local) if cfg.direct else None
+    n_local_done = n_local_trials = 0
     per_trial = None  # seconds, measured
     ran = failures = 0
     try:
@@ -289,14 +292,21 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
             with reservation:
                 for _ in range(k):
                     t0 = time.perf_counter()
-                    reseeded.n_done = n_local_done
-                    trial = local.ask(dists)
-                    trial.set_user_attr("flushback_owner", lease.name)
+                    if direct is not None:  # the same point and record, without ask/tell
+                        trial = direct.ask(n_local_trials, lease.name)
+                    else:
+                        reseeded.n_done = n_local_done
+                        trial = local.ask(dists)
+                        trial.set_user_attr("flushback_owner", lease.name)
+                    n_local_trials += 1
                     state, values = score_trial(cfg, ev, local, fold, trial,
                                                 time.perf_counter() - t0)
-                    # the storage copies what it writes; only the system attributes change
-                    frozen = copy.copy(lstore.get_trial(trial_id(trial)))
-                    frozen.system_attrs = {**frozen.system_attrs, _BATCHED_BY: lease.name}
+                    if direct is not None:
+                        frozen = trial.frozen({_BATCHED_BY: lease.name})
+                    else:
+                        # the storage copies what it writes; only the system attributes change
+                        frozen = copy.copy(lstore.get_trial(trial_id(trial)))
+                        frozen.system_attrs = {**frozen.system_attrs, _BATCHED_BY: lease.name}
                     batch.append(frozen)
                     if state != "FAIL":
                         n_local_done += 1

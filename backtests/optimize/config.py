@@ -49,6 +49,8 @@ class StudyConfig:
     batch: int = 256
     #: a batch is sized to about this much work, so slow trials are still written promptly
     flush_seconds: float = 1.0
+    #: QMC trials without optuna's ask/tell (the same trials written; False: through ask)
+    direct: bool = True
 
     @property
     def multi(self) -> bool:

@@ -141,6 +141,11 @@ class ReseededSampler:
         # also caches): a fresh one re-scans every trial at each ask, O(N) per trial.
         carry_search_space_cache(old, self._inner)
 
+    @property
+    def inner(self) -> Any:
+        """The sampler delegated to now (rebuilt before each trial unless it is QMC)."""
+        return self._inner
+
     def sequence_key(self) -> str | None:
         """The study system attribute where a QMC sampler keeps its place in the sequence
         (None for other samplers): workers claim its ids in advance."""

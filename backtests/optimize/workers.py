@@ -27,6 +27,7 @@ import numpy as np
 
 from flushback.backtests.optimize.batches import reserved_by_others, run_batched_fold
 from flushback.backtests.optimize.config import StudyConfig, ensure_study, trial_counts
+from flushback.backtests.optimize.direct import DirectTrial
 from flushback.backtests.optimize.evaluator import Evaluator, encode_returns, load_evaluator
 from flushback.backtests.optimize.folds import Fold, train_chunks
 from flushback.backtests.optimize.locks import Gate, Lease, Periodic, lease_dir, reap_dead_trials
@@ -183,7 +184,7 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
         bad = [c.expr for c in cfg.space.constraints if not c.check(current)]
         if bad:
             trial.set_user_attr("infeasible", bad)
-            tell_without_copy(study, trial, state=TS.PRUNED)
+            _tell(study, trial, state=TS.PRUNED)
             return "PRUNED", None
     try:
         prune = cfg.prune_chunks > 1 and not cfg.multi
@@ -220,14 +221,14 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
                 trial.report(float(np.mean([v[0] for v in per_chunk])), step)
                 if trial.should_prune():
                     trial.set_user_attr("pruned_after_chunks", step + 1)
-                    tell_without_copy(study, trial, state=TS.PRUNED)
+                    _tell(study, trial, state=TS.PRUNED)
                     return "PRUNED", None
         values = [_mean([v[i] for v in per_chunk]) for i in range(len(cfg.objectives))]
         if cfg.min_trades and n_trades < cfg.min_trades:
             # a configuration that (almost) never trades cannot win by doing nothing
             trial.set_user_attr("infeasible", f"{n_trades} trades < min_trades "
                                 f"{cfg.min_trades} on the training window")
-            tell_without_copy(study, trial, state=TS.PRUNED)
+            _tell(study, trial, state=TS.PRUNED)
             return "PRUNED", None
         timings["trial"] = time.perf_counter() - t_start
         # one user attribute (one storage write) per trial
@@ -237,17 +238,25 @@ def score_trial(cfg: StudyConfig, ev: Evaluator, study: Any, fold: Fold, trial: 
             else {"chunks": len(steps)},
             "timings": {k: round(v, 6) for k, v in timings.items()},
         })
-        tell_without_copy(study, trial, values if cfg.multi else values[0])
+        _tell(study, trial, values if cfg.multi else values[0])
         return "COMPLETE", values
     except ConfigError as exc:
         # parameters the engine rejects (an invalid combination): infeasible, not a crash
         trial.set_user_attr("infeasible", str(exc))
-        tell_without_copy(study, trial, state=TS.PRUNED)
+        _tell(study, trial, state=TS.PRUNED)
         return "PRUNED", None
     except Exception as exc:
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-        tell_without_copy(study, trial, state=TS.FAIL)
+        _tell(study, trial, state=TS.FAIL)
         return "FAIL", None
+
+
+def _tell(study: Any, trial: Any, values: Any = None, state: Any = None) -> None:
+    """Tell the study how the trial ended (a :class:`DirectTrial` keeps it for its batch)."""
+    if isinstance(trial, DirectTrial):
+        trial.tell(len(study.directions), values, state)
+    else:
+        tell_without_copy(study, trial, values, state)
 
 
 def _mean(xs: list[float]) -> float:

@@ -1,0 +1,156 @@
+"""Trials run outside optuna's ask/tell, for a sampler whose points do not depend on results.
+
+A QMC study's next point is the next id of a scrambled Sobol sequence: no finished trial
+changes it. optuna's ``ask`` still costs about as much as a fast-engine trial (a trial row in
+the in-memory study, the search space transformed per parameter, one storage write per
+parameter and attribute, then ``tell``). :class:`DirectSampler` asks the same sampler for the
+same point (``sample_relative`` on the same study, which claims the same sample id), resolves
+each parameter as ``Trial._suggest`` does, and :class:`DirectTrial` records what the trial
+reports and how it ends as ``Study.tell`` would; the batch then writes its
+``FrozenTrial``. The trials written are the ones the ask/tell loop writes: same parameters,
+values, states, attributes and intermediate values (``tests/test_optimize_direct.py``
+compares the two loops trial by trial, on each storage kind).
+
+Used by the batched loop when the sampler is ``qmc`` and no pruner can stop a trial
+(:func:`direct_sampler`); anything else goes through ``ask``."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["DirectSampler", "DirectTrial", "direct_sampler"]
+
+
+def direct_sampler(cfg: Any, reseeded: Any, study: Any) -> DirectSampler | None:
+    """The direct path for this study, or None where trials must go through ``ask``: another
+    sampler than QMC, a pruner that may stop a trial, or a parameter that the QMC sampler's
+    relative search space does not cover (optuna would sample it independently)."""
+    if cfg.sampler != "qmc" or not (cfg.pruner == "none" or cfg.prune_chunks <= 1
+                                    or cfg.multi):
+        return None
+    inner = reseeded.inner
+    dists = cfg.space.distributions()
+    space = inner.infer_relative_search_space(study, None)
+    for name, dist in dists.items():
+        if dist.single():
+            continue
+        if name not in space or space[name] != dist:
+            return None
+    return DirectSampler(inner, study, dists, space)
+
+
+class DirectSampler:
+    """The points ``study.ask(dists)`` would give, from the same sampler and study."""
+
+    def __init__(self, inner: Any, study: Any, dists: Mapping[str, Any],
+                 space: Mapping[str, Any]) -> None:
+        self._inner, self._study = inner, study
+        self._dists = dict(dists)
+        self._space = dict(space)
+
+    def ask(self, number: int, owner: str) -> DirectTrial:
+        """The next trial: its parameters as ``Trial._suggest`` resolves them (a single-valued
+        distribution's value, else the relative sample, else, for a sampled value outside
+        the distribution, the sampler's independent draw)."""
+        from optuna.distributions import _get_single_value
+
+        start = datetime.datetime.now()
+        relative = self._inner.sample_relative(self._study, None, self._space)
+        raw: dict[str, Any] = {}
+        for name, dist in self._dists.items():
+            if dist.single():
+                value = _get_single_value(dist)
+            elif name in relative and dist._contains(dist.to_internal_repr(relative[name])):
+                value = relative[name]
+            else:
+                value = self._inner.sample_independent(self._study, None, name, dist)
+            raw[name] = value
+        return DirectTrial(number, raw, self._dists, owner, start)
+
+
+class DirectTrial:
+    """A trial evaluated without a storage row: what ``score_trial`` sets, reports and tells
+    is kept here and written as one ``FrozenTrial`` with its batch.
+
+    ``params`` are the values the sampler returned (what ``Trial.params`` holds during the
+    trial); the written trial holds them as the storage does, in their distribution's
+    external representation."""
+
+    def __init__(self, number: int, params: dict[str, Any], dists: Mapping[str, Any],
+                 owner: str, start: datetime.datetime) -> None:
+        self.number = number
+        self.params = params
+        self.distributions = dists
+        self.user_attrs: dict[str, Any] = {"flushback_owner": owner}
+        self.intermediate_values: dict[int, float] = {}
+        self.datetime_start = start
+        self.datetime_complete: datetime.datetime | None = None
+        self.state: Any = None
+        self.values: list[float] | None = None
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.user_attrs[key] = value
+
+    def report(self, value: float, step: int) -> None:
+        """``Trial.report``: the first value reported at a step is kept."""
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"`{step=}` must be non-negative.")
+        self.intermediate_values.setdefault(step, float(value))
+
+    def should_prune(self) -> bool:
+        return False  # only studies without a pruner take the direct path
+
+    def tell(self, n_objectives: int, values: float | Sequence[float] | None = None,
+             state: Any = None) -> None:
+        """``Study.tell(trial, values, state=state)``: values that are not finite numbers
+        (NaN, the wrong count) fail the trial; a pruned trial takes its last reported
+        value when it has one."""
+        from optuna.trial import TrialState
+
+        vals = None if values is None else (
+            list(values) if isinstance(values, Sequence) else [values])
+        if state is None:
+            bad = vals is None or _infeasible(vals, n_objectives)
+            state = TrialState.FAIL if bad else TrialState.COMPLETE
+            if bad:
+                vals = None
+        elif state == TrialState.PRUNED:
+            vals = None
+            if self.intermediate_values:
+                last = self.intermediate_values[max(self.intermediate_values)]
+                if not _infeasible([last], n_objectives):
+                    vals = [last]
+        elif state == TrialState.FAIL:
+            vals = None
+        self.state = state
+        self.values = None if vals is None else [float(v) for v in vals]
+        self.datetime_complete = datetime.datetime.now()
+
+    def frozen(self, system_attrs: dict[str, Any]) -> Any:
+        """The finished trial as the storage writes it."""
+        from optuna.trial import FrozenTrial
+
+        params = {name: dist.to_external_repr(dist.to_internal_repr(self.params[name]))
+                  for name, dist in self.distributions.items()}
+        return FrozenTrial(number=self.number, state=self.state, value=None,
+                           values=self.values, datetime_start=self.datetime_start,
+                           datetime_complete=self.datetime_complete, params=params,
+                           distributions=dict(self.distributions),
+                           user_attrs=self.user_attrs, system_attrs=system_attrs,
+                           intermediate_values=self.intermediate_values, trial_id=-1)
+
+
+def _infeasible(values: Sequence[Any], n_objectives: int) -> bool:
+    """optuna's ``_check_values_are_feasible``: each value a float, none NaN, one per
+    objective."""
+    for v in values:
+        try:
+            if math.isnan(float(v)):
+                return True
+        except (TypeError, ValueError):
+            return True
+    return len(values) != n_objectives
