@@ -134,3 +134,37 @@ def test_trials_that_move_only_thresholds_score_as_full_backtests(shared_data_di
     bad = {**trials[-1], "signals.entry.threshold": 99.0}
     with pytest.raises(ConfigError, match="threshold"):
         ev.score(bad, [(start, end)])
+
+
+def test_prepared_levels_are_the_ones_trials_build(shared_data_dir):
+    """Before a study, every RSI period of the search is built once per signal (2 x 49
+    levels of the 4h RSI); trials then build no signal and score exactly as on an evaluator
+    that prepared nothing. Too many levels for the limit: nothing is built."""
+    from flushback.backtests.optimize.optuna_compat import block_qmc_sampler
+
+    fresh, ready = (SpecEvaluator("rsi4h_btc_hourly", data_dir=str(shared_data_dir))
+                    for _ in range(2))
+    space = build_search_space(ready.declared_space(), ready.search_table(),
+                               default_keys=ready.default_search_keys())
+    dists = space.distributions()
+    assert {"signals.entry.period", "signals.exit.period"} <= set(dists)
+    start, end = ready.index[len(ready.index) // 2], ready.index[-1]
+    assert ready.prepare(space, [(start, end)], 97) == 0  # 98 levels do not fit in 97
+    assert ready.prepare(space, [(start, end)], 128) == 98
+    ft = ready._fast(start, end)
+    assert len(ft._levels) == 98
+    sampler = block_qmc_sampler(3, dists)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    rel = sampler.infer_relative_search_space(study, None)
+    built, built_fresh = [], []
+    compute = type(ft)._compute_signal
+    ft._compute_signal = lambda *a: built.append(a) or compute(ft, *a)  # type: ignore
+    other = fresh._fast(start, end)
+    other._compute_signal = lambda *a: built_fresh.append(a) or compute(other, *a)  # type: ignore
+    for params in sampler.relative_points(study, rel, 40):
+        params = {**space.fixed, **params}
+        got = ready.score(params, [(start, end)])
+        want = fresh.score(params, [(start, end)])
+        assert got.metrics == want.metrics
+        np.testing.assert_array_equal(got.returns, want.returns)
+    assert built == [] and len(built_fresh) > 20  # the other one built a level per period

@@ -274,6 +274,29 @@ def test_block_qmc_sampler(block):
     assert seq(undeclared[1:]) == seq(stock[1:20])
 
 
+@pytest.mark.parametrize("k", [1, 2, 5, 300])
+def test_block_qmc_points_are_sample_relatives(k):
+    """``relative_points(k)`` gives the points (and leaves the place in the sequence) that
+    ``k`` calls of ``sample_relative`` give, across block boundaries; on this optuna by its
+    own computation (not by falling back to ``sample_relative``)."""
+    def study():
+        return optuna.create_study(storage=optuna.storages.InMemoryStorage())
+
+    a, b = block_qmc_sampler(5, QMC_SPACE, block=7), block_qmc_sampler(5, QMC_SPACE, block=7)
+    sa, sb = study(), study()
+    space = a.infer_relative_search_space(sa, None)
+    one_by_one = [a.sample_relative(sa, None, space) for _ in range(3 + k + 4)]
+    got = b.relative_points(sb, space, 3) + b.relative_points(sb, space, k) + \
+        b.relative_points(sb, space, 4)
+    assert got == one_by_one
+    assert [type(p["n"]) for p in got] == [type(p["n"]) for p in one_by_one]
+    key = qmc_position_key(a)
+    assert sb._storage.get_study_system_attrs(sb._study_id)[key] == \
+        sa._storage.get_study_system_attrs(sa._study_id)[key]
+    major = int(optuna.__version__.split(".")[0])
+    assert b._fast_points == (major >= 5)  # written as optuna 5 computes a point
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_qmc_position_key(kind, tmp_path):
     """The key is known before the first point is drawn and is the one optuna then writes."""

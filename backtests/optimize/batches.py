@@ -289,6 +289,10 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                 continue
             batch = []
             t_batch = time.perf_counter()
+            drawn = 0.0  # the batch's points, drawn together: a share to each trial
+            if direct is not None:
+                direct.begin(k)
+                drawn = (time.perf_counter() - t_batch) / k
             with reservation:
                 for _ in range(k):
                     t0 = time.perf_counter()
@@ -300,7 +304,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                         trial.set_user_attr("flushback_owner", lease.name)
                     n_local_trials += 1
                     state, values = score_trial(cfg, ev, local, fold, trial,
-                                                time.perf_counter() - t0)
+                                                time.perf_counter() - t0 + drawn)
                     if direct is not None:
                         frozen = trial.frozen({_BATCHED_BY: lease.name})
                     else:

@@ -50,6 +50,17 @@ class DirectSampler:
         self._inner, self._study = inner, study
         self._dists = dict(dists)
         self._space = dict(space)
+        self._points: list[dict[str, Any]] = []
+
+    def begin(self, k: int) -> None:
+        """A batch of ``k`` trials starts (its sample ids claimed): draw its ``k`` points."""
+        block = getattr(self._inner, "relative_points", None)
+        if block is None:
+            self._points = [self._inner.sample_relative(self._study, None, self._space)
+                            for _ in range(k)]
+        else:
+            self._points = block(self._study, self._space, k)
+        self._points.reverse()
 
     def ask(self, number: int, owner: str) -> DirectTrial:
         """The next trial: its parameters as ``Trial._suggest`` resolves them (a single-valued
@@ -58,7 +69,8 @@ class DirectSampler:
         from optuna.distributions import _get_single_value
 
         start = datetime.datetime.now()
-        relative = self._inner.sample_relative(self._study, None, self._space)
+        relative = (self._points.pop() if self._points else
+                    self._inner.sample_relative(self._study, None, self._space))
         raw: dict[str, Any] = {}
         for name, dist in self._dists.items():
             if dist.single():

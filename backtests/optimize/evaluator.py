@@ -229,6 +229,19 @@ class SpecEvaluator:
         processes forked after this start warm)."""
         self.evaluate({}, start, end)
 
+    def prepare(self, space: SearchSpace, windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]],
+                limit: int) -> int:
+        """Before a study's trials (and before its worker processes are forked from this
+        one): the signal levels its trials will reuse, built on each training window
+        (:meth:`FastTrials.prepare`), at most ``limit`` in all. Returns how many."""
+        if not (self.engine == "fast" and self.fast_trials):
+            return 0
+        dists = space.distributions()
+        built = 0
+        for a, b in windows:
+            built += self._fast(a, b).prepare(space.fixed, dists, limit - built)
+        return built
+
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec.name, "interval": self.spec.data.interval,
                 "symbol": self.spec.data.symbol, "bars": len(self.index),

@@ -268,6 +268,8 @@ def block_qmc_sampler(seed: int | None, space: Mapping[str, Any] | None,
             self._first = -1
             self._dims = -1
             self._rows_lock = threading.Lock()
+            self._fast_points = True
+            self._keys: dict[tuple[Any, ...], str] = {}
 
         def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
             if self._space is not None:
@@ -276,13 +278,65 @@ def block_qmc_sampler(seed: int | None, space: Mapping[str, Any] | None,
 
         def _sample_qmc(self, study, search_space):  # type: ignore[no-untyped-def]
             sample_id = _find_sample_id(self, study, search_space)
+            return self._row(sample_id, len(search_space))[None, :].copy()
+
+        def relative_points(self, study, search_space, k):  # type: ignore[no-untyped-def]
+            """The next ``k`` points, as ``k`` calls of ``sample_relative`` return them. The
+            first is ``sample_relative``'s own; the others are computed as optuna 5's
+            ``sample_relative`` computes a point (the search-space transform and the place
+            in the sequence are worked out once, not per point), after checking that this
+            gives the first point exactly. Where it does not (another optuna), every point
+            is ``sample_relative``'s."""
+            first = self.sample_relative(study, None, search_space)
+            if k <= 1 or not self._fast_points:
+                return [first] + [self.sample_relative(study, None, search_space)
+                                  for _ in range(k - 1)]
+            key = self._position_key(search_space)
+            storage, sid = study._storage, study._study_id
+            start = int(storage.get_study_system_attrs(sid)[key])
+            convert = self._converter(search_space)
+            if convert(self._row(start, len(search_space))) != first:
+                self._fast_points = False
+                return [first] + [self.sample_relative(study, None, search_space)
+                                  for _ in range(k - 1)]
             d = len(search_space)
+            out = [first] + [convert(self._row(start + j, d)) for j in range(1, k)]
+            storage.set_study_system_attr(sid, key, start + k - 1)
+            return out
+
+        def _row(self, sample_id: int, d: int) -> Any:
             with self._rows_lock:
                 rows, first = self._rows, self._first
                 if rows is None or self._dims != d or not first <= sample_id < first + len(rows):
                     rows, first = self._draw(d, sample_id), sample_id
                     self._rows, self._first, self._dims = rows, first, d
-                return rows[sample_id - first][None, :].copy()
+                return rows[sample_id - first]
+
+        def _position_key(self, search_space):  # type: ignore[no-untyped-def]
+            ident = tuple(sorted((n, str(d)) for n, d in search_space.items()))
+            key = self._keys.get(ident)
+            if key is None:
+                scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+                _find_sample_id(self, scratch, search_space)
+                attrs = scratch._storage.get_study_system_attrs(scratch._study_id)
+                key = self._keys[ident] = next(k for k in attrs if is_qmc_position(k))
+            return key
+
+        def _converter(self, search_space):  # type: ignore[no-untyped-def]
+            from optuna._transform import _SearchSpaceTransform
+            from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+            cats = {n: d for n, d in search_space.items()
+                    if isinstance(d, CategoricalDistribution)}
+            pseudo = {n: FloatDistribution(0, len(d.choices)) for n, d in cats.items()}
+            trans = _SearchSpaceTransform(dict(search_space) | pseudo, transform_0_1=True)
+
+            def convert(row):  # type: ignore[no-untyped-def]
+                sample = trans.untransform(row)
+                return {n: (cats[n].to_external_repr(int(v)) if n in cats else v)
+                        for n, v in sample.items()}
+
+            return convert
 
         def _draw(self, d: int, start: int) -> Any:
             from scipy.stats import qmc

@@ -338,6 +338,28 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+#: signal levels built before a study's trials at most (:func:`prepare_levels`)
+PREPARED_LEVELS = 128
+
+
+def prepare_levels(cfg: StudyConfig, evaluator: Evaluator) -> int:
+    """The signal levels the trials will reuse, built once here before they start (and
+    before workers are forked from this process), when the study is long enough to meet each
+    of them several times: at most :data:`PREPARED_LEVELS`, and a quarter of the trial
+    budget (a short study builds only the levels its trials ask for)."""
+    prepare = getattr(evaluator, "prepare", None)
+    limit = min(PREPARED_LEVELS, cfg.n_trials // 4)
+    if prepare is None or limit <= 0:
+        return 0
+    built = 0
+    for fold in cfg.folds:
+        try:
+            built += int(prepare(cfg.space, fold.train_windows, limit - built))
+        except Exception:  # a configuration that fails, fails in its trials (and says why)
+            break
+    return built
+
+
 def run_study(
     cfg: StudyConfig,
     *,
@@ -357,6 +379,8 @@ def run_study(
     storage = open_storage(cfg.storage_url, heartbeat=cfg.heartbeat)
     for fold in cfg.folds:  # create the studies once, before the workers race to
         ensure_study(cfg, storage, fold)
+    if evaluator is not None:
+        prepare_levels(cfg, evaluator)
     total = cfg.n_trials * len(cfg.folds)
     # progress=True: a rich bar (a terminal); "lines": one plain line per fold and every
     # ~5 % of the trials (piped or logged stderr, where a bar would print nothing)
