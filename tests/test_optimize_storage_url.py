@@ -143,3 +143,64 @@ def test_processes_opening_a_fresh_sqlite_database_at_once_all_succeed(tmp_path)
         for p in procs:
             p.join()
     assert results == ["ok"] * 24, [r for r in results if r != "ok"][:2]
+
+
+def test_journal_reader_reads_what_optunas_reader_reads(tmp_path):
+    """The journal's reader gives the records optuna's file reader gives, from any record
+    number, on a file mixing the lines orjson wrote, the lines json wrote (NaN, a 70-bit
+    integer) and optuna's own; a line being written at the end is left for the next read,
+    a broken line in the middle is an error."""
+    import json
+
+    from optuna.storages.journal import JournalFileBackend
+
+    from flushback.backtests.optimize.storage import (
+        _journal_backend,
+        _journal_line,
+        _journal_record,
+    )
+
+    logs = [
+        {"op_code": 4, "worker_id": "w", "value": 0.1, "values": None,
+         "user_attrs": {"flushback": {"train_returns": "m2:3:eJz7/wcAAvwB/Q==:AAAAPw=="}}},
+        {"op_code": 6, "worker_id": "w", "trial_id": 1, "values": [float("nan")]},
+        {"op_code": 5, "worker_id": "w", "trial_id": 1, "user_attr": {"n": 2**70}},
+        {"op_code": 5, "worker_id": "w", "trial_id": 2, "user_attr": {"n": 2**63 + 5,
+                                                                         "s": "café"}},
+        {"op_code": 6, "worker_id": "w", "trial_id": 3, "values": [-0.0, 1e-300, 5e-324]},
+    ]
+    lines = [_journal_line(log) for log in logs]
+    lines.append((json.dumps({"op_code": 5, "worker_id": "o", "n": 12}) + "\n").encode())
+    assert lines[0].startswith(b'{"op_code":4') and lines[1].startswith(b'{"op_code": 6')
+    path = tmp_path / "j.log"
+    path.write_bytes(b"".join(lines))
+
+    def same(a, b):
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    for line in lines:
+        got, want = _journal_record(line), json.loads(line)
+        assert same(got, want)
+        assert [type(v) for v in _leaves(got)] == [type(v) for v in _leaves(want)]
+    ours, theirs = _journal_backend(str(path)), JournalFileBackend(str(path))
+    for start in (0, 2, 5, 6, 0, 3):
+        assert same(list(ours.read_logs(start)), list(theirs.read_logs(start)))
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":5,"worker_id":"w","tri')  # another process is writing it
+    assert same(list(ours.read_logs(4)), list(theirs.read_logs(4)))
+    assert len(list(ours.read_logs(0))) == 6
+    path.write_bytes(b"".join(lines[:2]) + b"{broken\n" + b"".join(lines[2:]))
+    broken = _journal_backend(str(path))
+    with pytest.raises(ValueError):
+        list(broken.read_logs(0))
+
+
+def _leaves(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v)
+    else:
+        yield obj

@@ -416,3 +416,35 @@ def test_trial_params_are_the_asked_values_without_a_copy():
     assert trial_params(trial) == trial.params and set(trial.params) == {"x", "n"}
     trial.suggest_categorical("c", ["a", "b"])
     assert trial_params(trial) == trial.params and "c" in trial_params(trial)
+
+
+def test_cache_journal_distributions(tmp_path):
+    """The journal storage's distribution (de)serialization, memoized, reads back the
+    trials it wrote: every kind of distribution, equal values, each parsed once."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import _storage as journal
+
+    from flushback.backtests.optimize.optuna_compat import cache_journal_distributions
+
+    cache_journal_distributions()
+    cache_journal_distributions()  # idempotent
+    assert journal.json_to_distribution._flushback_memo
+    assert journal.distribution_to_json._flushback_memo
+    space = {**QMC_SPACE, "f": FloatDistribution(0.0, 1.0, step=0.25),
+             "g": FloatDistribution(1e-3, 1.0, log=True),
+             "c": CategoricalDistribution([None, 1, 2.5, "x", True])}
+    path = str(tmp_path / "j.log")
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(path)),
+                                sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(12):
+        t = study.ask(space)
+        study.tell(t, float(t.number))
+    journal.json_to_distribution.cache_clear()
+    back = optuna.load_study(study_name=study.study_name,
+                             storage=JournalStorage(JournalFileBackend(path))).trials
+    assert [(t.params, t.distributions, t.values) for t in back] == \
+        [(t.params, t.distributions, t.values) for t in study.trials]
+    info = journal.json_to_distribution.cache_info()
+    assert info.misses == len(space) and info.hits > 0

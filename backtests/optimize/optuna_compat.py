@@ -43,6 +43,13 @@ after changing the pin or upgrading optuna.
   sequence is still kept by optuna (``QMCSampler._find_sample_id``); :func:`qmc_position_key`
   names that attribute before the first point is drawn.
 
+- :func:`cache_journal_distributions`: optuna's journal storage parses each trial's
+  distributions from JSON when it replays the file (``json_to_distribution``, five
+  parameters: about as long as the rest of the trial's replay) and writes them the same way
+  (``distribution_to_json``); every process sharing a study replays every trial. The two
+  names in ``optuna.storages.journal._storage`` are replaced by memoized versions of
+  themselves (the same values; a distribution is an immutable value in optuna).
+
 And one public API that changed name: :func:`rdb_heartbeat_kwargs` passes the stale-trial
 callback as ``heartbeat_stale_trial_callback`` (optuna >= 4.9) or ``failed_trial_callback``
 (earlier; deprecated in 4.9).
@@ -64,6 +71,7 @@ __all__ = [
     "tell_without_copy",
     "trial_params",
     "journal_bulk_insert",
+    "cache_journal_distributions",
     "is_qmc_position",
     "block_qmc_sampler",
     "qmc_position_key",
@@ -207,6 +215,22 @@ def journal_bulk_insert(storage: Any, study_id: int, trials: Sequence[Any]) -> N
     if collect.logs:
         worker = storage._replay_result.worker_id  # written as this storage's own records
         storage._backend.append_logs([{**log, "worker_id": worker} for log in collect.logs])
+
+
+def cache_journal_distributions() -> None:
+    """Memoize the journal storage's distribution (de)serialization in this process (see the
+    module docstring); idempotent."""
+    import functools
+
+    from optuna.storages.journal import _storage as journal
+
+    for name in ("json_to_distribution", "distribution_to_json"):
+        fn = getattr(journal, name)
+        if getattr(fn, "_flushback_memo", False):
+            continue
+        memo = functools.lru_cache(maxsize=4096)(fn)
+        memo._flushback_memo = True  # type: ignore[attr-defined]
+        setattr(journal, name, memo)
 
 
 def is_qmc_position(key: str) -> bool:
