@@ -147,6 +147,32 @@ def _fires(line, i, cmp, thr, start):
 
 
 @njit(cache=True)
+def _next_fire(line, i, cmp, thr, start):
+    """The first bar from ``i`` (at most the line's length) on where ``line`` fires
+    (``_fires``), or the line's length: one loop per comparison, so that the scan is a
+    tight loop over the line."""
+    n = line.shape[0]
+    if cmp != 0 and i < start:
+        i = min(start, n)
+    if cmp == 0:
+        while i < n and not line[i] > 0:
+            i += 1
+    elif cmp == 1:
+        while i < n and not line[i] < thr:
+            i += 1
+    elif cmp == 2:
+        while i < n and not line[i] <= thr:
+            i += 1
+    elif cmp == 3:
+        while i < n and not line[i] > thr:
+            i += 1
+    else:
+        while i < n and not line[i] >= thr:
+            i += 1
+    return i
+
+
+@njit(cache=True)
 def _idle_run(ohlc, cash, side, i, j, equity, cash_out, keep_cash, pos_out, track,
               peak, worst, run, longest, held, bad):
     """Bars ``i .. j-1`` of a flat strategy with nothing pending: each holds the cash (the
@@ -295,12 +321,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
         # of such bars [i, idle_to) is written at once.
         if (contrarian and not in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
                 and not lm_on and not (has_entry and _fires(entry, i, e_cmp, e_thr, e_from))):
-            idle_to = i + 1
-            if has_entry:
-                while idle_to < n and not _fires(entry, idle_to, e_cmp, e_thr, e_from):
-                    idle_to += 1
-            else:
-                idle_to = n
+            idle_to = _next_fire(entry, i + 1, e_cmp, e_thr, e_from) if has_entry else n
             t_peak, t_worst, t_run, t_longest, t_held, t_bad = _idle_run(
                 ohlc, cash, side, i, idle_to, equity, cash_out, keep_cash, pos_out, track,
                 t_peak, t_worst, t_run, t_longest, t_held, t_bad)

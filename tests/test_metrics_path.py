@@ -177,3 +177,18 @@ def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, long
     assert all(math.copysign(1, p) == -1 and p == 0 for p in pos[start:])  # side * 0.0
     assert np.array_equal(np.array(got, dtype=float), np.array(state, dtype=float),
                           equal_nan=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.lists(st.one_of(st.floats(-5, 5), st.just(math.nan)), max_size=30),
+       i=st.integers(0, 32), cmp=st.integers(0, 4), thr=st.floats(-5, 5),
+       start=st.integers(-2, 40))
+def test_the_next_firing_bar_is_the_first_bar_that_fires(line, i, cmp, thr, start):
+    """``nb._next_fire`` (the scan for the end of an idle run) is the first bar from ``i``
+    on where ``nb._fires`` is true, for every comparison, NaN levels and warm-up starts."""
+    from flushback.strategies import nb
+
+    a = np.array(line, dtype=np.float64)
+    i = min(i, len(a))
+    want = next((j for j in range(i, len(a)) if nb._fires(a, j, cmp, thr, start)), len(a))
+    assert nb._next_fire(a, i, cmp, thr, start) == want
