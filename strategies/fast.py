@@ -139,6 +139,8 @@ def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
     trades = np.empty((n + 1, len(nb.TRADE_FIELDS)))
     fills = np.empty((2 * n + 1, len(FILL_COLUMNS)))
     eq, cash_, pos = np.empty(n), np.empty(n), np.empty(n)
+    cfg_vector = cfg_vector.copy()
+    cfg_vector[nb.CFG_CLOSES_FINITE] = float(np.isfinite(arrays.ohlc[:, 3]).all())
     nt, nf, status = nb.simulate(arrays.ohlc, arrays.line("entry"), arrays.line("exit"),
                                  arrays.line("vol"), arrays.line("fng"),
                                  arrays.line("funding_rate"), arrays.line("level_tp"),

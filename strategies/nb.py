@@ -75,6 +75,7 @@ __all__ = [
     "REASONS",
     "TRADE_FIELDS",
     "CFG_SIZE",
+    "CFG_CLOSES_FINITE",
     "simulate",
     "simulate_returns",
 ]
@@ -104,7 +105,10 @@ CFG_SIDE, CFG_LEVERAGE, CFG_MAINTENANCE = 23, 24, 25
 # (the signal's warm-up before it)
 CFG_ENTRY_CMP, CFG_ENTRY_THR, CFG_ENTRY_FROM = 26, 27, 28
 CFG_EXIT_CMP, CFG_EXIT_THR, CFG_EXIT_FROM = 29, 30, 31
-CFG_SIZE = 32
+# 1: every close is a finite number (checked by the caller), so a flat bar's equity, cash +
+# 0 * close, is the cash without reading the close; 0 (the default): read it
+CFG_CLOSES_FINITE = 32
+CFG_SIZE = 33
 #: the CMP codes of the comparisons
 LEVEL_COMPARISONS = {"<": 1, "<=": 2, ">": 3, ">=": 4}
 
@@ -174,22 +178,30 @@ def _next_fire(line, i, cmp, thr, start):
 
 @njit(cache=True)
 def _idle_run(ohlc, cash, side, i, j, equity, cash_out, keep_cash, pos_out, track,
-              peak, worst, run, longest, held, bad):
+              peak, worst, run, longest, held, bad, finite):
     """Bars ``i .. j-1`` of a flat strategy with nothing pending: each holds the cash (the
-    idle step of :func:`simulate`, bar by bar). Their path statistics: ``_track`` on the first
-    bar; when every bar's equity is that same number (a finite close), each later bar leaves
-    the peak and the worst drawdown as they are and only extends the counts, so they are
-    added at once (the values ``_track`` bar by bar gives, tested); otherwise bar by bar."""
+    idle step of :func:`simulate`, bar by bar; ``finite``: the closes are finite numbers,
+    so that is the cash itself, written without reading them). Their path statistics:
+    ``_track`` on the first bar; when every bar's equity is that same number (a finite
+    close), each later bar leaves the peak and the worst drawdown as they are and only
+    extends the counts, so they are added at once (the values ``_track`` bar by bar gives,
+    tested); otherwise bar by bar."""
     e0 = cash + 0.0 * ohlc[i, 3]
     same = True
-    for t in range(i, j):
-        e = cash + 0.0 * ohlc[t, 3]
-        equity[t] = e
-        if e != e0:
-            same = False
+    if finite:  # cash + 0 * close is the cash (for a finite close: +-0 added)
+        equity[i:j] = e0
+        pos_out[i:j] = side * 0.0
         if keep_cash:
-            cash_out[t] = cash
-        pos_out[t] = side * 0.0
+            cash_out[i:j] = cash
+    else:
+        for t in range(i, j):
+            e = cash + 0.0 * ohlc[t, 3]
+            equity[t] = e
+            if e != e0:
+                same = False
+            if keep_cash:
+                cash_out[t] = cash
+            pos_out[t] = side * 0.0
     if not track:
         return peak, worst, run, longest, held, bad
     if not same:
@@ -303,6 +315,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     x_thr = cfg[CFG_EXIT_THR]
     x_from = int(cfg[CFG_EXIT_FROM])
     keep_cash = cash_out.shape[0] == n  # an empty cash_out: the cash per bar is not kept
+    finite_closes = cfg.shape[0] > CFG_CLOSES_FINITE and cfg[CFG_CLOSES_FINITE] != 0.0
     track = path_out.shape[0] >= 4
     t_peak = -math.inf
     t_worst = math.inf
@@ -324,7 +337,7 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
             idle_to = _next_fire(entry, i + 1, e_cmp, e_thr, e_from) if has_entry else n
             t_peak, t_worst, t_run, t_longest, t_held, t_bad = _idle_run(
                 ohlc, cash, side, i, idle_to, equity, cash_out, keep_cash, pos_out, track,
-                t_peak, t_worst, t_run, t_longest, t_held, t_bad)
+                t_peak, t_worst, t_run, t_longest, t_held, t_bad, finite_closes)
             i = idle_to - 1
             continue
         o = ohlc[i, 0]

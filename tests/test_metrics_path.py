@@ -162,9 +162,6 @@ def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, long
     ohlc = np.ones((n, 4))
     ohlc[start:, 3] = closes
     longest = max(longest, run)
-    eq, pos, cash_out = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7.0)
-    got = nb._idle_run(ohlc, cash, -1, start, n, eq, cash_out, True, pos, True,
-                       peak, worst, run, longest, 3, bad)
     state = (peak, worst, run, longest, 3, bad)
     want_eq = []
     with np.errstate(invalid="ignore"):  # 0 * inf: NaN, as in the kernel
@@ -172,11 +169,17 @@ def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, long
             e = cash + 0.0 * ohlc[t, 3]
             want_eq.append(e)
             state = nb_stats._track(e, 0.0, *state)
-    assert np.array_equal(eq[start:], want_eq, equal_nan=True)
-    assert (eq[:start] == -7.0).all() and (cash_out[start:] == cash).all() or math.isnan(cash)
-    assert all(math.copysign(1, p) == -1 and p == 0 for p in pos[start:])  # side * 0.0
-    assert np.array_equal(np.array(got, dtype=float), np.array(state, dtype=float),
-                          equal_nan=True)
+    # the closes read, and (when they are all finite) not read: CFG_CLOSES_FINITE
+    for finite in {False, bool(np.isfinite(ohlc[:, 3]).all())}:
+        eq, pos, cash_out = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7.0)
+        got = nb._idle_run(ohlc, cash, -1, start, n, eq, cash_out, True, pos, True,
+                           peak, worst, run, longest, 3, bad, finite)
+        assert np.array_equal(eq[start:], want_eq, equal_nan=True)
+        assert (eq[:start] == -7.0).all()
+        assert (cash_out[start:] == cash).all() or math.isnan(cash)
+        assert all(math.copysign(1, p) == -1 and p == 0 for p in pos[start:])  # side * 0.0
+        assert np.array_equal(np.array(got, dtype=float), np.array(state, dtype=float),
+                              equal_nan=True)
 
 
 @settings(max_examples=300, deadline=None)

@@ -118,6 +118,8 @@ class FastTrials:
         self.ohlc = np.ascontiguousarray(window[["open", "high", "low", "close"]].to_numpy(
             dtype=np.float64))
         self.bar_hours = bar_hours(window)
+        #: the kernel's CFG_CLOSES_FINITE for this window
+        self._closes_finite = float(np.isfinite(self.ohlc[:, 3]).all())
         self.funding: np.ndarray | None
         if spec.costs.funding == "settlements":
             from flushback.backtests.run.runner import funding_line
@@ -322,6 +324,7 @@ class FastTrials:
             np.ndarray, dict[str, np.ndarray]]:
         """(config vector without the lines' comparisons, feed columns) for the strategy
         parameters of ``params``."""
+        from flushback.strategies import nb
         from flushback.strategies.fast import config_vector
 
         spec = self.spec
@@ -330,6 +333,7 @@ class FastTrials:
         vec = config_vector(kind, cfg, cash=spec.cash, commission=spec.costs.commission,
                             slippage=spec.costs.slippage, funding=spec.costs.funding,
                             bar_hours=self.bar_hours, validated=True)
+        vec[nb.CFG_CLOSES_FINITE] = self._closes_finite
         return vec, self._feed(kind, cfg)
 
     def _sections(self, params: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
