@@ -177,6 +177,54 @@ def _next_fire(line, i, cmp, thr, start):
 
 
 @njit(cache=True)
+def _position_run(ohlc, exit_, i, cash, size, cost, entry, low, high, peak, sl, trail, tp,
+                  has_exit, x_cmp, x_thr, x_from, hold, equity, cash_out, keep_cash, pos_out,
+                  track, t_peak, t_worst, t_run, t_longest, t_held, t_bad):
+    """Bars from ``i`` on of a plain long (1x, no funding, no structure levels) held with
+    nothing pending and exits judged at the close: :func:`simulate`'s step for such a bar
+    (the lot's low, high and best close; the equity; the exit rules in their order), bar
+    after bar until one decides an exit or the data ends. Returns (the last bar stepped,
+    the lot's low, high and best close, the exit reason or -1, the path state)."""
+    n = ohlc.shape[0]
+    avg = cost / size
+    stop_px = avg * (1.0 - sl)
+    tp_px = avg * (1.0 + tp)
+    reason = -1
+    t = i
+    while t < n:
+        lo = ohlc[t, 2]
+        h = ohlc[t, 1]
+        cl = ohlc[t, 3]
+        if lo < low:
+            low = lo
+        if h > high:
+            high = h
+        if cl > peak:
+            peak = cl
+        equity[t] = cash + size * cl
+        if keep_cash:
+            cash_out[t] = cash
+        pos_out[t] = size
+        if track:
+            t_peak, t_worst, t_run, t_longest, t_held, t_bad = _track(
+                equity[t], size, t_peak, t_worst, t_run, t_longest, t_held, t_bad)
+        if sl != 0.0 and cl <= stop_px:
+            reason = R_STOP
+        elif trail != 0.0 and cl <= peak * (1.0 - trail):
+            reason = R_TRAIL
+        elif tp != 0.0 and cl >= tp_px:
+            reason = R_TP
+        elif has_exit and _fires(exit_, t, x_cmp, x_thr, x_from):
+            reason = R_EXIT_SIGNAL
+        elif hold != 0 and t - entry + 1 >= hold:
+            reason = R_TIME
+        if reason >= 0:
+            return t, low, high, peak, reason, t_peak, t_worst, t_run, t_longest, t_held, t_bad
+        t += 1
+    return n - 1, low, high, peak, -1, t_peak, t_worst, t_run, t_longest, t_held, t_bad
+
+
+@njit(cache=True)
 def _idle_run(ohlc, cash, side, i, j, equity, cash_out, keep_cash, pos_out, track,
               peak, worst, run, longest, held, bad, finite):
     """Bars ``i .. j-1`` of a flat strategy with nothing pending: each holds the cash (the
@@ -316,6 +364,9 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
     x_from = int(cfg[CFG_EXIT_FROM])
     keep_cash = cash_out.shape[0] == n  # an empty cash_out: the cash per bar is not kept
     finite_closes = cfg.shape[0] > CFG_CLOSES_FINITE and cfg[CFG_CLOSES_FINITE] != 0.0
+    # positions whose held bars :func:`_position_run` steps through
+    simple_hold = (contrarian and plain and not intrabar and not pay_funding and not has_ltp
+                   and not has_lsl)
     track = path_out.shape[0] >= 4
     t_peak = -math.inf
     t_worst = math.inf
@@ -339,6 +390,19 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
                 ohlc, cash, side, i, idle_to, equity, cash_out, keep_cash, pos_out, track,
                 t_peak, t_worst, t_run, t_longest, t_held, t_bad, finite_closes)
             i = idle_to - 1
+            continue
+        # a plain long held with nothing pending, exits judged at the close and no tranche
+        # left to add: the bars until an exit is decided are a run of the same step
+        if (simple_hold and in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
+                and not lm_on and lot_tranches >= k):
+            (i, lot_low, lot_high, lot_peak, sell_reason, t_peak, t_worst, t_run, t_longest,
+             t_held, t_bad) = _position_run(
+                ohlc, exit_, i, cash, lot_size, lot_cost, lot_entry, lot_low, lot_high,
+                lot_peak, sl, trail, tp, has_exit, x_cmp, x_thr, x_from, hold, equity,
+                cash_out, keep_cash, pos_out, track, t_peak, t_worst, t_run, t_longest,
+                t_held, t_bad)
+            if sell_reason >= 0:
+                sell_kind = 1
             continue
         o = ohlc[i, 0]
         h = ohlc[i, 1]

@@ -381,6 +381,10 @@ def run_study(
         ensure_study(cfg, storage, fold)
     if evaluator is not None:
         prepare_levels(cfg, evaluator)
+    if cfg.sampler in ("qmc", "qmc-tpe"):
+        # optuna's QMC sampler imports scipy.stats (~0.4 s) at its first point: once here,
+        # not once in every worker forked from this process
+        import scipy.stats.qmc  # noqa: F401
     total = cfg.n_trials * len(cfg.folds)
     # progress=True: a rich bar (a terminal); "lines": one plain line per fold and every
     # ~5 % of the trials (piped or logged stderr, where a bar would print nothing)
