@@ -50,15 +50,14 @@ def rsi_warmup(period: int, smoothing: str) -> int:
     return period + 1 + math.ceil(math.log(SEED_WEIGHT) / math.log(1.0 - alpha))
 
 
-def _smooth(x: pd.Series, period: int, smoothing: str) -> pd.Series:
-    """Smoothed average of ``x`` (x[0] is NaN: the first bar has no change)."""
+def _smooth(values: np.ndarray, period: int, smoothing: str) -> np.ndarray:
+    """Smoothed average of ``values`` (values[0] is NaN: the first bar has no change)."""
     if smoothing == "cutler":
-        return x.rolling(period, min_periods=period).mean()
+        return pd.Series(values).rolling(period, min_periods=period).mean().to_numpy()
     alpha = 1.0 / period if smoothing == "wilder" else 2.0 / (period + 1)
-    values = x.to_numpy(dtype="float64")
     out = np.full(len(values), np.nan)
     if len(values) <= period:
-        return pd.Series(out, index=x.index)
+        return out
     acc = float(np.mean(values[1 : period + 1]))
     out[period] = acc
     # the recursion is inherently serial: a compiled loop (the optimizer recomputes it for
@@ -66,18 +65,25 @@ def _smooth(x: pd.Series, period: int, smoothing: str) -> pd.Series:
     from flushback.signals.kernels import recursive_mean
 
     recursive_mean(values, out, period + 1, acc, alpha)
-    return pd.Series(out, index=x.index)
+    return out
+
+
+def _clip_below_zero(x: np.ndarray) -> np.ndarray:
+    """``Series.clip(lower=0.0)`` on an array: negatives (and -inf) become 0; NaN and -0.0
+    stay as they are."""
+    return np.where(x < 0.0, 0.0, x)
 
 
 def rsi_values(close: pd.Series, period: int = 14, smoothing: str = "wilder") -> pd.Series:
     """RSI (0..100, float64) of a close series; NaN until ``period`` changes exist."""
     if smoothing not in SMOOTHINGS:
         raise ConfigError(f"unknown RSI smoothing '{smoothing}'", hint=f"one of {SMOOTHINGS}")
-    delta = close.astype("float64").diff()
-    gain = delta.clip(lower=0.0)
-    loss = (-delta).clip(lower=0.0)
-    g = _smooth(gain, period, smoothing).to_numpy()
-    l_ = _smooth(loss, period, smoothing).to_numpy()
+    c = close.to_numpy(dtype="float64")
+    delta = np.full(len(c), np.nan)
+    delta[1:] = c[1:] - c[:-1]  # Series.diff()
+    with np.errstate(invalid="ignore"):  # inf - inf
+        g = _smooth(_clip_below_zero(delta), period, smoothing)
+        l_ = _smooth(_clip_below_zero(-delta), period, smoothing)
     total = g + l_
     with np.errstate(invalid="ignore", divide="ignore"):
         rsi = np.where(total > 0, 100.0 * (g / np.where(total > 0, total, 1.0)), 50.0)

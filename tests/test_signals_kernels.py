@@ -86,3 +86,31 @@ def test_rsi_on_a_higher_timeframe_is_the_direct_computation(n):
                     rsi_on_timeframe(frame, period, smoothing, tf),
                     _rsi_on_timeframe_by_reindex(frame, period, smoothing, tf),
                     check_exact=True)
+
+
+@pytest.mark.parametrize("smoothing", ["wilder", "cutler", "ema"])
+def test_rsi_on_arrays_is_the_pandas_expression(smoothing):
+    """``rsi_values`` works on arrays; its gains and losses are pandas'
+    ``diff().clip(lower=0)`` bit for bit (NaN, infinities, -0.0 kept as pandas keeps it),
+    and the RSI the one the pandas expressions give."""
+    from flushback.signals.rsi import _clip_below_zero
+
+    x = np.array([np.nan, -0.0, 0.0, -1.5, 2.0, np.inf, -np.inf, 1e-320, -1e-320])
+    want = pd.Series(x).clip(lower=0.0).to_numpy()
+    assert _clip_below_zero(x).tobytes() == want.tobytes()
+    rng = np.random.default_rng(4)
+    close = pd.Series(np.r_[100 + np.cumsum(rng.normal(0, 1, 400)), [np.nan, 5.0, 5.0, 5.0],
+                            np.full(20, 7.0), 100 + np.cumsum(rng.normal(0, 1, 80))])
+    delta = close.diff()
+    gain, loss = delta.clip(lower=0.0), (-delta).clip(lower=0.0)
+    if smoothing == "cutler":
+        g, lo = (s.rolling(14, min_periods=14).mean().to_numpy() for s in (gain, loss))
+    else:
+        alpha = 1 / 14 if smoothing == "wilder" else 2 / 15
+        g, lo = (np.full(len(close), np.nan) for _ in range(2))
+        for out, s in ((g, gain.to_numpy()), (lo, loss.to_numpy())):
+            out[:] = _python_loop(s, 15, float(np.mean(s[1:15])), alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.where(g + lo > 0, 100.0 * (g / np.where(g + lo > 0, g + lo, 1.0)), 50.0)
+    ref[np.isnan(g) | np.isnan(lo)] = np.nan
+    np.testing.assert_array_equal(rsi_values(close, 14, smoothing).to_numpy(), ref)
