@@ -217,3 +217,44 @@ def test_a_batch_written_between_the_counts_is_not_run_again(tmp_path, monkeypat
     trials = optuna.load_study(study_name=study.study_name,
                                storage=open_storage(cfg.storage_url)).trials
     assert fired and sum(t.state.name == "COMPLETE" for t in trials) == n
+
+
+def test_levels_are_prepared_for_long_studies_only(tmp_path):
+    """``prepare_levels`` asks the evaluator for at most a quarter of the trial budget per
+    worker (and never more than PREPARED_LEVELS), on each fold's training windows until the
+    limit is spent; an evaluator that fails to prepare leaves it to the trials."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_optimize_toy import ToyEvaluator, toy_config
+
+    from flushback.backtests.optimize.workers import PREPARED_LEVELS, prepare_levels
+
+    class Preparing(ToyEvaluator):
+        def __init__(self, per_window=30, fail=False):
+            super().__init__()
+            self.asked, self.per_window, self.fail = [], per_window, fail
+
+        def prepare(self, space, windows, limit):
+            self.asked.append((len(windows), limit))
+            if self.fail:
+                raise RuntimeError("no data")
+            return min(self.per_window, limit)
+
+    from flushback.backtests.optimize.folds import make_folds
+
+    folds = make_folds(ToyEvaluator().index, walk_forward=3)
+    ev = Preparing()
+    assert prepare_levels(toy_config(tmp_path, n_trials=40, folds=folds), ev) == 10
+    assert ev.asked == [(1, 10)]  # the first fold spent the limit of 40 // 4
+    ev = Preparing()
+    assert prepare_levels(toy_config(tmp_path, n_trials=40, workers=2, folds=folds), ev) == 20
+    ev = Preparing()
+    assert prepare_levels(toy_config(tmp_path, n_trials=2000, folds=folds), ev) == 90
+    assert [limit for _, limit in ev.asked] == [PREPARED_LEVELS, PREPARED_LEVELS - 30,
+                                                PREPARED_LEVELS - 60]
+    assert prepare_levels(toy_config(tmp_path, n_trials=3, folds=folds), Preparing()) == 0
+    assert prepare_levels(toy_config(tmp_path, n_trials=400, folds=folds),
+                          Preparing(fail=True)) == 0
+    assert prepare_levels(toy_config(tmp_path, n_trials=400, folds=folds), ToyEvaluator()) == 0

@@ -344,15 +344,18 @@ PREPARED_LEVELS = 128
 
 def prepare_levels(cfg: StudyConfig, evaluator: Evaluator) -> int:
     """The signal levels the trials will reuse, built once here before they start (and
-    before workers are forked from this process), when the study is long enough to meet each
-    of them several times: at most :data:`PREPARED_LEVELS`, and a quarter of the trial
-    budget (a short study builds only the levels its trials ask for)."""
+    before workers are forked from this process), when the study is long enough to meet
+    most of them: at most :data:`PREPARED_LEVELS`, and a quarter of the trial budget per
+    worker (each worker would build the levels its trials meet on its own; a short study
+    builds only those)."""
     prepare = getattr(evaluator, "prepare", None)
-    limit = min(PREPARED_LEVELS, cfg.n_trials // 4)
+    limit = min(PREPARED_LEVELS, cfg.n_trials * max(1, cfg.workers) // 4)
     if prepare is None or limit <= 0:
         return 0
     built = 0
     for fold in cfg.folds:
+        if built >= limit:
+            break
         try:
             built += int(prepare(cfg.space, fold.train_windows, limit - built))
         except Exception:  # a configuration that fails, fails in its trials (and says why)
