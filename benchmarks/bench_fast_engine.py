@@ -389,8 +389,11 @@ def render(r: dict) -> str:
              "can do: TPE there models half the history a shared study's TPE does. "
              "\"flushback's sampler, zero-cost\": the same with the sampler flushback's "
              "optimizer builds (its QMC draws the same Sobol points in blocks of 256 instead "
-             "of building a new engine per trial): the share of a trial that is flushback's "
-             "own work. \"TPE on the study's history\": optuna's TPE asked at each step of "
+             "of building a new engine per trial), through optuna's ask/tell. A QMC study "
+             "without a pruner does not go through ask/tell at all (its trials are built as "
+             "tell builds them, the same trials: docs/optimize.md), which is why its ratio "
+             "can exceed 1 where a trial costs less than optuna's own ask and tell. "
+             "\"TPE on the study's history\": optuna's TPE asked at each step of "
              "the flushback study's own trials (real objective values; x W for W workers): "
              "TPE's cost grows with how concentrated the values it models are, so a random "
              "zero-cost objective understates what TPE itself costs on a real study.", "",
