@@ -150,7 +150,7 @@ def _fires(line, i, cmp, thr, start):
     return v >= thr
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_fire(line, i, cmp, thr, start):
     """The first bar from ``i`` (at most the line's length) on where ``line`` fires
     (``_fires``), or the line's length: one loop per comparison, so that the scan is a
@@ -176,7 +176,7 @@ def _next_fire(line, i, cmp, thr, start):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _position_run(ohlc, exit_, i, cash, size, cost, entry, low, high, peak, sl, trail, tp,
                   has_exit, x_cmp, x_thr, x_from, hold, equity, cash_out, keep_cash, pos_out,
                   track, t_peak, t_worst, t_run, t_longest, t_held, t_bad):
@@ -224,7 +224,7 @@ def _position_run(ohlc, exit_, i, cash, size, cost, entry, low, high, peak, sl, 
     return n - 1, low, high, peak, -1, t_peak, t_worst, t_run, t_longest, t_held, t_bad
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _idle_run(ohlc, cash, side, i, j, equity, cash_out, keep_cash, pos_out, track,
               peak, worst, run, longest, held, bad, finite):
     """Bars ``i .. j-1`` of a flat strategy with nothing pending: each holds the cash (the
@@ -890,9 +890,17 @@ def simulate_returns(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level
     pos_tmp = np.empty(n)
     trades = np.empty((n + 1, len(TRADE_FIELDS)))
     fills = np.empty((2 * n + 1, 5))
+    finite = 1.0  # CFG_CLOSES_FINITE, checked once for the batch
+    for i in range(n):
+        if not np.isfinite(ohlc[i, 3]):
+            finite = 0.0
+            break
+    cfg = np.zeros(CFG_SIZE)
     for j in range(cfgs.shape[0]):
+        cfg[:cfgs.shape[1]] = cfgs[j]
+        cfg[CFG_CLOSES_FINITE] = finite
         nt, _, status = simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp,
-                                 level_sl, cfgs[j], equity_out[j], cash_tmp, pos_tmp, trades,
+                                 level_sl, cfg, equity_out[j], cash_tmp, pos_tmp, trades,
                                  fills, np.empty(0))
         ntrades_out[j] = nt
         status_out[j] = status
