@@ -225,9 +225,9 @@ def cache_journal_distributions() -> None:
     from optuna.storages.journal import _storage as journal
 
     for name in ("json_to_distribution", "distribution_to_json"):
-        fn = getattr(journal, name)
-        if getattr(fn, "_flushback_memo", False):
-            continue
+        fn = getattr(journal, name, None)
+        if fn is None or getattr(fn, "_flushback_memo", False):
+            continue  # (an optuna that no longer uses it there: nothing to speed up)
         memo = functools.lru_cache(maxsize=4096)(fn)
         memo._flushback_memo = True  # type: ignore[attr-defined]
         setattr(journal, name, memo)
