@@ -50,9 +50,10 @@ after changing the pin or upgrading optuna.
   names in ``optuna.storages.journal._storage`` are replaced by memoized versions of
   themselves (the same values; a distribution is an immutable value in optuna).
 
-And one public API that changed name: :func:`rdb_heartbeat_kwargs` passes the stale-trial
+And public APIs that changed name: :func:`rdb_heartbeat_kwargs` passes the stale-trial
 callback as ``heartbeat_stale_trial_callback`` (optuna >= 4.9) or ``failed_trial_callback``
-(earlier; deprecated in 4.9).
+(earlier; deprecated in 4.9); :func:`retry_stale_trial` is
+``RetryHeartbeatStaleTrialCallback`` (optuna >= 4.9) or ``RetryFailedTrialCallback``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ __all__ = [
     "block_qmc_sampler",
     "qmc_position_key",
     "rdb_heartbeat_kwargs",
+    "retry_stale_trial",
 ]
 
 
@@ -422,3 +424,13 @@ def rdb_heartbeat_kwargs(interval: int, grace_period: int,
     name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
             else "failed_trial_callback")
     return {"heartbeat_interval": interval, "grace_period": grace_period, name: on_stale}
+
+
+def retry_stale_trial(max_retry: int) -> Callable[[Any, Any], None]:
+    """optuna's callback that re-queues a stale trial with its parameters (``max_retry``
+    times at most), under its current name."""
+    import optuna
+
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+        optuna.storages.RetryFailedTrialCallback
+    return cls(max_retry=max_retry)  # type: ignore[no-any-return]

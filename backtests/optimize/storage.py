@@ -25,6 +25,7 @@ from typing import Any
 from flushback.backtests.optimize.optuna_compat import (
     cache_journal_distributions,
     rdb_heartbeat_kwargs,
+    retry_stale_trial,
 )
 from flushback.data.errors import ConfigError, StoreError
 
@@ -309,4 +310,4 @@ def retry_if_fully_sampled(study: Any, trial: Any) -> None:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+        retry_stale_trial(max_retry=3)(study, trial)
