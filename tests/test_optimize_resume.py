@@ -23,14 +23,15 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 
 DRIVER = """
-import sys, warnings
+import os, sys, warnings
 warnings.simplefilter("ignore")
 import test_optimize_toy as T
 from flushback.backtests.optimize.workers import run_study
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     storage, n, seed, workers, study = sys.argv[1:6]
     cfg = T.toy_config(None, n_trials=int(n), seed=None if seed == "none" else int(seed),
-                       storage=storage, study=study, workers=int(workers), heartbeat=1)
+                       storage=storage, study=study, workers=int(workers), heartbeat=1,
+                       sampler=os.environ.get("FLUSHBACK_TEST_SAMPLER", "tpe"))
     # "here": the evaluator is built in this process (as `flushback optimize` does): one
     # worker runs here and the others are forked from it
     run_study(cfg, evaluator=T.ToyEvaluator() if sys.argv[6:] == ["here"] else None)
@@ -43,9 +44,10 @@ def _driver(tmp_path: Path) -> Path:
     return p
 
 
-def _env(sleep: float = 0.0) -> dict[str, str]:
+def _env(sleep: float = 0.0, sampler: str = "tpe") -> dict[str, str]:
     env = dict(os.environ)
     env["FLUSHBACK_TOY_SLEEP"] = str(sleep)
+    env["FLUSHBACK_TEST_SAMPLER"] = sampler
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     return env
 
@@ -142,6 +144,38 @@ def test_sigkilled_study_resumes_to_exactly_n_trials(tmp_path, backend):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["journal", "sqlite"])
+def test_sigkilled_qmc_study_resumes_to_exactly_n_trials(tmp_path, backend):
+    """A QMC study (its trials run without optuna's ask/tell, written in batches) SIGKILLed
+    mid-batch: the resumed command finishes with exactly N trials, none running or failed,
+    no point twice, every point one of the sequence's and scored as the uninterrupted study
+    scores it. (The killed batch's unwritten points were claimed: the sequence goes on after
+    them, so the study holds at most a batch of later points instead.)"""
+    n = 24
+    if backend == "journal":
+        ref, killed = str(tmp_path / "ref.log"), str(tmp_path / "killed.log")
+    else:
+        ref, killed = f"sqlite:///{tmp_path / 'ref.db'}", f"sqlite:///{tmp_path / 'killed.db'}"
+    subprocess.run(_cmd(tmp_path, ref, n + 12, 5), check=True, env=_env(0.0, "qmc"),
+                   timeout=300)
+    proc = subprocess.Popen(_cmd(tmp_path, killed, n, 5), env=_env(0.3, "qmc"))
+    _wait_for_complete(killed, 6, proc)
+    time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(_complete(_trials(killed))) < n
+    subprocess.run(_cmd(tmp_path, killed, n, 5), check=True, env=_env(0.0, "qmc"),
+                   timeout=300)
+    after = _trials(killed)
+    assert [t.state.name for t in after] == ["COMPLETE"] * n
+    sequence = dict(_signature(_trials(ref)))
+    points = [p for p, _ in _signature(after)]
+    assert len(set(points)) == n
+    assert all(sequence.get(p) == v for p, v in _signature(after))
+    assert all(t.user_attrs["flushback_owner"] for t in after)
+
+
+@pytest.mark.slow
 def test_sigkill_with_two_worker_processes_then_resume(tmp_path):
     n = 30
     storage = str(tmp_path / "w2.log")
@@ -176,16 +210,21 @@ def test_two_commands_share_one_study_exactly_n(tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, postgres_url):
+@pytest.mark.parametrize("sampler", ["tpe", "qmc"])
+def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, postgres_url,
+                                                                     sampler):
+    """TPE (ask/tell in each worker's in-memory study) and QMC (trials without ask/tell):
+    three processes of two commands share one PostgreSQL study."""
     url = postgres_url
     n = 30
     study = f"toy-{uuid.uuid4().hex[:8]}"
+    seed = "none" if sampler == "tpe" else 7  # QMC: one scrambled sequence, shared
     # two independent commands (as on two machines), one of them with two worker processes
     procs = [
-        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=1, study=study),
-                         env=_env(0.3)),
-        subprocess.Popen(_cmd(tmp_path, url, n, "none", workers=2, study=study, here=True),
-                         env=_env(0.3)),
+        subprocess.Popen(_cmd(tmp_path, url, n, seed, workers=1, study=study),
+                         env=_env(0.3, sampler)),
+        subprocess.Popen(_cmd(tmp_path, url, n, seed, workers=2, study=study, here=True),
+                         env=_env(0.3, sampler)),
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0
@@ -195,6 +234,8 @@ def test_two_workers_against_one_postgresql_study_complete_exactly_n(tmp_path, p
     assert len(trials) == n
     owners = {t.user_attrs["flushback_owner"] for t in trials}
     assert len(owners) >= 2  # the processes of both commands shared the study
+    if sampler == "qmc":  # the workers divided the sequence: no point twice
+        assert len({tuple(sorted(t.params.items())) for t in trials}) == n
 
 
 @pytest.mark.slow

@@ -429,8 +429,12 @@ def rdb_heartbeat_kwargs(interval: int, grace_period: int,
 def retry_stale_trial(max_retry: int) -> Callable[[Any, Any], None]:
     """optuna's callback that re-queues a stale trial with its parameters (``max_retry``
     times at most), under its current name."""
+    import warnings
+
     import optuna
 
     cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
         optuna.storages.RetryFailedTrialCallback
-    return cls(max_retry=max_retry)  # type: ignore[no-any-return]
+    with warnings.catch_warnings():  # "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(max_retry=max_retry)  # type: ignore[no-any-return]
