@@ -21,8 +21,11 @@ Resumable after SIGKILL: trials not yet written are not in the storage, so they 
 counted nor half-there; a dead worker's reservation is dropped (its lease file is unlocked,
 or, on another host, its time stamp is stale). A seeded single-worker study resumed this way
 continues exactly as the uninterrupted one: the sampler is reseeded from (seed, fold, finished
-trials) and sees the same trials in the same order. A legacy RUNNING trial left by the
-per-trial loop is reaped and its re-queued point run through that loop.
+trials) and sees the same trials in the same order. QMC is the exception: a batch claims its
+sample ids when it starts, so the ids of a batch killed before it was written are skipped
+and the sequence goes on after them (N distinct points still, at most one batch of them
+later in the sequence). A legacy RUNNING trial left by the per-trial loop is reaped and its
+re-queued point run through that loop.
 """
 
 from __future__ import annotations
