@@ -246,7 +246,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
     # pruners that read the history; QMC draws by sample id (claimed above) and reads none
     mirror = not (cfg.sampler == "qmc" and (cfg.pruner == "none" or cfg.prune_chunks <= 1))
     mirrored: set[int] = set()
-    # a QMC study without a pruner runs its trials without optuna's ask/tell (direct.py)
+    # a QMC or random study without a pruner runs its trials without ask/tell (direct.py)
     direct = direct_sampler(cfg, reseeded, local) if cfg.direct else None
     n_local_done = n_local_trials = 0
     per_trial = None  # seconds, measured
@@ -300,7 +300,7 @@ def _batched_fold(cfg: Any, ev: Any, storage: Any, lease: Any, fold: Any,
                 for _ in range(k):
                     t0 = time.perf_counter()
                     if direct is not None:  # the same point and record, without ask/tell
-                        trial = direct.ask(n_local_trials, lease.name)
+                        trial = direct.ask(n_local_trials, lease.name, n_local_done)
                     else:
                         reseeded.n_done = n_local_done
                         trial = local.ask(dists)

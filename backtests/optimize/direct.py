@@ -11,8 +11,11 @@ reports and how it ends as ``Study.tell`` would; the batch then writes its
 values, states, attributes and intermediate values (``tests/test_optimize_direct.py``
 compares the two loops trial by trial, on each storage kind).
 
-Used by the batched loop when the sampler is ``qmc`` and no pruner can stop a trial
-(:func:`direct_sampler`); anything else goes through ``ask``."""
+The random sampler's points do not depend on results either: its trials are drawn the same
+way, after the same reseeding (``samplers.ReseededSampler``) as before an ``ask``.
+
+Used by the batched loop when the sampler is ``qmc`` or ``random`` and no pruner can stop a
+trial (:func:`direct_sampler`); anything else goes through ``ask``."""
 
 from __future__ import annotations
 
@@ -25,35 +28,46 @@ __all__ = ["DirectSampler", "DirectTrial", "direct_sampler"]
 
 
 def direct_sampler(cfg: Any, reseeded: Any, study: Any) -> DirectSampler | None:
-    """The direct path for this study, or None where trials must go through ``ask``: another
-    sampler than QMC, a pruner that may stop a trial, or a parameter that the QMC sampler's
-    relative search space does not cover (optuna would sample it independently)."""
-    if cfg.sampler != "qmc" or not (cfg.pruner == "none" or cfg.prune_chunks <= 1
-                                    or cfg.multi):
+    """The direct path for this study, or None where trials must go through ``ask``: a
+    sampler whose points depend on results (TPE, NSGA-II, CMA-ES, qmc-tpe), a pruner that may
+    stop a trial, or a parameter that the QMC sampler's relative search space does not cover
+    (optuna would sample it independently)."""
+    if cfg.sampler not in ("qmc", "random") or not (cfg.pruner == "none"
+                                                    or cfg.prune_chunks <= 1 or cfg.multi):
         return None
-    inner = reseeded.inner
     dists = cfg.space.distributions()
-    space = inner.infer_relative_search_space(study, None)
+    if cfg.sampler == "random":  # every parameter drawn independently, as ask draws it
+        return DirectSampler(reseeded, study, dists, {})
+    space = reseeded.inner.infer_relative_search_space(study, None)
     for name, dist in dists.items():
         if dist.single():
             continue
         if name not in space or space[name] != dist:
             return None
-    return DirectSampler(inner, study, dists, space)
+    return DirectSampler(reseeded, study, dists, space)
 
 
 class DirectSampler:
-    """The points ``study.ask(dists)`` would give, from the same sampler and study."""
+    """The points ``study.ask(dists)`` would give, from the same sampler and study: QMC's
+    relative sample (``space``, the sampler's relative search space), or, with an empty
+    ``space``, the random sampler's independent draws after its reseeding
+    (``samplers.ReseededSampler``: seed, fold, finished trials)."""
 
-    def __init__(self, inner: Any, study: Any, dists: Mapping[str, Any],
+    def __init__(self, reseeded: Any, study: Any, dists: Mapping[str, Any],
                  space: Mapping[str, Any]) -> None:
-        self._inner, self._study = inner, study
+        self._reseeded, self._study = reseeded, study
         self._dists = dict(dists)
         self._space = dict(space)
         self._points: list[dict[str, Any]] = []
 
+    @property
+    def _inner(self) -> Any:
+        return self._reseeded.inner
+
     def begin(self, k: int) -> None:
         """A batch of ``k`` trials starts (its sample ids claimed): draw its ``k`` points."""
+        if not self._space:
+            return  # drawn one trial at a time, each after its reseeding
         block = getattr(self._inner, "relative_points", None)
         if block is None:
             self._points = [self._inner.sample_relative(self._study, None, self._space)
@@ -62,15 +76,22 @@ class DirectSampler:
             self._points = block(self._study, self._space, k)
         self._points.reverse()
 
-    def ask(self, number: int, owner: str) -> DirectTrial:
-        """The next trial: its parameters as ``Trial._suggest`` resolves them (a single-valued
-        distribution's value, else the relative sample, else, for a sampled value outside
-        the distribution, the sampler's independent draw)."""
+    def ask(self, number: int, owner: str, n_done: int) -> DirectTrial:
+        """The next trial (``n_done``: the finished trials the worker's study holds, which
+        the sampler is reseeded from as before an ``ask``): its parameters as
+        ``Trial._suggest`` resolves them (a single-valued distribution's value, else the
+        relative sample, else the sampler's independent draw, in the distributions'
+        order)."""
         from optuna.distributions import _get_single_value
 
         start = datetime.datetime.now()
-        relative = (self._points.pop() if self._points else
-                    self._inner.sample_relative(self._study, None, self._space))
+        if self._space:
+            relative = (self._points.pop() if self._points else
+                        self._inner.sample_relative(self._study, None, self._space))
+        else:
+            self._reseeded.n_done = n_done
+            self._reseeded.before_trial(self._study, None)
+            relative = {}
         raw: dict[str, Any] = {}
         for name, dist in self._dists.items():
             if dist.single():
