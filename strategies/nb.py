@@ -395,14 +395,15 @@ def simulate(ohlc, entry, exit_, vol, fng, funding_rate, level_tp, level_sl, cfg
         # left to add: the bars until an exit is decided are a run of the same step
         if (simple_hold and in_lot and sell_kind == 0 and buy_kind == 0 and not st_on
                 and not lm_on and lot_tranches >= k):
-            (i, lot_low, lot_high, lot_peak, sell_reason, t_peak, t_worst, t_run, t_longest,
+            (i, lot_low, lot_high, lot_peak, reason, t_peak, t_worst, t_run, t_longest,
              t_held, t_bad) = _position_run(
                 ohlc, exit_, i, cash, lot_size, lot_cost, lot_entry, lot_low, lot_high,
                 lot_peak, sl, trail, tp, has_exit, x_cmp, x_thr, x_from, hold, equity,
                 cash_out, keep_cash, pos_out, track, t_peak, t_worst, t_run, t_longest,
                 t_held, t_bad)
-            if sell_reason >= 0:
+            if reason >= 0:  # decided at bar i's close: sold at the next open
                 sell_kind = 1
+                sell_reason = reason
             continue
         o = ohlc[i, 0]
         h = ohlc[i, 1]
