@@ -112,10 +112,12 @@ def _journal_backend(path: str) -> Any:
                     if number <= log_number_from:
                         continue
                     try:
-                        yield _journal_record(line)
-                    except ValueError as exc:
+                        record = _journal_record(line)
+                    except ValueError as exc:  # an error unless it is the last line
                         pending = exc
                         del offsets[number]
+                        continue
+                    yield record
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             data = b"".join(_journal_line(log) for log in logs)
