@@ -151,12 +151,12 @@ _SPECIAL = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-300])
        bad=st.integers(0, 5), start=st.integers(0, 3))
 def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, longest, bad,
                                             start):
-    """The kernel's run of idle bars (``nb._idle_run``: written at once, its path statistics
+    """The kernel's run of idle bars (``nb_runs._idle_run``: written at once, its path statistics
     added in closed form when every bar's equity is the same number) leaves the equity, the
     position and the statistics that ``_track`` bar by bar leaves: closes that make the
     equity NaN, a cash below or above the peak, a peak not yet set (-inf). (A zero peak is
     left out: the cash of a backtest is positive.)"""
-    from flushback.strategies import nb
+    from flushback.strategies import nb_runs
 
     n = len(closes) + start
     ohlc = np.ones((n, 4))
@@ -172,7 +172,7 @@ def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, long
     # the closes read, and (when they are all finite) not read: CFG_CLOSES_FINITE
     for finite in {False, bool(np.isfinite(ohlc[:, 3]).all())}:
         eq, pos, cash_out = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7.0)
-        got = nb._idle_run(ohlc, cash, -1, start, n, eq, cash_out, True, pos, True,
+        got = nb_runs._idle_run(ohlc, cash, -1, start, n, eq, cash_out, True, pos, True,
                            peak, worst, run, longest, 3, bad, finite)
         assert np.array_equal(eq[start:], want_eq, equal_nan=True)
         assert (eq[:start] == -7.0).all()
@@ -187,11 +187,11 @@ def test_an_idle_run_is_its_bars_one_by_one(cash, closes, peak, worst, run, long
        i=st.integers(0, 32), cmp=st.integers(0, 4), thr=st.floats(-5, 5),
        start=st.integers(-2, 40))
 def test_the_next_firing_bar_is_the_first_bar_that_fires(line, i, cmp, thr, start):
-    """``nb._next_fire`` (the scan for the end of an idle run) is the first bar from ``i``
-    on where ``nb._fires`` is true, for every comparison, NaN levels and warm-up starts."""
-    from flushback.strategies import nb
+    """``nb_runs._next_fire`` (the scan for the end of an idle run) is the first bar from ``i``
+    on where ``nb_runs._fires`` is true, for every comparison, NaN levels and warm-up starts."""
+    from flushback.strategies import nb_runs
 
     a = np.array(line, dtype=np.float64)
     i = min(i, len(a))
-    want = next((j for j in range(i, len(a)) if nb._fires(a, j, cmp, thr, start)), len(a))
-    assert nb._next_fire(a, i, cmp, thr, start) == want
+    want = next((j for j in range(i, len(a)) if nb_runs._fires(a, j, cmp, thr, start)), len(a))
+    assert nb_runs._next_fire(a, i, cmp, thr, start) == want
