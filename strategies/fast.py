@@ -132,6 +132,11 @@ def funding_code(funding: bool | str) -> float:
     return 1.0 if funding else 0.0
 
 
+def closes_finite(ohlc: np.ndarray) -> float:
+    """The kernel's ``CFG_CLOSES_FINITE`` for these bars: 1.0 when every close is finite."""
+    return float(np.isfinite(ohlc[:, 3]).all())
+
+
 def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
     """One kernel run over prepared arrays."""
     n = len(arrays.index)
@@ -140,7 +145,7 @@ def run_arrays(arrays: FastArrays, cfg_vector: np.ndarray) -> EngineResult:
     fills = np.empty((2 * n + 1, len(FILL_COLUMNS)))
     eq, cash_, pos = np.empty(n), np.empty(n), np.empty(n)
     cfg_vector = cfg_vector.copy()
-    cfg_vector[nb.CFG_CLOSES_FINITE] = float(np.isfinite(arrays.ohlc[:, 3]).all())
+    cfg_vector[nb.CFG_CLOSES_FINITE] = closes_finite(arrays.ohlc)
     nt, nf, status = nb.simulate(arrays.ohlc, arrays.line("entry"), arrays.line("exit"),
                                  arrays.line("vol"), arrays.line("fng"),
                                  arrays.line("funding_rate"), arrays.line("level_tp"),

@@ -118,8 +118,9 @@ class FastTrials:
         self.ohlc = np.ascontiguousarray(window[["open", "high", "low", "close"]].to_numpy(
             dtype=np.float64))
         self.bar_hours = bar_hours(window)
-        #: the kernel's CFG_CLOSES_FINITE for this window
-        self._closes_finite = float(np.isfinite(self.ohlc[:, 3]).all())
+        from flushback.strategies.fast import closes_finite
+
+        self._closes_finite = closes_finite(self.ohlc)  # the kernel's CFG_CLOSES_FINITE
         self.funding: np.ndarray | None
         if spec.costs.funding == "settlements":
             from flushback.backtests.run.runner import funding_line
@@ -232,9 +233,10 @@ class FastTrials:
 
         base = {**fixed, **{k: _first_value(d) for k, d in dists.items()}}
         plans: list[tuple[list[str], list[tuple[Any, ...]]]] = []
+        tables = self._sections({})[0]
         for name in (n for n in self.spec.signals if n in ("entry", "exit")):
             try:
-                form = build_signal(self._sections({})[0][name]).threshold_form()
+                form = build_signal(tables[name]).threshold_form()
             except ConfigError:
                 return 0
             if form is None:
